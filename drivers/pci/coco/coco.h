@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Interface between the Rust core of coco.ko (coco_main.rs) and its C part
+ * (coco_sysfs.c), which holds what Rust cannot express as statics: sysfs
+ * attribute groups built by the DEVICE_ATTR_* macros.
+ *
+ * The Rust side declares the C functions in an extern block and defines the
+ * coco_rs_* callbacks with #[no_mangle]: keep both sides in sync with this file.
+ */
+#ifndef _DRIVERS_PCI_COCO_H
+#define _DRIVERS_PCI_COCO_H
+
+#include <linux/types.h>
+
+struct device;
+
+/* Attributes of the "coco" group; the Rust side matches these values. */
+enum coco_attr {
+	COCO_ATTR_SPDM_VERSIONS = 0,
+	COCO_ATTR_DOE_FEATURES = 1,
+	COCO_ATTR_STATUS = 2,
+};
+
+/* C part, called from Rust. */
+int coco_sysfs_add(struct device *dev);
+void coco_sysfs_remove(struct device *dev);
+
+/* Rust part, called from sysfs callbacks. */
+ssize_t coco_rs_attr_show(struct device *dev, unsigned int attr, char *buf,
+			  size_t len);
+int coco_rs_rescan(struct device *dev);
+
+#endif /* _DRIVERS_PCI_COCO_H */

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! coco: PCIe device security core.
+//!
+//! Keeps per-device state for every PCI function whose DOE mailbox supports CMA/SPDM (PCI-SIG
+//! vendor 1, type 1), probes it asynchronously (DOE discovery, SPDM GET_VERSION) and follows
+//! hotplug through a PCI bus notifier. Results are exposed under
+//! `/sys/bus/pci/devices/<BDF>/coco/` (Documentation/ABI/testing/sysfs-bus-pci-coco).
+//!
+//! Protocol encoding and parsing live in the project's `no_std` crates under `rust/`, compiled
+//! into this module unchanged.
+
+use core::{
+    ffi::{c_int, c_uint, c_ulong, c_void},
+    ptr::{null_mut, NonNull},
+    sync::atomic::{AtomicPtr, Ordering},
+};
+use kernel::{
+    bindings, device,
+    prelude::*,
+    sync::{new_mutex, Arc, Mutex},
+    types::Opaque,
+};
+
+mod cocodev;
+
+use cocodev::CocoDev;
+
+// The protocol crates are shared with the userspace tools: their parsers are exercised by cargo
+// tests and proptest on the host. Items used by later features are not dead code there.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/doe/src/doe.rs"]
+mod doe;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/spdm/src/spdm.rs"]
+mod spdm;
+
+module! {
+    type: Coco,
+    name: "coco",
+    authors: ["The coco developers"],
+    description: "PCIe device security: CMA/SPDM over DOE",
+    license: "GPL",
+}
+
+// C part of the module (coco_sysfs.c, prototypes in coco.h).
+extern "C" {
+    fn coco_sysfs_add(dev: *mut bindings::device) -> c_int;
+    fn coco_sysfs_remove(dev: *mut bindings::device);
+}
+
+/// The module instance, reachable from sysfs callbacks while the module is loaded.
+static REGISTRY: AtomicPtr<Coco> = AtomicPtr::new(null_mut());
+
+/// The module: the registry of tracked devices and the bus notifier that keeps it current.
+#[pin_data(PinnedDrop)]
+struct Coco {
+    #[pin]
+    nb: Opaque<bindings::notifier_block>,
+    /// Tracked devices. Never held across sysfs group removal or a protocol run: sysfs callbacks
+    /// take it to look a device up.
+    #[pin]
+    devices: Mutex<KVec<Arc<CocoDev>>>,
+    notifier_registered: bool,
+}
+
+impl kernel::InPlaceModule for Coco {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            nb <- Opaque::new(bindings::notifier_block {
+                notifier_call: Some(coco_bus_notify),
+                next: null_mut(),
+                priority: 0,
+            }),
+            devices <- new_mutex!(KVec::new()),
+            notifier_registered: false,
+        })
+        .pin_chain(|this| {
+            // SAFETY: Only `notifier_registered` is changed; nothing is moved out of `this`.
+            let this = unsafe { this.get_unchecked_mut() };
+            REGISTRY.store(core::ptr::from_mut(this), Ordering::Release);
+            // SAFETY: `this.nb` is a valid notifier block that stays at this address until
+            // `PinnedDrop` unregisters it; `pci_bus_type` is a static of the PCI core.
+            let ret = unsafe {
+                bindings::bus_register_notifier(&raw const bindings::pci_bus_type, this.nb.get())
+            };
+            if ret != 0 {
+                pr_err!("cannot register the PCI bus notifier: {}\n", ret);
+                return Err(Error::from_errno(ret));
+            }
+            this.notifier_registered = true;
+            this.scan();
+            Ok(())
+        })
+    }
+}
+
+impl Coco {
+    /// Adds every PCI function present now; later ones arrive through the notifier.
+    fn scan(&self) {
+        // SAFETY: Serialises the walk against hot-removal, so that each function found is live
+        // (its DEL notification cannot run before we have added it).
+        unsafe { bindings::pci_lock_rescan_remove() };
+        let mut pdev: *mut bindings::pci_dev = null_mut();
+        loop {
+            // SAFETY: `pci_get_device()` drops the reference on `pdev` (or accepts NULL) and
+            // returns the next function with a reference held, or NULL at the end.
+            pdev = unsafe { bindings::pci_get_device(c_uint::MAX, c_uint::MAX, pdev) };
+            let Some(p) = NonNull::new(pdev) else {
+                break;
+            };
+            // SAFETY: `p` is a live function (rescan/remove lock held) with a reference held.
+            unsafe { self.add(p) };
+        }
+        // SAFETY: Taken above.
+        unsafe { bindings::pci_unlock_rescan_remove() };
+    }
+
+    /// Starts tracking `pdev` if it has a CMA/SPDM DOE mailbox and is not tracked yet.
+    ///
+    /// # Safety
+    ///
+    /// `pdev` must be a live PCI function whose `BUS_NOTIFY_DEL_DEVICE` notification has not been
+    /// delivered.
+    unsafe fn add(&self, pdev: NonNull<bindings::pci_dev>) {
+        // SAFETY: `pdev` is valid by the safety requirements; `dev` is embedded in it.
+        let raw = unsafe { &raw mut (*pdev.as_ptr()).dev };
+        let mut devices = self.devices.lock();
+        if devices.iter().any(|d| d.is(raw)) {
+            return;
+        }
+        // SAFETY: `raw` is a valid `struct device` embedded in a live `struct pci_dev`.
+        let cd = match unsafe { CocoDev::new(raw) } {
+            Ok(Some(cd)) => cd,
+            Ok(None) => return,
+            Err(e) => {
+                // SAFETY: As above.
+                let dev = unsafe { device::Device::from_raw(raw) };
+                dev_err!(dev, "coco: cannot track device: {:?}\n", e);
+                return;
+            }
+        };
+        if let Err(e) = devices.push(cd.clone(), GFP_KERNEL) {
+            dev_err!(cd.dev(), "coco: cannot track device: {:?}\n", e);
+            return;
+        }
+        drop(devices);
+        // SAFETY: `raw` is live; the group is removed in `CocoDev::teardown()`.
+        let ret = unsafe { coco_sysfs_add(raw) };
+        if ret != 0 {
+            dev_warn!(cd.dev(), "coco: cannot create sysfs files: {}\n", ret);
+        } else {
+            cd.set_sysfs_added();
+        }
+        cd.start_probe();
+    }
+
+    /// Stops tracking the device whose `struct device` is `raw`, if it is tracked.
+    fn remove(&self, raw: *mut bindings::device) {
+        let cd = {
+            let mut devices = self.devices.lock();
+            let Some(pos) = devices.iter().position(|d| d.is(raw)) else {
+                return;
+            };
+            devices.remove(pos)
+        };
+        if let Ok(cd) = cd {
+            cd.teardown();
+        }
+    }
+
+    /// Looks up the tracked device whose `struct device` is `raw`.
+    fn find(&self, raw: *mut bindings::device) -> Option<Arc<CocoDev>> {
+        self.devices.lock().iter().find(|d| d.is(raw)).cloned()
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Coco {
+    fn drop(self: Pin<&mut Self>) {
+        if self.notifier_registered {
+            // SAFETY: Registered in `init` with the same bus and block.
+            unsafe {
+                bindings::bus_unregister_notifier(&raw const bindings::pci_bus_type, self.nb.get())
+            };
+        }
+        // No notification runs any more; tear the devices down outside the registry lock,
+        // because removing their sysfs files waits for callbacks that take it.
+        let devices = core::mem::take(&mut *self.devices.lock());
+        for cd in devices.into_iter() {
+            cd.teardown();
+        }
+        REGISTRY.store(null_mut(), Ordering::Release);
+    }
+}
+
+/// Returns the module instance.
+fn registry() -> Option<&'static Coco> {
+    let p = REGISTRY.load(Ordering::Acquire);
+    // SAFETY: `REGISTRY` points to the pinned module instance from its initialisation until its
+    // drop, which removes every sysfs file (draining their callbacks) and unregisters the notifier
+    // before clearing it.
+    unsafe { p.as_ref() }
+}
+
+/// PCI bus notifier: follows functions as they are added and removed.
+///
+/// # Safety
+///
+/// Called by the driver core with `data` pointing to the `struct device` concerned.
+unsafe extern "C" fn coco_bus_notify(
+    _nb: *mut bindings::notifier_block,
+    action: c_ulong,
+    data: *mut c_void,
+) -> c_int {
+    let Some(coco) = registry() else {
+        return bindings::NOTIFY_DONE as c_int;
+    };
+    let raw = data.cast::<bindings::device>();
+    match u32::try_from(action) {
+        Ok(bindings::bus_notifier_event_BUS_NOTIFY_ADD_DEVICE) => {
+            // SAFETY: This is the PCI bus, so `raw` is embedded in a `struct pci_dev`, which is
+            // being added and cannot be deleted before this notification returns.
+            let pdev = unsafe { kernel::container_of!(raw, bindings::pci_dev, dev) };
+            if let Some(pdev) = NonNull::new(pdev) {
+                // SAFETY: See above.
+                unsafe { coco.add(pdev) };
+            }
+        }
+        Ok(bindings::bus_notifier_event_BUS_NOTIFY_DEL_DEVICE) => coco.remove(raw),
+        _ => {}
+    }
+    bindings::NOTIFY_DONE as c_int
+}
+
+/// sysfs read of one of the `coco/` attributes (see `enum coco_attr` in coco.h).
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to and `buf` is valid for writes of `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_attr_show(
+    dev: *mut bindings::device,
+    attr: c_uint,
+    buf: *mut u8,
+    len: usize,
+) -> isize {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: `buf` is valid for `len` bytes by the safety requirements (sysfs passes a page).
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
+    match cd.show(attr, out) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// sysfs write to `coco/rescan`: re-runs the probe exchanges synchronously.
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_rescan(dev: *mut bindings::device) -> c_int {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno();
+    };
+    match cd.probe() {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}

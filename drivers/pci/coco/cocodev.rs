@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-device state of coco.ko and the probe exchanges over the CMA/SPDM DOE mailbox.
+
+use crate::{doe, spdm};
+use core::{
+    ffi::c_uint,
+    fmt::Write,
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, Ordering},
+};
+use kernel::{
+    bindings, device,
+    pci::{self, doe as pcidoe},
+    prelude::*,
+    sync::{aref::ARef, new_mutex, Arc, Mutex},
+    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+};
+
+/// Most DOE features a mailbox may report before discovery is considered broken (the index is a
+/// byte, so a well-behaved mailbox cannot report more than 256).
+const MAX_FEATURES: usize = 64;
+
+/// Response buffer for GET_VERSION: header, reserved, count and up to 255 version entries, plus
+/// one dword so that an oversized (truncated) response is detected.
+const VERSION_RSP_SIZE: usize = 4 + 2 + 2 * 255 + 4 + 4;
+
+/// sysfs attributes, matching `enum coco_attr` in coco.h.
+const ATTR_SPDM_VERSIONS: c_uint = 0;
+const ATTR_DOE_FEATURES: c_uint = 1;
+const ATTR_STATUS: c_uint = 2;
+
+/// A (vendor, type) DOE feature reported by discovery.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Feature {
+    pub(crate) vendor: u16,
+    pub(crate) object_type: u8,
+}
+
+/// Why a probe failed: a reason for the log and the status file, and the errno for writers.
+#[derive(Clone, Copy)]
+pub(crate) struct Failure {
+    pub(crate) reason: &'static str,
+    pub(crate) err: Error,
+    /// SPDM error code, when the device answered with an SPDM ERROR.
+    pub(crate) spdm_error: Option<u8>,
+}
+
+impl Failure {
+    const fn new(reason: &'static str, err: Error) -> Self {
+        Self {
+            reason,
+            err,
+            spdm_error: None,
+        }
+    }
+}
+
+/// Outcome of the last probe.
+enum Status {
+    /// Not probed yet.
+    Pending,
+    /// The device answered discovery and GET_VERSION.
+    Ready,
+    /// The last probe failed; nothing it produced is shown.
+    Failed(Failure),
+}
+
+/// What the last successful probe found. Replaced as a whole, never updated in place.
+struct State {
+    status: Status,
+    features: KVec<Feature>,
+    /// VERSION entries as the device sent them (major [15:12], minor [11:8], update, alpha).
+    versions: KVec<u16>,
+}
+
+/// The `struct device` of a tracked function, used for sysfs group add/remove.
+struct RawDev(NonNull<bindings::device>);
+
+// SAFETY: The pointer is only passed to sysfs functions, which may be called from any thread; the
+// device stays allocated because `CocoDev::pdev` holds a reference.
+unsafe impl Send for RawDev {}
+// SAFETY: See `Send`; the pointer itself is never mutated.
+unsafe impl Sync for RawDev {}
+
+/// Per-device state of a PCI function with a CMA/SPDM DOE mailbox.
+#[pin_data]
+pub(crate) struct CocoDev {
+    pdev: ARef<pci::Device>,
+    raw: RawDev,
+    /// The mailbox also supports secured CMA/SPDM (type 2).
+    secured_cma: bool,
+    /// Set before teardown; no exchange starts afterwards.
+    removed: AtomicBool,
+    sysfs_added: AtomicBool,
+    /// Serialises protocol runs on the device.
+    #[pin]
+    op: Mutex<()>,
+    /// Results of the last probe; held only briefly (sysfs reads).
+    #[pin]
+    state: Mutex<State>,
+    #[pin]
+    work: Work<CocoDev>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for CocoDev { self.work }
+}
+
+impl WorkItem for CocoDev {
+    type Pointer = Arc<CocoDev>;
+
+    fn run(this: Arc<CocoDev>) {
+        // The outcome is logged and stored by `probe()`.
+        let _ = this.probe();
+    }
+}
+
+impl CocoDev {
+    /// Creates the state for the function whose `struct device` is `raw`, or returns `None` if it
+    /// has no CMA/SPDM DOE mailbox.
+    ///
+    /// # Safety
+    ///
+    /// `raw` must be the `struct device` of a live PCI function whose `BUS_NOTIFY_DEL_DEVICE`
+    /// notification has not been delivered.
+    pub(crate) unsafe fn new(raw: *mut bindings::device) -> Result<Option<Arc<Self>>> {
+        let nn = NonNull::new(raw).ok_or(EINVAL)?;
+        // SAFETY: `raw` is a valid device by the safety requirements.
+        let dev = unsafe { device::Device::from_raw(raw) };
+        let pdev: &pci::Device = dev.try_into()?;
+        // SAFETY: The mailbox is only used within this function, and the function is live.
+        let cma = unsafe { pdev.doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA) };
+        if cma.is_none() {
+            return Ok(None);
+        }
+        // SAFETY: As above.
+        let secured_cma = unsafe {
+            pdev.doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_SECURED_CMA)
+        }
+        .is_some();
+        let cd = Arc::pin_init(
+            pin_init!(CocoDev {
+                pdev: pdev.into(),
+                raw: RawDev(nn),
+                secured_cma,
+                removed: AtomicBool::new(false),
+                sysfs_added: AtomicBool::new(false),
+                op <- new_mutex!(()),
+                state <- new_mutex!(State {
+                    status: Status::Pending,
+                    features: KVec::new(),
+                    versions: KVec::new(),
+                }),
+                work <- new_work!("CocoDev::work"),
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(Some(cd))
+    }
+
+    /// Whether this is the state of the device `raw`.
+    pub(crate) fn is(&self, raw: *mut bindings::device) -> bool {
+        self.raw.0.as_ptr() == raw
+    }
+
+    /// The generic device, for logging.
+    pub(crate) fn dev(&self) -> &device::Device {
+        self.pdev.as_ref()
+    }
+
+    pub(crate) fn set_sysfs_added(&self) {
+        self.sysfs_added.store(true, Ordering::Release);
+    }
+
+    /// Queues the asynchronous first probe: device discovery never blocks enumeration.
+    pub(crate) fn start_probe(self: &Arc<Self>) {
+        // The work item is queued only here, once per device, so it cannot be pending already.
+        let _ = workqueue::system_unbound().enqueue(self.clone());
+    }
+
+    /// Stops all use of the device: called when it is removed or the module unloads.
+    ///
+    /// On return no exchange is running or will start, and the sysfs files are gone.
+    pub(crate) fn teardown(&self) {
+        self.removed.store(true, Ordering::Release);
+        if self.sysfs_added.swap(false, Ordering::AcqRel) {
+            // SAFETY: The group was added to this live device; removal waits for running
+            // callbacks, which see `removed` from now on.
+            unsafe { crate::coco_sysfs_remove(self.raw.0.as_ptr()) };
+        }
+        // SAFETY: `self.work` was initialised by `new_work!`; flushing waits for a queued or
+        // running probe, which returns early once `removed` is set.
+        unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
+    }
+
+    /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION) and stores the outcome.
+    pub(crate) fn probe(&self) -> Result {
+        let _op = self.op.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return Err(ENODEV);
+        }
+        // SAFETY: `teardown()` sets `removed` before the device's DEL notification returns and
+        // then waits for this function (sysfs drain, work flush); `removed` was clear above with
+        // `op` held, so the mailbox outlives this call.
+        let mb = unsafe {
+            self.pdev
+                .doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA)
+        }
+        .ok_or(ENODEV)?;
+
+        let result = discover(&mb).and_then(|features| Ok((features, get_version(&mb)?)));
+        let mut state = self.state.lock();
+        match result {
+            Ok((features, versions)) => {
+                dev_info!(
+                    self.dev(),
+                    "coco: DOE features {}; SPDM versions {}; secured CMA {}\n",
+                    FeatureList(&features),
+                    VersionList(&versions),
+                    if self.secured_cma { "yes" } else { "no" }
+                );
+                *state = State {
+                    status: Status::Ready,
+                    features,
+                    versions,
+                };
+                Ok(())
+            }
+            Err(f) => {
+                match f.spdm_error {
+                    Some(code) => dev_err!(
+                        self.dev(),
+                        "coco: probe failed: {}: {} ({:?})\n",
+                        f.reason,
+                        spdm::error_code_name(code),
+                        f.err
+                    ),
+                    None => dev_err!(self.dev(), "coco: probe failed: {} ({:?})\n", f.reason, f.err),
+                }
+                // A failed run shows nothing of an earlier success.
+                *state = State {
+                    status: Status::Failed(f),
+                    features: KVec::new(),
+                    versions: KVec::new(),
+                };
+                Err(f.err)
+            }
+        }
+    }
+
+    /// Formats attribute `attr` into `out`; returns the length written.
+    pub(crate) fn show(&self, attr: c_uint, out: &mut [u8]) -> Result<usize> {
+        let state = self.state.lock();
+        let mut w = SliceWriter { buf: out, len: 0 };
+        let r = match attr {
+            ATTR_SPDM_VERSIONS => writeln!(w, "{}", VersionList(&state.versions)),
+            ATTR_DOE_FEATURES => writeln!(w, "{}", FeatureList(&state.features)),
+            ATTR_STATUS => match state.status {
+                Status::Pending => writeln!(w, "pending"),
+                Status::Ready => writeln!(w, "ok"),
+                Status::Failed(f) => writeln!(w, "error: {}", f.reason),
+            },
+            _ => return Err(EINVAL),
+        };
+        r.map_err(|_| EOVERFLOW)?;
+        Ok(w.len)
+    }
+}
+
+/// Exchanges one DOE object on the CMA mailbox's `ty` feature.
+fn exchange(mb: &pcidoe::Mailbox<'_>, ty: u8, req: &[u8], rsp: &mut [u8]) -> Result<usize, Failure> {
+    mb.exchange(pcidoe::VENDOR_PCI_SIG, ty, req, rsp).map_err(|e| {
+        if e == ETIMEDOUT {
+            Failure::new("DOE exchange timed out (no answer from the device)", e)
+        } else {
+            Failure::new("DOE exchange failed", e)
+        }
+    })
+}
+
+/// Lists the mailbox's features with DOE discovery.
+fn discover(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<Feature>, Failure> {
+    let mut features = KVec::new();
+    let mut index = 0u8;
+    for _ in 0..MAX_FEATURES {
+        let req = doe::encode_discovery_request(index);
+        let mut rsp = Aligned([0u8; 8]);
+        let n = exchange(mb, pcidoe::FEATURE_DISCOVERY, &req, &mut rsp.0)?;
+        let payload = rsp.0.get(..n).unwrap_or(&[]);
+        let d = doe::decode_discovery_response(payload)
+            .map_err(|e| Failure::new(e.as_str(), EPROTO))?;
+        features
+            .push(
+                Feature {
+                    vendor: d.vendor,
+                    object_type: d.object_type,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| Failure::new("out of memory", ENOMEM))?;
+        if d.next_index == 0 {
+            return Ok(features);
+        }
+        if d.next_index <= index {
+            return Err(Failure::new("DOE discovery index does not advance", EPROTO));
+        }
+        index = d.next_index;
+    }
+    Err(Failure::new("DOE discovery reports too many features", EPROTO))
+}
+
+/// Asks the device for its SPDM versions (GET_VERSION) and returns the VERSION entries.
+fn get_version(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<u16>, Failure> {
+    let mut req = [0u8; 4];
+    let len = spdm::encode_get_version(&mut req)
+        .map_err(|_| Failure::new("cannot encode GET_VERSION", EINVAL))?;
+    let mut rsp = KVec::from_elem(0u8, VERSION_RSP_SIZE, GFP_KERNEL)
+        .map_err(|_| Failure::new("out of memory", ENOMEM))?;
+    let n = exchange(mb, pcidoe::FEATURE_CMA, req.get(..len).unwrap_or(&[]), &mut rsp)?;
+    if n >= VERSION_RSP_SIZE {
+        return Err(Failure::new("VERSION response too long", EPROTO));
+    }
+    let rsp = rsp.get(..n).unwrap_or(&[]);
+    if let Ok(e) = spdm::parse_error_response(rsp) {
+        return Err(Failure {
+            spdm_error: Some(e.code),
+            ..Failure::new("device answered GET_VERSION with an SPDM ERROR", EPROTO)
+        });
+    }
+    let v = spdm::parse_version_response(rsp).map_err(|e| Failure::new(e.as_str(), EPROTO))?;
+    let mut versions = KVec::new();
+    for e in v.entries() {
+        versions
+            .push(e.raw(), GFP_KERNEL)
+            .map_err(|_| Failure::new("out of memory", ENOMEM))?;
+    }
+    Ok(versions)
+}
+
+/// A DOE payload buffer aligned for the DOE core's dword accesses.
+#[repr(C, align(4))]
+struct Aligned<const N: usize>([u8; N]);
+
+/// Formats VERSION entries as "major.minor" separated by spaces.
+struct VersionList<'a>(&'a [u16]);
+
+impl kernel::fmt::Display for VersionList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}.{}", v >> 12, (v >> 8) & 0xf)?;
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Display for VersionList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        kernel::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Formats DOE features as "vvvv:tt" separated by spaces.
+struct FeatureList<'a>(&'a [Feature]);
+
+impl kernel::fmt::Display for FeatureList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, x) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{:04x}:{:02x}", x.vendor, x.object_type)?;
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Display for FeatureList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        kernel::fmt::Display::fmt(self, f)
+    }
+}
+
+/// `core::fmt::Write` into a byte slice; fails instead of truncating.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[kunit_tests(coco)]
+mod tests {
+    use super::*;
+
+    fn render(attr: impl core::fmt::Display) -> Result<KVec<u8>> {
+        let mut buf = KVec::from_elem(0u8, 64, GFP_KERNEL)?;
+        let mut w = SliceWriter {
+            buf: &mut buf,
+            len: 0,
+        };
+        write!(w, "{}", attr).map_err(|_| EOVERFLOW)?;
+        let len = w.len;
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    #[test]
+    fn version_list_format() -> Result {
+        assert_eq!(&render(VersionList(&[0x1000, 0x1100, 0x1200, 0x1300]))?[..], b"1.0 1.1 1.2 1.3");
+        assert_eq!(&render(VersionList(&[]))?[..], b"");
+        Ok(())
+    }
+
+    #[test]
+    fn feature_list_format() -> Result {
+        let f = [
+            Feature { vendor: 1, object_type: 0 },
+            Feature { vendor: 1, object_type: 2 },
+        ];
+        assert_eq!(&render(FeatureList(&f))?[..], b"0001:00 0001:02");
+        Ok(())
+    }
+
+    #[test]
+    fn slice_writer_refuses_overflow() {
+        let mut buf = [0u8; 4];
+        let mut w = SliceWriter { buf: &mut buf, len: 0 };
+        assert!(write!(w, "abcd").is_ok());
+        assert!(write!(w, "e").is_err());
+        assert_eq!(w.len, 4);
+    }
+
+    #[test]
+    fn spdm_codec_in_kernel() {
+        // The shared codec behaves the same when built with the kernel's flags.
+        let mut req = [0u8; 4];
+        assert_eq!(spdm::encode_get_version(&mut req).ok(), Some(4));
+        assert_eq!(req, [0x10, 0x84, 0, 0]);
+        let rsp = [0x10u8, 0x04, 0, 0, 0, 2, 0x00, 0x12, 0x00, 0x13];
+        let v = spdm::parse_version_response(&rsp);
+        assert!(v.is_ok());
+        if let Ok(v) = v {
+            let mut it = v.entries();
+            assert_eq!(it.next().map(|e| e.raw()), Some(0x1200));
+            assert_eq!(it.next().map(|e| e.raw()), Some(0x1300));
+            assert!(it.next().is_none());
+        }
+        // A count larger than the entries present is refused.
+        assert!(spdm::parse_version_response(&rsp[..8]).is_err());
+    }
+
+    #[test]
+    fn doe_discovery_in_kernel() {
+        let d = doe::decode_discovery_response(&[0x01, 0x00, 0x02, 0x00]);
+        assert!(matches!(
+            d,
+            Ok(doe::DiscoveryResponse { vendor: 1, object_type: 2, next_index: 0 })
+        ));
+        assert!(doe::decode_discovery_response(&[0x01, 0x00]).is_err());
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# mkinitramfs.sh OUT MODULE_DIR KSRC: builds the rig's base initramfs
+# (busybox, coco.ko, the kselftests and the kernel's KTAP helpers) as a gzip'd
+# newc cpio at OUT. The per-run configuration is a second archive appended by
+# qemu-run.sh.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+out=$1 moddir=$2 ksrc=$3
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,coco,lib/modules,kselftest/coco,kselftest/kselftest}
+cp /bin/busybox "$stage/bin/busybox"
+cp "$COCO_ROOT/scripts/guest/init" "$stage/init"
+chmod 755 "$stage/init"
+find "$moddir" -name '*.ko' -exec cp {} "$stage/lib/modules/" \;
+[ -f "$stage/lib/modules/coco.ko" ] || die "coco.ko not found in $moddir"
+
+sel=$COCO_ROOT/tools/testing/selftests/coco
+cp "$ksrc/tools/testing/selftests/kselftest/ktap_helpers.sh" "$stage/kselftest/kselftest/"
+if [ -d "$sel" ]; then
+	cp -r "$sel"/. "$stage/kselftest/coco/"
+	# The run order is TEST_PROGS in the kselftest Makefile.
+	awk '/^TEST_PROGS[ \t]*[:+]?=/ { sub(/^TEST_PROGS[ \t]*[:+]?=/, ""); on = 1 }
+		on { c = sub(/\\$/, ""); printf "%s ", $0; if (!c) on = 0 }' \
+		"$sel/Makefile" | tr -s ' \t' '\n' | sed '/^$/d' >"$stage/kselftest/coco/order"
+	[ -s "$stage/kselftest/coco/order" ] || die "no TEST_PROGS in $sel/Makefile"
+fi
+(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$out.tmp"
+mv "$out.tmp" "$out"

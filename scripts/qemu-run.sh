@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the coco rig: installs what is missing, builds what is stale, starts the
+# emulated endpoint(s), boots QEMU (q35, TCG) with one NVMe function with a DOE
+# mailbox per endpoint, loads coco.ko and prints what it found.
+#
+#   scripts/qemu-run.sh [options] [-- CMD...]
+#
+#   --endpoints N        number of emulated endpoints / NVMe functions (default 1)
+#   --external-port P    use an already running responder on localhost:P instead
+#                        of starting the project's endpoint (repeatable: one
+#                        NVMe function per port)
+#   --shell              interactive shell on the serial console
+#   --test               run KUnit + the kselftests; last line "rig: N passed, N failed"
+#   --timeout S          watchdog: end a run that takes longer (default 900 s)
+#   --log-dir D          keep the console and endpoint logs in D
+#   --no-setup           do not run scripts/setup.sh (needs root) first
+#   --verbose            print the whole console and the QEMU command line
+#   -- CMD...            run CMD in the guest after coco.ko is loaded, print its
+#                        output and exit with its status
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+endpoints=1 mode=summary timeout=900 setup=1 verbose=() logdir=() ext=() cmd=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--endpoints) endpoints=$2; shift 2 ;;
+	--external-port) ext+=(--external-port "$2"); shift 2 ;;
+	--shell) mode=shell; shift ;;
+	--test) mode=test; shift ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--log-dir) mkdir -p "$2"; logdir=(--log-dir "$(cd "$2" && pwd)"); shift 2 ;;
+	--no-setup) setup=0; shift ;;
+	--verbose) verbose=(--verbose); shift ;;
+	--) shift; cmd=("$@"); mode=cmd; break ;;
+	-h | --help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+done
+[ "${#ext[@]}" -gt 0 ] && endpoints=$((${#ext[@]} / 2))
+
+if [ "$setup" = 1 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		"$COCO_ROOT/scripts/setup.sh"
+	else
+		warn "not root: skipping setup (scripts/setup.sh installs the prerequisites as root)"
+	fi
+fi
+
+KB=$("$COCO_ROOT/scripts/build-kernel.sh")
+(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-endpoint) || die "cannot build coco-endpoint"
+MODS=$("$COCO_ROOT/scripts/build-modules.sh")
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$COCO_ROOT/scripts/mkinitramfs.sh" "$work/base.cpio.gz" "$MODS" "$COCO_CACHE/src"
+
+# Per-run configuration, appended as a second cpio archive.
+mkdir -p "$work/cfg/coco"
+{
+	echo "COCO_MODE=$mode"
+	echo "COCO_ENDPOINTS=$endpoints"
+	echo "COCO_EXPECTED_VERSIONS='${COCO_EXPECTED_VERSIONS:-1.0 1.1 1.2 1.3}'"
+} >"$work/cfg/coco/run.env"
+if [ "$mode" = cmd ]; then
+	printf '%q ' "${cmd[@]}" >"$work/cfg/coco/cmd"
+	echo >>"$work/cfg/coco/cmd"
+fi
+(cd "$work/cfg" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/cfg.cpio"
+cat "$work/base.cpio.gz" "$work/cfg.cpio" >"$work/initrd"
+
+exec_rig=(python3 "$COCO_ROOT/scripts/rig.py" --kernel "$KB/arch/x86/boot/bzImage"
+	--initrd "$work/initrd" --mode "$mode" --endpoints "$endpoints" --timeout "$timeout"
+	--endpoint-bin "$COCO_ROOT/target/release/coco-endpoint" "${ext[@]}" "${logdir[@]}" "${verbose[@]}")
+"${exec_rig[@]}"

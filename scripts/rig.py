@@ -1,0 +1,419 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Host side of the coco QEMU rig.
+
+Starts the emulated endpoints (or uses external responders), boots the guest
+under TCG, serves the guest's requests to the host (hot-unplug, re-plug, kill
+an endpoint), enforces a watchdog, and turns what the guest prints into a
+verdict: KTAP results of the kselftests and of KUnit, plus a check that the
+kernel log holds no oops, KASAN, lockdep or kmemleak report.
+
+Called by scripts/qemu-run.sh; not meant to be run by hand.
+"""
+
+import argparse
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SPLATS = [
+    re.compile(p)
+    for p in (
+        r"BUG: KASAN",
+        r"BUG: kernel NULL pointer",
+        r"BUG: unable to handle",
+        r"BUG: sleeping function called from invalid context",
+        r"Oops:",
+        r"kernel BUG at",
+        r"WARNING: possible (circular|recursive) locking",
+        r"WARNING: (inconsistent lock state|suspicious RCU usage)",
+        r"WARNING: CPU: \d+ PID",
+        r"INFO: task .* blocked for more than",
+        r"Kernel panic",
+        r"rust_panic|panicked at",
+        r"unreferenced object 0x",
+        r"list_(add|del) corruption",
+    )
+]
+
+KTAP_RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+)\s*(.*)$")
+
+
+def log(msg):
+    print(f"rig: {msg}", file=sys.stderr, flush=True)
+
+
+class Endpoint:
+    """One emulated endpoint process (one per device, so that one can be killed alone)."""
+
+    def __init__(self, binary, index, workdir):
+        self.index = index
+        self.port_file = os.path.join(workdir, f"endpoint{index}.port")
+        self.log_path = os.path.join(workdir, f"endpoint{index}.log")
+        self.killed = False
+        self.proc = subprocess.Popen(
+            [binary, "--count", "1", "--persist", "--port-file", self.port_file, "--log", self.log_path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path + ".stderr", "w"),
+            start_new_session=True,
+        )
+        self.port = self._wait_port()
+
+    def _wait_port(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"endpoint {self.index} exited at start (status {self.proc.returncode}); see {self.log_path}")
+            try:
+                with open(self.port_file) as f:
+                    text = f.read().split()
+                if text:
+                    return int(text[0])
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"endpoint {self.index} did not report its port within 10 s")
+
+    def kill(self):
+        self.killed = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Rig:
+    def __init__(self, args):
+        self.args = args
+        self.workdir = tempfile.mkdtemp(prefix="coco-rig.")
+        self.endpoints = []
+        self.ports = []
+        self.qemu = None
+        self.monitor_path = os.path.join(self.workdir, "monitor.sock")
+        self.failures = []
+        self.passed = 0
+        self.failed = 0
+        self.skipped = 0
+        self.console = []
+        self.cmd_status = None
+        self.saw_end = False
+        self.dmesg = []
+        self.in_dmesg = False
+        self.current = None  # test program (or "kunit") whose KTAP is being read
+        self.current_results = 0
+        self.current_failed = 0
+
+    # ---- endpoints -------------------------------------------------------
+    def start_endpoints(self):
+        if self.args.external_port:
+            self.ports = list(self.args.external_port)
+            log(f"using external responder(s) on port(s) {', '.join(map(str, self.ports))}")
+            return
+        for i in range(self.args.endpoints):
+            ep = Endpoint(self.args.endpoint_bin, i, self.workdir)
+            self.endpoints.append(ep)
+            self.ports.append(ep.port)
+        log(f"started {len(self.endpoints)} endpoint(s) on port(s) {', '.join(map(str, self.ports))}")
+
+    # ---- qemu ------------------------------------------------------------
+    def device_args(self, i):
+        return f"nvme,id=coco-nvme{i},bus=coco-rp{i},serial=coco{i},spdm_port={self.ports[i]}"
+
+    def qemu_cmd(self, interactive):
+        a = self.args
+        cmdline = "console=ttyS0 panic=-1 oops=panic loglevel=4 kmemleak=on " + a.append
+        cmd = [
+            "qemu-system-x86_64",
+            "-machine", "q35",
+            "-accel", "tcg",
+            "-cpu", "max",
+            "-smp", str(a.smp),
+            "-m", a.memory,
+            "-display", "none",
+            "-no-reboot",
+            "-kernel", a.kernel,
+            "-initrd", a.initrd,
+            "-append", cmdline,
+            "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
+        ]
+        cmd += ["-serial", "mon:stdio" if interactive else "stdio"]
+        for i in range(len(self.ports)):
+            cmd += ["-device", f"pcie-root-port,id=coco-rp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
+            cmd += ["-device", self.device_args(i)]
+        return cmd
+
+    def monitor(self, command):
+        """Sends one HMP command to QEMU's monitor and returns its reply."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            s.connect(self.monitor_path)
+            s.recv(4096)  # banner and prompt
+            s.sendall(command.encode() + b"\n")
+            time.sleep(0.5)
+            reply = s.recv(4096).decode(errors="replace")
+        finally:
+            s.close()
+        return reply
+
+    def host_request(self, line):
+        parts = line.split()
+        if len(parts) < 2:
+            log(f"malformed host request: {line!r}")
+            return
+        req, argv = parts[1], parts[2:]
+        try:
+            if req == "device_del" and argv:
+                log(f"guest asks: device_del {argv[0]}")
+                self.monitor(f"device_del {argv[0]}")
+            elif req == "device_add" and argv:
+                i = int(argv[0])
+                log(f"guest asks: device_add endpoint {i}")
+                reply = self.monitor(f"device_add {self.device_args(i)}")
+                if "Error" in reply or "error" in reply:
+                    log(f"device_add failed: {reply.strip()}")
+            elif req == "kill_endpoint" and argv:
+                i = int(argv[0])
+                if i < len(self.endpoints):
+                    log(f"guest asks: kill endpoint {i} (port {self.endpoints[i].port})")
+                    self.endpoints[i].kill()
+                else:
+                    log(f"cannot kill endpoint {i}: not started by the rig")
+            else:
+                log(f"unknown host request: {line!r}")
+        except (OSError, ValueError) as e:
+            log(f"host request {line!r} failed: {e}")
+
+    def check_endpoints(self):
+        for ep in self.endpoints:
+            if not ep.killed and ep.proc.poll() is not None:
+                ep.killed = True
+                self.fail(
+                    f"endpoint {ep.index} (port {ep.port}) exited unexpectedly with status "
+                    f"{ep.proc.returncode}: the guest's DOE exchanges with it will fail (log: {ep.log_path})"
+                )
+
+    def fail(self, msg):
+        self.failures.append(msg)
+        log(f"FAIL: {msg}")
+
+    def run(self):
+        interactive = self.args.mode == "shell"
+        cmd = self.qemu_cmd(interactive)
+        if self.args.verbose:
+            log("qemu: " + " ".join(cmd))
+        if interactive:
+            self.qemu = subprocess.Popen(cmd)
+            return self.qemu.wait()
+        self.qemu = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        start = time.monotonic()
+        buf = b""
+        last_line = ""
+        fd = self.qemu.stdout.fileno()
+        console_log = open(os.path.join(self.args.log_dir, "console.log"), "w") if self.args.log_dir else None
+        while True:
+            elapsed = time.monotonic() - start
+            if elapsed > self.args.timeout:
+                self.fail(f"watchdog: the guest did not finish within {self.args.timeout} s (last line: {last_line!r})")
+                self.qemu.kill()
+                break
+            r, _, _ = select.select([fd], [], [], 0.5)
+            self.check_endpoints()
+            if not r:
+                if self.qemu.poll() is not None:
+                    break
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                line = raw.decode(errors="replace").rstrip("\r")
+                last_line = line
+                self.console.append(line)
+                if console_log:
+                    console_log.write(line + "\n")
+                self.on_line(line)
+        self.qemu.wait()
+        if console_log:
+            console_log.close()
+        if not self.saw_end:
+            self.fail(f"the guest stopped before finishing (qemu status {self.qemu.returncode}, last line: {last_line!r})")
+        return 0
+
+    # ---- guest output ----------------------------------------------------
+    def on_line(self, line):
+        if line.startswith("@@coco-host "):
+            self.host_request(line)
+            return
+        if line.startswith("@@coco-end"):
+            self.saw_end = True
+        m = re.match(r"@@coco-cmd-exit (\d+)", line)
+        if m:
+            self.cmd_status = int(m.group(1))
+            return
+        if line.startswith("@@coco-"):
+            self.marker(line)
+            return
+        if self.in_dmesg:
+            self.dmesg.append(line)
+            return
+        if self.args.mode in ("cmd", "summary") or self.args.verbose:
+            print(line, flush=True)
+        elif self.current is not None:
+            print(line, flush=True)
+            self.ktap(line)
+        else:
+            # Kernel messages at warning level and above reach the console live.
+            if any(p.search(line) for p in SPLATS):
+                print(line, flush=True)
+
+    def marker(self, line):
+        word = line.split()[0]
+        if word == "@@coco-test-begin":
+            self.current = line.split()[1] if len(line.split()) > 1 else "?"
+            self.current_results = 0
+            self.current_failed = 0
+            print(f"# {self.current}", flush=True)
+        elif word == "@@coco-test-end":
+            parts = line.split()
+            rc = parts[2] if len(parts) > 2 else "?"
+            if self.current and self.current_results == 0:
+                self.failed += 1
+                self.fail(f"{self.current}: reported no KTAP result (exit status {rc})")
+            elif rc not in ("0", "4"):
+                # kselftest: 0 pass, 4 skip; a failing check already counted itself.
+                if self.current_failed == 0:
+                    self.failed += 1
+                    self.fail(f"{self.current}: exited with status {rc} without a failing check")
+            self.current = None
+            self.current_failed = 0
+        elif word == "@@coco-dmesg-begin":
+            self.in_dmesg = True
+        elif word == "@@coco-dmesg-end":
+            self.in_dmesg = False
+        elif word in ("@@coco-summary", "@@coco-boot", "@@coco-kunit-begin", "@@coco-kunit-end"):
+            if word == "@@coco-kunit-begin":
+                self.current = "kunit"
+                self.current_results = 0
+                self.current_failed = 0
+            elif word == "@@coco-kunit-end":
+                if self.current_results == 0:
+                    self.failed += 1
+                    self.fail("kunit: the coco suite reported no results (did KUnit run at module load?)")
+                self.current = None
+
+    def ktap(self, line):
+        m = KTAP_RESULT.match(line)
+        if not m:
+            return
+        indent, verdict, _num, rest = m.groups()
+        if self.current == "kunit":
+            # Count test cases (nested results) and not the suite line.
+            if len(indent) == 0:
+                return
+        elif len(indent) != 0:
+            return
+        self.current_results += 1
+        if "# SKIP" in rest:
+            self.skipped += 1
+        elif verdict == "ok":
+            self.passed += 1
+        else:
+            self.failed += 1
+            self.current_failed += 1
+            self.fail(f"{self.current}: {rest.strip()}")
+
+    def check_kernel_log(self):
+        """One check over the whole kernel log of the run: no crash or debug report."""
+        text = self.dmesg if self.dmesg else self.console
+        hits = [l for l in text if any(p.search(l) for p in SPLATS)]
+        if hits:
+            self.failed += 1
+            self.fail("kernel log has crash/debug reports:\n    " + "\n    ".join(hits[:20]))
+        else:
+            self.passed += 1
+            print("ok - kernel log: no oops, KASAN, lockdep, kmemleak or WARN report", flush=True)
+
+    def cleanup(self):
+        if self.qemu and self.qemu.poll() is None:
+            self.qemu.kill()
+            self.qemu.wait()
+        for ep in self.endpoints:
+            ep.stop()
+        if self.args.log_dir:
+            for ep in self.endpoints:
+                for p in (ep.log_path, ep.log_path + ".stderr"):
+                    if os.path.exists(p):
+                        shutil.copy(p, self.args.log_dir)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--initrd", required=True)
+    p.add_argument("--mode", choices=("summary", "cmd", "shell", "test"), default="summary")
+    p.add_argument("--endpoints", type=int, default=1)
+    p.add_argument("--endpoint-bin")
+    p.add_argument("--external-port", type=int, action="append")
+    p.add_argument("--timeout", type=int, default=900)
+    p.add_argument("--smp", type=int, default=2)
+    p.add_argument("--memory", default="2G")
+    p.add_argument("--append", default="")
+    p.add_argument("--log-dir")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args()
+
+    rig = Rig(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    status = 0
+    try:
+        rig.start_endpoints()
+        rig.run()
+        if args.mode == "shell":
+            return 0
+        if args.mode == "test":
+            rig.check_kernel_log()
+            for f in rig.failures:
+                print(f"# failure: {f}", flush=True)
+            print(f"rig: {rig.passed} passed, {rig.failed} failed, {rig.skipped} skipped", flush=True)
+            status = 1 if rig.failed or rig.failures else 0
+        else:
+            if rig.failures:
+                for f in rig.failures:
+                    print(f"rig: {f}", file=sys.stderr)
+                status = 1
+            if args.mode == "cmd":
+                status = rig.cmd_status if rig.cmd_status is not None else 1
+    except RuntimeError as e:
+        log(f"error: {e}")
+        status = 1
+    except KeyboardInterrupt:
+        status = 130
+    finally:
+        rig.cleanup()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+//! `coco-endpoint`: emulated CMA/SPDM endpoints for QEMU's `spdm_port` socket.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use clap::{ArgGroup, Parser};
+use coco_endpoint::{
+    fault_for, parse_version_list, serve, Fault, FaultSpec, Logger, Responder, SessionEnd,
+};
+use coco_spdm::VersionEntry;
+
+const ABOUT: &str = "Emulated PCIe CMA/SPDM endpoint(s) serving QEMU's spdm_port socket";
+
+const LONG_ABOUT: &str = "\
+Emulated PCIe CMA/SPDM endpoint(s) serving QEMU's spdm_port socket.
+
+QEMU's device option spdm_port=N (e.g. -device nvme,...,spdm_port=N) makes QEMU connect as a TCP \
+client to 127.0.0.1:N when the device is created (QEMU fails to start if nothing listens) and \
+forward every CMA/SPDM data object the guest writes to the device's DOE mailbox. Each message, in \
+both directions, is a 12-byte header of three big-endian u32 - command, transport type, payload \
+size - followed by the payload. Commands: NORMAL=0x1 (one exchange), TEST=0xDEAD, \
+SHUTDOWN=0xFFFE (sent by QEMU when the device goes away; no reply is read). Transport PCI_DOE=2: \
+the payload is one whole DOE data object, its 8-byte DOE header included, and so is the reply, \
+which QEMU accepts up to 4608 bytes. QEMU waits for the reply with the VM's device emulation \
+blocked, so an endpoint always answers with a well-formed frame; faults are injected inside the \
+DOE payload (or, with no-answer, by deliberately never answering).
+
+Each endpoint listens on its own 127.0.0.1 port and serves one connection at a time. GET_VERSION \
+is answered with VERSION listing --versions; every other SPDM request with ERROR \
+UnsupportedRequest (param2 = the request code); a malformed DOE object (bad length, wrong vendor, \
+unknown type, SPDM message too short) with ERROR InvalidRequest in a CMA object; DOE discovery \
+objects with the discovery response (QEMU answers discovery itself). TEST is echoed; an unknown \
+socket command gets an UNKNOWN (0xFFFF) reply with an empty payload; a message announcing more than \
+1 MiB closes the connection. SHUTDOWN is answered with an empty SHUTDOWN message.
+
+Without --persist an endpoint finishes when its first connection ends (SHUTDOWN, EOF or error) \
+and the process exits 0 once every endpoint has finished. With --persist endpoints accept new \
+connections forever. Log lines start with coco-endpoint[<index>:<port>]: (index = 0-based \
+endpoint number; process-wide lines use coco-endpoint[*:*]:). Exit status: 0 when all endpoints \
+finished, 1 on a runtime error (cannot listen, cannot write the port file), 2 on bad usage.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  coco-endpoint --port 2323
+  coco-endpoint --count 2 --port-file /tmp/ports --log /tmp/endpoint.log
+  coco-endpoint --count 3 --versions 1.2,1.3 --fault 2:no-answer";
+
+#[derive(Debug, Parser)]
+#[command(name = "coco-endpoint", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(group(ArgGroup::new("endpoints").required(true).args(["ports", "count"])))]
+struct Args {
+    /// Listen on 127.0.0.1:PORT for one endpoint; repeat for more endpoints (0 = any free port)
+    #[arg(long = "port", value_name = "PORT")]
+    ports: Vec<u16>,
+
+    /// Open N endpoints on free ephemeral ports (see --port-file)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    count: Option<u16>,
+
+    /// After all listeners are bound, write their ports to PATH, one per line in endpoint order
+    /// (written to a temporary file and renamed, so readers never see a partial file)
+    #[arg(long, value_name = "PATH")]
+    port_file: Option<PathBuf>,
+
+    /// SPDM versions offered in VERSION, in this order (MAJOR.MINOR[.UPDATE], comma-separated)
+    #[arg(long, value_name = "LIST", default_value = "1.0,1.1,1.2,1.3", value_parser = versions_parser)]
+    versions: Versions,
+
+    /// Append log lines to PATH instead of standard error
+    #[arg(long, value_name = "PATH")]
+    log: Option<PathBuf>,
+
+    /// Keep accepting new connections after a connection ends (the process then runs until killed)
+    #[arg(long)]
+    persist: bool,
+
+    /// Inject a fault: KIND for all endpoints or INDEX:KIND for endpoint INDEX (0-based); repeatable,
+    /// per-endpoint specs win. KIND: none, no-answer (read requests, never reply), garbage (reply a
+    /// well-formed DOE object with a random payload)
+    #[arg(long = "fault", value_name = "[INDEX:]KIND")]
+    faults: Vec<FaultSpec>,
+}
+
+/// The parsed `--versions` list.
+#[derive(Debug, Clone)]
+struct Versions(Vec<VersionEntry>);
+
+fn versions_parser(s: &str) -> Result<Versions, String> {
+    parse_version_list(s).map(Versions)
+}
+
+/// Writes `ports` to `path` atomically: a temporary file in the same directory, then rename.
+fn write_port_file(path: &Path, ports: &[u16]) -> io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut text = String::new();
+    for port in ports {
+        text.push_str(&format!("{port}\n"));
+    }
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Runs one endpoint: accept a connection, serve it, repeat if `persist`.
+fn run_endpoint(
+    index: usize,
+    port: u16,
+    listener: TcpListener,
+    versions: Vec<VersionEntry>,
+    fault: Fault,
+    persist: bool,
+    logger: Arc<Logger>,
+) {
+    let log = |msg: &str| logger.line(&index, &port, msg);
+    log(&format!(
+        "listening on 127.0.0.1:{port}, fault {fault}{}",
+        if persist { ", persistent" } else { "" }
+    ));
+    loop {
+        let (mut stream, peer) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) => {
+                log(&format!("accept failed: {e}; retrying"));
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        log(&format!("connection from {peer}"));
+        let mut responder = Responder::new(versions.clone(), fault);
+        let end = serve(&mut stream, &mut responder, &mut |msg: &str| log(msg));
+        let how = match end {
+            SessionEnd::Shutdown => "shutdown",
+            SessionEnd::Closed => "closed",
+            SessionEnd::Failed => "failed",
+        };
+        log(&format!(
+            "connection {how} after {} requests",
+            responder.requests()
+        ));
+        if !persist {
+            log("endpoint finished");
+            return;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+
+    let logger = Arc::new(match &args.log {
+        None => Logger::new(Box::new(io::stderr())),
+        Some(path) => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => Logger::new(Box::new(f)),
+            Err(e) => {
+                eprintln!(
+                    "coco-endpoint[*:*]: cannot open log file {}: {e}",
+                    path.display()
+                );
+                return ExitCode::from(1);
+            }
+        },
+    });
+
+    let requested: Vec<u16> = match args.count {
+        Some(n) => vec![0; usize::from(n)],
+        None => args.ports.clone(),
+    };
+    if let Some(bad) = args
+        .faults
+        .iter()
+        .filter_map(|f| f.index)
+        .find(|&i| i >= requested.len())
+    {
+        eprintln!(
+            "coco-endpoint[*:*]: --fault names endpoint {bad}, but there are only {} endpoints",
+            requested.len()
+        );
+        return ExitCode::from(2);
+    }
+
+    let mut listeners = Vec::new();
+    for (index, &want) in requested.iter().enumerate() {
+        match TcpListener::bind((Ipv4Addr::LOCALHOST, want)) {
+            Ok(l) => match l.local_addr() {
+                Ok(addr) => listeners.push((l, addr.port())),
+                Err(e) => {
+                    logger.line(
+                        &index,
+                        &want,
+                        &format!("cannot read the bound address: {e}"),
+                    );
+                    return ExitCode::from(1);
+                }
+            },
+            Err(e) => {
+                logger.line(
+                    &index,
+                    &want,
+                    &format!("cannot listen on 127.0.0.1:{want}: {e}"),
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let ports: Vec<u16> = listeners.iter().map(|(_, p)| *p).collect();
+
+    if let Some(path) = &args.port_file {
+        if let Err(e) = write_port_file(path, &ports) {
+            logger.line(
+                &"*",
+                &"*",
+                &format!("cannot write port file {}: {e}", path.display()),
+            );
+            return ExitCode::from(1);
+        }
+    }
+
+    let mut handles = Vec::new();
+    for (index, (listener, port)) in listeners.into_iter().enumerate() {
+        let versions = args.versions.0.clone();
+        let fault = fault_for(&args.faults, index);
+        let logger_for_thread = Arc::clone(&logger);
+        let persist = args.persist;
+        let spawned = thread::Builder::new()
+            .name(format!("endpoint-{index}"))
+            .spawn(move || {
+                run_endpoint(
+                    index,
+                    port,
+                    listener,
+                    versions,
+                    fault,
+                    persist,
+                    logger_for_thread,
+                )
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                // A bound listener nobody accepts on would hang QEMU: give up entirely.
+                logger.line(
+                    &index,
+                    &port,
+                    &format!("cannot start the endpoint thread: {e}"),
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
+
+    let mut ok = true;
+    for handle in handles {
+        if handle.join().is_err() {
+            logger.line(&"*", &"*", "an endpoint thread panicked");
+            ok = false;
+        }
+    }
+    if !ok {
+        return ExitCode::from(1);
+    }
+    logger.line(&"*", &"*", "all endpoints finished");
+    ExitCode::SUCCESS
+}
