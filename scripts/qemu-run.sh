@@ -19,6 +19,10 @@
 #   --verbose            print the whole console and the QEMU command line
 #   -- CMD...            run CMD in the guest after coco.ko is loaded, print its
 #                        output and exit with its status
+#
+# Environment: COCO_CACHE (cache directory), COCO_ENDPOINT_BIN (use this
+# endpoint binary instead of building tools/testing/coco-endpoint),
+# COCO_EXPECTED_VERSIONS (versions the tests expect, default "1.0 1.1 1.2 1.3")
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -34,7 +38,7 @@ while [ $# -gt 0 ]; do
 	--no-setup) setup=0; shift ;;
 	--verbose) verbose=(--verbose); shift ;;
 	--) shift; cmd=("$@"); mode=cmd; break ;;
-	-h | --help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
@@ -49,7 +53,10 @@ if [ "$setup" = 1 ]; then
 fi
 
 KB=$("$COCO_ROOT/scripts/build-kernel.sh")
-(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-endpoint) || die "cannot build coco-endpoint"
+if [ -z "${COCO_ENDPOINT_BIN:-}" ]; then
+	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-endpoint) || die "cannot build coco-endpoint"
+	COCO_ENDPOINT_BIN=$COCO_ROOT/target/release/coco-endpoint
+fi
 MODS=$("$COCO_ROOT/scripts/build-modules.sh")
 
 work=$(mktemp -d)
@@ -67,10 +74,10 @@ if [ "$mode" = cmd ]; then
 	printf '%q ' "${cmd[@]}" >"$work/cfg/coco/cmd"
 	echo >>"$work/cfg/coco/cmd"
 fi
-(cd "$work/cfg" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/cfg.cpio"
+(cd "$work/cfg" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$work/cfg.cpio"
 cat "$work/base.cpio.gz" "$work/cfg.cpio" >"$work/initrd"
 
 exec_rig=(python3 "$COCO_ROOT/scripts/rig.py" --kernel "$KB/arch/x86/boot/bzImage"
 	--initrd "$work/initrd" --mode "$mode" --endpoints "$endpoints" --timeout "$timeout"
-	--endpoint-bin "$COCO_ROOT/target/release/coco-endpoint" "${ext[@]}" "${logdir[@]}" "${verbose[@]}")
+	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${logdir[@]}" "${verbose[@]}")
 "${exec_rig[@]}"

@@ -11,12 +11,12 @@
 //! into this module unchanged.
 
 use core::{
-    ffi::{c_int, c_uint, c_ulong, c_void},
     ptr::{null_mut, NonNull},
     sync::atomic::{AtomicPtr, Ordering},
 };
 use kernel::{
     bindings, device,
+    ffi::{c_int, c_uint, c_ulong, c_void},
     prelude::*,
     sync::{new_mutex, Arc, Mutex},
     types::Opaque,
@@ -34,6 +34,9 @@ mod doe;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/spdm.rs"]
 mod spdm;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/spdm/src/auth.rs"]
+mod auth;
 
 module! {
     type: Coco,
@@ -43,7 +46,10 @@ module! {
     license: "GPL",
 }
 
-// C part of the module (coco_sysfs.c, prototypes in coco.h).
+// C part of the module (coco_sysfs.c, prototypes in coco.h). `struct device` is only passed by
+// pointer; rustc's FFI-safety lint trips over a zero-sized field deep inside it, as it does for the
+// generated bindings.
+#[allow(improper_ctypes)]
 extern "C" {
     fn coco_sysfs_add(dev: *mut bindings::device) -> c_int;
     fn coco_sysfs_remove(dev: *mut bindings::device);
@@ -63,6 +69,12 @@ struct Coco {
     devices: Mutex<KVec<Arc<CocoDev>>>,
     notifier_registered: bool,
 }
+
+// SAFETY: `nb` is only touched by the notifier chain, which serialises (un)registration and
+// calls internally; everything else is behind `devices`' mutex or immutable after init.
+unsafe impl Send for Coco {}
+// SAFETY: See `Send`.
+unsafe impl Sync for Coco {}
 
 impl kernel::InPlaceModule for Coco {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
@@ -135,7 +147,7 @@ impl Coco {
             Ok(None) => return,
             Err(e) => {
                 // SAFETY: As above.
-                let dev = unsafe { device::Device::from_raw(raw) };
+                let dev: &device::Device = unsafe { device::Device::from_raw(raw) };
                 dev_err!(dev, "coco: cannot track device: {:?}\n", e);
                 return;
             }

@@ -4,13 +4,13 @@
 
 use crate::{doe, spdm};
 use core::{
-    ffi::c_uint,
     fmt::Write,
     ptr::NonNull,
     sync::atomic::{AtomicBool, Ordering},
 };
 use kernel::{
     bindings, device,
+    ffi::c_uint,
     pci::{self, doe as pcidoe},
     prelude::*,
     sync::{aref::ARef, new_mutex, Arc, Mutex},
@@ -127,8 +127,8 @@ impl CocoDev {
     pub(crate) unsafe fn new(raw: *mut bindings::device) -> Result<Option<Arc<Self>>> {
         let nn = NonNull::new(raw).ok_or(EINVAL)?;
         // SAFETY: `raw` is a valid device by the safety requirements.
-        let dev = unsafe { device::Device::from_raw(raw) };
-        let pdev: &pci::Device = dev.try_into()?;
+        let dev: &device::Device = unsafe { device::Device::from_raw(raw) };
+        let pdev = <&pci::Device>::try_from(dev)?;
         // SAFETY: The mailbox is only used within this function, and the function is live.
         let cma = unsafe { pdev.doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA) };
         if cma.is_none() {

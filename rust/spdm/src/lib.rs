@@ -1,8 +1,18 @@
 //! DMTF SPDM (DSP0274) message codec.
 //!
-//! This crate root is deliberately thin: all code lives in `spdm.rs`, which the
-//! kernel module also compiles directly (`#[path = ".../rust/spdm/src/spdm.rs"] mod spdm;`)
-//! with only `core` available. See that file for the API and its documentation.
+//! This crate root is deliberately thin: all code lives in `spdm.rs` (header, codes,
+//! GET_VERSION/VERSION, ERROR, RESPOND_IF_READY) and `auth.rs` (the authentication messages,
+//! certificate chains, transcript and signing prefix), which the kernel module also compiles
+//! directly, as sibling modules of its crate root with the same names:
+//!
+//! ```text
+//! #[path = ".../rust/spdm/src/spdm.rs"] mod spdm;
+//! #[path = ".../rust/spdm/src/auth.rs"] mod auth;
+//! ```
+//!
+//! `auth.rs` refers to the codec as `crate::spdm`, which resolves identically in both builds.
+//! Only `core` is available to either file. The items of `spdm.rs` are re-exported at the root
+//! of this crate; those of `auth.rs` live in [`auth`].
 //!
 //! The lints below enforce, in the cargo build, the rules the kernel build relies on:
 //! no `unsafe`, no allocation, and no code path that can panic (no indexing, no
@@ -30,3 +40,5 @@
 
 mod spdm;
 pub use spdm::*;
+
+pub mod auth;

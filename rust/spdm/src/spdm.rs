@@ -4,8 +4,11 @@
 //! bits [3:0], e.g. 0x12 for 1.2), RequestResponseCode, Param1, Param2. Request codes have
 //! bit 7 set; the matching response code is the request code with bit 7 clear; ERROR is 0x7F.
 //!
-//! Implemented so far: the header, all request/response/error code constants, GET_VERSION and
-//! VERSION (both directions) with version negotiation, and ERROR (both directions).
+//! This file holds the header, all request/response/error code constants, GET_VERSION and
+//! VERSION (both directions) with version negotiation, ERROR (both directions) and
+//! RESPOND_IF_READY (both directions). The authentication messages (GET_CAPABILITIES to
+//! CHALLENGE_AUTH), the certificate chain format, the transcript and the signing prefix live in
+//! the sibling module `auth` (`auth.rs`), which builds on this one as `crate::spdm`.
 //!
 //! # Transport padding
 //!
@@ -226,6 +229,31 @@ pub enum SpdmError {
     TooManyEntries,
     /// The output buffer is too small for the encoded message.
     BufferTooSmall,
+    /// A Length field (NEGOTIATE_ALGORITHMS, ALGORITHMS, certificate chain) does not match the
+    /// message, or exceeds the limit the specification sets.
+    InvalidLength,
+    /// A field holds a value the specification does not allow (a reserved capability encoding,
+    /// a DataTransferSize below the minimum, an opaque data length above 1024, ...).
+    InvalidField,
+    /// An algorithm structure table is malformed: unknown or repeated AlgType, types not in
+    /// increasing order, a FixedAlgCount other than 2, or too many extended algorithms.
+    InvalidAlgStruct,
+    /// A response selects more than one algorithm in a field that must hold at most one.
+    MultipleAlgorithms,
+    /// A response selects an algorithm the request did not offer.
+    AlgorithmNotOffered,
+    /// No algorithm was selected where one is required, or the two sides have none in common.
+    NoCommonAlgorithm,
+    /// The algorithm is not one this implementation knows the sizes of.
+    UnsupportedAlgorithm,
+    /// A certificate slot number above 7 (or a slot that the message says is not populated).
+    InvalidSlot,
+    /// A certificate chain is malformed (Length field, root hash, or no certificate).
+    BadCertChain,
+    /// A certificate is not a well-formed definite-length DER SEQUENCE.
+    BadDer,
+    /// A response does not match its request (slot, requested length, requester context, ...).
+    Mismatch,
 }
 
 impl SpdmError {
@@ -240,6 +268,17 @@ impl SpdmError {
             SpdmError::TrailingBytes => "unexpected bytes after the SPDM message",
             SpdmError::TooManyEntries => "more than 255 version entries",
             SpdmError::BufferTooSmall => "output buffer too small for the SPDM message",
+            SpdmError::InvalidLength => "SPDM length field inconsistent with the message",
+            SpdmError::InvalidField => "invalid value in an SPDM message field",
+            SpdmError::InvalidAlgStruct => "malformed SPDM algorithm structure table",
+            SpdmError::MultipleAlgorithms => "SPDM response selects more than one algorithm",
+            SpdmError::AlgorithmNotOffered => "SPDM response selects an algorithm not offered",
+            SpdmError::NoCommonAlgorithm => "no common SPDM algorithm",
+            SpdmError::UnsupportedAlgorithm => "unsupported SPDM algorithm",
+            SpdmError::InvalidSlot => "invalid SPDM certificate slot",
+            SpdmError::BadCertChain => "malformed SPDM certificate chain",
+            SpdmError::BadDer => "malformed DER certificate",
+            SpdmError::Mismatch => "SPDM response does not match the request",
         }
     }
 }
@@ -469,7 +508,7 @@ impl<'a> VersionResponse<'a> {
 }
 
 /// Accepts `rest` only if it is at most [`SPDM_MAX_TRANSPORT_PADDING`] zero bytes.
-fn check_padding(rest: &[u8]) -> Result<(), SpdmError> {
+pub(crate) fn check_padding(rest: &[u8]) -> Result<(), SpdmError> {
     if rest.len() > SPDM_MAX_TRANSPORT_PADDING || rest.iter().any(|&b| b != 0) {
         return Err(SpdmError::TrailingBytes);
     }
@@ -477,7 +516,7 @@ fn check_padding(rest: &[u8]) -> Result<(), SpdmError> {
 }
 
 /// Writes `bytes` to the start of `out` and returns how many were written.
-fn write_all<I: IntoIterator<Item = u8>>(
+pub(crate) fn write_all<I: IntoIterator<Item = u8>>(
     out: &mut [u8],
     len: usize,
     bytes: I,
@@ -694,6 +733,99 @@ pub fn encode_error_response_ext(
             .into_iter()
             .chain(extended.iter().copied()),
     )
+}
+
+impl ResponseNotReady {
+    /// The extended error data in wire order.
+    pub const fn to_bytes(self) -> [u8; SPDM_RESPONSE_NOT_READY_DATA_SIZE] {
+        [self.rdt_exponent, self.request_code, self.token, self.rdtm]
+    }
+
+    /// RDT, the time to wait before RESPOND_IF_READY: 2^RDTExponent microseconds (saturating at
+    /// `u64::MAX` for exponents of 64 and more).
+    pub fn wait_us(&self) -> u64 {
+        exponent_us(self.rdt_exponent)
+    }
+
+    /// WT_Max, the time after which the responder may drop the response:
+    /// RDT * RDTM microseconds (saturating).
+    pub fn max_wait_us(&self) -> u64 {
+        self.wait_us().saturating_mul(u64::from(self.rdtm))
+    }
+}
+
+/// 2^`exponent` microseconds, saturating at `u64::MAX`: the meaning of CTExponent and
+/// RDTExponent.
+pub fn exponent_us(exponent: u8) -> u64 {
+    1u64.checked_shl(u32::from(exponent)).unwrap_or(u64::MAX)
+}
+
+/// Writes an ERROR ResponseNotReady response with its 4 bytes of extended data and returns its
+/// size, 8.
+pub fn encode_response_not_ready(
+    version: SpdmVersion,
+    data: &ResponseNotReady,
+    out: &mut [u8],
+) -> Result<usize, SpdmError> {
+    encode_error_response_ext(
+        version,
+        SPDM_ERROR_RESPONSE_NOT_READY,
+        0,
+        &data.to_bytes(),
+        out,
+    )
+}
+
+/// Size of a RESPOND_IF_READY request.
+pub const SPDM_RESPOND_IF_READY_SIZE: usize = 4;
+
+/// A RESPOND_IF_READY request (header only): Param1 is the code of the request that got
+/// ResponseNotReady, Param2 the token from that error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RespondIfReady {
+    /// SPDMVersion of the request (the negotiated version).
+    pub version: SpdmVersion,
+    /// The original request code (ResponseNotReady's RequestCode).
+    pub request_code: u8,
+    /// The token from ResponseNotReady.
+    pub token: u8,
+}
+
+impl RespondIfReady {
+    /// The RESPOND_IF_READY that answers a ResponseNotReady error.
+    pub const fn for_error(version: SpdmVersion, not_ready: &ResponseNotReady) -> Self {
+        RespondIfReady {
+            version,
+            request_code: not_ready.request_code,
+            token: not_ready.token,
+        }
+    }
+}
+
+/// Writes a RESPOND_IF_READY request and returns its size, 4.
+pub fn encode_respond_if_ready(req: &RespondIfReady, out: &mut [u8]) -> Result<usize, SpdmError> {
+    let header = SpdmHeader {
+        version: req.version.as_byte(),
+        code: SPDM_RESPOND_IF_READY,
+        param1: req.request_code,
+        param2: req.token,
+    };
+    write_all(out, SPDM_RESPOND_IF_READY_SIZE, header.to_bytes())
+}
+
+/// Parses a RESPOND_IF_READY request (responder side). Any SPDMVersion is accepted (compare it
+/// with the negotiated one); up to 3 trailing zero bytes are tolerated.
+pub fn parse_respond_if_ready(buf: &[u8]) -> Result<RespondIfReady, SpdmError> {
+    let header = SpdmHeader::parse(buf)?;
+    if header.code != SPDM_RESPOND_IF_READY {
+        return Err(SpdmError::UnexpectedCode);
+    }
+    check_padding(buf.get(SPDM_RESPOND_IF_READY_SIZE..).unwrap_or(&[]))?;
+    Ok(RespondIfReady {
+        version: header.spdm_version(),
+        request_code: header.param1,
+        token: header.param2,
+    })
 }
 
 /// The response code that answers `request_code` (bit 7 cleared).
@@ -988,6 +1120,77 @@ mod tests {
         assert_eq!(parse_error_response(&[0x10]), Err(SpdmError::TooShort));
         let e = parse_error_response(&[0x12, 0x7F, SPDM_ERROR_LARGE_RESPONSE, 0, 9]).unwrap();
         assert_eq!(e.large_response_handle(), Some(9));
+    }
+
+    #[test]
+    fn respond_if_ready_roundtrip() {
+        let nr = ResponseNotReady {
+            rdt_exponent: 14,
+            request_code: SPDM_CHALLENGE,
+            token: 0x5a,
+            rdtm: 3,
+        };
+        assert_eq!(nr.wait_us(), 16384);
+        assert_eq!(nr.max_wait_us(), 3 * 16384);
+        assert_eq!(exponent_us(64), u64::MAX);
+        assert_eq!(exponent_us(0), 1);
+        let mut out = [0u8; 8];
+        let n = encode_response_not_ready(SpdmVersion::V1_2, &nr, &mut out).unwrap();
+        assert_eq!(&out[..n], &[0x12, 0x7F, 0x42, 0, 14, 0x83, 0x5a, 3]);
+        let e = parse_error_response(&out[..n]).unwrap();
+        assert_eq!(e.response_not_ready(), Some(nr));
+
+        let req = RespondIfReady::for_error(SpdmVersion::V1_2, &nr);
+        let n = encode_respond_if_ready(&req, &mut out).unwrap();
+        assert_eq!(&out[..n], &[0x12, 0xFF, 0x83, 0x5a]);
+        assert_eq!(parse_respond_if_ready(&out[..n]), Ok(req));
+        assert_eq!(
+            parse_respond_if_ready(&[0x12, 0xFF, 0x83, 0x5a, 0, 0]),
+            Ok(req)
+        );
+        assert_eq!(
+            parse_respond_if_ready(&[0x12, 0xFF, 0x83, 0x5a, 1]),
+            Err(SpdmError::TrailingBytes)
+        );
+        assert_eq!(
+            parse_respond_if_ready(&[0x12, 0xFE, 0x83, 0x5a]),
+            Err(SpdmError::UnexpectedCode)
+        );
+        assert_eq!(parse_respond_if_ready(&[0x12]), Err(SpdmError::TooShort));
+        assert_eq!(
+            encode_respond_if_ready(&req, &mut out[..3]),
+            Err(SpdmError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn error_strings_are_distinct() {
+        let all = [
+            SpdmError::TooShort,
+            SpdmError::UnexpectedCode,
+            SpdmError::UnexpectedVersion,
+            SpdmError::NoVersionEntries,
+            SpdmError::Truncated,
+            SpdmError::TrailingBytes,
+            SpdmError::TooManyEntries,
+            SpdmError::BufferTooSmall,
+            SpdmError::InvalidLength,
+            SpdmError::InvalidField,
+            SpdmError::InvalidAlgStruct,
+            SpdmError::MultipleAlgorithms,
+            SpdmError::AlgorithmNotOffered,
+            SpdmError::NoCommonAlgorithm,
+            SpdmError::UnsupportedAlgorithm,
+            SpdmError::InvalidSlot,
+            SpdmError::BadCertChain,
+            SpdmError::BadDer,
+            SpdmError::Mismatch,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! This crate implements the server side:
 //!
 //! * [`socket`]: the socket framing (12-byte big-endian header + payload).
-//! * [`responder`]: [`Responder`] maps one request DOE object to one reply DOE object.
+//! * [`pki`]: keys and certificates (root CA, intermediate CA, one leaf per slot).
+//! * [`responder`]: [`Responder`] maps one request DOE object to one reply DOE object: an SPDM
+//!   1.0-1.3 responder for device authentication, with fault injection ([`Fault`]).
 //! * [`session`]: [`serve`] runs one connection: framing, responder, SHUTDOWN, errors.
 //!
 //! The binary (`src/main.rs`) adds the command line, one listener thread per endpoint, the
@@ -19,6 +21,7 @@ use std::sync::Mutex;
 
 use coco_spdm::VersionEntry;
 
+pub mod pki;
 pub mod responder;
 pub mod session;
 pub mod socket;
@@ -27,7 +30,8 @@ pub use responder::{Reply, Responder};
 pub use session::{serve, SessionEnd};
 
 /// Fault injected by an endpoint (inside the DOE payload or by withholding replies; the socket
-/// framing is always correct, because QEMU cannot cope with a broken frame).
+/// framing is always correct, because QEMU cannot cope with a broken frame). See
+/// [`FAULT_HELP`] for what each does and what a requester sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fault {
     /// Behave correctly.
@@ -37,22 +41,117 @@ pub enum Fault {
     NoAnswer,
     /// Answer every request with a well-formed DOE object carrying random bytes.
     Garbage,
+    /// CHALLENGE_AUTH carries a corrupted signature.
+    BadSignature,
+    /// CHALLENGE_AUTH is signed over a transcript with another CHALLENGE nonce (a replay).
+    WrongNonce,
+    /// CHALLENGE_AUTH is cut short (half of the signature is missing).
+    Truncated,
+    /// CHALLENGE_AUTH is followed by 64 bytes that do not belong to it.
+    Oversized,
+    /// VERSION offers only versions no requester supports (0.9 and 2.0).
+    WrongVersion,
+    /// Every response after VERSION carries an SPDMVersion other than the negotiated one.
+    WrongHeaderVersion,
+    /// ALGORITHMS selects a BaseAsymAlgo the request did not offer.
+    UnsupportedAlgorithm,
+    /// DIGESTS does not match the certificate chains.
+    DigestMismatch,
+    /// The chains end in a freshly generated root, not the one written to the PKI directory.
+    UntrustedRoot,
+    /// The leaf certificates expired in 2001.
+    ExpiredLeaf,
+    /// The intermediate certificate is not signed by the root it names.
+    BrokenChain,
+    /// Every request is answered ERROR Busy this many times before it is served.
+    Busy(u32),
+    /// GET_DIGESTS, GET_CERTIFICATE and CHALLENGE get ERROR ResponseNotReady; the response
+    /// comes with RESPOND_IF_READY.
+    NotReady,
 }
 
+/// The `--fault` kinds, one per line: name and what it does. Shown by `--help`.
+pub const FAULT_HELP: &str = "\
+none                  behave correctly
+no-answer             read requests, never reply (the DOE exchange times out)
+garbage               reply to every request with a well-formed DOE object of random bytes
+bad-signature         CHALLENGE_AUTH signature corrupted (signature verification fails)
+wrong-nonce           CHALLENGE_AUTH signed over a transcript whose CHALLENGE carried another nonce, as a
+                      replayed response would be (signature verification fails). The Nonce field of
+                      CHALLENGE_AUTH is always the responder's own random value, as DSP0274 specifies
+truncated             CHALLENGE_AUTH cut short: half of the signature missing
+oversized             CHALLENGE_AUTH followed by 64 extra bytes
+wrong-version         VERSION lists only 0.9 and 2.0 (no common version)
+wrong-header-version  responses after VERSION carry a wrong SPDMVersion (negotiated + 1)
+unsupported-algorithm ALGORITHMS selects a BaseAsymAlgo the requester did not offer
+digest-mismatch       DIGESTS do not match the certificate chains GET_CERTIFICATE returns
+untrusted-root        chains end in a fresh root CA, not the one written to --pki-dir
+expired-leaf          leaf certificates valid 2000-01-01 to 2001-01-01 only
+broken-chain          intermediate certificate names the root as issuer but another key signed it
+busy[:N]              answer each request ERROR Busy N times (default 1), then serve it
+not-ready             GET_DIGESTS, GET_CERTIFICATE and CHALLENGE answered ERROR ResponseNotReady
+                      (RDTExponent 14 = 16 ms, RDTM 2); RESPOND_IF_READY then returns the response";
+
 impl Fault {
-    /// The name used on the command line.
+    /// The name used on the command line (without the count of `busy:N`).
     pub fn name(self) -> &'static str {
         match self {
             Fault::None => "none",
             Fault::NoAnswer => "no-answer",
             Fault::Garbage => "garbage",
+            Fault::BadSignature => "bad-signature",
+            Fault::WrongNonce => "wrong-nonce",
+            Fault::Truncated => "truncated",
+            Fault::Oversized => "oversized",
+            Fault::WrongVersion => "wrong-version",
+            Fault::WrongHeaderVersion => "wrong-header-version",
+            Fault::UnsupportedAlgorithm => "unsupported-algorithm",
+            Fault::DigestMismatch => "digest-mismatch",
+            Fault::UntrustedRoot => "untrusted-root",
+            Fault::ExpiredLeaf => "expired-leaf",
+            Fault::BrokenChain => "broken-chain",
+            Fault::Busy(_) => "busy",
+            Fault::NotReady => "not-ready",
+        }
+    }
+
+    /// Every fault kind (with `busy:1`), for tests and help.
+    pub const ALL: [Fault; 16] = [
+        Fault::None,
+        Fault::NoAnswer,
+        Fault::Garbage,
+        Fault::BadSignature,
+        Fault::WrongNonce,
+        Fault::Truncated,
+        Fault::Oversized,
+        Fault::WrongVersion,
+        Fault::WrongHeaderVersion,
+        Fault::UnsupportedAlgorithm,
+        Fault::DigestMismatch,
+        Fault::UntrustedRoot,
+        Fault::ExpiredLeaf,
+        Fault::BrokenChain,
+        Fault::Busy(1),
+        Fault::NotReady,
+    ];
+
+    /// The broken certificate chain this fault asks for.
+    pub fn chain_fault(self) -> pki::ChainFault {
+        match self {
+            Fault::UntrustedRoot => pki::ChainFault::UntrustedRoot,
+            Fault::ExpiredLeaf => pki::ChainFault::ExpiredLeaf,
+            Fault::BrokenChain => pki::ChainFault::BrokenChain,
+            _ => pki::ChainFault::None,
         }
     }
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            Fault::Busy(n) => write!(f, "busy:{n}"),
+            other => f.write_str(other.name()),
+        }
     }
 }
 
@@ -60,14 +159,22 @@ impl FromStr for Fault {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(Fault::None),
-            "no-answer" => Ok(Fault::NoAnswer),
-            "garbage" => Ok(Fault::Garbage),
-            _ => Err(format!(
-                "unknown fault '{s}' (known: none, no-answer, garbage)"
-            )),
+        if let Some(n) = s.strip_prefix("busy:") {
+            return n
+                .parse::<u32>()
+                .map(Fault::Busy)
+                .map_err(|_| format!("bad count in fault '{s}' (busy:N, N a number)"));
         }
+        if s == "busy" {
+            return Ok(Fault::Busy(1));
+        }
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown fault '{s}' (known: {})", names.join(", "))
+            })
     }
 }
 
@@ -84,22 +191,75 @@ impl FromStr for FaultSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.split_once(':') {
-            Some((index, kind)) => {
-                let index = index
-                    .parse::<usize>()
-                    .map_err(|_| format!("bad endpoint index '{index}' in fault '{s}'"))?;
-                Ok(FaultSpec {
-                    index: Some(index),
-                    fault: kind.parse()?,
-                })
-            }
-            None => Ok(FaultSpec {
-                index: None,
-                fault: s.parse()?,
-            }),
-        }
+        let (index, kind) = split_index(s)?;
+        Ok(FaultSpec {
+            index,
+            fault: kind.parse()?,
+        })
     }
+}
+
+/// Splits an optional leading `INDEX:` (a decimal endpoint number) off a command line value.
+pub fn split_index(s: &str) -> Result<(Option<usize>, &str), String> {
+    match s.split_once(':') {
+        Some((index, rest)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+            let index = index
+                .parse::<usize>()
+                .map_err(|_| format!("bad endpoint index '{index}' in '{s}'"))?;
+            Ok((Some(index), rest))
+        }
+        _ => Ok((None, s)),
+    }
+}
+
+/// A `--key` argument: `KIND` for every endpoint or `INDEX:KIND` for one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Endpoint index, or `None` for all endpoints.
+    pub index: Option<usize>,
+    /// The key type.
+    pub key: pki::KeyKind,
+}
+
+impl FromStr for KeySpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (index, kind) = split_index(s)?;
+        Ok(KeySpec {
+            index,
+            key: kind.parse()?,
+        })
+    }
+}
+
+/// The key type of endpoint `index`: the last `INDEX:KIND` for it, else the last global
+/// `KIND`, else `default`.
+pub fn key_for(specs: &[KeySpec], index: usize, default: pki::KeyKind) -> pki::KeyKind {
+    specs
+        .iter()
+        .rev()
+        .find(|s| s.index == Some(index))
+        .or_else(|| specs.iter().rev().find(|s| s.index.is_none()))
+        .map_or(default, |s| s.key)
+}
+
+/// Parses a comma-separated slot list such as `0,1` (each 0 to 7, no duplicates).
+pub fn parse_slot_list(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',') {
+        let slot = item
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|v| *v <= 7)
+            .ok_or_else(|| format!("bad slot '{item}': slots are 0 to 7"))?;
+        if out.contains(&slot) {
+            return Err(format!("slot {slot} listed twice"));
+        }
+        out.push(slot);
+    }
+    Ok(out)
 }
 
 /// The fault of endpoint `index`: the last `INDEX:KIND` for it, else the last global `KIND`,
@@ -202,8 +362,43 @@ mod tests {
         assert_eq!(fault_for(&specs, 1), Fault::NoAnswer);
         assert_eq!(fault_for(&specs, 2), Fault::None);
         assert_eq!(fault_for(&[], 0), Fault::None);
-        for f in [Fault::None, Fault::NoAnswer, Fault::Garbage] {
+        for f in Fault::ALL {
             assert_eq!(f.to_string().parse::<Fault>(), Ok(f));
+            assert!(FAULT_HELP.contains(f.name()), "{f} not documented");
+        }
+        assert_eq!("busy:5".parse::<Fault>(), Ok(Fault::Busy(5)));
+        assert_eq!("busy".parse::<Fault>(), Ok(Fault::Busy(1)));
+        assert!("busy:x".parse::<Fault>().is_err());
+        assert_eq!(
+            "2:busy:3".parse::<FaultSpec>(),
+            Ok(FaultSpec {
+                index: Some(2),
+                fault: Fault::Busy(3)
+            })
+        );
+        assert_eq!(
+            "busy:3".parse::<FaultSpec>(),
+            Ok(FaultSpec {
+                index: None,
+                fault: Fault::Busy(3)
+            })
+        );
+    }
+
+    #[test]
+    fn key_specs_and_slots() {
+        use pki::KeyKind;
+        let specs: Vec<KeySpec> = ["rsa3072", "1:p256"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(key_for(&specs, 0, KeyKind::P384), KeyKind::Rsa3072);
+        assert_eq!(key_for(&specs, 1, KeyKind::P384), KeyKind::P256);
+        assert_eq!(key_for(&[], 1, KeyKind::P384), KeyKind::P384);
+        assert!("1:ed448".parse::<KeySpec>().is_err());
+        assert_eq!(parse_slot_list("0, 3,7").unwrap(), [0, 3, 7]);
+        for bad in ["", "8", "0,0", "a", "-1"] {
+            assert!(parse_slot_list(bad).is_err(), "{bad}");
         }
     }
 

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
+use coco_endpoint::pki::{build_identity, Identity, KeyKind, PkiOptions, DEFAULT_CMA_ID};
 use coco_endpoint::{
-    fault_for, parse_version_list, serve, Fault, FaultSpec, Logger, Responder, SessionEnd,
+    fault_for, key_for, parse_slot_list, parse_version_list, serve, Fault, FaultSpec, KeySpec,
+    Logger, Responder, SessionEnd, FAULT_HELP,
 };
 use coco_spdm::VersionEntry;
 
@@ -31,11 +33,19 @@ which QEMU accepts up to 4608 bytes. QEMU waits for the reply with the VM's devi
 blocked, so an endpoint always answers with a well-formed frame; faults are injected inside the \
 DOE payload (or, with no-answer, by deliberately never answering).
 
-Each endpoint listens on its own 127.0.0.1 port and serves one connection at a time. GET_VERSION \
-is answered with VERSION listing --versions; every other SPDM request with ERROR \
-UnsupportedRequest (param2 = the request code); a malformed DOE object (bad length, wrong vendor, \
-unknown type, SPDM message too short) with ERROR InvalidRequest in a CMA object; DOE discovery \
-objects with the discovery response (QEMU answers discovery itself). TEST is echoed; an unknown \
+Each endpoint listens on its own 127.0.0.1 port and serves one connection at a time, as an SPDM \
+1.0-1.3 responder for device authentication: GET_VERSION (VERSION lists --versions), \
+GET_CAPABILITIES (CERT_CAP and CHAL_CAP, CTExponent 20, DataTransferSize = MaxSPDMmsgSize = 4600 \
+so that every response fits QEMU's 4608-byte DOE reply), NEGOTIATE_ALGORITHMS (the strongest \
+offered asymmetric algorithm the leaf key can sign with - ECDSA P-256/P-384, RSASSA or RSAPSS \
+2048/3072/4096, PSS preferred - and the strongest offered of SHA-512/384/256), GET_DIGESTS, \
+GET_CERTIFICATE (chunked by offset and length) and CHALLENGE (CHALLENGE_AUTH signed over the \
+transcript, with the SPDM 1.2+ signing prefix). Requests out of order get ERROR UnexpectedRequest, \
+requests with another version than the negotiated one ERROR VersionMismatch, GET_VERSION resets \
+the connection, other SPDM requests get ERROR UnsupportedRequest (param2 = the request code). A \
+malformed DOE object (bad length, wrong vendor, unknown type, SPDM message too short) gets ERROR \
+InvalidRequest in a CMA object; DOE discovery objects get the discovery response (QEMU answers \
+discovery itself). TEST is echoed; an unknown \
 socket command gets an UNKNOWN (0xFFFF) reply with an empty payload; a message announcing more than \
 1 MiB closes the connection. SHUTDOWN is answered with an empty SHUTDOWN message.
 
@@ -43,16 +53,28 @@ Without --persist an endpoint finishes when its first connection ends (SHUTDOWN,
 and the process exits 0 once every endpoint has finished. With --persist endpoints accept new \
 connections forever. Log lines start with coco-endpoint[<index>:<port>]: (index = 0-based \
 endpoint number; process-wide lines use coco-endpoint[*:*]:). Exit status: 0 when all endpoints \
-finished, 1 on a runtime error (cannot listen, cannot write the port file), 2 on bad usage.";
+finished, 1 on a runtime error (cannot listen, cannot write the port file or the PKI), 2 on bad \
+usage.
+
+PKI: a root CA and an intermediate CA (ECDSA P-384, SHA-384 signatures) and, for each slot in \
+--slots, a leaf with its own key of the --key type, basicConstraints CA:false, keyUsage \
+digitalSignature, extendedKeyUsage id-DMTF-eku-responder-auth and the CMA identity (--cma-id) as \
+a subjectAltName otherName of type 2.23.147 (UTF8String). Each slot's SPDM certificate chain is \
+the 4-byte header, the hash of the root certificate, then root, intermediate and leaf in DER. With \
+--pki-dir the root (root.der, root.pem, root.key.pem) is created once and reused, so it can be \
+loaded into a kernel keyring as the trust anchor; intermediate and leaf keys are kept there too, \
+their certificates are issued at every start (intermediate.der, leaf-<key>-slot<N>.der). Without \
+--pki-dir everything is generated in memory. The port file is written after the PKI is ready.";
 
 const AFTER_HELP: &str = "\
 Examples:
   coco-endpoint --port 2323
   coco-endpoint --count 2 --port-file /tmp/ports --log /tmp/endpoint.log
-  coco-endpoint --count 3 --versions 1.2,1.3 --fault 2:no-answer";
+  coco-endpoint --count 3 --versions 1.2,1.3 --fault 2:no-answer
+  coco-endpoint --count 2 --pki-dir /tmp/pki --key rsa3072 --key 1:p256 --slots 0,1 --fault 1:busy:2";
 
 #[derive(Debug, Parser)]
-#[command(name = "coco-endpoint", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "coco-endpoint", version, about = ABOUT, long_about = LONG_ABOUT)]
 #[command(group(ArgGroup::new("endpoints").required(true).args(["ports", "count"])))]
 struct Args {
     /// Listen on 127.0.0.1:PORT for one endpoint; repeat for more endpoints (0 = any free port)
@@ -81,11 +103,31 @@ struct Args {
     persist: bool,
 
     /// Inject a fault: KIND for all endpoints or INDEX:KIND for endpoint INDEX (0-based); repeatable,
-    /// per-endpoint specs win. KIND: none, no-answer (read requests, never reply), garbage (reply a
-    /// well-formed DOE object with a random payload)
+    /// per-endpoint specs win. The kinds are listed below
     #[arg(long = "fault", value_name = "[INDEX:]KIND")]
     faults: Vec<FaultSpec>,
+
+    /// Leaf key type: KIND for all endpoints or INDEX:KIND for one (repeatable, per-endpoint specs
+    /// win). KIND: p256, p384, rsa2048, rsa3072, rsa4096
+    #[arg(long = "key", value_name = "[INDEX:]KIND", default_value = "p384")]
+    keys: Vec<KeySpec>,
+
+    /// Populated certificate slots, each with its own leaf under the same root (comma-separated, 0-7)
+    #[arg(long, value_name = "LIST", default_value = "0", value_parser = parse_slot_list)]
+    slots: SlotList,
+
+    /// Directory for the PKI: the root certificate (root.der, root.pem) is written there for the
+    /// trust keyring, and reused by later runs; created if missing
+    #[arg(long, value_name = "DIR")]
+    pki_dir: Option<PathBuf>,
+
+    /// CMA identity in the leaf certificates' subjectAltName (PCIe r6.1 sec 6.31.3)
+    #[arg(long, value_name = "STRING", default_value = DEFAULT_CMA_ID)]
+    cma_id: String,
 }
+
+/// The parsed `--slots` list.
+type SlotList = Vec<u8>;
 
 /// The parsed `--versions` list.
 #[derive(Debug, Clone)]
@@ -117,12 +159,14 @@ fn write_port_file(path: &Path, ports: &[u16]) -> io::Result<()> {
 }
 
 /// Runs one endpoint: accept a connection, serve it, repeat if `persist`.
+#[allow(clippy::too_many_arguments)]
 fn run_endpoint(
     index: usize,
     port: u16,
     listener: TcpListener,
     versions: Vec<VersionEntry>,
     fault: Fault,
+    identity: Arc<Identity>,
     persist: bool,
     logger: Arc<Logger>,
 ) {
@@ -142,7 +186,8 @@ fn run_endpoint(
         };
         let _ = stream.set_nodelay(true);
         log(&format!("connection from {peer}"));
-        let mut responder = Responder::new(versions.clone(), fault);
+        let mut responder =
+            Responder::with_identity(versions.clone(), fault, Arc::clone(&identity));
         let end = serve(&mut stream, &mut responder, &mut |msg: &str| log(msg));
         let how = match end {
             SessionEnd::Shutdown => "shutdown",
@@ -160,8 +205,25 @@ fn run_endpoint(
     }
 }
 
+/// SHA-256 fingerprint of a certificate, for logs.
+fn fingerprint(der: &[u8]) -> String {
+    coco_endpoint::pki::spdm_hash(coco_spdm::auth::SPDM_HASH_SHA256, der)
+        .unwrap_or_default()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let after_help = format!(
+        "{AFTER_HELP}\n\nFaults (--fault [INDEX:]KIND):\n{}",
+        indent(FAULT_HELP)
+    );
+    let matches = Args::command().after_help(after_help).get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
 
     let logger = Arc::new(match &args.log {
         None => Logger::new(Box::new(io::stderr())),
@@ -192,6 +254,66 @@ fn main() -> ExitCode {
             requested.len()
         );
         return ExitCode::from(2);
+    }
+
+    if let Some(bad) = args
+        .keys
+        .iter()
+        .filter_map(|k| k.index)
+        .find(|&i| i >= requested.len())
+    {
+        eprintln!(
+            "coco-endpoint[*:*]: --key names endpoint {bad}, but there are only {} endpoints",
+            requested.len()
+        );
+        return ExitCode::from(2);
+    }
+
+    // The PKI first, so that the port file only appears once the root is on disk.
+    let mut identities: Vec<((KeyKind, coco_endpoint::pki::ChainFault), Arc<Identity>)> =
+        Vec::new();
+    let mut endpoint_identities = Vec::new();
+    for index in 0..requested.len() {
+        let key = key_for(&args.keys, index, KeyKind::P384);
+        let chain_fault = fault_for(&args.faults, index).chain_fault();
+        let id = match identities.iter().find(|(k, _)| *k == (key, chain_fault)) {
+            Some((_, id)) => Arc::clone(id),
+            None => {
+                let opts = PkiOptions {
+                    dir: args.pki_dir.clone(),
+                    key,
+                    slots: args.slots.clone(),
+                    cma_id: args.cma_id.clone(),
+                    fault: chain_fault,
+                };
+                match build_identity(&opts) {
+                    Ok(id) => {
+                        let id = Arc::new(id);
+                        identities.push(((key, chain_fault), Arc::clone(&id)));
+                        id
+                    }
+                    Err(e) => {
+                        logger.line(&index, &"*", &format!("cannot build the PKI: {e}"));
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+        };
+        endpoint_identities.push(id);
+    }
+    if let Some(id) = endpoint_identities.first() {
+        let place = match &args.pki_dir {
+            Some(d) => format!("written to {}", d.join("root.der").display()),
+            None => "in memory only (no --pki-dir)".to_string(),
+        };
+        logger.line(
+            &"*",
+            &"*",
+            &format!(
+                "trust anchor: root CA sha256 {} {place}",
+                fingerprint(&id.trusted_root)
+            ),
+        );
     }
 
     let mut listeners = Vec::new();
@@ -235,6 +357,16 @@ fn main() -> ExitCode {
     for (index, (listener, port)) in listeners.into_iter().enumerate() {
         let versions = args.versions.0.clone();
         let fault = fault_for(&args.faults, index);
+        let identity = Arc::clone(&endpoint_identities[index]);
+        logger.line(
+            &index,
+            &port,
+            &format!(
+                "key {}, slots {:?}, fault {fault}",
+                identity.key_kind().map_or("none", |k| k.name()),
+                identity.slots.iter().map(|s| s.slot).collect::<Vec<_>>()
+            ),
+        );
         let logger_for_thread = Arc::clone(&logger);
         let persist = args.persist;
         let spawned = thread::Builder::new()
@@ -246,6 +378,7 @@ fn main() -> ExitCode {
                     listener,
                     versions,
                     fault,
+                    identity,
                     persist,
                     logger_for_thread,
                 )
@@ -276,4 +409,12 @@ fn main() -> ExitCode {
     }
     logger.line(&"*", &"*", "all endpoints finished");
     ExitCode::SUCCESS
+}
+
+/// Indents every line of `text` by two spaces (for the help text).
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -1,18 +1,61 @@
 //! The emulated endpoint's DOE/SPDM responder: maps one request DOE object to one reply.
+//!
+//! A real SPDM 1.0-1.3 responder for the authentication flow (GET_VERSION, GET_CAPABILITIES,
+//! NEGOTIATE_ALGORITHMS, GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, RESPOND_IF_READY), built on
+//! the project's codec (`coco_spdm`), with fault injection ([`Fault`]).
+//!
+//! Protocol state follows DSP0274: GET_VERSION (always accepted) resets the connection;
+//! GET_CAPABILITIES must follow VERSION, NEGOTIATE_ALGORITHMS must follow CAPABILITIES, and
+//! GET_DIGESTS, GET_CERTIFICATE and CHALLENGE need negotiated algorithms; anything out of order
+//! gets ERROR UnexpectedRequest. After GET_CAPABILITIES every request must carry the negotiated
+//! version (else ERROR VersionMismatch). The responder keeps the transcript (VCA, then
+//! GET_DIGESTS/GET_CERTIFICATE exchanges, then CHALLENGE) and signs CHALLENGE_AUTH over it, with
+//! the 1.2+ signing prefix; after a CHALLENGE the digest/certificate part starts afresh.
+
+use std::sync::Arc;
 
 use coco_doe::{
     decode_discovery_request, decode_object, encode_discovery_response, encode_object, object_size,
-    DiscoveryResponse, DOE_TYPE_CMA, DOE_TYPE_DISCOVERY, DOE_TYPE_SECURED_CMA, PCI_SIG_VENDOR_ID,
+    DiscoveryResponse, DOE_HEADER_SIZE, DOE_TYPE_CMA, DOE_TYPE_DISCOVERY, DOE_TYPE_SECURED_CMA,
+    PCI_SIG_VENDOR_ID,
+};
+use coco_spdm::auth::{
+    asym_name, capabilities_size, challenge_size, encode_algorithms, encode_capabilities,
+    encode_certificate, encode_challenge_auth, encode_challenge_auth_body, encode_digests,
+    get_capabilities_size, hash_name, parse_challenge, parse_get_capabilities,
+    parse_get_certificate, parse_get_digests, parse_negotiate_algorithms, signature_size,
+    signed_message, strongest_asym, strongest_hash, AlgStructs, Algorithms, Capabilities,
+    ChallengeAuthBody, SPDM_CAP_CERT, SPDM_CAP_CHAL, SPDM_CERTIFICATE_FIXED_SIZE,
+    SPDM_CHALLENGE_AUTH_SIGN_CONTEXT, SPDM_GET_CERTIFICATE_SLOT_SIZE_REQUESTED,
+    SPDM_MEAS_SUMMARY_NONE, SPDM_OPAQUE_DATA_FMT1,
 };
 use coco_spdm::{
-    code_name, encode_error_response, encode_version_response, error_code_name, parse_get_version,
-    SpdmHeader, SpdmVersion, VersionEntry, SPDM_ERROR_INVALID_REQUEST,
-    SPDM_ERROR_UNSUPPORTED_REQUEST, SPDM_ERROR_VERSION_MISMATCH, SPDM_GET_VERSION,
-    SPDM_VERSION_1_0, SPDM_VERSION_RESPONSE_MAX_SIZE,
+    code_name, encode_error_response, encode_response_not_ready, encode_version_response,
+    error_code_name, parse_get_version, parse_respond_if_ready, ResponseNotReady, SpdmHeader,
+    SpdmVersion, VersionEntry, SPDM_CHALLENGE, SPDM_ERROR_BUSY, SPDM_ERROR_INVALID_REQUEST,
+    SPDM_ERROR_UNEXPECTED_REQUEST, SPDM_ERROR_UNSPECIFIED, SPDM_ERROR_UNSUPPORTED_REQUEST,
+    SPDM_ERROR_VERSION_MISMATCH, SPDM_GET_CAPABILITIES, SPDM_GET_CERTIFICATE, SPDM_GET_DIGESTS,
+    SPDM_GET_VERSION, SPDM_NEGOTIATE_ALGORITHMS, SPDM_RESPOND_IF_READY, SPDM_VERSION_1_0,
+    SPDM_VERSION_RESPONSE_MAX_SIZE,
 };
+use rand::RngExt;
 
+use crate::pki::{spdm_hash, Identity, SUPPORTED_HASHES};
 use crate::socket::QEMU_MAX_RESPONSE_SIZE;
 use crate::Fault;
+
+/// CTExponent announced in CAPABILITIES: 2^20 us (about 1 s), within CMA's 2^23 us limit.
+pub const CT_EXPONENT: u8 = 20;
+
+/// DataTransferSize and MaxSPDMmsgSize announced in CAPABILITIES (1.2+): the largest SPDM
+/// message that fits QEMU's 4608-byte reply with its 8-byte DOE header. No CHUNK_CAP.
+pub const DATA_TRANSFER_SIZE: u32 = (QEMU_MAX_RESPONSE_SIZE - DOE_HEADER_SIZE) as u32;
+
+/// RDTExponent of ResponseNotReady (fault `not-ready`): 2^14 us = 16 ms.
+pub const RDT_EXPONENT: u8 = 14;
+
+/// RDTM of ResponseNotReady (fault `not-ready`).
+pub const RDTM: u8 = 2;
 
 /// The outcome of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,20 +68,67 @@ pub struct Reply {
     pub log: Vec<String>,
 }
 
+/// Where the connection is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum State {
+    /// Nothing yet (or the last GET_VERSION failed).
+    Start,
+    /// VERSION sent.
+    Version,
+    /// CAPABILITIES sent.
+    Capabilities,
+    /// ALGORITHMS sent: authentication requests are allowed.
+    Negotiated,
+}
+
+/// A response held back by ResponseNotReady.
+#[derive(Debug, Clone)]
+struct Pending {
+    request_code: u8,
+    token: u8,
+    response: Vec<u8>,
+}
+
 /// One endpoint's SPDM responder state. Create a new one per connection.
 #[derive(Debug, Clone)]
 pub struct Responder {
     versions: Vec<VersionEntry>,
     fault: Fault,
-    /// The version negotiated by NEGOTIATE_ALGORITHMS; always `None` until that is supported,
-    /// so ERROR responses carry version 0x10.
+    identity: Option<Arc<Identity>>,
+    state: State,
+    /// The version of the connection, from GET_CAPABILITIES on; ERRORs use it (else 1.0).
     negotiated: Option<SpdmVersion>,
+    requester_caps: Capabilities,
+    asym: u32,
+    hash: u32,
+    /// SPDM certificate chains for the negotiated hash, per slot.
+    chains: Vec<(u8, Vec<u8>)>,
+    /// VCA, then the GET_DIGESTS/GET_CERTIFICATE exchanges since the VCA or the last CHALLENGE.
+    transcript: Vec<u8>,
+    vca_len: usize,
+    pending: Option<Pending>,
+    next_token: u8,
+    /// Fault busy:N: the request being refused and how often it was.
+    busy: (Vec<u8>, u32),
     requests: u64,
     rng: u64,
 }
 
+/// An SPDM-level outcome: the response message, or an ERROR (code, data) with a reason.
+type Outcome = Result<Vec<u8>, (u8, u8, String)>;
+
+fn invalid(reason: impl Into<String>) -> (u8, u8, String) {
+    (SPDM_ERROR_INVALID_REQUEST, 0, reason.into())
+}
+
+fn unexpected(reason: impl Into<String>) -> (u8, u8, String) {
+    (SPDM_ERROR_UNEXPECTED_REQUEST, 0, reason.into())
+}
+
 impl Responder {
-    /// A responder that offers `versions` (in this order) in VERSION and applies `fault`.
+    /// A responder that offers `versions` (in this order) in VERSION and applies `fault`,
+    /// without certificates: it negotiates but answers GET_DIGESTS, GET_CERTIFICATE and
+    /// CHALLENGE with ERROR UnsupportedRequest and announces no CERT_CAP / CHAL_CAP.
     ///
     /// # Panics
     ///
@@ -51,10 +141,37 @@ impl Responder {
         Responder {
             versions,
             fault,
+            identity: None,
+            state: State::Start,
             negotiated: None,
+            requester_caps: Capabilities::new(SpdmVersion::V1_0),
+            asym: 0,
+            hash: 0,
+            chains: Vec::new(),
+            transcript: Vec::new(),
+            vca_len: 0,
+            pending: None,
+            next_token: 1,
+            busy: (Vec::new(), 0),
             requests: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
         }
+    }
+
+    /// A responder with certificates and keys: announces CERT_CAP and CHAL_CAP and serves the
+    /// whole authentication flow.
+    ///
+    /// # Panics
+    ///
+    /// As [`Responder::new`].
+    pub fn with_identity(
+        versions: Vec<VersionEntry>,
+        fault: Fault,
+        identity: Arc<Identity>,
+    ) -> Self {
+        let mut r = Responder::new(versions, fault);
+        r.identity = Some(identity);
+        r
     }
 
     /// Number of requests handled so far.
@@ -69,7 +186,6 @@ impl Responder {
         let mut log = Vec::new();
         let (object_type, object) = self.answer(request, &mut log);
         let object = match self.fault {
-            Fault::None => object,
             Fault::NoAnswer => {
                 log.push("fault no-answer: not replying".to_string());
                 return Reply { object: None, log };
@@ -82,8 +198,9 @@ impl Responder {
                 ));
                 garbage
             }
+            _ => object,
         };
-        // Every reply is built well below the limit; keep QEMU safe even if that changes.
+        // Every reply is built below the limit; keep QEMU safe even if that changes.
         let object = if object.len() > QEMU_MAX_RESPONSE_SIZE {
             log.push(format!(
                 "internal: {}-byte reply exceeds QEMU's {QEMU_MAX_RESPONSE_SIZE}; answering InvalidRequest instead",
@@ -156,7 +273,10 @@ impl Responder {
         }
         match obj.header.object_type {
             DOE_TYPE_DISCOVERY => self.discovery(obj.payload, log),
-            DOE_TYPE_CMA => (DOE_TYPE_CMA, self.spdm(obj.payload, log)),
+            DOE_TYPE_CMA => {
+                let msg = self.spdm(obj.payload, log);
+                (DOE_TYPE_CMA, self.spdm_object(DOE_TYPE_CMA, &msg))
+            }
             DOE_TYPE_SECURED_CMA => self.invalid(
                 "secured CMA object (type 2) but no SPDM session is supported yet".to_string(),
                 log,
@@ -196,62 +316,569 @@ impl Responder {
         )
     }
 
-    /// An SPDM request in a CMA object; returns the reply object.
+    /// An SPDM request in a CMA object; returns the SPDM response message.
     fn spdm(&mut self, payload: &[u8], log: &mut Vec<String>) -> Vec<u8> {
         let header = match SpdmHeader::parse(payload) {
             Ok(h) => h,
             Err(_) => {
-                return self
-                    .invalid(
-                        format!(
-                            "SPDM message of {} bytes, shorter than its header",
-                            payload.len()
-                        ),
-                        log,
-                    )
-                    .1
+                log.push(format!(
+                    "SPDM message of {} bytes, shorter than its header: answering SPDM ERROR InvalidRequest",
+                    payload.len()
+                ));
+                return self.error(SPDM_ERROR_INVALID_REQUEST, 0);
             }
         };
-        if header.code != SPDM_GET_VERSION {
-            log.push(format!(
-                "{} ({:#04x}, version {:#04x}) -> ERROR UnsupportedRequest",
-                code_name(header.code),
-                header.code,
-                header.version
-            ));
-            return self.spdm_object(
-                DOE_TYPE_CMA,
-                &self.error(SPDM_ERROR_UNSUPPORTED_REQUEST, header.code),
-            );
+        let name = code_name(header.code);
+        if let Fault::Busy(n) = self.fault {
+            if self.busy.0 != payload {
+                self.busy = (payload.to_vec(), 0);
+            }
+            if self.busy.1 < n {
+                self.busy.1 += 1;
+                log.push(format!(
+                    "fault busy: {name} answered ERROR Busy ({} of {n})",
+                    self.busy.1
+                ));
+                return self.error(SPDM_ERROR_BUSY, 0);
+            }
+            self.busy = (Vec::new(), 0);
         }
-        let header = match parse_get_version(payload) {
-            Ok(h) => h,
-            Err(e) => {
-                return self
-                    .invalid(format!("malformed GET_VERSION: {}", e.as_str()), log)
-                    .1
+        let before = self.state;
+        let outcome = match header.code {
+            SPDM_GET_VERSION => self.get_version(payload, log),
+            SPDM_RESPOND_IF_READY => self.respond_if_ready(payload, log),
+            SPDM_GET_CAPABILITIES => self.get_capabilities(payload, header, log),
+            SPDM_NEGOTIATE_ALGORITHMS => self.negotiate_algorithms(payload, header, log),
+            SPDM_GET_DIGESTS | SPDM_GET_CERTIFICATE | SPDM_CHALLENGE if self.identity.is_some() => {
+                let r = match header.code {
+                    SPDM_GET_DIGESTS => self.get_digests(payload, header, log),
+                    SPDM_GET_CERTIFICATE => self.get_certificate(payload, header, log),
+                    _ => self.challenge(payload, header, log),
+                };
+                match r {
+                    Ok(rsp) if self.fault == Fault::NotReady => {
+                        Ok(self.not_ready(header.code, rsp, log))
+                    }
+                    other => other,
+                }
+            }
+            code => Err((
+                SPDM_ERROR_UNSUPPORTED_REQUEST,
+                code,
+                format!(
+                    "{name} ({code:#04x}, version {:#04x}) is not supported",
+                    header.version
+                ),
+            )),
+        };
+        let mut msg = match outcome {
+            Ok(msg) => msg,
+            Err((code, data, reason)) => {
+                log.push(format!(
+                    "{reason}: answering SPDM ERROR {}",
+                    error_code_name(code)
+                ));
+                self.error(code, data)
             }
         };
+        if self.fault == Fault::WrongHeaderVersion
+            && before >= State::Version
+            && header.code != SPDM_GET_VERSION
+        {
+            if let (Some(first), Some(v)) = (msg.first_mut(), self.negotiated) {
+                *first = v.as_byte().wrapping_add(1);
+                log.push(format!(
+                    "fault wrong-header-version: response carries version {:#04x}",
+                    *first
+                ));
+            }
+        }
+        msg
+    }
+
+    /// Checks that a request may come now and carries the negotiated version.
+    fn check_request(
+        &self,
+        header: SpdmHeader,
+        need: State,
+    ) -> Result<SpdmVersion, (u8, u8, String)> {
+        let name = code_name(header.code);
+        if self.state < need {
+            return Err(unexpected(format!(
+                "{name} before the connection reached it"
+            )));
+        }
+        let v = self.negotiated.unwrap_or(SpdmVersion::V1_0);
+        if header.version != v.as_byte() {
+            return Err((
+                SPDM_ERROR_VERSION_MISMATCH,
+                0,
+                format!(
+                    "{name} with version {:#04x}, negotiated {:#04x}",
+                    header.version,
+                    v.as_byte()
+                ),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn get_version(&mut self, payload: &[u8], log: &mut Vec<String>) -> Outcome {
+        let header = parse_get_version(payload)
+            .map_err(|e| invalid(format!("malformed GET_VERSION: {}", e.as_str())))?;
         if header.version != SPDM_VERSION_1_0 {
-            log.push(format!(
-                "GET_VERSION with version {:#04x} (must be 0x10) -> ERROR {}",
-                header.version,
-                error_code_name(SPDM_ERROR_VERSION_MISMATCH)
+            return Err((
+                SPDM_ERROR_VERSION_MISMATCH,
+                0,
+                format!(
+                    "GET_VERSION with version {:#04x} (must be 0x10)",
+                    header.version
+                ),
             ));
-            return self.spdm_object(DOE_TYPE_CMA, &self.error(SPDM_ERROR_VERSION_MISMATCH, 0));
         }
-        // GET_VERSION restarts the connection: nothing is negotiated any more.
+        // GET_VERSION restarts the connection.
+        self.state = State::Start;
         self.negotiated = None;
+        self.pending = None;
+        self.transcript.clear();
+        self.vca_len = 0;
+        self.chains.clear();
+        let entries = if self.fault == Fault::WrongVersion {
+            vec![
+                VersionEntry::new(0, 9, 0, 0).expect("valid entry"),
+                VersionEntry::new(2, 0, 0, 0).expect("valid entry"),
+            ]
+        } else {
+            self.versions.clone()
+        };
         let mut msg = [0u8; SPDM_VERSION_RESPONSE_MAX_SIZE];
-        let n = encode_version_response(&self.versions, &mut msg)
-            .expect("1 to 255 entries fit the buffer");
-        let list: Vec<String> = self
-            .versions
+        let n =
+            encode_version_response(&entries, &mut msg).expect("1 to 255 entries fit the buffer");
+        let list: Vec<String> = entries
             .iter()
             .map(|e| format!("{}.{}", e.major(), e.minor()))
             .collect();
         log.push(format!("GET_VERSION -> VERSION [{}]", list.join(", ")));
-        self.spdm_object(DOE_TYPE_CMA, &msg[..n])
+        if self.fault == Fault::WrongVersion {
+            log.push("fault wrong-version: offering only unsupported versions".to_string());
+        }
+        self.transcript.extend_from_slice(&payload[..4]);
+        self.transcript.extend_from_slice(&msg[..n]);
+        self.state = State::Version;
+        Ok(msg[..n].to_vec())
+    }
+
+    fn get_capabilities(
+        &mut self,
+        payload: &[u8],
+        header: SpdmHeader,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        if self.state != State::Version {
+            return Err(unexpected("GET_CAPABILITIES not right after VERSION"));
+        }
+        let v = header.spdm_version();
+        if !self.versions.iter().any(|e| e.version() == v) || self.fault == Fault::WrongVersion {
+            return Err((
+                SPDM_ERROR_VERSION_MISMATCH,
+                0,
+                format!(
+                    "GET_CAPABILITIES with version {:#04x}, not offered",
+                    header.version
+                ),
+            ));
+        }
+        let req = parse_get_capabilities(payload)
+            .map_err(|e| invalid(format!("malformed GET_CAPABILITIES: {}", e.as_str())))?;
+        if v >= SpdmVersion::V1_2 {
+            req.validate()
+                .map_err(|e| invalid(format!("GET_CAPABILITIES: {}", e.as_str())))?;
+        }
+        let mut caps = Capabilities::new(v);
+        caps.ct_exponent = CT_EXPONENT;
+        if self.identity.is_some() {
+            caps.flags = SPDM_CAP_CERT | SPDM_CAP_CHAL;
+        }
+        if v >= SpdmVersion::V1_2 {
+            caps.data_transfer_size = DATA_TRANSFER_SIZE;
+            caps.max_spdm_msg_size = DATA_TRANSFER_SIZE;
+        }
+        let mut msg = [0u8; 32];
+        let n = encode_capabilities(&caps, &mut msg).expect("32 bytes hold CAPABILITIES");
+        self.negotiated = Some(v);
+        self.requester_caps = req;
+        self.transcript
+            .extend_from_slice(&payload[..get_capabilities_size(v)]);
+        self.transcript.extend_from_slice(&msg[..n]);
+        debug_assert_eq!(n, capabilities_size(v));
+        self.state = State::Capabilities;
+        log.push(format!(
+            "GET_CAPABILITIES {}.{} (flags {:#x}) -> CAPABILITIES (flags {:#x}, CTExponent {}, DataTransferSize {})",
+            v.major(),
+            v.minor(),
+            req.flags,
+            caps.flags,
+            caps.ct_exponent,
+            caps.data_transfer_size
+        ));
+        Ok(msg[..n].to_vec())
+    }
+
+    fn negotiate_algorithms(
+        &mut self,
+        payload: &[u8],
+        header: SpdmHeader,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        if self.state != State::Capabilities {
+            return Err(unexpected(
+                "NEGOTIATE_ALGORITHMS not right after CAPABILITIES",
+            ));
+        }
+        let v = self.check_request(header, State::Capabilities)?;
+        let req = parse_negotiate_algorithms(payload)
+            .map_err(|e| invalid(format!("malformed NEGOTIATE_ALGORITHMS: {}", e.as_str())))?;
+        let ours = self
+            .identity
+            .as_ref()
+            .and_then(|i| i.key_kind())
+            .map_or(0, |k| k.asym_mask());
+        let mut rsp = Algorithms::new(v);
+        rsp.base_asym = strongest_asym(req.base_asym & ours).unwrap_or(0);
+        rsp.base_hash = strongest_hash(req.base_hash & SUPPORTED_HASHES).unwrap_or(0);
+        if v >= SpdmVersion::V1_2 {
+            rsp.other_params = req.other_params & SPDM_OPAQUE_DATA_FMT1;
+        }
+        let sel = |offered: Option<u16>| offered.map(|_| 0u16);
+        rsp.structs = AlgStructs {
+            dhe: sel(req.structs.dhe),
+            aead: sel(req.structs.aead),
+            req_base_asym: sel(req.structs.req_base_asym),
+            key_schedule: sel(req.structs.key_schedule),
+        };
+        if self.fault == Fault::UnsupportedAlgorithm {
+            rsp.base_asym = (0..12)
+                .map(|b| 1u32 << b)
+                .find(|bit| req.base_asym & bit == 0)
+                .unwrap_or(1 << 12);
+            log.push(format!(
+                "fault unsupported-algorithm: selecting {} ({:#x}), which was not offered",
+                asym_name(rsp.base_asym),
+                rsp.base_asym
+            ));
+        }
+        let mut msg = [0u8; 128];
+        let n = encode_algorithms(&rsp, &mut msg).expect("128 bytes hold ALGORITHMS");
+        self.asym = rsp.base_asym;
+        self.hash = rsp.base_hash;
+        self.chains = self
+            .identity
+            .as_ref()
+            .map(|id| {
+                id.slots
+                    .iter()
+                    .filter_map(|s| Some((s.slot, s.spdm_chain(rsp.base_hash)?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.transcript.extend_from_slice(&payload[..req.len]);
+        self.transcript.extend_from_slice(&msg[..n]);
+        self.vca_len = self.transcript.len();
+        self.state = State::Negotiated;
+        log.push(format!(
+            "NEGOTIATE_ALGORITHMS (asym {:#x}, hash {:#x}) -> ALGORITHMS ({}, {})",
+            req.base_asym,
+            req.base_hash,
+            asym_name(rsp.base_asym),
+            hash_name(rsp.base_hash)
+        ));
+        Ok(msg[..n].to_vec())
+    }
+
+    /// The identity; only called when one is present.
+    fn identity(&self) -> Result<Arc<Identity>, (u8, u8, String)> {
+        self.identity
+            .clone()
+            .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no identity".to_string()))
+    }
+
+    fn chain(&self, slot: u8) -> Option<&Vec<u8>> {
+        self.chains.iter().find(|(s, _)| *s == slot).map(|(_, c)| c)
+    }
+
+    fn get_digests(
+        &mut self,
+        payload: &[u8],
+        header: SpdmHeader,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let v = self.check_request(header, State::Negotiated)?;
+        parse_get_digests(payload)
+            .map_err(|e| invalid(format!("malformed GET_DIGESTS: {}", e.as_str())))?;
+        let id = self.identity()?;
+        let mut digests = Vec::new();
+        for (_, chain) in &self.chains {
+            let mut d = spdm_hash(self.hash, chain)
+                .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no hash negotiated".to_string()))?;
+            if self.fault == Fault::DigestMismatch {
+                d[0] ^= 0xFF;
+            }
+            digests.push(d);
+        }
+        let refs: Vec<&[u8]> = digests.iter().map(Vec::as_slice).collect();
+        let h = refs.first().map_or(0, |d| d.len());
+        let mask = id.slot_mask();
+        let mut msg = vec![0u8; 4 + 8 * 64];
+        let n = encode_digests(v, mask, mask, &refs, h, &mut msg).map_err(|e| {
+            (
+                SPDM_ERROR_UNSPECIFIED,
+                0,
+                format!("cannot encode DIGESTS: {}", e.as_str()),
+            )
+        })?;
+        msg.truncate(n);
+        self.transcript.extend_from_slice(&payload[..4]);
+        self.transcript.extend_from_slice(&msg);
+        log.push(format!("GET_DIGESTS -> DIGESTS (slot mask {mask:#04x})"));
+        if self.fault == Fault::DigestMismatch {
+            log.push("fault digest-mismatch: digests do not match the chains".to_string());
+        }
+        Ok(msg)
+    }
+
+    fn get_certificate(
+        &mut self,
+        payload: &[u8],
+        header: SpdmHeader,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let v = self.check_request(header, State::Negotiated)?;
+        let req = parse_get_certificate(payload)
+            .map_err(|e| invalid(format!("malformed GET_CERTIFICATE: {}", e.as_str())))?;
+        let chain = self
+            .chain(req.slot)
+            .ok_or_else(|| invalid(format!("GET_CERTIFICATE for empty slot {}", req.slot)))?
+            .clone();
+        let offset = usize::from(req.offset);
+        if offset > chain.len() || (offset == chain.len() && !chain.is_empty()) {
+            return Err(invalid(format!(
+                "GET_CERTIFICATE offset {offset} beyond the {}-byte chain",
+                chain.len()
+            )));
+        }
+        let mut max_msg = DATA_TRANSFER_SIZE as usize;
+        if v >= SpdmVersion::V1_2 {
+            max_msg = max_msg.min(self.requester_caps.data_transfer_size as usize);
+        }
+        let max_portion = max_msg.saturating_sub(SPDM_CERTIFICATE_FIXED_SIZE);
+        let size_only = v >= SpdmVersion::V1_3
+            && req.attributes & SPDM_GET_CERTIFICATE_SLOT_SIZE_REQUESTED != 0;
+        let (portion, offset) = if size_only {
+            (0, 0)
+        } else {
+            (
+                (chain.len() - offset)
+                    .min(usize::from(req.length))
+                    .min(max_portion),
+                offset,
+            )
+        };
+        let remainder = chain.len() - offset - portion;
+        let mut msg = vec![0u8; SPDM_CERTIFICATE_FIXED_SIZE + portion];
+        let n = encode_certificate(
+            v,
+            req.slot,
+            0,
+            &chain[offset..offset + portion],
+            u16::try_from(remainder).unwrap_or(u16::MAX),
+            &mut msg,
+        )
+        .map_err(|e| {
+            (
+                SPDM_ERROR_UNSPECIFIED,
+                0,
+                format!("cannot encode CERTIFICATE: {}", e.as_str()),
+            )
+        })?;
+        msg.truncate(n);
+        self.transcript.extend_from_slice(&payload[..8]);
+        self.transcript.extend_from_slice(&msg);
+        log.push(format!(
+            "GET_CERTIFICATE slot {} offset {} length {} -> CERTIFICATE {portion} bytes, {remainder} remaining",
+            req.slot, req.offset, req.length
+        ));
+        Ok(msg)
+    }
+
+    fn challenge(&mut self, payload: &[u8], header: SpdmHeader, log: &mut Vec<String>) -> Outcome {
+        let v = self.check_request(header, State::Negotiated)?;
+        let req = parse_challenge(payload)
+            .map_err(|e| invalid(format!("malformed CHALLENGE: {}", e.as_str())))?;
+        if req.meas_summary_type != SPDM_MEAS_SUMMARY_NONE {
+            return Err(invalid(
+                "CHALLENGE asks for a measurement summary, but MEAS_CAP is 0",
+            ));
+        }
+        let id = self.identity()?;
+        let slot = id
+            .slot(req.slot)
+            .ok_or_else(|| invalid(format!("CHALLENGE for empty slot {}", req.slot)))?;
+        let chain = self
+            .chain(req.slot)
+            .ok_or_else(|| invalid(format!("CHALLENGE for slot {} without a chain", req.slot)))?;
+        let sig_size = signature_size(self.asym).ok_or_else(|| {
+            (
+                SPDM_ERROR_UNSPECIFIED,
+                0,
+                "no signature algorithm negotiated".to_string(),
+            )
+        })?;
+        let chain_hash = spdm_hash(self.hash, chain)
+            .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no hash negotiated".to_string()))?;
+        let nonce: [u8; 32] = rand::rng().random();
+        let body = ChallengeAuthBody {
+            version: v,
+            attributes: req.slot,
+            slot_mask: id.slot_mask(),
+            cert_chain_hash: &chain_hash,
+            nonce: &nonce,
+            measurement_summary_hash: &[],
+            opaque: &[],
+            requester_context: &req.requester_context,
+        };
+        let mut body_bytes = vec![0u8; 2048];
+        let n = encode_challenge_auth_body(&body, &mut body_bytes).map_err(|e| {
+            (
+                SPDM_ERROR_UNSPECIFIED,
+                0,
+                format!("cannot encode CHALLENGE_AUTH: {}", e.as_str()),
+            )
+        })?;
+        body_bytes.truncate(n);
+
+        // M1 = VCA || B || CHALLENGE || CHALLENGE_AUTH without the signature.
+        let req_len = challenge_size(v);
+        let mut challenge_req = payload[..req_len].to_vec();
+        if self.fault == Fault::WrongNonce {
+            let other: [u8; 32] = rand::rng().random();
+            challenge_req[4..36].copy_from_slice(&other);
+            log.push(
+                "fault wrong-nonce: signing a transcript with another CHALLENGE nonce".to_string(),
+            );
+        }
+        let mut m1 = self.transcript.clone();
+        m1.extend_from_slice(&challenge_req);
+        m1.extend_from_slice(&body_bytes);
+        let m1_hash = spdm_hash(self.hash, &m1)
+            .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no hash negotiated".to_string()))?;
+        let mut signed = [0u8; 200];
+        let sn = signed_message(v, SPDM_CHALLENGE_AUTH_SIGN_CONTEXT, &m1_hash, &mut signed)
+            .map_err(|e| (SPDM_ERROR_UNSPECIFIED, 0, e.as_str().to_string()))?;
+        let digest = if v >= SpdmVersion::V1_2 {
+            spdm_hash(self.hash, &signed[..sn]).unwrap_or_default()
+        } else {
+            m1_hash
+        };
+        let mut sig = slot
+            .key
+            .sign_spdm(self.asym, self.hash, &digest)
+            .map_err(|e| (SPDM_ERROR_UNSPECIFIED, 0, e))?;
+        if sig.len() != sig_size {
+            return Err((
+                SPDM_ERROR_UNSPECIFIED,
+                0,
+                format!("signature of {} bytes, expected {sig_size}", sig.len()),
+            ));
+        }
+        if self.fault == Fault::BadSignature {
+            let mid = sig.len() / 2;
+            sig[mid] ^= 0x5A;
+            log.push("fault bad-signature: signature corrupted".to_string());
+        }
+        let mut msg = vec![0u8; 4096];
+        let n = encode_challenge_auth(&body, &sig, &mut msg).map_err(|e| {
+            (
+                SPDM_ERROR_UNSPECIFIED,
+                0,
+                format!("cannot encode CHALLENGE_AUTH: {}", e.as_str()),
+            )
+        })?;
+        msg.truncate(n);
+        match self.fault {
+            Fault::Truncated => {
+                msg.truncate(n - sig_size / 2);
+                log.push(format!(
+                    "fault truncated: CHALLENGE_AUTH cut from {n} to {} bytes",
+                    msg.len()
+                ));
+            }
+            Fault::Oversized => {
+                msg.extend_from_slice(&[0xA5; 64]);
+                log.push(format!(
+                    "fault oversized: CHALLENGE_AUTH of {n} bytes followed by 64 more"
+                ));
+            }
+            _ => {}
+        }
+        // The digest/certificate part of the transcript starts afresh after a CHALLENGE.
+        self.transcript.truncate(self.vca_len);
+        log.push(format!(
+            "CHALLENGE {}.{} slot {} -> CHALLENGE_AUTH ({} over {} transcript bytes, {})",
+            v.major(),
+            v.minor(),
+            req.slot,
+            asym_name(self.asym),
+            m1.len(),
+            hash_name(self.hash)
+        ));
+        Ok(msg)
+    }
+
+    /// Fault not-ready: keeps `response` for RESPOND_IF_READY and returns ResponseNotReady.
+    fn not_ready(&mut self, request_code: u8, response: Vec<u8>, log: &mut Vec<String>) -> Vec<u8> {
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1).max(1);
+        let nr = ResponseNotReady {
+            rdt_exponent: RDT_EXPONENT,
+            request_code,
+            token,
+            rdtm: RDTM,
+        };
+        self.pending = Some(Pending {
+            request_code,
+            token,
+            response,
+        });
+        log.push(format!(
+            "fault not-ready: {} answered ERROR ResponseNotReady (token {token})",
+            code_name(request_code)
+        ));
+        let mut msg = [0u8; 8];
+        let n = encode_response_not_ready(self.error_version(), &nr, &mut msg).expect("8 bytes");
+        msg[..n].to_vec()
+    }
+
+    fn respond_if_ready(&mut self, payload: &[u8], log: &mut Vec<String>) -> Outcome {
+        let req = parse_respond_if_ready(payload)
+            .map_err(|e| invalid(format!("malformed RESPOND_IF_READY: {}", e.as_str())))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| unexpected("RESPOND_IF_READY without a pending response"))?;
+        if pending.request_code != req.request_code || pending.token != req.token {
+            let reason = format!(
+                "RESPOND_IF_READY for {:#04x} token {}, pending {:#04x} token {}",
+                req.request_code, req.token, pending.request_code, pending.token
+            );
+            self.pending = Some(pending);
+            return Err(invalid(reason));
+        }
+        log.push(format!(
+            "RESPOND_IF_READY token {} -> the {} response",
+            req.token,
+            code_name(pending.request_code)
+        ));
+        Ok(pending.response)
     }
 
     /// A well-formed DOE object of `object_type` whose payload is 4 to 64 pseudo-random bytes
@@ -277,7 +904,7 @@ impl Responder {
 mod tests {
     use super::*;
     use coco_doe::{decode_discovery_response, DoeHeader};
-    use coco_spdm::{parse_error_response, parse_version_response, SPDM_GET_CAPABILITIES};
+    use coco_spdm::{parse_error_response, parse_version_response, SPDM_GET_MEASUREMENTS};
 
     fn all_versions() -> Vec<VersionEntry> {
         [
@@ -343,14 +970,14 @@ mod tests {
     #[test]
     fn other_requests_are_unsupported() {
         let mut r = Responder::new(all_versions(), Fault::None);
-        let reply = r.respond(&cma(&[0x12, SPDM_GET_CAPABILITIES, 0, 0, 0, 0, 0, 0]));
+        let reply = r.respond(&cma(&[0x12, SPDM_GET_MEASUREMENTS, 0, 0, 0, 0, 0, 0]));
         assert_error(
             &reply,
             SPDM_ERROR_UNSUPPORTED_REQUEST,
-            SPDM_GET_CAPABILITIES,
+            SPDM_GET_MEASUREMENTS,
         );
         assert!(
-            reply.log[0].starts_with("GET_CAPABILITIES (0xe1"),
+            reply.log[0].starts_with("GET_MEASUREMENTS (0xe0"),
             "{:?}",
             reply.log
         );

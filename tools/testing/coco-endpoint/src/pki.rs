@@ -1,0 +1,786 @@
+//! The endpoint's keys and certificates: a root CA, an intermediate CA and one leaf per
+//! certificate slot, built with rcgen and signed through RustCrypto keys.
+//!
+//! The CA hierarchy always uses ECDSA P-384 with SHA-384 certificate signatures; the leaves use
+//! the key type chosen with `--key` (P-256, P-384, RSA 2048/3072/4096), which is also the key
+//! that signs CHALLENGE_AUTH. Every leaf carries the CMA identity (PCIe r6.1 sec 6.31.3) as a
+//! subjectAltName otherName with type-id 2.23.147 and a UTF8String value, basicConstraints
+//! CA:false and keyUsage digitalSignature.
+//!
+//! With a PKI directory the root (key and certificate) is kept across runs, so a trust anchor
+//! loaded into a keyring stays valid; intermediate and leaf keys are kept too (RSA key
+//! generation is slow), while the intermediate and leaf certificates are issued anew at every
+//! start (so a changed `--cma-id` takes effect). Files in the directory:
+//!
+//! * `root.der`, `root.pem` (the trust anchor), `root.key.pem`
+//! * `intermediate.der`, `intermediate.key.pem`
+//! * `leaf-<key>-slot<N>.der`, `leaf-<key>-slot<N>.key.pem`
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use coco_spdm::auth::{
+    SPDM_ASYM_ECDSA_P256, SPDM_ASYM_ECDSA_P384, SPDM_ASYM_RSAPSS_2048, SPDM_ASYM_RSAPSS_3072,
+    SPDM_ASYM_RSAPSS_4096, SPDM_ASYM_RSASSA_2048, SPDM_ASYM_RSASSA_3072, SPDM_ASYM_RSASSA_4096,
+    SPDM_HASH_SHA256, SPDM_HASH_SHA384, SPDM_HASH_SHA512,
+};
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rand::RngExt;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyUsagePurpose, OtherNameValue, PublicKeyData, SanType, SerialNumber,
+    SignatureAlgorithm, SigningKey,
+};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use signature::hazmat::{PrehashSigner, RandomizedPrehashSigner};
+use signature::SignatureEncoding;
+
+/// OID of the CMA identity otherName (PCIe r6.1 sec 6.31.3): 2.23.147.
+pub const CMA_OTHER_NAME_OID: [u64; 3] = [2, 23, 147];
+
+/// OID id-DMTF-eku-responder-auth (DSP0274): 1.3.6.1.4.1.412.274.3.
+pub const DMTF_EKU_RESPONDER_AUTH: [u64; 9] = [1, 3, 6, 1, 4, 1, 412, 274, 3];
+
+/// The CMA identity of QEMU's emulated NVMe controller (vendor 1b36 Red Hat, device 0010,
+/// class 010802, revision 02, subsystem 1af4:1100), in the format Linux compares it with.
+pub const DEFAULT_CMA_ID: &str = "Vendor=1b36:Device=0010:CC=010802:REV=02:SSVID=1af4:SSID=1100";
+
+/// A key type for leaf keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// ECDSA NIST P-256.
+    P256,
+    /// ECDSA NIST P-384.
+    P384,
+    /// RSA 2048.
+    Rsa2048,
+    /// RSA 3072.
+    Rsa3072,
+    /// RSA 4096.
+    Rsa4096,
+}
+
+impl KeyKind {
+    /// All kinds, in command line order.
+    pub const ALL: [KeyKind; 5] = [
+        KeyKind::P256,
+        KeyKind::P384,
+        KeyKind::Rsa2048,
+        KeyKind::Rsa3072,
+        KeyKind::Rsa4096,
+    ];
+
+    /// The name used on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::P256 => "p256",
+            KeyKind::P384 => "p384",
+            KeyKind::Rsa2048 => "rsa2048",
+            KeyKind::Rsa3072 => "rsa3072",
+            KeyKind::Rsa4096 => "rsa4096",
+        }
+    }
+
+    /// The SPDM BaseAsymAlgo bits a key of this kind can sign with.
+    pub fn asym_mask(self) -> u32 {
+        match self {
+            KeyKind::P256 => SPDM_ASYM_ECDSA_P256,
+            KeyKind::P384 => SPDM_ASYM_ECDSA_P384,
+            KeyKind::Rsa2048 => SPDM_ASYM_RSASSA_2048 | SPDM_ASYM_RSAPSS_2048,
+            KeyKind::Rsa3072 => SPDM_ASYM_RSASSA_3072 | SPDM_ASYM_RSAPSS_3072,
+            KeyKind::Rsa4096 => SPDM_ASYM_RSASSA_4096 | SPDM_ASYM_RSAPSS_4096,
+        }
+    }
+
+    fn rsa_bits(self) -> Option<usize> {
+        match self {
+            KeyKind::Rsa2048 => Some(2048),
+            KeyKind::Rsa3072 => Some(3072),
+            KeyKind::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KeyKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        KeyKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                format!("unknown key type '{s}' (known: p256, p384, rsa2048, rsa3072, rsa4096)")
+            })
+    }
+}
+
+/// SPDM hash algorithms the endpoint implements.
+pub const SUPPORTED_HASHES: u32 = SPDM_HASH_SHA256 | SPDM_HASH_SHA384 | SPDM_HASH_SHA512;
+
+/// Hash of `data` with the SPDM BaseHashAlgo `algo` (SHA-256/384/512), or `None` for others.
+pub fn spdm_hash(algo: u32, data: &[u8]) -> Option<Vec<u8>> {
+    match algo {
+        SPDM_HASH_SHA256 => Some(Sha256::digest(data).to_vec()),
+        SPDM_HASH_SHA384 => Some(Sha384::digest(data).to_vec()),
+        SPDM_HASH_SHA512 => Some(Sha512::digest(data).to_vec()),
+        _ => None,
+    }
+}
+
+/// A private key.
+#[derive(Clone)]
+pub enum PrivateKey {
+    /// ECDSA P-256.
+    P256(p256::ecdsa::SigningKey),
+    /// ECDSA P-384.
+    P384(p384::ecdsa::SigningKey),
+    /// RSA of the given kind.
+    Rsa(Box<rsa::PrivateKey>, KeyKind),
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({})", self.kind())
+    }
+}
+
+impl PrivateKey {
+    /// Generates a new key.
+    pub fn generate(kind: KeyKind) -> Result<Self, String> {
+        let mut rng = rand::rng();
+        Ok(match kind {
+            KeyKind::P256 => PrivateKey::P256(
+                <p256::ecdsa::SigningKey as rsa::Generate>::generate_from_rng(&mut rng),
+            ),
+            KeyKind::P384 => PrivateKey::P384(
+                <p384::ecdsa::SigningKey as rsa::Generate>::generate_from_rng(&mut rng),
+            ),
+            _ => {
+                let bits = kind.rsa_bits().unwrap_or(3072);
+                let key = rsa::PrivateKey::new(&mut rng, bits)
+                    .map_err(|e| format!("RSA-{bits} key generation failed: {e}"))?;
+                PrivateKey::Rsa(Box::new(key), kind)
+            }
+        })
+    }
+
+    /// The key's kind.
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            PrivateKey::P256(_) => KeyKind::P256,
+            PrivateKey::P384(_) => KeyKind::P384,
+            PrivateKey::Rsa(_, kind) => *kind,
+        }
+    }
+
+    /// PKCS#8 PEM encoding.
+    pub fn to_pkcs8_pem(&self) -> Result<String, String> {
+        let pem = match self {
+            PrivateKey::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
+            PrivateKey::P384(k) => k.to_pkcs8_pem(LineEnding::LF),
+            PrivateKey::Rsa(k, _) => k.to_pkcs8_pem(LineEnding::LF),
+        }
+        .map_err(|e| format!("cannot encode the private key: {e}"))?;
+        Ok(pem.to_string())
+    }
+
+    /// Decodes a PKCS#8 PEM key, which must be of `kind`.
+    pub fn from_pkcs8_pem(kind: KeyKind, pem: &str) -> Result<Self, String> {
+        let bad = |e: &dyn fmt::Display| format!("not a PKCS#8 {kind} private key: {e}");
+        let key = match kind {
+            KeyKind::P256 => {
+                PrivateKey::P256(p256::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|e| bad(&e))?)
+            }
+            KeyKind::P384 => {
+                PrivateKey::P384(p384::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|e| bad(&e))?)
+            }
+            _ => {
+                let k = rsa::PrivateKey::from_pkcs8_pem(pem).map_err(|e| bad(&e))?;
+                let bits = rsa::traits::PublicKeyParts::size(&k) * 8;
+                if Some(bits) != kind.rsa_bits() {
+                    return Err(format!("RSA key has {bits} bits, {kind} wanted"));
+                }
+                PrivateKey::Rsa(Box::new(k), kind)
+            }
+        };
+        Ok(key)
+    }
+
+    /// The public key as rcgen wants it: the SEC1 point for ECDSA, PKCS#1 RSAPublicKey DER for
+    /// RSA.
+    fn public_key_raw(&self) -> Vec<u8> {
+        match self {
+            PrivateKey::P256(k) => k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+            PrivateKey::P384(k) => k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+            PrivateKey::Rsa(k, _) => {
+                use rsa::pkcs1::EncodeRsaPublicKey;
+                k.to_public_key()
+                    .to_pkcs1_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// The certificate signature algorithm used when this key signs a certificate.
+    fn cert_algorithm(&self) -> &'static SignatureAlgorithm {
+        match self {
+            PrivateKey::P256(_) => &rcgen::PKCS_ECDSA_P256_SHA256,
+            PrivateKey::P384(_) => &rcgen::PKCS_ECDSA_P384_SHA384,
+            PrivateKey::Rsa(..) => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+
+    /// Signs `msg` for an X.509 certificate (ECDSA: DER signature with the curve's hash; RSA:
+    /// PKCS#1 v1.5 with SHA-256).
+    fn sign_cert(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
+        use signature::Signer;
+        Ok(match self {
+            PrivateKey::P256(k) => {
+                let sig: p256::ecdsa::Signature = k.try_sign(msg).map_err(|e| e.to_string())?;
+                sig.to_der().as_bytes().to_vec()
+            }
+            PrivateKey::P384(k) => {
+                let sig: p384::ecdsa::Signature = k.try_sign(msg).map_err(|e| e.to_string())?;
+                sig.to_der().as_bytes().to_vec()
+            }
+            PrivateKey::Rsa(k, _) => {
+                let key = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
+                let sig = key.try_sign(msg).map_err(|e| e.to_string())?;
+                sig.to_vec()
+            }
+        })
+    }
+
+    /// Produces an SPDM signature with BaseAsymAlgo `asym` over the digest `digest` (already
+    /// computed with BaseHashAlgo `hash`): ECDSA r || s, RSASSA-PKCS1-v1_5 with `hash`'s
+    /// DigestInfo, or RSASSA-PSS with MGF1(`hash`) and a salt as long as the hash.
+    pub fn sign_spdm(&self, asym: u32, hash: u32, digest: &[u8]) -> Result<Vec<u8>, String> {
+        if self.kind().asym_mask() & asym == 0 {
+            return Err(format!(
+                "a {} key cannot sign {}",
+                self.kind(),
+                coco_spdm::auth::asym_name(asym)
+            ));
+        }
+        let err = |e: signature::Error| format!("signing failed: {e}");
+        match self {
+            PrivateKey::P256(k) => {
+                let sig: p256::ecdsa::Signature = k.sign_prehash(digest).map_err(err)?;
+                Ok(sig.to_bytes().to_vec())
+            }
+            PrivateKey::P384(k) => {
+                let sig: p384::ecdsa::Signature = k.sign_prehash(digest).map_err(err)?;
+                Ok(sig.to_bytes().to_vec())
+            }
+            PrivateKey::Rsa(k, _) => {
+                let pss = matches!(
+                    asym,
+                    SPDM_ASYM_RSAPSS_2048 | SPDM_ASYM_RSAPSS_3072 | SPDM_ASYM_RSAPSS_4096
+                );
+                let key = (**k).clone();
+                let mut rng = rand::rng();
+                let sig = match (hash, pss) {
+                    (SPDM_HASH_SHA256, false) => rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
+                        .sign_prehash(digest)
+                        .map(|s| s.to_vec())
+                        .map_err(err)?,
+                    (SPDM_HASH_SHA384, false) => rsa::pkcs1v15::SigningKey::<Sha384>::new(key)
+                        .sign_prehash(digest)
+                        .map(|s| s.to_vec())
+                        .map_err(err)?,
+                    (SPDM_HASH_SHA512, false) => rsa::pkcs1v15::SigningKey::<Sha512>::new(key)
+                        .sign_prehash(digest)
+                        .map(|s| s.to_vec())
+                        .map_err(err)?,
+                    (SPDM_HASH_SHA256, true) => rsa::pss::SigningKey::<Sha256>::new(key)
+                        .sign_prehash_with_rng(&mut rng, digest)
+                        .map(|s| s.to_vec())
+                        .map_err(err)?,
+                    (SPDM_HASH_SHA384, true) => rsa::pss::SigningKey::<Sha384>::new(key)
+                        .sign_prehash_with_rng(&mut rng, digest)
+                        .map(|s| s.to_vec())
+                        .map_err(err)?,
+                    (SPDM_HASH_SHA512, true) => rsa::pss::SigningKey::<Sha512>::new(key)
+                        .sign_prehash_with_rng(&mut rng, digest)
+                        .map(|s| s.to_vec())
+                        .map_err(err)?,
+                    _ => return Err(format!("unsupported hash {hash:#x}")),
+                };
+                Ok(sig)
+            }
+        }
+    }
+}
+
+/// A [`PrivateKey`] with its public key bytes, as rcgen's signer.
+struct CertSigner<'a> {
+    key: &'a PrivateKey,
+    public: Vec<u8>,
+}
+
+impl<'a> CertSigner<'a> {
+    fn new(key: &'a PrivateKey) -> Self {
+        CertSigner {
+            key,
+            public: key.public_key_raw(),
+        }
+    }
+}
+
+impl PublicKeyData for CertSigner<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.key.cert_algorithm()
+    }
+}
+
+impl SigningKey for CertSigner<'_> {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.key
+            .sign_cert(msg)
+            .map_err(|_| rcgen::Error::RemoteKeyError)
+    }
+}
+
+/// Key identifier (RFC 7093 method 1): the leftmost 160 bits of SHA-256 of the public key.
+fn key_id(key: &PrivateKey) -> Vec<u8> {
+    Sha256::digest(key.public_key_raw())[..20].to_vec()
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes: [u8; 16] = rand::rng().random();
+    bytes[0] &= 0x7F;
+    bytes[0] |= 0x01;
+    SerialNumber::from(bytes.to_vec())
+}
+
+fn dn(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "coco emulated endpoint");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// Validity of the certificates: generous, inside the UTCTime range.
+fn valid_params(params: &mut CertificateParams) {
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2049, 12, 31);
+}
+
+fn ca_params(common_name: &str, key: &PrivateKey, path_len: Option<u8>) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    valid_params(&mut p);
+    p.distinguished_name = dn(common_name);
+    p.serial_number = Some(random_serial());
+    p.is_ca = match path_len {
+        Some(n) => IsCa::Ca(BasicConstraints::Constrained(n)),
+        None => IsCa::Ca(BasicConstraints::Unconstrained),
+    };
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
+    p.use_authority_key_identifier_extension = true;
+    p
+}
+
+const ROOT_CN: &str = "coco test root CA";
+const INTERMEDIATE_CN: &str = "coco test intermediate CA";
+
+/// Which deliberately broken chain to build (fault injection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ChainFault {
+    /// A correct chain.
+    #[default]
+    None,
+    /// The chain ends in a freshly generated root, not the one in the PKI directory.
+    UntrustedRoot,
+    /// The leaf's notAfter is in the past (2001-01-01).
+    ExpiredLeaf,
+    /// The intermediate claims the root as issuer but is signed by another key.
+    BrokenChain,
+}
+
+/// The certificate chain and key of one slot.
+#[derive(Debug, Clone)]
+pub struct SlotIdentity {
+    /// Slot number, 0 to 7.
+    pub slot: u8,
+    /// DER certificates, root first, leaf last.
+    pub certs: Vec<Vec<u8>>,
+    /// The leaf's private key.
+    pub key: PrivateKey,
+}
+
+impl SlotIdentity {
+    /// The SPDM certificate chain for hash algorithm `hash`: Length, Reserved, Hash(root DER),
+    /// the DER certificates.
+    pub fn spdm_chain(&self, hash: u32) -> Option<Vec<u8>> {
+        let root_hash = spdm_hash(hash, self.certs.first()?)?;
+        let certs_len: usize = self.certs.iter().map(Vec::len).sum();
+        let mut out = vec![0u8; 4 + root_hash.len()];
+        coco_spdm::auth::encode_cert_chain_header(&root_hash, certs_len, &mut out).ok()?;
+        for c in &self.certs {
+            out.extend_from_slice(c);
+        }
+        Some(out)
+    }
+}
+
+/// Everything an endpoint needs to authenticate: its populated slots.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The populated slots, in increasing slot order.
+    pub slots: Vec<SlotIdentity>,
+    /// The root certificate that is written to the PKI directory (the trust anchor).
+    pub trusted_root: Vec<u8>,
+}
+
+impl Identity {
+    /// The slot mask of the populated slots.
+    pub fn slot_mask(&self) -> u8 {
+        self.slots.iter().fold(0u8, |m, s| m | (1 << s.slot))
+    }
+
+    /// The identity of `slot`.
+    pub fn slot(&self, slot: u8) -> Option<&SlotIdentity> {
+        self.slots.iter().find(|s| s.slot == slot)
+    }
+
+    /// The key kind of the leaves.
+    pub fn key_kind(&self) -> Option<KeyKind> {
+        self.slots.first().map(|s| s.key.kind())
+    }
+}
+
+/// A CA: certificate parameters, key, DER.
+struct Ca {
+    params: CertificateParams,
+    key: PrivateKey,
+    der: Vec<u8>,
+}
+
+/// Reads the PEM key `name` of `kind` from `dir`, or generates one and writes it there.
+fn load_or_generate_key(
+    dir: Option<&Path>,
+    name: &str,
+    kind: KeyKind,
+) -> Result<PrivateKey, String> {
+    let Some(dir) = dir else {
+        return PrivateKey::generate(kind);
+    };
+    let path = dir.join(name);
+    if let Ok(pem) = fs::read_to_string(&path) {
+        if let Ok(key) = PrivateKey::from_pkcs8_pem(kind, &pem) {
+            return Ok(key);
+        }
+    }
+    let key = PrivateKey::generate(kind)?;
+    write_file(&path, key.to_pkcs8_pem()?.as_bytes())?;
+    Ok(key)
+}
+
+/// Writes `data` to `path` atomically (temporary file + rename); private keys (`*.key.pem`)
+/// get mode 0600.
+fn write_file(path: &Path, data: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let private = path.to_string_lossy().ends_with(".key.pem");
+    fs::write(&tmp, data)
+        .and_then(|()| {
+            if private {
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(())
+        })
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })
+}
+
+fn pem_encode(tag: &str, der: &[u8]) -> String {
+    let b64 = base64_encode(der);
+    let mut out = format!("-----BEGIN {tag}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {tag}-----\n"));
+    out
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Builds the root CA: from `dir` when its key and certificate are there, else new (and saved).
+fn root_ca(dir: Option<&Path>) -> Result<Ca, String> {
+    if let Some(d) = dir {
+        let key_pem = fs::read_to_string(d.join("root.key.pem"));
+        let der = fs::read(d.join("root.der"));
+        if let (Ok(key_pem), Ok(der)) = (key_pem, der) {
+            if let Ok(key) = PrivateKey::from_pkcs8_pem(KeyKind::P384, &key_pem) {
+                // The issuer parameters only need the name, key id and key usages, which are
+                // the ones this module always uses.
+                let params = ca_params(ROOT_CN, &key, None);
+                return Ok(Ca { params, key, der });
+            }
+        }
+    }
+    let key = PrivateKey::generate(KeyKind::P384)?;
+    let ca = new_root(key)?;
+    if let Some(d) = dir {
+        write_file(&d.join("root.key.pem"), ca.key.to_pkcs8_pem()?.as_bytes())?;
+        write_file(&d.join("root.der"), &ca.der)?;
+        write_file(
+            &d.join("root.pem"),
+            pem_encode("CERTIFICATE", &ca.der).as_bytes(),
+        )?;
+    }
+    Ok(ca)
+}
+
+fn new_root(key: PrivateKey) -> Result<Ca, String> {
+    let params = ca_params(ROOT_CN, &key, None);
+    let cert = params
+        .self_signed(&CertSigner::new(&key))
+        .map_err(|e| format!("cannot build the root certificate: {e}"))?;
+    Ok(Ca {
+        der: cert.der().to_vec(),
+        params,
+        key,
+    })
+}
+
+/// Issues the intermediate CA certificate for `key`, signed by `signer` as `issuer_params`.
+fn intermediate_ca(
+    key: PrivateKey,
+    issuer_params: &CertificateParams,
+    signer: &PrivateKey,
+) -> Result<Ca, String> {
+    let params = ca_params(INTERMEDIATE_CN, &key, Some(0));
+    let issuer = Issuer::from_params(issuer_params, CertSigner::new(signer));
+    let cert = params
+        .signed_by(&CertSigner::new(&key), &issuer)
+        .map_err(|e| format!("cannot build the intermediate certificate: {e}"))?;
+    Ok(Ca {
+        der: cert.der().to_vec(),
+        params,
+        key,
+    })
+}
+
+/// Issues a leaf certificate for `key` with the CMA identity `cma_id`.
+fn leaf_cert(
+    key: &PrivateKey,
+    slot: u8,
+    cma_id: &str,
+    issuer: &Ca,
+    expired: bool,
+) -> Result<Vec<u8>, String> {
+    let mut p = CertificateParams::default();
+    valid_params(&mut p);
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
+    p.distinguished_name = dn(&format!("coco emulated endpoint slot {slot}"));
+    p.serial_number = Some(random_serial());
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(
+        DMTF_EKU_RESPONDER_AUTH.to_vec(),
+    )];
+    p.subject_alt_names = vec![SanType::OtherName((
+        CMA_OTHER_NAME_OID.to_vec(),
+        OtherNameValue::Utf8String(cma_id.to_string()),
+    ))];
+    p.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
+    p.use_authority_key_identifier_extension = true;
+    let iss = Issuer::from_params(&issuer.params, CertSigner::new(&issuer.key));
+    let cert = p
+        .signed_by(&CertSigner::new(key), &iss)
+        .map_err(|e| format!("cannot build the leaf certificate: {e}"))?;
+    Ok(cert.der().to_vec())
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct PkiOptions {
+    /// Where to keep the PKI (`None`: in memory only).
+    pub dir: Option<PathBuf>,
+    /// Leaf key type.
+    pub key: KeyKind,
+    /// Populated slots (0 to 7, no duplicates).
+    pub slots: Vec<u8>,
+    /// The CMA identity string for the leaves' subjectAltName.
+    pub cma_id: String,
+    /// A deliberately broken chain.
+    pub fault: ChainFault,
+}
+
+/// Builds (or loads) the PKI and returns the endpoint identity. With a directory, the root,
+/// intermediate and leaf certificates of the correct chain are written there as well.
+pub fn build_identity(opts: &PkiOptions) -> Result<Identity, String> {
+    if opts.slots.is_empty() {
+        return Err("no certificate slot".to_string());
+    }
+    if let Some(&bad) = opts.slots.iter().find(|&&s| s > 7) {
+        return Err(format!("slot {bad} out of range 0-7"));
+    }
+    let dir = opts.dir.as_deref();
+    if let Some(d) = dir {
+        fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
+    let root = root_ca(dir)?;
+    let trusted_root = root.der.clone();
+    let inter_key = load_or_generate_key(dir, "intermediate.key.pem", KeyKind::P384)?;
+    let (root, inter) = match opts.fault {
+        ChainFault::UntrustedRoot => {
+            let other = new_root(PrivateKey::generate(KeyKind::P384)?)?;
+            let inter = intermediate_ca(inter_key, &other.params, &other.key)?;
+            (other, inter)
+        }
+        ChainFault::BrokenChain => {
+            // Same issuer name and key identifier as the real root, other signing key.
+            let forger = PrivateKey::generate(KeyKind::P384)?;
+            let inter = intermediate_ca(inter_key, &root.params, &forger)?;
+            (root, inter)
+        }
+        _ => {
+            let inter = intermediate_ca(inter_key, &root.params, &root.key)?;
+            (root, inter)
+        }
+    };
+    if let (Some(d), ChainFault::None) = (dir, opts.fault) {
+        write_file(&d.join("intermediate.der"), &inter.der)?;
+    }
+    let mut slots = Vec::new();
+    let mut sorted = opts.slots.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for slot in sorted {
+        let base = format!("leaf-{}-slot{slot}", opts.key);
+        let key = load_or_generate_key(dir, &format!("{base}.key.pem"), opts.key)?;
+        let leaf = leaf_cert(
+            &key,
+            slot,
+            &opts.cma_id,
+            &inter,
+            opts.fault == ChainFault::ExpiredLeaf,
+        )?;
+        if let (Some(d), ChainFault::None) = (dir, opts.fault) {
+            write_file(&d.join(format!("{base}.der")), &leaf)?;
+        }
+        slots.push(SlotIdentity {
+            slot,
+            certs: vec![root.der.clone(), inter.der.clone(), leaf],
+            key,
+        });
+    }
+    Ok(Identity {
+        slots,
+        trusted_root,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_kinds_parse() {
+        for k in KeyKind::ALL {
+            assert_eq!(k.name().parse::<KeyKind>(), Ok(k));
+            assert_ne!(k.asym_mask(), 0);
+        }
+        assert!("ed25519".parse::<KeyKind>().is_err());
+    }
+
+    #[test]
+    fn base64_matches_known_vectors() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn pem_roundtrip_p256() {
+        let k = PrivateKey::generate(KeyKind::P256).unwrap();
+        let pem = k.to_pkcs8_pem().unwrap();
+        let k2 = PrivateKey::from_pkcs8_pem(KeyKind::P256, &pem).unwrap();
+        assert_eq!(k.public_key_raw(), k2.public_key_raw());
+        assert!(PrivateKey::from_pkcs8_pem(KeyKind::P384, &pem).is_err());
+    }
+
+    #[test]
+    fn identity_in_directory_keeps_root() {
+        let dir = std::env::temp_dir().join(format!("coco-pki-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let opts = PkiOptions {
+            dir: Some(dir.clone()),
+            key: KeyKind::P256,
+            slots: vec![1, 0],
+            cma_id: DEFAULT_CMA_ID.to_string(),
+            fault: ChainFault::None,
+        };
+        let a = build_identity(&opts).unwrap();
+        assert_eq!(a.slot_mask(), 0b11);
+        assert_eq!(a.slots[0].slot, 0);
+        assert_eq!(a.slots[0].certs.len(), 3);
+        assert_eq!(fs::read(dir.join("root.der")).unwrap(), a.trusted_root);
+        let pem = fs::read_to_string(dir.join("root.pem")).unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        let b = build_identity(&opts).unwrap();
+        assert_eq!(a.trusted_root, b.trusted_root);
+        assert_eq!(a.slots[0].certs[0], b.slots[0].certs[0]);
+        assert_eq!(
+            a.slots[1].key.public_key_raw(),
+            b.slots[1].key.public_key_raw()
+        );
+        let untrusted = build_identity(&PkiOptions {
+            fault: ChainFault::UntrustedRoot,
+            ..opts.clone()
+        })
+        .unwrap();
+        assert_ne!(untrusted.slots[0].certs[0], a.trusted_root);
+        assert_eq!(untrusted.trusted_root, a.trusted_root);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
