@@ -24,6 +24,9 @@ rig:
 check:
 	scripts/check.sh
 
+bench:
+	scripts/bench.sh
+
 clean:
 	cargo clean
 	rm -rf "$${COCO_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/coco}/modules"

@@ -8,17 +8,32 @@
 # The build is cached under $COCO_CACHE and keyed by the kernel version, the
 # fragment, the overlay patches and the toolchain versions: when none of them
 # changed, nothing runs. Prints the build directory on stdout.
+#
+# COCO_KVARIANT=nodebug builds the same kernel without the fragment's debug
+# section (KASAN, lockdep, kmemleak, ...) into its own directory, for
+# measuring what the debug options cost (make bench).
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
 
 FRAGMENT=$COCO_ROOT/scripts/kconfig/coco.config
+VARIANT=${COCO_KVARIANT:-debug}
 OVERLAY_DIR=$COCO_ROOT/rust/kernel-overlay
 KVER=$(cat "$COCO_CACHE/ksrc-version" 2>/dev/null) ||
 	die "no kernel source in $COCO_CACHE: run scripts/setup.sh"
 PRISTINE=$COCO_CACHE/linux-$KVER
 SRC=$COCO_CACHE/src
 BUILD=$COCO_CACHE/build
+case "$VARIANT" in
+debug) ;;
+nodebug)
+	BUILD=$COCO_CACHE/build-nodebug
+	mkdir -p "$COCO_CACHE"
+	sed '/^# Debug options/,$d' "$FRAGMENT" >"$COCO_CACHE/coco-nodebug.config"
+	FRAGMENT=$COCO_CACHE/coco-nodebug.config
+	;;
+*) die "unknown COCO_KVARIANT $VARIANT (debug or nodebug)" ;;
+esac
 MAKE=(make -s -C "$SRC" O="$BUILD" LLVM=-19 -j"$(nproc)")
 
 overlay_hash() {

@@ -22,7 +22,8 @@
 #
 # Environment: COCO_CACHE (cache directory), COCO_ENDPOINT_BIN (use this
 # endpoint binary instead of building tools/testing/coco-endpoint),
-# COCO_EXPECTED_VERSIONS (versions the tests expect, default "1.0 1.1 1.2 1.3")
+# COCO_EXPECTED_VERSIONS (versions the tests expect, default "1.0 1.1 1.2 1.3"),
+# COCO_KVARIANT=nodebug (boot the kernel built without the debug options)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -57,7 +58,7 @@ if [ -z "${COCO_ENDPOINT_BIN:-}" ]; then
 	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-endpoint) || die "cannot build coco-endpoint"
 	COCO_ENDPOINT_BIN=$COCO_ROOT/target/release/coco-endpoint
 fi
-MODS=$("$COCO_ROOT/scripts/build-modules.sh")
+MODS=$(COCO_KBUILD=$KB "$COCO_ROOT/scripts/build-modules.sh")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

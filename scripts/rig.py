@@ -143,6 +143,10 @@ class Rig:
         self.console = []
         self.cmd_status = None
         self.saw_end = False
+        self.saw_boot = False
+        self.t_start = None
+        self.t_boot = None
+        self.t_probe = None
         self.dmesg = []
         self.in_dmesg = False
         self.in_kmemleak = False
@@ -284,15 +288,23 @@ class Rig:
         self.qemu = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        start = time.monotonic()
+        start = self.t_start = time.monotonic()
         buf = b""
         last_line = ""
         fd = self.qemu.stdout.fileno()
         console_log = open(os.path.join(self.args.log_dir, "console.log"), "w") if self.args.log_dir else None
+        last_output = start
         while True:
-            elapsed = time.monotonic() - start
-            if elapsed > self.args.timeout:
-                self.fail(f"watchdog: the guest did not finish within {self.args.timeout} s (last line: {last_line!r})")
+            now = time.monotonic()
+            why = None
+            if now - start > self.args.timeout:
+                why = f"the guest did not finish within {self.args.timeout} s"
+            elif not self.saw_boot and now - start > self.args.boot_timeout:
+                why = f"the guest did not reach /init within {self.args.boot_timeout} s"
+            elif now - last_output > self.args.idle_timeout:
+                why = f"the guest printed nothing for {self.args.idle_timeout} s"
+            if why:
+                self.fail(f"watchdog: {why}; stopping QEMU. Last console lines:\n    " + "\n    ".join(self.console[-25:]))
                 self.qemu.kill()
                 break
             r, _, _ = select.select([fd], [], [], 0.5)
@@ -304,6 +316,7 @@ class Rig:
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
+            last_output = time.monotonic()
             buf += chunk
             while b"\n" in buf:
                 raw, buf = buf.split(b"\n", 1)
@@ -314,6 +327,7 @@ class Rig:
                     console_log.write(line + "\n")
                 self.on_line(line)
         self.qemu.wait()
+        self.timing(time.monotonic())
         if console_log:
             console_log.close()
         if not self.saw_end:
@@ -327,6 +341,11 @@ class Rig:
             return
         if line.startswith("@@coco-end"):
             self.saw_end = True
+        if line.startswith("@@coco-boot"):
+            self.saw_boot = True
+            self.t_boot = time.monotonic()
+        if line.startswith("@@coco-summary") and self.t_probe is None:
+            self.t_probe = time.monotonic()
         m = re.match(r"@@coco-cmd-exit (\d+)", line)
         if m:
             self.cmd_status = int(m.group(1))
@@ -418,6 +437,12 @@ class Rig:
             self.current_failed += 1
             self.fail(f"{self.current}: {rest.strip()}")
 
+    def timing(self, end):
+        def rel(t):
+            return f"{t - self.t_start:.1f} s" if t is not None else "n/a"
+
+        log(f"timing: /init at {rel(self.t_boot)}, coco probed at {rel(self.t_probe)}, QEMU exited at {rel(end)}")
+
     def check_kernel_log(self):
         """One check over the whole kernel log of the run: no crash or debug report."""
         text = drop_known_upstream(self.dmesg if self.dmesg else self.console)
@@ -451,7 +476,9 @@ def main():
     p.add_argument("--endpoints", type=int, default=1)
     p.add_argument("--endpoint-bin")
     p.add_argument("--external-port", type=int, action="append")
-    p.add_argument("--timeout", type=int, default=900)
+    p.add_argument("--timeout", type=int, default=900, help="whole run")
+    p.add_argument("--boot-timeout", type=int, default=180, help="until /init prints")
+    p.add_argument("--idle-timeout", type=int, default=300, help="longest silence")
     p.add_argument("--smp", type=int, default=2)
     p.add_argument("--memory", default="2G")
     p.add_argument("--append", default="")
