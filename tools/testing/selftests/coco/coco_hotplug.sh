@@ -29,26 +29,13 @@ done
 UNPLUG_SECS=30
 PLUG_SECS=30
 
-N=${COCO_ENDPOINTS:-0}
-case "$N" in
-'' | *[!0-9]*) N=0 ;;
-esac
-
-ktap_print_header
-if [ "$N" -lt 1 ]; then
-	ktap_skip_all "COCO_ENDPOINTS is not set: no host to hot-plug endpoints"
-	exit "$KSFT_SKIP"
-fi
+coco_need_endpoints "no host to hot-plug endpoints"
 
 LAST=$((N - 1))
 GONE=
 PLUGGED_BACK=
 
-cleanup() {
-	coco_ensure_loaded
-	[ -n "$COCO_TMP" ] && rm -rf "$COCO_TMP"
-}
-trap cleanup EXIT
+trap coco_default_cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 ktap_set_plan 11
@@ -57,12 +44,8 @@ DEVS=$(coco_devices)
 COUNT=$(coco_count)
 coco_diag "tracked functions ($COUNT):" $DEVS
 
-check_start() {
-	[ "$COUNT" -eq "$N" ] || { coco_diag "$COUNT coco directories, COCO_ENDPOINTS=$N"; return 1; }
-	coco_wait_ok 20 $DEVS
-}
 coco_check "all COCO_ENDPOINTS functions are tracked with status ok before unplug" \
-	check_start
+	coco_start_all_ok
 
 # missing_dev: print the first BDF of DEVS whose PCI directory is gone.
 missing_dev() {

@@ -28,11 +28,7 @@ SETTLE_SECS=30
 # A kmemleak scan walks all memory; under TCG with KASAN that takes a while.
 SCAN_SECS=240
 
-cleanup() {
-	coco_ensure_loaded
-	[ -n "$COCO_TMP" ] && rm -rf "$COCO_TMP"
-}
-trap cleanup EXIT
+trap coco_default_cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 ktap_print_header

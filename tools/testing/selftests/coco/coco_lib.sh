@@ -344,3 +344,33 @@ COCO_SPLAT_RE='BUG:|WARNING:|Oops|Call Trace|kernel BUG at|general protection fa
 coco_log_errors() {
 	grep -E "^<[0-3]>|coco: (probe failed|cannot)|$COCO_SPLAT_RE" | grep -v 'coco-selftest: '
 }
+
+# coco_need_endpoints REASON: sets N to COCO_ENDPOINTS (a number) after the
+# KTAP header, or ends the test with a KTAP skip naming REASON when there is
+# no host-side endpoint to act on.
+coco_need_endpoints() {
+	N=${COCO_ENDPOINTS:-0}
+	case "$N" in
+	'' | *[!0-9]*) N=0 ;;
+	esac
+	ktap_print_header
+	if [ "$N" -lt 1 ]; then
+		ktap_skip_all "COCO_ENDPOINTS is not set: $1"
+		exit "$KSFT_SKIP"
+	fi
+}
+
+# coco_default_cleanup: EXIT trap of the tests that change module state:
+# leave coco loaded and remove the scratch directory.
+coco_default_cleanup() {
+	coco_ensure_loaded
+	[ -n "$COCO_TMP" ] && rm -rf "$COCO_TMP"
+}
+
+# coco_start_all_ok: all COCO_ENDPOINTS functions are tracked (DEVS, COUNT)
+# and reach status ok.
+coco_start_all_ok() {
+	[ "$COUNT" -eq "$N" ] || { coco_diag "$COUNT coco directories, COCO_ENDPOINTS=$N"; return 1; }
+	# shellcheck disable=SC2086 # a list of BDFs, split on purpose
+	coco_wait_ok 20 $DEVS
+}

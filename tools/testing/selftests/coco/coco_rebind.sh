@@ -31,8 +31,7 @@ cleanup() {
 		coco_diag "cleanup: binding $DEV to nvme again"
 		coco_write 30 "$NVME_DRV/bind" "$DEV" || coco_run_diag "cleanup: bind" "$?"
 	fi
-	coco_ensure_loaded
-	[ -n "$COCO_TMP" ] && rm -rf "$COCO_TMP"
+	coco_default_cleanup
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
