@@ -73,6 +73,8 @@ def drop_known_upstream(lines):
     return out
 
 
+# KUnit suites of the project; each must report its results in a test run.
+KUNIT_SUITES = ("coco", "coco_crypto")
 KTAP_RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+)\s*(.*)$")
 
 
@@ -151,7 +153,8 @@ class Rig:
         self.in_dmesg = False
         self.in_kmemleak = False
         self.kmemleak = []
-        self.current = None  # test program (or "kunit") whose KTAP is being read
+        self.current = None  # test program (or "kunit <suite>") whose KTAP is being read
+        self.kunit_suites = []  # KUnit suites whose section was read
         self.current_results = 0
         self.current_failed = 0
 
@@ -407,13 +410,15 @@ class Rig:
             self.in_dmesg = False
         elif word in ("@@coco-summary", "@@coco-boot", "@@coco-kunit-begin", "@@coco-kunit-end"):
             if word == "@@coco-kunit-begin":
-                self.current = "kunit"
+                suite = line.split()[1] if len(line.split()) > 1 else "coco"
+                self.kunit_suites.append(suite)
+                self.current = f"kunit {suite}"
                 self.current_results = 0
                 self.current_failed = 0
             elif word == "@@coco-kunit-end":
                 if self.current_results == 0:
                     self.failed += 1
-                    self.fail("kunit: the coco suite reported no results (did KUnit run at module load?)")
+                    self.fail(f"{self.current}: the suite reported no results (did KUnit run at module load?)")
                 self.current = None
 
     def ktap(self, line):
@@ -421,7 +426,7 @@ class Rig:
         if not m:
             return
         indent, verdict, _num, rest = m.groups()
-        if self.current == "kunit":
+        if self.current is not None and self.current.startswith("kunit "):
             # Count test cases (nested results) and not the suite line.
             if len(indent) == 0:
                 return
@@ -442,6 +447,13 @@ class Rig:
             return f"{t - self.t_start:.1f} s" if t is not None else "n/a"
 
         log(f"timing: /init at {rel(self.t_boot)}, coco probed at {rel(self.t_probe)}, QEMU exited at {rel(end)}")
+
+    def check_kunit_suites(self):
+        """Every project suite printed a section (an empty one already failed)."""
+        for suite in KUNIT_SUITES:
+            if suite not in self.kunit_suites:
+                self.failed += 1
+                self.fail(f"kunit {suite}: no results in debugfs (suite not built or module not loaded?)")
 
     def check_kernel_log(self):
         """One check over the whole kernel log of the run: no crash or debug report."""
@@ -495,6 +507,7 @@ def main():
         if args.mode == "shell":
             return 0
         if args.mode == "test":
+            rig.check_kunit_suites()
             rig.check_kernel_log()
             for f in rig.failures:
                 print(f"# failure: {f}", flush=True)

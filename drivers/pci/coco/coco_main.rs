@@ -23,20 +23,23 @@ use kernel::{
 };
 
 mod cocodev;
+// Kernel crypto glue for SPDM authentication; used by the KUnit tests until the requester lands.
+#[allow(dead_code)]
+mod crypto;
 
 use cocodev::CocoDev;
 
 // The protocol crates are shared with the userspace tools: their parsers are exercised by cargo
 // tests and proptest on the host. Items used by later features are not dead code there.
 #[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/spdm/src/auth.rs"]
+mod auth;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/doe/src/doe.rs"]
 mod doe;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/spdm.rs"]
 mod spdm;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../../rust/spdm/src/auth.rs"]
-mod auth;
 
 module! {
     type: Coco,

@@ -236,7 +236,12 @@ impl CocoDev {
                         spdm::error_code_name(code),
                         f.err
                     ),
-                    None => dev_err!(self.dev(), "coco: probe failed: {} ({:?})\n", f.reason, f.err),
+                    None => dev_err!(
+                        self.dev(),
+                        "coco: probe failed: {} ({:?})\n",
+                        f.reason,
+                        f.err
+                    ),
                 }
                 // A failed run shows nothing of an earlier success.
                 *state = State {
@@ -269,14 +274,20 @@ impl CocoDev {
 }
 
 /// Exchanges one DOE object on the CMA mailbox's `ty` feature.
-fn exchange(mb: &pcidoe::Mailbox<'_>, ty: u8, req: &[u8], rsp: &mut [u8]) -> Result<usize, Failure> {
-    mb.exchange(pcidoe::VENDOR_PCI_SIG, ty, req, rsp).map_err(|e| {
-        if e == ETIMEDOUT {
-            Failure::new("DOE exchange timed out (no answer from the device)", e)
-        } else {
-            Failure::new("DOE exchange failed", e)
-        }
-    })
+fn exchange(
+    mb: &pcidoe::Mailbox<'_>,
+    ty: u8,
+    req: &[u8],
+    rsp: &mut [u8],
+) -> Result<usize, Failure> {
+    mb.exchange(pcidoe::VENDOR_PCI_SIG, ty, req, rsp)
+        .map_err(|e| {
+            if e == ETIMEDOUT {
+                Failure::new("DOE exchange timed out (no answer from the device)", e)
+            } else {
+                Failure::new("DOE exchange failed", e)
+            }
+        })
 }
 
 /// Lists the mailbox's features with DOE discovery.
@@ -307,7 +318,10 @@ fn discover(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<Feature>, Failure> {
         }
         index = d.next_index;
     }
-    Err(Failure::new("DOE discovery reports too many features", EPROTO))
+    Err(Failure::new(
+        "DOE discovery reports too many features",
+        EPROTO,
+    ))
 }
 
 /// Asks the device for its SPDM versions (GET_VERSION) and returns the VERSION entries.
@@ -317,7 +331,12 @@ fn get_version(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<u16>, Failure> {
         .map_err(|_| Failure::new("cannot encode GET_VERSION", EINVAL))?;
     let mut rsp = KVec::from_elem(0u8, VERSION_RSP_SIZE, GFP_KERNEL)
         .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-    let n = exchange(mb, pcidoe::FEATURE_CMA, req.get(..len).unwrap_or(&[]), &mut rsp)?;
+    let n = exchange(
+        mb,
+        pcidoe::FEATURE_CMA,
+        req.get(..len).unwrap_or(&[]),
+        &mut rsp,
+    )?;
     if n >= VERSION_RSP_SIZE {
         return Err(Failure::new("VERSION response too long", EPROTO));
     }
@@ -418,7 +437,10 @@ mod tests {
 
     #[test]
     fn version_list_format() -> Result {
-        assert_eq!(&render(VersionList(&[0x1000, 0x1100, 0x1200, 0x1300]))?[..], b"1.0 1.1 1.2 1.3");
+        assert_eq!(
+            &render(VersionList(&[0x1000, 0x1100, 0x1200, 0x1300]))?[..],
+            b"1.0 1.1 1.2 1.3"
+        );
         assert_eq!(&render(VersionList(&[]))?[..], b"");
         Ok(())
     }
@@ -426,8 +448,14 @@ mod tests {
     #[test]
     fn feature_list_format() -> Result {
         let f = [
-            Feature { vendor: 1, object_type: 0 },
-            Feature { vendor: 1, object_type: 2 },
+            Feature {
+                vendor: 1,
+                object_type: 0,
+            },
+            Feature {
+                vendor: 1,
+                object_type: 2,
+            },
         ];
         assert_eq!(&render(FeatureList(&f))?[..], b"0001:00 0001:02");
         Ok(())
@@ -436,7 +464,10 @@ mod tests {
     #[test]
     fn slice_writer_refuses_overflow() {
         let mut buf = [0u8; 4];
-        let mut w = SliceWriter { buf: &mut buf, len: 0 };
+        let mut w = SliceWriter {
+            buf: &mut buf,
+            len: 0,
+        };
         assert!(write!(w, "abcd").is_ok());
         assert!(write!(w, "e").is_err());
         assert_eq!(w.len, 4);
@@ -466,7 +497,11 @@ mod tests {
         let d = doe::decode_discovery_response(&[0x01, 0x00, 0x02, 0x00]);
         assert!(matches!(
             d,
-            Ok(doe::DiscoveryResponse { vendor: 1, object_type: 2, next_index: 0 })
+            Ok(doe::DiscoveryResponse {
+                vendor: 1,
+                object_type: 2,
+                next_index: 0
+            })
         ));
         assert!(doe::decode_discovery_response(&[0x01, 0x00]).is_err());
     }
