@@ -75,6 +75,13 @@ def drop_known_upstream(lines):
 
 # KUnit suites of the project; each must report its results in a test run.
 KUNIT_SUITES = ("coco", "coco_crypto")
+# Written to the kernel log by the guest's /init before coco.ko is loaded.
+INIT_MARK = "coco-rig: /init started"
+
+# A request of the guest to the host, anywhere in a console line (a kernel
+# message may share the line): "@@coco-host <request> <argument>".
+HOST_REQUEST = re.compile(r"@@coco-host ([a-z_]+) ([A-Za-z0-9_-]+)")
+
 KTAP_RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+)\s*(.*)$")
 
 
@@ -232,12 +239,9 @@ class Rig:
             "spdm_port": self.ports[i],
         }
 
-    def host_request(self, line):
-        parts = line.split()
-        if len(parts) < 2:
-            log(f"malformed host request: {line!r}")
-            return
-        req, argv = parts[1], parts[2:]
+    def host_request(self, req, arg):
+        argv = [arg]
+        line = f"{req} {arg}"
         try:
             if req == "device_del" and argv:
                 log(f"guest asks: device_del {argv[0]}")
@@ -339,8 +343,9 @@ class Rig:
 
     # ---- guest output ----------------------------------------------------
     def on_line(self, line):
-        if line.startswith("@@coco-host "):
-            self.host_request(line)
+        m = HOST_REQUEST.search(line)
+        if m:
+            self.host_request(m.group(1), m.group(2))
             return
         if line.startswith("@@coco-end"):
             self.saw_end = True
@@ -456,8 +461,22 @@ class Rig:
                 self.fail(f"kunit {suite}: no results in debugfs (suite not built or module not loaded?)")
 
     def check_kernel_log(self):
-        """One check over the whole kernel log of the run: no crash or debug report."""
+        """Checks the kernel log of the run: no crash or debug report once /init started.
+
+        Reports from early boot (before /init, when no coco code has run) are shown
+        and counted as skipped: they are the kernel's or QEMU's, not the module's.
+        """
         text = drop_known_upstream(self.dmesg if self.dmesg else self.console)
+        mark = next((i for i, line in enumerate(text) if INIT_MARK in line), None)
+        if mark is not None:
+            early = [line for line in text[:mark] if any(p.search(line) for p in SPLATS)]
+            if early:
+                self.skipped += 1
+                print("ok - early boot, before /init: # SKIP report not caused by coco (coco.ko not loaded yet):", flush=True)
+                for line in text[:mark]:
+                    if any(p.search(line) for p in SPLATS) or "Call Trace" in line:
+                        print(f"#   {line}", flush=True)
+            text = text[mark:]
         hits = [line for line in text if any(p.search(line) for p in SPLATS)]
         if hits:
             self.failed += 1

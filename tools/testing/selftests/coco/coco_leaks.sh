@@ -174,9 +174,11 @@ fi
 
 # ------------------------------------------------------------------ kernel log
 
-LOG=$(dmesg)
+# The log since the rig's /init started (see coco_log_since_init): reports
+# from early boot, before any coco code ran, are the rig's to report.
+LOG=$(coco_log_since_init)
 
-# no_lines DESCRIPTION-OF-WHAT ERE: the whole kernel log has no line matching ERE.
+# no_lines DESCRIPTION-OF-WHAT ERE: that kernel log has no line matching ERE.
 no_lines() {
 	_nl=$(printf '%s\n' "$LOG" | grep -E "$2")
 	[ -z "$_nl" ] && return 0

@@ -374,3 +374,16 @@ coco_start_all_ok() {
 	# shellcheck disable=SC2086 # a list of BDFs, split on purpose
 	coco_wait_ok 20 $DEVS
 }
+
+# coco_log_since_init: the kernel log from the line the rig's /init writes
+# before loading coco.ko ("coco-rig: /init started") on; the whole log when
+# that line is missing (tests run by hand).
+coco_log_since_init() {
+	dmesg | awk '/coco-rig: \/init started/ { f = 1 } f { print }' >"${COCO_TMP:-/tmp}/.coco-log.$$"
+	if [ -s "${COCO_TMP:-/tmp}/.coco-log.$$" ]; then
+		cat "${COCO_TMP:-/tmp}/.coco-log.$$"
+	else
+		dmesg
+	fi
+	rm -f "${COCO_TMP:-/tmp}/.coco-log.$$"
+}
