@@ -74,7 +74,7 @@ def drop_known_upstream(lines):
 
 
 # KUnit suites of the project; each must report its results in a test run.
-KUNIT_SUITES = ("coco", "coco_crypto")
+KUNIT_SUITES = ("coco", "coco_crypto", "coco_auth")
 KTAP_RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+)\s*(.*)$")
 
 

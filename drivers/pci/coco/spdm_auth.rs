@@ -525,3 +525,51 @@ pub(crate) fn authenticate(
     })?;
     Ok(())
 }
+
+#[kunit_tests(coco_auth)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_only_verifiable_algorithms() {
+        let pss =
+            auth::SPDM_ASYM_RSAPSS_2048 | auth::SPDM_ASYM_RSAPSS_3072 | auth::SPDM_ASYM_RSAPSS_4096;
+        assert_eq!(OFFERED_ASYM & pss, 0);
+        for bit in 0..32u32 {
+            let asym = 1u32 << bit;
+            if OFFERED_ASYM & asym != 0 {
+                assert!(sig_alg(asym, HashAlg::Sha256).is_some());
+                assert_ne!(asym_short_name(asym), "unknown");
+            }
+            if OFFERED_HASH & asym != 0 {
+                assert!(hash_alg(asym).is_some());
+                assert_ne!(hash_short_name(asym), "unknown");
+            }
+        }
+    }
+
+    #[test]
+    fn algorithm_names() {
+        assert_eq!(asym_short_name(auth::SPDM_ASYM_ECDSA_P384), "ecdsa-p384");
+        assert_eq!(asym_short_name(auth::SPDM_ASYM_RSASSA_3072), "rsassa-3072");
+        assert_eq!(asym_short_name(auth::SPDM_ASYM_RSAPSS_3072), "unknown");
+        assert_eq!(hash_short_name(auth::SPDM_HASH_SHA512), "sha512");
+        assert!(matches!(
+            sig_alg(auth::SPDM_ASYM_RSASSA_2048, HashAlg::Sha384),
+            Some((SigAlg::RsaPkcs1(HashAlg::Sha384), 2048))
+        ));
+    }
+
+    #[test]
+    fn certificates_skip_header() -> Result {
+        let mut info = AuthInfo::default();
+        assert!(info.certificates().is_empty());
+        info.chain
+            .extend_from_slice(&[1, 2, 3, 4, 0x30, 0x00], GFP_KERNEL)?;
+        info.certs_offset = 4;
+        assert_eq!(info.certificates(), &[0x30, 0x00]);
+        info.certs_offset = 7;
+        assert!(info.certificates().is_empty());
+        Ok(())
+    }
+}
