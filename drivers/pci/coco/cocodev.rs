@@ -238,7 +238,8 @@ impl CocoDev {
         }
         .ok_or(ENODEV)?;
 
-        let result = discover(&mb).and_then(|features| Ok((features, get_version(&mb)?)));
+        let result =
+            discover(&mb).and_then(|features| Ok((features, get_version(&mb, &self.removed)?)));
         let mut state = self.state.lock();
         match result {
             Ok((features, (versions, vca))) => {
@@ -454,28 +455,26 @@ fn discover(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<Feature>, Failure> {
 /// Asks the device for its SPDM versions (GET_VERSION) and returns the VERSION entries, and
 /// GET_VERSION followed by VERSION exactly as exchanged (without DOE padding), the start of the
 /// authentication transcript.
-fn get_version(mb: &pcidoe::Mailbox<'_>) -> Result<(KVec<u16>, KVec<u8>), Failure> {
+///
+/// ERROR Busy and ResponseNotReady are retried like every SPDM request ([`spdm_auth::exchange`]).
+fn get_version(
+    mb: &pcidoe::Mailbox<'_>,
+    removed: &AtomicBool,
+) -> Result<(KVec<u16>, KVec<u8>), Failure> {
     let mut req = [0u8; 4];
     let len = spdm::encode_get_version(&mut req)
         .map_err(|_| Failure::new("cannot encode GET_VERSION", EINVAL))?;
     let mut rsp = KVec::from_elem(0u8, VERSION_RSP_SIZE, GFP_KERNEL)
         .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-    let n = exchange(
+    let n = spdm_auth::exchange(
         mb,
-        pcidoe::FEATURE_CMA,
+        removed,
+        spdm::SpdmVersion::V1_0,
         req.get(..len).unwrap_or(&[]),
         &mut rsp,
+        "device answered GET_VERSION with an SPDM ERROR",
     )?;
-    if n >= VERSION_RSP_SIZE {
-        return Err(Failure::new("VERSION response too long", EPROTO));
-    }
     let rsp = rsp.get(..n).unwrap_or(&[]);
-    if let Ok(e) = spdm::parse_error_response(rsp) {
-        return Err(Failure {
-            spdm_error: Some(e.code),
-            ..Failure::new("device answered GET_VERSION with an SPDM ERROR", EPROTO)
-        });
-    }
     let v = spdm::parse_version_response(rsp).map_err(|e| Failure::new(e.as_str(), EPROTO))?;
     let mut versions = KVec::new();
     for e in v.entries() {

@@ -151,76 +151,95 @@ struct Conn<'a, 'b> {
     version: SpdmVersion,
 }
 
-impl Conn<'_, '_> {
-    /// Sends `req` and returns the length of the response in `self.rx`, which is not an ERROR.
-    ///
-    /// ERROR Busy resends the request; ERROR ResponseNotReady waits the stated time and asks
-    /// with RESPOND_IF_READY (both at most [`MAX_RETRIES`] times). Any other ERROR fails with
-    /// `on_error` and the SPDM error code.
-    fn exchange(&mut self, req: &[u8], on_error: &'static str) -> Result<usize, Failure> {
-        let code = req.get(1).copied().unwrap_or(0);
-        let mut riy = [0u8; spdm::SPDM_RESPOND_IF_READY_SIZE];
-        let mut use_riy = false;
-        for _ in 0..=MAX_RETRIES {
-            if self.removed.load(Ordering::Acquire) {
-                return Err(fail("device removed", ENODEV));
+/// Sends the SPDM request `req` (negotiated `version`) and returns the length of the response
+/// in `rx`, which is not an ERROR.
+///
+/// ERROR Busy resends the request; ERROR ResponseNotReady waits the stated time and asks
+/// with RESPOND_IF_READY (both at most [`MAX_RETRIES`] times). Any other ERROR fails with
+/// `on_error` and the SPDM error code.
+pub(crate) fn exchange(
+    mb: &pcidoe::Mailbox<'_>,
+    removed: &AtomicBool,
+    version: SpdmVersion,
+    req: &[u8],
+    rx: &mut [u8],
+    on_error: &'static str,
+) -> Result<usize, Failure> {
+    let code = req.get(1).copied().unwrap_or(0);
+    let mut riy = [0u8; spdm::SPDM_RESPOND_IF_READY_SIZE];
+    let mut use_riy = false;
+    for _ in 0..=MAX_RETRIES {
+        if removed.load(Ordering::Acquire) {
+            return Err(fail("device removed", ENODEV));
+        }
+        let r = if use_riy { &riy[..] } else { req };
+        let n = mb
+            .exchange(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA, r, rx)
+            .map_err(|e| {
+                if e == ETIMEDOUT {
+                    fail("DOE exchange timed out (no answer from the device)", e)
+                } else {
+                    fail("DOE exchange failed", e)
+                }
+            })?;
+        if n >= rx.len() {
+            return Err(proto("SPDM response too long"));
+        }
+        let rsp = rx.get(..n).unwrap_or(&[]);
+        let Ok(e) = spdm::parse_error_response(rsp) else {
+            return Ok(n);
+        };
+        match e.code {
+            spdm::SPDM_ERROR_BUSY => {
+                // SAFETY: Sleeping is allowed: the probe runs in process context.
+                unsafe { bindings::msleep(BUSY_DELAY_MS) };
             }
-            let r = if use_riy { &riy[..] } else { req };
-            let n = self
-                .mb
-                .exchange(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA, r, &mut self.rx)
-                .map_err(|e| {
-                    if e == ETIMEDOUT {
-                        fail("DOE exchange timed out (no answer from the device)", e)
-                    } else {
-                        fail("DOE exchange failed", e)
-                    }
-                })?;
-            if n >= self.rx.len() {
-                return Err(proto("SPDM response too long"));
+            spdm::SPDM_ERROR_RESPONSE_NOT_READY => {
+                let rnr = e
+                    .response_not_ready()
+                    .ok_or(proto("malformed ResponseNotReady error"))?;
+                if rnr.request_code != code {
+                    return Err(proto("ResponseNotReady names another request"));
+                }
+                let wait = rnr.wait_us();
+                if wait > MAX_RDT_US {
+                    return Err(fail(
+                        "device asks to wait too long (ResponseNotReady)",
+                        ETIMEDOUT,
+                    ));
+                }
+                let riy_req = spdm::RespondIfReady::for_error(version, &rnr);
+                spdm::encode_respond_if_ready(&riy_req, &mut riy)
+                    .map_err(|_| fail("cannot encode RESPOND_IF_READY", EINVAL))?;
+                use_riy = true;
+                // SAFETY: Sleeping is allowed: the probe runs in process context.
+                unsafe { bindings::fsleep(c_ulong::try_from(wait).unwrap_or(c_ulong::MAX)) };
             }
-            let rsp = self.rx.get(..n).unwrap_or(&[]);
-            let Ok(e) = spdm::parse_error_response(rsp) else {
-                return Ok(n);
-            };
-            match e.code {
-                spdm::SPDM_ERROR_BUSY => {
-                    // SAFETY: Sleeping is allowed: the probe runs in process context.
-                    unsafe { bindings::msleep(BUSY_DELAY_MS) };
-                }
-                spdm::SPDM_ERROR_RESPONSE_NOT_READY => {
-                    let rnr = e
-                        .response_not_ready()
-                        .ok_or(proto("malformed ResponseNotReady error"))?;
-                    if rnr.request_code != code {
-                        return Err(proto("ResponseNotReady names another request"));
-                    }
-                    let wait = rnr.wait_us();
-                    if wait > MAX_RDT_US {
-                        return Err(fail(
-                            "device asks to wait too long (ResponseNotReady)",
-                            ETIMEDOUT,
-                        ));
-                    }
-                    let riy_req = spdm::RespondIfReady::for_error(self.version, &rnr);
-                    spdm::encode_respond_if_ready(&riy_req, &mut riy)
-                        .map_err(|_| fail("cannot encode RESPOND_IF_READY", EINVAL))?;
-                    use_riy = true;
-                    // SAFETY: Sleeping is allowed: the probe runs in process context.
-                    unsafe { bindings::fsleep(c_ulong::try_from(wait).unwrap_or(c_ulong::MAX)) };
-                }
-                c => {
-                    return Err(Failure {
-                        spdm_error: Some(c),
-                        ..proto(on_error)
-                    })
-                }
+            c => {
+                return Err(Failure {
+                    spdm_error: Some(c),
+                    ..proto(on_error)
+                })
             }
         }
-        Err(fail(
-            "device stayed busy or not ready (retries exhausted)",
-            EBUSY,
-        ))
+    }
+    Err(fail(
+        "device stayed busy or not ready (retries exhausted)",
+        EBUSY,
+    ))
+}
+
+impl Conn<'_, '_> {
+    /// [`exchange`] on this connection, into its receive buffer.
+    fn exchange(&mut self, req: &[u8], on_error: &'static str) -> Result<usize, Failure> {
+        exchange(
+            self.mb,
+            self.removed,
+            self.version,
+            req,
+            &mut self.rx,
+            on_error,
+        )
     }
 
     fn rsp(&self, n: usize) -> &[u8] {
