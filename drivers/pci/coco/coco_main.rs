@@ -273,7 +273,8 @@ unsafe extern "C" fn coco_rs_attr_show(
     }
 }
 
-/// sysfs write to `coco/rescan`: re-runs the probe exchanges synchronously.
+/// sysfs write to `coco/rescan`: re-runs the probe exchanges (and the authentication)
+/// synchronously.
 ///
 /// # Safety
 ///

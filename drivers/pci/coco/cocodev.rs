@@ -84,7 +84,8 @@ enum AuthStatus {
     Failed(Failure),
 }
 
-/// What the last successful probe found. Replaced as a whole, never updated in place.
+/// What the last probe found. Replaced as a whole when discovery and GET_VERSION finish; the
+/// authentication fields are then replaced as a whole when the authentication finishes.
 struct State {
     status: Status,
     features: KVec<Feature>,
@@ -223,7 +224,9 @@ impl CocoDev {
         unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
     }
 
-    /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION) and stores the outcome.
+    /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION, then the authentication) and
+    /// stores the outcome. Fails only if discovery or GET_VERSION fail: the authentication's
+    /// outcome is stored in `auth_status`.
     pub(crate) fn probe(&self) -> Result {
         let _op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
