@@ -19,6 +19,11 @@ enum coco_attr {
 	COCO_ATTR_SPDM_VERSIONS = 0,
 	COCO_ATTR_DOE_FEATURES = 1,
 	COCO_ATTR_STATUS = 2,
+	COCO_ATTR_AUTH_STATUS = 3,
+	COCO_ATTR_SPDM_VERSION = 4,
+	COCO_ATTR_ALGORITHMS = 5,
+	COCO_ATTR_CERT_SLOT = 6,
+	COCO_ATTR_CHALLENGE = 7,
 };
 
 /* C part, called from Rust. */
@@ -29,5 +34,7 @@ void coco_sysfs_remove(struct device *dev);
 ssize_t coco_rs_attr_show(struct device *dev, unsigned int attr, char *buf,
 			  size_t len);
 int coco_rs_rescan(struct device *dev);
+ssize_t coco_rs_cert_chain_read(struct device *dev, char *buf, loff_t off,
+				size_t count);
 
 #endif /* _DRIVERS_PCI_COCO_H */

@@ -3,7 +3,8 @@
 //! coco: PCIe device security core.
 //!
 //! Keeps per-device state for every PCI function whose DOE mailbox supports CMA/SPDM (PCI-SIG
-//! vendor 1, type 1), probes it asynchronously (DOE discovery, SPDM GET_VERSION) and follows
+//! vendor 1, type 1), probes it asynchronously (DOE discovery, SPDM GET_VERSION, then SPDM
+//! authentication: certificate chain and CHALLENGE, see `spdm_auth.rs`) and follows
 //! hotplug through a PCI bus notifier. Results are exposed under
 //! `/sys/bus/pci/devices/<BDF>/coco/` (Documentation/ABI/testing/sysfs-bus-pci-coco).
 //!
@@ -23,9 +24,10 @@ use kernel::{
 };
 
 mod cocodev;
-// Kernel crypto glue for SPDM authentication; used by the KUnit tests until the requester lands.
+// Kernel crypto glue for SPDM authentication; some accessors are only used by the KUnit tests.
 #[allow(dead_code)]
 mod crypto;
+mod spdm_auth;
 
 use cocodev::CocoDev;
 
@@ -271,7 +273,8 @@ unsafe extern "C" fn coco_rs_attr_show(
     }
 }
 
-/// sysfs write to `coco/rescan`: re-runs the probe exchanges synchronously.
+/// sysfs write to `coco/rescan`: re-runs the probe exchanges (and the authentication)
+/// synchronously.
 ///
 /// # Safety
 ///
@@ -285,4 +288,32 @@ unsafe extern "C" fn coco_rs_rescan(dev: *mut bindings::device) -> c_int {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
+}
+
+/// sysfs read of the binary attribute `coco/certificate_chain`: copies at most `count` bytes
+/// from `offset` into `buf` and returns the count (0 at the end).
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to and `buf` is valid for writes of `count` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_cert_chain_read(
+    dev: *mut bindings::device,
+    buf: *mut u8,
+    offset: i64,
+    count: usize,
+) -> isize {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno() as isize;
+    };
+    let Ok(offset) = usize::try_from(offset) else {
+        return EINVAL.to_errno() as isize;
+    };
+    if buf.is_null() || count == 0 {
+        return 0;
+    }
+    // SAFETY: `buf` is valid for `count` bytes by the safety requirements.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, count) };
+    let n = cd.read_cert_chain(offset, out);
+    isize::try_from(n).unwrap_or(0)
 }

@@ -39,6 +39,28 @@ static ssize_t status_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(status);
 
+#define COCO_ATTR_RO(_name, _attr)					\
+static ssize_t _name##_show(struct device *dev,				\
+			    struct device_attribute *attr, char *buf)	\
+{									\
+	return coco_show(dev, _attr, buf);				\
+}									\
+static DEVICE_ATTR_RO(_name)
+
+COCO_ATTR_RO(auth_status, COCO_ATTR_AUTH_STATUS);
+COCO_ATTR_RO(spdm_version, COCO_ATTR_SPDM_VERSION);
+COCO_ATTR_RO(algorithms, COCO_ATTR_ALGORITHMS);
+COCO_ATTR_RO(cert_slot, COCO_ATTR_CERT_SLOT);
+COCO_ATTR_RO(challenge, COCO_ATTR_CHALLENGE);
+
+static ssize_t certificate_chain_read(struct file *filp, struct kobject *kobj,
+				      const struct bin_attribute *attr,
+				      char *buf, loff_t off, size_t count)
+{
+	return coco_rs_cert_chain_read(kobj_to_dev(kobj), buf, off, count);
+}
+static BIN_ATTR_RO(certificate_chain, 0);
+
 static ssize_t rescan_store(struct device *dev, struct device_attribute *attr,
 			    const char *buf, size_t count)
 {
@@ -60,12 +82,23 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_doe_features.attr,
 	&dev_attr_status.attr,
 	&dev_attr_rescan.attr,
+	&dev_attr_auth_status.attr,
+	&dev_attr_spdm_version.attr,
+	&dev_attr_algorithms.attr,
+	&dev_attr_cert_slot.attr,
+	&dev_attr_challenge.attr,
+	NULL,
+};
+
+static const struct bin_attribute *const coco_bin_attrs[] = {
+	&bin_attr_certificate_chain,
 	NULL,
 };
 
 static const struct attribute_group coco_group = {
 	.name = "coco",
 	.attrs = coco_attrs,
+	.bin_attrs = coco_bin_attrs,
 };
 
 int coco_sysfs_add(struct device *dev)

@@ -2,7 +2,10 @@
 
 //! Per-device state of coco.ko and the probe exchanges over the CMA/SPDM DOE mailbox.
 
-use crate::{doe, spdm};
+use crate::{
+    doe, spdm,
+    spdm_auth::{self, AuthInfo},
+};
 use core::{
     fmt::Write,
     ptr::NonNull,
@@ -29,6 +32,11 @@ const VERSION_RSP_SIZE: usize = 4 + 2 + 2 * 255 + 4 + 4;
 const ATTR_SPDM_VERSIONS: c_uint = 0;
 const ATTR_DOE_FEATURES: c_uint = 1;
 const ATTR_STATUS: c_uint = 2;
+const ATTR_AUTH_STATUS: c_uint = 3;
+const ATTR_SPDM_VERSION: c_uint = 4;
+const ATTR_ALGORITHMS: c_uint = 5;
+const ATTR_CERT_SLOT: c_uint = 6;
+const ATTR_CHALLENGE: c_uint = 7;
 
 /// A (vendor, type) DOE feature reported by discovery.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,7 +55,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    const fn new(reason: &'static str, err: Error) -> Self {
+    pub(crate) const fn new(reason: &'static str, err: Error) -> Self {
         Self {
             reason,
             err,
@@ -66,12 +74,38 @@ enum Status {
     Failed(Failure),
 }
 
-/// What the last successful probe found. Replaced as a whole, never updated in place.
+/// Outcome of the last authentication.
+enum AuthStatus {
+    /// Not run yet, or running.
+    Pending,
+    /// Chain valid and CHALLENGE_AUTH signature verified (root not checked against a keyring).
+    Ok,
+    /// The last authentication failed.
+    Failed(Failure),
+}
+
+/// What the last probe found. Replaced as a whole when discovery and GET_VERSION finish; the
+/// authentication fields are then replaced as a whole when the authentication finishes.
 struct State {
     status: Status,
     features: KVec<Feature>,
     /// VERSION entries as the device sent them (major [15:12], minor [11:8], update, alpha).
     versions: KVec<u16>,
+    auth_status: AuthStatus,
+    /// What the last authentication established (also when it failed later).
+    auth: AuthInfo,
+}
+
+impl State {
+    fn empty(status: Status) -> Self {
+        Self {
+            status,
+            features: KVec::new(),
+            versions: KVec::new(),
+            auth_status: AuthStatus::Pending,
+            auth: AuthInfo::default(),
+        }
+    }
 }
 
 /// The `struct device` of a tracked function, used for sysfs group add/remove.
@@ -147,11 +181,7 @@ impl CocoDev {
                 removed: AtomicBool::new(false),
                 sysfs_added: AtomicBool::new(false),
                 op <- new_mutex!(()),
-                state <- new_mutex!(State {
-                    status: Status::Pending,
-                    features: KVec::new(),
-                    versions: KVec::new(),
-                }),
+                state <- new_mutex!(State::empty(Status::Pending)),
                 work <- new_work!("CocoDev::work"),
             }),
             GFP_KERNEL,
@@ -194,7 +224,9 @@ impl CocoDev {
         unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
     }
 
-    /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION) and stores the outcome.
+    /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION, then the authentication) and
+    /// stores the outcome. Fails only if discovery or GET_VERSION fail: the authentication's
+    /// outcome is stored in `auth_status`.
     pub(crate) fn probe(&self) -> Result {
         let _op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
@@ -209,10 +241,11 @@ impl CocoDev {
         }
         .ok_or(ENODEV)?;
 
-        let result = discover(&mb).and_then(|features| Ok((features, get_version(&mb)?)));
+        let result =
+            discover(&mb).and_then(|features| Ok((features, get_version(&mb, &self.removed)?)));
         let mut state = self.state.lock();
         match result {
-            Ok((features, versions)) => {
+            Ok((features, (versions, vca))) => {
                 dev_info!(
                     self.dev(),
                     "coco: DOE features {}; SPDM versions {}; secured CMA {}\n",
@@ -224,7 +257,21 @@ impl CocoDev {
                     status: Status::Ready,
                     features,
                     versions,
+                    auth_status: AuthStatus::Pending,
+                    auth: AuthInfo::default(),
                 };
+                // Copy the versions: the state lock is not held during the exchanges.
+                let mut versions = KVec::new();
+                let copied = versions.extend_from_slice(&state.versions, GFP_KERNEL);
+                drop(state);
+                let mut info = AuthInfo::default();
+                let result = match copied {
+                    Ok(()) => {
+                        spdm_auth::authenticate(&mb, &self.removed, &vca, &versions, &mut info)
+                    }
+                    Err(_) => Err(Failure::new("out of memory", ENOMEM)),
+                };
+                self.store_auth(result, info);
                 Ok(())
             }
             Err(f) => {
@@ -244,13 +291,69 @@ impl CocoDev {
                     ),
                 }
                 // A failed run shows nothing of an earlier success.
-                *state = State {
-                    status: Status::Failed(f),
-                    features: KVec::new(),
-                    versions: KVec::new(),
-                };
+                *state = State::empty(Status::Failed(f));
+                state.auth_status = AuthStatus::Failed(Failure::new(
+                    "not attempted: discovery or GET_VERSION failed",
+                    f.err,
+                ));
                 Err(f.err)
             }
+        }
+    }
+
+    /// Logs and stores the outcome of an authentication.
+    fn store_auth(&self, result: Result<(), Failure>, info: AuthInfo) {
+        // A run cut short by removal or module unload is not a device failure.
+        let removed = self.removed.load(Ordering::Acquire);
+        match (&result, info.negotiated) {
+            (Err(_), _) if removed => {}
+            (Ok(()), Some((v, asym, hash))) => dev_info!(
+                self.dev(),
+                "coco: authenticated: SPDM {}.{}, {} {}, slot {} (chain not checked against a trusted root)\n",
+                v.major(),
+                v.minor(),
+                spdm_auth::asym_short_name(asym),
+                spdm_auth::hash_short_name(hash),
+                info.slot.unwrap_or(0)
+            ),
+            (Ok(()), None) => {}
+            (Err(f), _) => match f.spdm_error {
+                Some(code) => dev_err!(
+                    self.dev(),
+                    "coco: authentication failed: {}: {} ({:?})\n",
+                    f.reason,
+                    spdm::error_code_name(code),
+                    f.err
+                ),
+                None => dev_err!(
+                    self.dev(),
+                    "coco: authentication failed: {} ({:?})\n",
+                    f.reason,
+                    f.err
+                ),
+            },
+        }
+        let mut state = self.state.lock();
+        state.auth_status = match result {
+            Ok(()) => AuthStatus::Ok,
+            Err(f) => AuthStatus::Failed(f),
+        };
+        state.auth = info;
+    }
+
+    /// Copies up to `out.len()` bytes of the certificate chain from `offset`; returns the count.
+    pub(crate) fn read_cert_chain(&self, offset: usize, out: &mut [u8]) -> usize {
+        let state = self.state.lock();
+        let certs = state.auth.certificates();
+        let Some(src) = certs.get(offset..) else {
+            return 0;
+        };
+        let n = src.len().min(out.len());
+        if let (Some(d), Some(s)) = (out.get_mut(..n), src.get(..n)) {
+            d.copy_from_slice(s);
+            n
+        } else {
+            0
         }
     }
 
@@ -265,6 +368,34 @@ impl CocoDev {
                 Status::Pending => writeln!(w, "pending"),
                 Status::Ready => writeln!(w, "ok"),
                 Status::Failed(f) => writeln!(w, "error: {}", f.reason),
+            },
+            ATTR_AUTH_STATUS => match state.auth_status {
+                AuthStatus::Pending => writeln!(w, "pending"),
+                AuthStatus::Ok => writeln!(w, "ok"),
+                AuthStatus::Failed(f) => writeln!(w, "error: {}", f.reason),
+            },
+            ATTR_SPDM_VERSION => match state.auth.negotiated {
+                Some((v, _, _)) => writeln!(w, "{}.{}", v.major(), v.minor()),
+                None => writeln!(w),
+            },
+            ATTR_ALGORITHMS => match state.auth.negotiated {
+                Some((_, asym, hash)) => writeln!(
+                    w,
+                    "{} {}",
+                    spdm_auth::asym_short_name(asym),
+                    spdm_auth::hash_short_name(hash)
+                ),
+                None => writeln!(w),
+            },
+            ATTR_CERT_SLOT => match state.auth.slot {
+                Some(s) => writeln!(w, "{}", s),
+                None => writeln!(w),
+            },
+            ATTR_CHALLENGE => match (&state.auth_status, state.auth.challenge_sent) {
+                (AuthStatus::Pending, _) => writeln!(w, "pending"),
+                (AuthStatus::Ok, _) => writeln!(w, "ok"),
+                (AuthStatus::Failed(f), true) => writeln!(w, "error: {}", f.reason),
+                (AuthStatus::Failed(_), false) => writeln!(w, "not attempted"),
             },
             _ => return Err(EINVAL),
         };
@@ -324,29 +455,29 @@ fn discover(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<Feature>, Failure> {
     ))
 }
 
-/// Asks the device for its SPDM versions (GET_VERSION) and returns the VERSION entries.
-fn get_version(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<u16>, Failure> {
+/// Asks the device for its SPDM versions (GET_VERSION) and returns the VERSION entries, and
+/// GET_VERSION followed by VERSION exactly as exchanged (without DOE padding), the start of the
+/// authentication transcript.
+///
+/// ERROR Busy and ResponseNotReady are retried like every SPDM request ([`spdm_auth::exchange`]).
+fn get_version(
+    mb: &pcidoe::Mailbox<'_>,
+    removed: &AtomicBool,
+) -> Result<(KVec<u16>, KVec<u8>), Failure> {
     let mut req = [0u8; 4];
     let len = spdm::encode_get_version(&mut req)
         .map_err(|_| Failure::new("cannot encode GET_VERSION", EINVAL))?;
     let mut rsp = KVec::from_elem(0u8, VERSION_RSP_SIZE, GFP_KERNEL)
         .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-    let n = exchange(
+    let n = spdm_auth::exchange(
         mb,
-        pcidoe::FEATURE_CMA,
+        removed,
+        spdm::SpdmVersion::V1_0,
         req.get(..len).unwrap_or(&[]),
         &mut rsp,
+        "device answered GET_VERSION with an SPDM ERROR",
     )?;
-    if n >= VERSION_RSP_SIZE {
-        return Err(Failure::new("VERSION response too long", EPROTO));
-    }
     let rsp = rsp.get(..n).unwrap_or(&[]);
-    if let Ok(e) = spdm::parse_error_response(rsp) {
-        return Err(Failure {
-            spdm_error: Some(e.code),
-            ..Failure::new("device answered GET_VERSION with an SPDM ERROR", EPROTO)
-        });
-    }
     let v = spdm::parse_version_response(rsp).map_err(|e| Failure::new(e.as_str(), EPROTO))?;
     let mut versions = KVec::new();
     for e in v.entries() {
@@ -354,7 +485,13 @@ fn get_version(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<u16>, Failure> {
             .push(e.raw(), GFP_KERNEL)
             .map_err(|_| Failure::new("out of memory", ENOMEM))?;
     }
-    Ok(versions)
+    let rsp_len = spdm::SPDM_VERSION_RESPONSE_FIXED_SIZE
+        + spdm::SPDM_VERSION_ENTRY_SIZE * usize::from(v.count());
+    let mut vca = KVec::new();
+    vca.extend_from_slice(req.get(..len).unwrap_or(&[]), GFP_KERNEL)
+        .and_then(|()| vca.extend_from_slice(rsp.get(..rsp_len).unwrap_or(&[]), GFP_KERNEL))
+        .map_err(|_| Failure::new("out of memory", ENOMEM))?;
+    Ok((versions, vca))
 }
 
 /// A DOE payload buffer aligned for the DOE core's dword accesses.
