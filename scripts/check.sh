@@ -15,6 +15,18 @@ logdir=${COCO_LOG_DIR:-$COCO_CACHE/logs/check-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$logdir"
 
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
+# rig_verdict LOG: adds the counts of a rig run's "rig: N passed, N failed" line.
+rig_verdict() {
+	local line p f
+	line=$(grep '^rig: .* passed, .* failed' "$1" | tail -n 1)
+	if [ -n "$line" ]; then
+		p=$(echo "$line" | sed -E 's/^rig: ([0-9]+) passed.*/\1/')
+		f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+		passed=$((passed + p)) failed=$((failed + f))
+	else
+		notok "the QEMU rig produced no verdict (see $1)"
+	fi
+}
 notok() { failed=$((failed + 1)); echo "not ok - $*"; }
 
 if [ "$(id -u)" = 0 ]; then
@@ -52,14 +64,20 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	echo "# guest: KUnit + kselftests"
 	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" \
 		--log-dir "$logdir" --timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig.log"
-	line=$(grep '^rig: .* passed, .* failed' "$logdir/rig.log" | tail -n 1)
-	if [ -n "$line" ]; then
-		p=$(echo "$line" | sed -E 's/^rig: ([0-9]+) passed.*/\1/')
-		f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
-		passed=$((passed + p)) failed=$((failed + f))
-	else
-		notok "the QEMU rig produced no verdict (see $logdir/rig.log)"
-	fi
+	rig_verdict "$logdir/rig.log"
+	echo "# guest: authentication against misbehaving endpoints (one boot, one endpoint each)"
+	faults=()
+	for v in fault:busy:2 fault:not-ready fault:bad-signature fault:wrong-nonce \
+		fault:truncated fault:oversized fault:digest-mismatch fault:expired-leaf \
+		fault:broken-chain fault:unsupported-algorithm fault:wrong-header-version \
+		key:p256 key:rsa3072 versions:1.0,1.1; do
+		faults+=(--variant "$v")
+	done
+	mkdir -p "$logdir/faults"
+	scripts/qemu-run.sh --no-setup --test --endpoints 0 "${faults[@]}" \
+		--tests coco_auth_faults.sh --log-dir "$logdir/faults" \
+		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-faults.log"
+	rig_verdict "$logdir/rig-faults.log"
 else
 	notok "kernel build (see $logdir/kernel.log)"
 	tail -n 30 "$logdir/kernel.log"

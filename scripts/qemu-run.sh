@@ -11,6 +11,10 @@
 #   --external-port P    use an already running responder on localhost:P instead
 #                        of starting the project's endpoint (repeatable: one
 #                        NVMe function per port)
+#   --variant KIND:VALUE one more endpoint started with that option (repeatable):
+#                        fault:K (coco-endpoint --fault K), key:K, versions:L, slots:L;
+#                        the guest sees COCO_VARIANTS="<index>:<variant> ..."
+#   --tests "T..."       in --test mode, run only these kselftests (in this order)
 #   --shell              interactive shell on the serial console
 #   --test               run KUnit + the kselftests; last line "rig: N passed, N failed"
 #   --timeout S          watchdog: end a run that takes longer (default 900 s)
@@ -27,11 +31,13 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-endpoints=1 mode=summary timeout=900 setup=1 verbose=() logdir=() ext=() cmd=()
+endpoints=1 mode=summary timeout=900 setup=1 verbose=() logdir=() ext=() cmd=() variants=() tests=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--endpoints) endpoints=$2; shift 2 ;;
 	--external-port) ext+=(--external-port "$2"); shift 2 ;;
+	--variant) variants+=("$2"); shift 2 ;;
+	--tests) tests=$2; shift 2 ;;
 	--shell) mode=shell; shift ;;
 	--test) mode=test; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
@@ -39,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--no-setup) setup=0; shift ;;
 	--verbose) verbose=(--verbose); shift ;;
 	--) shift; cmd=("$@"); mode=cmd; break ;;
-	-h | --help) sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
@@ -68,7 +74,11 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/cfg/coco"
 {
 	echo "COCO_MODE=$mode"
-	echo "COCO_ENDPOINTS=$endpoints"
+	echo "COCO_ENDPOINTS=$((endpoints + ${#variants[@]}))"
+	vlist="" i=$endpoints
+	for v in "${variants[@]}"; do vlist="$vlist $i:$v" i=$((i + 1)); done
+	echo "COCO_VARIANTS='${vlist# }'"
+	echo "COCO_TESTS='$tests'"
 	echo "COCO_EXPECTED_VERSIONS='${COCO_EXPECTED_VERSIONS:-1.0 1.1 1.2 1.3}'"
 } >"$work/cfg/coco/run.env"
 if [ "$mode" = cmd ]; then
@@ -80,5 +90,5 @@ cat "$work/base.cpio.gz" "$work/cfg.cpio" >"$work/initrd"
 
 exec_rig=(python3 "$COCO_ROOT/scripts/rig.py" --kernel "$KB/arch/x86/boot/bzImage"
 	--initrd "$work/initrd" --mode "$mode" --endpoints "$endpoints" --timeout "$timeout"
-	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${logdir[@]}" "${verbose[@]}")
+	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${variants[@]/#/--variant=}" "${logdir[@]}" "${verbose[@]}")
 "${exec_rig[@]}"

@@ -1,0 +1,103 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# SPDM authentication against misbehaving endpoints: for every endpoint the
+# rig started with a variant (COCO_VARIANTS="<index>:<kind>:<value> ...",
+# e.g. "0:fault:bad-signature 1:key:rsa3072"), the function still answers
+# discovery and GET_VERSION (status ok), and its authentication ends as the
+# variant demands: auth_status "ok" for the faults a requester must absorb
+# (Busy, ResponseNotReady) and the other keys and versions, "error: <reason>"
+# with the right reason for the others, with a "coco: authentication failed"
+# line naming the device in the kernel log, and no certificate chain shown
+# when the chain itself is bad.
+#
+# Run by the rig in its own boot: scripts/qemu-run.sh --test --endpoints 0
+# --variant fault:bad-signature ... --tests coco_auth_faults.sh
+# Endpoint i is behind root port i, so its function is 0000:<i+1>:00.0.
+
+DIR=$(dirname "$0")
+for _f in "$DIR/../kselftest/ktap_helpers.sh" "$DIR/coco_lib.sh"; do
+	[ -r "$_f" ] || { printf 'TAP version 13\nBail out! missing %s\n' "$_f"; exit 1; }
+done
+# shellcheck source=/dev/null
+. "$DIR/../kselftest/ktap_helpers.sh"
+# shellcheck source=coco_lib.sh
+. "$DIR/coco_lib.sh"
+
+ktap_print_header
+if [ -z "$COCO_VARIANTS" ]; then
+	ktap_skip_all "COCO_VARIANTS is not set: no misbehaving endpoints"
+	exit "$KSFT_SKIP"
+fi
+# Variants hold no blank and no glob character: split on purpose.
+# shellcheck disable=SC2086
+set -- $COCO_VARIANTS
+ktap_set_plan $(($# * 2))
+
+# expected VARIANT: "ok" or the reason auth_status must report after "error: ".
+expected() {
+	case "$1" in
+	fault:busy:* | fault:not-ready | key:* | versions:* | slots:*) echo ok ;;
+	fault:bad-signature | fault:wrong-nonce)
+		echo "CHALLENGE_AUTH signature does not verify with the leaf key" ;;
+	fault:truncated) echo "SPDM message shorter than" ;;
+	fault:oversized) echo "unexpected bytes after the SPDM message" ;;
+	fault:digest-mismatch) echo "certificate chain does not match its DIGESTS digest" ;;
+	fault:expired-leaf) echo "device certificate is not valid now" ;;
+	fault:broken-chain) echo "certificate signature does not verify with its issuer's key" ;;
+	fault:unsupported-algorithm) echo "SPDM response selects an algorithm not offered" ;;
+	fault:wrong-header-version) echo "unexpected SPDM version in header" ;;
+	*) echo "?" ;;
+	esac
+}
+
+auth_settled() {
+	_a=$(coco_attr "$1" auth_status)
+	[ -n "$_a" ] && [ "$_a" != pending ]
+}
+
+# check_outcome BDF VARIANT
+check_outcome() {
+	_want=$(expected "$2")
+	[ "$_want" != "?" ] || { coco_diag "no expectation for variant $2"; return 1; }
+	coco_poll 30 auth_settled "$1" || { coco_diag "$1: auth_status still '$(coco_attr "$1" auth_status)' after 30 s"; return 1; }
+	_st=$(coco_attr "$1" status)
+	_auth=$(coco_attr "$1" auth_status)
+	coco_diag "$1 ($2): status '$_st', auth_status '$_auth'"
+	[ "$_st" = ok ] || { coco_diag "discovery/GET_VERSION should still succeed"; return 1; }
+	if [ "$_want" = ok ]; then
+		[ "$_auth" = ok ]
+		return
+	fi
+	case "$_auth" in
+	"error: $_want"*) return 0 ;;
+	esac
+	coco_diag "wanted 'error: $_want...'"
+	return 1
+}
+
+# check_log BDF VARIANT: failures are logged with the device's name and the
+# reason; successes log no failure.
+check_log() {
+	_want=$(expected "$2")
+	_lines=$(dmesg | grep -F "$1" | grep -F "coco: authentication failed")
+	if [ "$_want" = ok ]; then
+		[ -z "$_lines" ] && return 0
+		printf '%s\n' "$_lines" | coco_diag_stream 5
+		return 1
+	fi
+	printf '%s\n' "$_lines" | grep -qF "$_want" && return 0
+	coco_diag "no 'coco: authentication failed: $_want' line for $1"
+	printf '%s\n' "$_lines" | coco_diag_stream 5
+	return 1
+}
+
+for _v in "$@"; do
+	_i=${_v%%:*}
+	_variant=${_v#*:}
+	_bdf=$(printf '0000:%02x:00.0' $((_i + 1)))
+	coco_check "endpoint $_i $_variant: auth_status as expected" check_outcome "$_bdf" "$_variant"
+	coco_check "endpoint $_i $_variant: kernel log matches" check_log "$_bdf" "$_variant"
+done
+
+ktap_finished
