@@ -64,6 +64,38 @@ impl Failure {
     }
 }
 
+/// One part of the outcome shown to userspace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OutcomeKind {
+    Pending,
+    Ok,
+    Error(&'static str),
+}
+
+impl OutcomeKind {
+    fn env(
+        self,
+        ok: &'static CStr,
+        error: &'static CStr,
+        pending: &'static CStr,
+    ) -> *mut kernel::ffi::c_char {
+        let s = match self {
+            Self::Ok => ok,
+            Self::Error(_) => error,
+            Self::Pending => pending,
+        };
+        // The callee never writes through the pointer.
+        s.as_char_ptr().cast_mut()
+    }
+}
+
+/// The outcome of discovery/GET_VERSION and of the authentication, as userspace sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Outcome {
+    status: OutcomeKind,
+    auth: OutcomeKind,
+}
+
 /// Outcome of the last probe.
 enum Status {
     /// Not probed yet.
@@ -232,6 +264,61 @@ impl CocoDev {
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
         }
+        let before = self.outcome();
+        let ret = self.run_probe();
+        let after = self.outcome();
+        if after != before && !self.removed.load(Ordering::Acquire) {
+            self.notify(after);
+        }
+        ret
+    }
+
+    /// What userspace sees of the last probe, for change notification.
+    fn outcome(&self) -> Outcome {
+        let state = self.state.lock();
+        let status = match state.status {
+            Status::Pending => OutcomeKind::Pending,
+            Status::Ready => OutcomeKind::Ok,
+            Status::Failed(f) => OutcomeKind::Error(f.reason),
+        };
+        let auth = match state.auth_status {
+            AuthStatus::Pending => OutcomeKind::Pending,
+            AuthStatus::Ok => OutcomeKind::Ok,
+            AuthStatus::Failed(f) => OutcomeKind::Error(f.reason),
+        };
+        Outcome { status, auth }
+    }
+
+    /// Sends a `KOBJ_CHANGE` uevent for the device with `COCO_STATUS` and `COCO_AUTH`, so that
+    /// udev rules can react to a changed result.
+    fn notify(&self, o: Outcome) {
+        let mut envp: [*mut kernel::ffi::c_char; 3] = [
+            o.status.env(
+                c"COCO_STATUS=ok",
+                c"COCO_STATUS=error",
+                c"COCO_STATUS=pending",
+            ),
+            o.auth
+                .env(c"COCO_AUTH=ok", c"COCO_AUTH=error", c"COCO_AUTH=pending"),
+            core::ptr::null_mut(),
+        ];
+        // SAFETY: The device is live (`removed` is clear and teardown waits for the probe);
+        // `envp` is a NULL-terminated array of NUL-terminated strings that the callee only reads
+        // during the call.
+        let ret = unsafe {
+            bindings::kobject_uevent_env(
+                &raw mut (*self.raw.0.as_ptr()).kobj,
+                bindings::kobject_action_KOBJ_CHANGE,
+                envp.as_mut_ptr(),
+            )
+        };
+        if ret != 0 {
+            dev_warn!(self.dev(), "coco: cannot send the change uevent: {}\n", ret);
+        }
+    }
+
+    /// The probe exchanges and their outcome; called with `op` held.
+    fn run_probe(&self) -> Result {
         // SAFETY: `teardown()` sets `removed` before the device's DEL notification returns and
         // then waits for this function (sysfs drain, work flush); `removed` was clear above with
         // `op` held, so the mailbox outlives this call.
