@@ -340,6 +340,9 @@ impl CocoDev {
                     VersionList(&versions),
                     if self.secured_cma { "yes" } else { "no" }
                 );
+                // The chain the last run validated: GET_CERTIFICATE is skipped when the
+                // device's digest still matches it.
+                let cached = core::mem::take(&mut state.auth.chain);
                 *state = State {
                     status: Status::Ready,
                     features,
@@ -353,9 +356,14 @@ impl CocoDev {
                 drop(state);
                 let mut info = AuthInfo::default();
                 let result = match copied {
-                    Ok(()) => {
-                        spdm_auth::authenticate(&mb, &self.removed, &vca, &versions, &mut info)
-                    }
+                    Ok(()) => spdm_auth::authenticate(
+                        &mb,
+                        &self.removed,
+                        &vca,
+                        &versions,
+                        &cached,
+                        &mut info,
+                    ),
                     Err(_) => Err(Failure::new("out of memory", ENOMEM)),
                 };
                 self.store_auth(result, info);
@@ -396,12 +404,14 @@ impl CocoDev {
             (Err(_), _) if removed => {}
             (Ok(()), Some((v, asym, hash))) => dev_info!(
                 self.dev(),
-                "coco: authenticated: SPDM {}.{}, {} {}, slot {} (chain not checked against a trusted root)\n",
+                "coco: authenticated: SPDM {}.{}, {} {}, slot {}, {} SPDM exchanges, certificate chain {} (chain not checked against a trusted root)\n",
                 v.major(),
                 v.minor(),
                 spdm_auth::asym_short_name(asym),
                 spdm_auth::hash_short_name(hash),
-                info.slot.unwrap_or(0)
+                info.slot.unwrap_or(0),
+                info.exchanges,
+                if info.chain_cached { "cached" } else { "fetched" }
             ),
             (Ok(()), None) => {}
             (Err(f), _) => match f.spdm_error {

@@ -75,6 +75,11 @@ pub(crate) struct AuthInfo {
     pub(crate) certs_offset: usize,
     /// CHALLENGE was sent: a failure from then on is a challenge failure.
     pub(crate) challenge_sent: bool,
+    /// SPDM requests this run sent after VERSION (Busy/ResponseNotReady retries not counted),
+    /// for the log and `make bench`.
+    pub(crate) exchanges: usize,
+    /// The slot's digest matched the chain of the previous run: GET_CERTIFICATE was skipped.
+    pub(crate) chain_cached: bool,
 }
 
 impl AuthInfo {
@@ -145,6 +150,8 @@ fn sig_alg(asym: u32, hash: HashAlg) -> Option<(SigAlg, u32)> {
 
 /// The requester's side of one connection: mailbox, receive buffer, negotiated version.
 struct Conn<'a, 'b> {
+    /// Requests sent so far.
+    count: usize,
     mb: &'a pcidoe::Mailbox<'b>,
     removed: &'a AtomicBool,
     rx: KVec<u8>,
@@ -232,6 +239,7 @@ pub(crate) fn exchange(
 impl Conn<'_, '_> {
     /// [`exchange`] on this connection, into its receive buffer.
     fn exchange(&mut self, req: &[u8], on_error: &'static str) -> Result<usize, Failure> {
+        self.count = self.count.saturating_add(1);
         exchange(
             self.mb,
             self.removed,
@@ -258,11 +266,36 @@ fn update(h: &mut crypto::Hash, bytes: &[u8]) -> Result<(), Failure> {
 
 /// Authenticates the device. `vca` holds GET_VERSION and VERSION exactly as exchanged, and
 /// `versions` the VERSION entries. `info` collects what was established, also on failure.
+///
+/// `cached` is the chain a previous run validated (empty if none): when the slot's digest in
+/// DIGESTS matches it, GET_CERTIFICATE is skipped and the cached chain is validated again
+/// (validity, signatures) and used for the CHALLENGE. The transcript then holds only the
+/// exchanges that took place, as DSP0274 allows for a requester with a cached chain.
 pub(crate) fn authenticate(
     mb: &pcidoe::Mailbox<'_>,
     removed: &AtomicBool,
     vca: &[u8],
     versions: &[u16],
+    cached: &[u8],
+    info: &mut AuthInfo,
+) -> Result<(), Failure> {
+    let mut c = Conn {
+        count: 0,
+        mb,
+        removed,
+        rx: KVec::new(),
+        version: SpdmVersion::V1_0,
+    };
+    let ret = run(&mut c, vca, versions, cached, info);
+    info.exchanges = c.count;
+    ret
+}
+
+fn run(
+    c: &mut Conn<'_, '_>,
+    vca: &[u8],
+    versions: &[u16],
+    cached: &[u8],
     info: &mut AuthInfo,
 ) -> Result<(), Failure> {
     let version = spdm::highest_common(
@@ -270,12 +303,8 @@ pub(crate) fn authenticate(
         versions.iter().map(|&v| spdm::VersionEntry::from_raw(v)),
     )
     .ok_or(proto("no common SPDM version"))?;
-    let mut c = Conn {
-        mb,
-        removed,
-        rx: KVec::from_elem(0u8, RX_SIZE, GFP_KERNEL).map_err(|_| OOM)?,
-        version,
-    };
+    c.rx = KVec::from_elem(0u8, RX_SIZE, GFP_KERNEL).map_err(|_| OOM)?;
+    c.version = version;
     let mut vca_buf = KVec::with_capacity(256, GFP_KERNEL).map_err(|_| OOM)?;
     add(&mut vca_buf, vca)?;
 
@@ -367,8 +396,19 @@ pub(crate) fn authenticate(
     let chunk = u16::try_from((chunk as usize).saturating_sub(auth::SPDM_CERTIFICATE_FIXED_SIZE))
         .unwrap_or(u16::MAX);
     let mut chain = KVec::new();
+    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
+    if !cached.is_empty() {
+        crypto::digest(halg, cached, &mut d).map_err(|e| fail("cannot hash the chain", e))?;
+        if d.get(..hsize) == Some(slot_digest) {
+            add(&mut chain, cached)?;
+            info.chain_cached = true;
+        }
+    }
     let mut total: Option<usize> = None;
     for i in 0..=MAX_CERT_REQUESTS {
+        if info.chain_cached {
+            break;
+        }
         if i == MAX_CERT_REQUESTS {
             return Err(proto(
                 "certificate chain needs too many GET_CERTIFICATE requests",
@@ -411,7 +451,6 @@ pub(crate) fn authenticate(
     }
 
     // The chain: digest, structure, certificates.
-    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
     crypto::digest(halg, &chain, &mut d).map_err(|e| fail("cannot hash the chain", e))?;
     if d.get(..hsize) != Some(slot_digest) {
         return Err(proto("certificate chain does not match its DIGESTS digest"));

@@ -34,7 +34,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 ktap_print_header
-ktap_set_plan 10
+ktap_set_plan 11
 
 DEVS=$(coco_devices)
 COUNT=$(coco_count)
@@ -185,5 +185,32 @@ check_log_fail() {
 	return 1
 }
 coco_check "kernel log has no coco: authentication failed line" check_log_fail
+
+# The rescan above re-authenticated with the slot's digest unchanged: the
+# chain validated before is used again and GET_CERTIFICATE is skipped, which
+# the log line shows with fewer exchanges than the first authentication.
+check_chain_cached() {
+	_fa_rc=0
+	for _b in $DEVS; do
+		_first=$(dmesg | grep -F "$_b" | grep 'coco: authenticated: ' | head -n 1)
+		_last=$(dmesg | grep -F "$_b" | grep 'coco: authenticated: ' | tail -n 1)
+		case "$_first" in *"certificate chain fetched"*) ;; *)
+			coco_diag "$_b: first authentication did not fetch the chain: $_first"
+			_fa_rc=1 ;;
+		esac
+		case "$_last" in *"certificate chain cached"*) ;; *)
+			coco_diag "$_b: re-authentication did not use the cached chain: $_last"
+			_fa_rc=1 ;;
+		esac
+		_n1=$(printf '%s\n' "$_first" | sed -n 's/.*, \([0-9]*\) SPDM exchanges.*/\1/p')
+		_n2=$(printf '%s\n' "$_last" | sed -n 's/.*, \([0-9]*\) SPDM exchanges.*/\1/p')
+		if [ -z "$_n1" ] || [ -z "$_n2" ] || [ "$_n2" -ge "$_n1" ]; then
+			coco_diag "$_b: exchanges first '$_n1', after rescan '$_n2'"
+			_fa_rc=1
+		fi
+	done
+	return "$_fa_rc"
+}
+coco_check "re-authentication skips GET_CERTIFICATE when the digest is unchanged" check_chain_cached
 
 ktap_finished
