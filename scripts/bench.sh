@@ -6,7 +6,8 @@
 # built once into its own cache directory):
 #   - boot to /init, and until coco.ko has probed every endpoint,
 #   - the whole KUnit + kselftest run,
-#   - 100 synchronous probes (rescan: 3 DOE discovery + 1 GET_VERSION exchange each).
+#   - 100 synchronous probes (rescan: discovery, GET_VERSION and a re-authentication each),
+#   - authenticating 1 vs 8 endpoints at once.
 # Prints a table; logs go to $COCO_CACHE/logs/bench-*.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -32,4 +33,18 @@ for v in debug nodebug; do
 	printf '%-8s %10s %12s %12s %16s\n' "$v" "$boot" "$probed" "$total" "${r:-n/a}"
 done
 echo "# tests(s) is QEMU start to power-off of 'qemu-run.sh --test --endpoints $endpoints'"
+
+# Authentication of 1 vs 8 endpoints at once (debug kernel): time from /init
+# to every function probed and authenticated (the summary waits for both);
+# close to equal times mean the devices are authenticated in parallel.
+printf '%-10s %22s\n' endpoints "init->authenticated(s)"
+for n in 1 8; do
+	scripts/qemu-run.sh --no-setup --endpoints "$n" --log-dir "$logdir/auth-$n" \
+		>"$logdir/auth-$n.out" 2>&1
+	t=$(grep 'rig: timing' "$logdir/auth-$n.out" | tail -n 1)
+	boot=$(echo "$t" | sed -E 's/.*init at ([0-9.]+) s.*/\1/')
+	probed=$(echo "$t" | sed -E 's/.*probed at ([0-9.]+) s.*/\1/')
+	ex=$(grep -o '[0-9]* SPDM exchanges, certificate chain fetched' "$logdir/auth-$n/console.log" 2>/dev/null | head -n 1)
+	printf '%-10s %22s   %s\n' "$n" "$(echo "$probed $boot" | awk '{printf "%.1f", $1 - $2}')" "${ex:+($ex per device)}"
+done
 echo "# logs: $logdir"
