@@ -44,7 +44,6 @@ for n in 1 8; do
 	t=$(grep 'rig: timing' "$logdir/auth-$n.out" | tail -n 1)
 	boot=$(echo "$t" | sed -E 's/.*init at ([0-9.]+) s.*/\1/')
 	probed=$(echo "$t" | sed -E 's/.*probed at ([0-9.]+) s.*/\1/')
-	ex=$(grep -o '[0-9]* SPDM exchanges, certificate chain fetched' "$logdir/auth-$n/console.log" 2>/dev/null | head -n 1)
-	printf '%-10s %22s   %s\n' "$n" "$(echo "$probed $boot" | awk '{printf "%.1f", $1 - $2}')" "${ex:+($ex per device)}"
+	printf '%-10s %22s\n' "$n" "$(echo "$probed $boot" | awk '{printf "%.1f", $1 - $2}')"
 done
 echo "# logs: $logdir"
