@@ -40,19 +40,10 @@ DEVS=$(coco_devices)
 COUNT=$(coco_count)
 coco_diag "tracked functions ($COUNT):" $DEVS
 
-# coco_for_all FN: FN BDF for every tracked function, all must pass (and
-# there must be the expected number of functions, at least one).
-coco_for_all() {
-	[ "$COUNT" -ge 1 ] || { coco_diag "no coco directory"; return 1; }
-	if [ -n "$N" ] && [ "$COUNT" -ne "$N" ]; then
-		coco_diag "$COUNT coco directories, COCO_ENDPOINTS=$N"
-		return 1
-	fi
-	_fa_rc=0
-	for _fa_b in $DEVS; do
-		"$1" "$_fa_b" || _fa_rc=1
-	done
-	return "$_fa_rc"
+# coco_all_tracked FN: the expected functions are tracked and FN passes for
+# every one of them.
+coco_all_tracked() {
+	coco_expected_count && coco_for_all "$1"
 }
 
 # auth_settled BDF...: every auth_status is readable and not "pending".
@@ -75,20 +66,20 @@ attr_is() {
 check_auth_ok() { attr_is "$1" auth_status ok; }
 wait_auth() {
 	coco_poll 20 auth_settled $DEVS
-	coco_for_all check_auth_ok
+	coco_all_tracked check_auth_ok
 }
 coco_check "auth_status becomes ok within 20 s on every tracked function" wait_auth
 
 check_version() { attr_is "$1" spdm_version "$EXP_VERSION"; }
-coco_check "spdm_version is the expected negotiated version" coco_for_all check_version
+coco_check "spdm_version is the expected negotiated version" coco_all_tracked check_version
 
 check_algs() { attr_is "$1" algorithms "$EXP_ALGS"; }
-coco_check "algorithms names the expected signature and hash" coco_for_all check_algs
+coco_check "algorithms names the expected signature and hash" coco_all_tracked check_algs
 
 check_slot_challenge() {
 	attr_is "$1" cert_slot 0 && attr_is "$1" challenge ok
 }
-coco_check "cert_slot is 0 and challenge is ok" coco_for_all check_slot_challenge
+coco_check "cert_slot is 0 and challenge is ok" coco_all_tracked check_slot_challenge
 
 # der_walk FILE: prints "<certificates> <bytes covered> <file size>" for the
 # back-to-back DER SEQUENCEs (30 82 hh ll: long form, 2 length bytes, as
@@ -126,7 +117,7 @@ check_chain() {
 	return 0
 }
 coco_check "certificate_chain is two or more DER certificates that exactly fill it" \
-	coco_for_all check_chain
+	coco_all_tracked check_chain
 
 check_mode() {
 	_ok=0
@@ -136,7 +127,7 @@ check_mode() {
 	done
 	return "$_ok"
 }
-coco_check "the authentication files have mode 444" coco_for_all check_mode
+coco_check "the authentication files have mode 444" coco_all_tracked check_mode
 
 snapshot() {
 	for _sn_b in $DEVS; do
@@ -157,7 +148,7 @@ check_rescan() {
 	attr_is "$1" auth_status ok && attr_is "$1" challenge ok
 }
 coco_check "rescan succeeds and authenticates again (auth_status ok right after)" \
-	coco_for_all check_rescan
+	coco_all_tracked check_rescan
 
 check_same() {
 	_after=$(snapshot)

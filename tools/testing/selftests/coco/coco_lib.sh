@@ -387,3 +387,25 @@ coco_log_since_init() {
 	fi
 	rm -f "${COCO_TMP:-/tmp}/.coco-log.$$"
 }
+
+# coco_expected_count: at least one function is tracked (COUNT) and, when
+# the rig says how many endpoints there are (N), exactly that many.
+coco_expected_count() {
+	[ "$COUNT" -ge 1 ] || { coco_diag "no coco directory"; return 1; }
+	if [ -n "$N" ] && [ "$COUNT" -ne "$N" ]; then
+		coco_diag "$COUNT coco directories, COCO_ENDPOINTS=$N"
+		return 1
+	fi
+	return 0
+}
+
+# coco_for_all FN: FN BDF for every tracked function (DEVS); all must pass,
+# and there must be at least one.
+coco_for_all() {
+	[ "$COUNT" -ge 1 ] || return 1
+	_fa_rc=0
+	for _fa_b in $DEVS; do
+		"$1" "$_fa_b" || _fa_rc=1
+	done
+	return "$_fa_rc"
+}

@@ -38,26 +38,7 @@ DEVS=$(coco_devices)
 COUNT=$(coco_count)
 coco_diag "tracked functions ($COUNT):" $DEVS
 
-check_present() {
-	[ "$COUNT" -ge 1 ] || { coco_diag "no coco directory"; return 1; }
-	if [ -n "$N" ] && [ "$COUNT" -ne "$N" ]; then
-		coco_diag "$COUNT coco directories, COCO_ENDPOINTS=$N"
-		return 1
-	fi
-	return 0
-}
-coco_check "the expected number of functions is tracked" check_present
-
-# coco_for_all FN: FN BDF for every tracked function, all must pass
-# (and there must be at least one).
-coco_for_all() {
-	[ "$COUNT" -ge 1 ] || return 1
-	_fa_rc=0
-	for _fa_b in $DEVS; do
-		"$1" "$_fa_b" || _fa_rc=1
-	done
-	return "$_fa_rc"
-}
+coco_check "the expected number of functions is tracked" coco_expected_count
 
 check_status_ok() {
 	[ "$COUNT" -ge 1 ] && coco_wait_ok 20 $DEVS
