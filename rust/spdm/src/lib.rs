@@ -10,6 +10,8 @@
 //! #[path = ".../rust/spdm/src/auth.rs"] mod auth;
 //! ```
 //!
+//! `cma.rs` (the CMA identity in a leaf certificate's subjectAltName) stands alone.
+//!
 //! `auth.rs` refers to the codec as `crate::spdm`, which resolves identically in both builds.
 //! Only `core` is available to either file. The items of `spdm.rs` are re-exported at the root
 //! of this crate; those of `auth.rs` live in [`auth`].
@@ -42,3 +44,5 @@ mod spdm;
 pub use spdm::*;
 
 pub mod auth;
+
+pub mod cma;

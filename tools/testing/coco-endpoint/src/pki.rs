@@ -750,6 +750,28 @@ mod tests {
     }
 
     #[test]
+    fn leaf_carries_the_cma_identity_the_kernel_reads() {
+        let opts = PkiOptions {
+            dir: None,
+            key: KeyKind::P384,
+            slots: vec![0],
+            cma_id: DEFAULT_CMA_ID.to_string(),
+            fault: ChainFault::None,
+        };
+        let id = build_identity(&opts).unwrap();
+        let leaf = id.slots[0].certs.last().unwrap();
+        let found = coco_spdm::cma::find_identity(leaf).unwrap();
+        assert_eq!(found, Some(DEFAULT_CMA_ID.as_bytes()));
+        // The CA certificates carry none.
+        assert_eq!(
+            coco_spdm::cma::find_identity(&id.slots[0].certs[0]),
+            Ok(None)
+        );
+        let parsed = coco_spdm::cma::Identity::parse(found.unwrap()).unwrap();
+        assert_eq!((parsed.vendor, parsed.device), (0x1b36, 0x0010));
+    }
+
+    #[test]
     fn identity_in_directory_keeps_root() {
         let dir = std::env::temp_dir().join(format!("coco-pki-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
