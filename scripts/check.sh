@@ -62,7 +62,7 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		tail -n 30 "$logdir/modules.log"
 	fi
 	echo "# guest: KUnit + kselftests"
-	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" \
+	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
 		--log-dir "$logdir" --timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig.log"
 	rig_verdict "$logdir/rig.log"
 	echo "# guest: authentication against misbehaving endpoints (one boot, one endpoint each)"
@@ -70,7 +70,9 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	for v in fault:busy:2 fault:not-ready fault:bad-signature fault:wrong-nonce \
 		fault:truncated fault:oversized fault:digest-mismatch fault:expired-leaf \
 		fault:broken-chain fault:unsupported-algorithm fault:wrong-header-version \
-		key:p256 key:rsa3072 versions:1.0,1.1; do
+		fault:untrusted-root fault:wrong-version fault:garbage \
+		key:p256 key:rsa3072 versions:1.0,1.1 slots:1,3 \
+		cma-id:Vendor=1b36:Device=0011:CC=010802; do
 		faults+=(--variant "$v")
 	done
 	mkdir -p "$logdir/faults"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # mkinitramfs.sh OUT MODULE_DIR KSRC: builds the rig's base initramfs
-# (busybox, coco.ko, the kselftests and the kernel's KTAP helpers) as a gzip'd
+# (busybox, keyctl and openssl with their libraries, coco.ko, the kselftests and
+# the kernel's KTAP helpers) as a gzip'd
 # newc cpio at OUT. The per-run configuration is a second archive appended by
 # qemu-run.sh.
 set -euo pipefail
@@ -14,6 +15,20 @@ trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,coco,lib/modules,kselftest/coco,kselftest/kselftest}
 cp /bin/busybox "$stage/bin/busybox"
+
+# Dynamically linked tools, with the shared objects they load (as ldd lists
+# them, resolved to their real files): keyctl loads trust anchors into the
+# .coco keyring, openssl parses the certificates the kernel exports.
+for tool in keyctl openssl; do
+	bin=$(command -v "$tool") || die "$tool not found (scripts/setup.sh installs it)"
+	cp -L "$bin" "$stage/usr/bin/$tool"
+	ldd "$bin" | awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// { print $1 }' |
+		while read -r lib; do
+			[ -e "$lib" ] || continue
+			mkdir -p "$stage$(dirname "$lib")"
+			cp -L "$lib" "$stage$lib"
+		done
+done
 cp "$COCO_ROOT/scripts/guest/init" "$stage/init"
 chmod 755 "$stage/init"
 find "$moddir" -name '*.ko' -exec cp {} "$stage/lib/modules/" \;

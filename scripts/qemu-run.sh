@@ -11,7 +11,8 @@
 #   --external-port P    use an already running responder on localhost:P instead
 #                        of starting the project's endpoint (repeatable: one
 #                        NVMe function per port)
-#   --variant KIND:VALUE one more endpoint started with that option (repeatable):
+#   --variant KIND:VALUE one more endpoint started with that option (repeatable;
+#                        KIND: fault, key, versions, slots, cma-id):
 #                        fault:K (coco-endpoint --fault K), key:K, versions:L, slots:L;
 #                        the guest sees COCO_VARIANTS="<index>:<variant> ..."
 #   --tests "T..."       in --test mode, run only these kselftests (in this order)
@@ -68,6 +69,13 @@ MODS=$(COCO_KBUILD=$KB "$COCO_ROOT/scripts/build-modules.sh")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# One PKI for the run's endpoints: its root goes into the guest's .coco keyring.
+pki=()
+if [ ${#ext[@]} -eq 0 ]; then
+	"$COCO_ENDPOINT_BIN" --count 1 --pki-dir "$work/pki" --pki-only 2>/dev/null ||
+		die "cannot create the endpoints' PKI"
+	pki=(--pki-dir "$work/pki")
+fi
 "$COCO_ROOT/scripts/mkinitramfs.sh" "$work/base.cpio.gz" "$MODS" "$COCO_CACHE/src"
 
 # Per-run configuration, appended as a second cpio archive.
@@ -81,6 +89,7 @@ mkdir -p "$work/cfg/coco"
 	echo "COCO_TESTS='$tests'"
 	echo "COCO_EXPECTED_VERSIONS='${COCO_EXPECTED_VERSIONS:-1.0 1.1 1.2 1.3}'"
 } >"$work/cfg/coco/run.env"
+[ -f "$work/pki/root.der" ] && cp "$work/pki/root.der" "$work/cfg/coco/root.der"
 if [ "$mode" = cmd ]; then
 	printf '%q ' "${cmd[@]}" >"$work/cfg/coco/cmd"
 	echo >>"$work/cfg/coco/cmd"
@@ -90,5 +99,5 @@ cat "$work/base.cpio.gz" "$work/cfg.cpio" >"$work/initrd"
 
 exec_rig=(python3 "$COCO_ROOT/scripts/rig.py" --kernel "$KB/arch/x86/boot/bzImage"
 	--initrd "$work/initrd" --mode "$mode" --endpoints "$endpoints" --timeout "$timeout"
-	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${variants[@]/#/--variant=}" "${logdir[@]}" "${verbose[@]}")
+	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${pki[@]}" "${variants[@]/#/--variant=}" "${logdir[@]}" "${verbose[@]}")
 "${exec_rig[@]}"

@@ -91,7 +91,7 @@ def log(msg):
 
 
 # Endpoint variants (--variant): what the endpoint process is started with.
-VARIANT_OPTIONS = {"fault": "--fault", "key": "--key", "versions": "--versions", "slots": "--slots"}
+VARIANT_OPTIONS = {"fault": "--fault", "key": "--key", "versions": "--versions", "slots": "--slots", "cma-id": "--cma-id"}
 
 
 def variant_args(variant):
@@ -100,14 +100,14 @@ def variant_args(variant):
         return []
     kind, _, value = variant.partition(":")
     if kind not in VARIANT_OPTIONS or not value:
-        raise RuntimeError(f"bad endpoint variant {variant!r} (want fault:K, key:K, versions:L or slots:L)")
+        raise RuntimeError(f"bad endpoint variant {variant!r} (want fault:K, key:K, versions:L, slots:L or cma-id:S)")
     return [VARIANT_OPTIONS[kind], value]
 
 
 class Endpoint:
     """One emulated endpoint process (one per device, so that one can be killed alone)."""
 
-    def __init__(self, binary, index, workdir, variant=None):
+    def __init__(self, binary, index, workdir, variant=None, pki_dir=None):
         self.index = index
         self.variant = variant
         self.port_file = os.path.join(workdir, f"endpoint{index}.port")
@@ -115,6 +115,7 @@ class Endpoint:
         self.killed = False
         self.proc = subprocess.Popen(
             [binary, "--count", "1", "--persist", "--port-file", self.port_file, "--log", self.log_path]
+            + (["--pki-dir", pki_dir] if pki_dir else [])
             + variant_args(variant),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -190,7 +191,7 @@ class Rig:
             return
         variants = [None] * self.args.endpoints + list(self.args.variant or [])
         for i, variant in enumerate(variants):
-            ep = Endpoint(self.args.endpoint_bin, i, self.workdir, variant)
+            ep = Endpoint(self.args.endpoint_bin, i, self.workdir, variant, self.args.pki_dir)
             self.endpoints.append(ep)
             self.ports.append(ep.port)
         log(f"started {len(self.endpoints)} endpoint(s) on port(s) {', '.join(map(str, self.ports))}")
@@ -529,6 +530,7 @@ def main():
     p.add_argument("--mode", choices=("summary", "cmd", "shell", "test"), default="summary")
     p.add_argument("--endpoints", type=int, default=1)
     p.add_argument("--endpoint-bin")
+    p.add_argument("--pki-dir", help="PKI directory shared by the endpoints (its root is the guest's trust anchor)")
     p.add_argument("--external-port", type=int, action="append")
     p.add_argument("--variant", action="append", help="one more endpoint, started with KIND:VALUE")
     p.add_argument("--timeout", type=int, default=900, help="whole run")

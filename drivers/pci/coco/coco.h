@@ -24,11 +24,19 @@ enum coco_attr {
 	COCO_ATTR_ALGORITHMS = 5,
 	COCO_ATTR_CERT_SLOT = 6,
 	COCO_ATTR_CHALLENGE = 7,
+	COCO_ATTR_AUTHENTICATED = 8,
+	COCO_ATTR_PREFERRED_SLOT = 9,
+	COCO_ATTR_CMA_IDENTITY = 10,
+	COCO_ATTR_CMA_IDENTITY_STATUS = 11,
 };
+
+/* Number of SPDM certificate slots (certificates/slot0..7). */
+#define COCO_SLOTS 8
 
 /* C part, called from Rust. */
 int coco_sysfs_add(struct device *dev);
 void coco_sysfs_remove(struct device *dev);
+void coco_sysfs_update_certificates(struct device *dev);
 
 /* Rust part, called from sysfs callbacks. */
 ssize_t coco_rs_attr_show(struct device *dev, unsigned int attr, char *buf,
@@ -36,5 +44,10 @@ ssize_t coco_rs_attr_show(struct device *dev, unsigned int attr, char *buf,
 int coco_rs_rescan(struct device *dev);
 ssize_t coco_rs_cert_chain_read(struct device *dev, char *buf, loff_t off,
 				size_t count);
+int coco_rs_authenticate(struct device *dev);
+int coco_rs_set_preferred_slot(struct device *dev, int slot);
+bool coco_rs_slot_populated(struct device *dev, unsigned int slot);
+ssize_t coco_rs_slot_read(struct device *dev, unsigned int slot, char *buf,
+			  loff_t off, size_t count);
 
 #endif /* _DRIVERS_PCI_COCO_H */

@@ -5,8 +5,10 @@
 //! Keeps per-device state for every PCI function whose DOE mailbox supports CMA/SPDM (PCI-SIG
 //! vendor 1, type 1), probes it asynchronously (DOE discovery, SPDM GET_VERSION, then SPDM
 //! authentication: certificate chain and CHALLENGE, see `spdm_auth.rs`) and follows
-//! hotplug through a PCI bus notifier. Results are exposed under
-//! `/sys/bus/pci/devices/<BDF>/coco/` (Documentation/ABI/testing/sysfs-bus-pci-coco).
+//! hotplug through a PCI bus notifier. A reset or resume (PCI restore notifier) withdraws the
+//! results and authenticates the device again. Trust anchors live in the `.coco` keyring
+//! (`trust.rs`). Results are exposed in sysfs: `authenticated` and `certificates/` in the device's
+//! directory, the details under `coco/` (Documentation/ABI/testing/sysfs-bus-pci-coco).
 //!
 //! Protocol encoding and parsing live in the project's `no_std` crates under `rust/`, compiled
 //! into this module unchanged.
@@ -28,6 +30,7 @@ mod cocodev;
 #[allow(dead_code)]
 mod crypto;
 mod spdm_auth;
+mod trust;
 
 use cocodev::CocoDev;
 
@@ -36,6 +39,9 @@ use cocodev::CocoDev;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/auth.rs"]
 mod auth;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/spdm/src/cma.rs"]
+mod cma;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/doe/src/doe.rs"]
 mod doe;
@@ -49,6 +55,22 @@ module! {
     authors: ["The coco developers"],
     description: "PCIe device security: CMA/SPDM over DOE",
     license: "GPL",
+    params: {
+        strict_identity: bool {
+            default: false,
+            description: "Fail authentication when the leaf certificate's CMA identity is missing or does not match the function's IDs (default: report it only)",
+        },
+    },
+}
+
+/// The `strict_identity` module parameter.
+pub(crate) fn strict_identity() -> bool {
+    module_parameters::strict_identity.value()
+}
+
+/// The trust anchors, while the module is loaded.
+pub(crate) fn keyring() -> Option<&'static trust::Keyring> {
+    registry().and_then(|r| r.keyring.as_ref())
 }
 
 // C part of the module (coco_sysfs.c, prototypes in coco.h). `struct device` is only passed by
@@ -58,6 +80,7 @@ module! {
 extern "C" {
     fn coco_sysfs_add(dev: *mut bindings::device) -> c_int;
     fn coco_sysfs_remove(dev: *mut bindings::device);
+    fn coco_sysfs_update_certificates(dev: *mut bindings::device);
 }
 
 /// The module instance, reachable from sysfs callbacks while the module is loaded.
@@ -68,6 +91,12 @@ static REGISTRY: AtomicPtr<Coco> = AtomicPtr::new(null_mut());
 struct Coco {
     #[pin]
     nb: Opaque<bindings::notifier_block>,
+    /// PCI restore notifier: resets and resumes.
+    #[pin]
+    restore_nb: Opaque<bindings::notifier_block>,
+    restore_registered: bool,
+    /// The `.coco` keyring; `None` if it could not be created (nothing is then trusted).
+    keyring: Option<trust::Keyring>,
     /// Tracked devices. Never held across sysfs group removal or a protocol run: sysfs callbacks
     /// take it to look a device up.
     #[pin]
@@ -89,6 +118,26 @@ impl kernel::InPlaceModule for Coco {
                 next: null_mut(),
                 priority: 0,
             }),
+            restore_nb <- Opaque::new(bindings::notifier_block {
+                notifier_call: Some(coco_restore_notify),
+                next: null_mut(),
+                priority: 0,
+            }),
+            restore_registered: false,
+            keyring: match trust::Keyring::new() {
+                Ok(k) => {
+                    pr_info!(
+                        "trust anchors: keyring {} ({:08x})\n",
+                        trust::KEYRING_NAME,
+                        k.serial()
+                    );
+                    Some(k)
+                }
+                Err(e) => {
+                    pr_err!("cannot create the {} keyring: {:?}; no device will be trusted\n", trust::KEYRING_NAME, e);
+                    None
+                }
+            },
             devices <- new_mutex!(KVec::new()),
             notifier_registered: false,
         })
@@ -106,6 +155,13 @@ impl kernel::InPlaceModule for Coco {
                 return Err(Error::from_errno(ret));
             }
             this.notifier_registered = true;
+            // SAFETY: As above, for the restore notifier block.
+            let ret = unsafe { bindings::pci_register_restore_notifier(this.restore_nb.get()) };
+            if ret != 0 {
+                pr_warn!("cannot register the PCI restore notifier: {}; resets and resumes will not re-authenticate\n", ret);
+            } else {
+                this.restore_registered = true;
+            }
             this.scan();
             Ok(())
         })
@@ -201,6 +257,10 @@ impl PinnedDrop for Coco {
                 bindings::bus_unregister_notifier(&raw const bindings::pci_bus_type, self.nb.get())
             };
         }
+        if self.restore_registered {
+            // SAFETY: Registered in `init` with the same block.
+            unsafe { bindings::pci_unregister_restore_notifier(self.restore_nb.get()) };
+        }
         // No notification runs any more; tear the devices down outside the registry lock,
         // because removing their sysfs files waits for callbacks that take it.
         let devices = core::mem::take(&mut *self.devices.lock());
@@ -246,6 +306,37 @@ unsafe extern "C" fn coco_bus_notify(
         }
         Ok(bindings::bus_notifier_event_BUS_NOTIFY_DEL_DEVICE) => coco.remove(raw),
         _ => {}
+    }
+    bindings::NOTIFY_DONE as c_int
+}
+
+/// PCI restore notifier: a device was reset or resumed; its results are withdrawn and it is
+/// authenticated again.
+///
+/// # Safety
+///
+/// Called by the PCI core with `data` pointing to the `struct pci_dev` concerned.
+unsafe extern "C" fn coco_restore_notify(
+    _nb: *mut bindings::notifier_block,
+    action: c_ulong,
+    data: *mut c_void,
+) -> c_int {
+    let Some(coco) = registry() else {
+        return bindings::NOTIFY_DONE as c_int;
+    };
+    let pdev = data.cast::<bindings::pci_dev>();
+    if pdev.is_null() {
+        return bindings::NOTIFY_DONE as c_int;
+    }
+    // SAFETY: `pdev` is a live PCI function (the PCI core is restoring it); `dev` is embedded.
+    let raw = unsafe { &raw mut (*pdev).dev };
+    if let Some(cd) = coco.find(raw) {
+        let why = if action == c_ulong::from(bindings::pci_restore_event_PCI_RESTORE_RESUME) {
+            "device resumed"
+        } else {
+            "device reset"
+        };
+        cd.invalidate(why);
     }
     bindings::NOTIFY_DONE as c_int
 }
@@ -316,4 +407,85 @@ unsafe extern "C" fn coco_rs_cert_chain_read(
     let out = unsafe { core::slice::from_raw_parts_mut(buf, count) };
     let n = cd.read_cert_chain(offset, out);
     isize::try_from(n).unwrap_or(0)
+}
+
+/// sysfs write to `authenticated`: authenticates the device again, synchronously.
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_authenticate(dev: *mut bindings::device) -> c_int {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno();
+    };
+    match cd.reauthenticate() {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// sysfs write to `coco/preferred_slot` (`slot` < 0: automatic).
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_set_preferred_slot(dev: *mut bindings::device, slot: c_int) -> c_int {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno();
+    };
+    let slot = if slot < 0 {
+        None
+    } else {
+        match u8::try_from(slot) {
+            Ok(s) => Some(s),
+            Err(_) => return EINVAL.to_errno(),
+        }
+    };
+    match cd.set_preferred_slot(slot) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Visibility of `certificates/slot<slot>`: whether the slot holds a chain.
+///
+/// # Safety
+///
+/// `dev` is the device the attribute group belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_slot_populated(dev: *mut bindings::device, slot: c_uint) -> bool {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return false;
+    };
+    usize::try_from(slot).is_ok_and(|s| cd.slot_populated(s))
+}
+
+/// sysfs read of `certificates/slot<slot>`: copies at most `count` bytes from `offset` into
+/// `buf` and returns the count (0 at the end).
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to and `buf` is valid for writes of `count` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_slot_read(
+    dev: *mut bindings::device,
+    slot: c_uint,
+    buf: *mut u8,
+    offset: i64,
+    count: usize,
+) -> isize {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno() as isize;
+    };
+    let (Ok(offset), Ok(slot)) = (usize::try_from(offset), usize::try_from(slot)) else {
+        return EINVAL.to_errno() as isize;
+    };
+    if buf.is_null() || count == 0 {
+        return 0;
+    }
+    // SAFETY: `buf` is valid for `count` bytes by the safety requirements.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, count) };
+    isize::try_from(cd.read_slot(slot, offset, out)).unwrap_or(0)
 }

@@ -3,13 +3,14 @@
 //! Per-device state of coco.ko and the probe exchanges over the CMA/SPDM DOE mailbox.
 
 use crate::{
+    cma::FunctionIds,
     doe, spdm,
-    spdm_auth::{self, AuthInfo},
+    spdm_auth::{self, AuthInfo, IdentityStatus, Policy, SLOTS},
 };
 use core::{
     fmt::Write,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
 };
 use kernel::{
     bindings, device,
@@ -37,6 +38,13 @@ const ATTR_SPDM_VERSION: c_uint = 4;
 const ATTR_ALGORITHMS: c_uint = 5;
 const ATTR_CERT_SLOT: c_uint = 6;
 const ATTR_CHALLENGE: c_uint = 7;
+const ATTR_AUTHENTICATED: c_uint = 8;
+const ATTR_PREFERRED_SLOT: c_uint = 9;
+const ATTR_CMA_IDENTITY: c_uint = 10;
+const ATTR_CMA_IDENTITY_STATUS: c_uint = 11;
+
+/// `preferred_slot` value meaning "the lowest populated slot".
+const SLOT_AUTO: u8 = u8::MAX;
 
 /// A (vendor, type) DOE feature reported by discovery.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -110,7 +118,7 @@ enum Status {
 enum AuthStatus {
     /// Not run yet, or running.
     Pending,
-    /// Chain valid and CHALLENGE_AUTH signature verified (root not checked against a keyring).
+    /// Chain valid, its root trusted and CHALLENGE_AUTH signature verified.
     Ok,
     /// The last authentication failed.
     Failed(Failure),
@@ -159,6 +167,11 @@ pub(crate) struct CocoDev {
     /// Set before teardown; no exchange starts afterwards.
     removed: AtomicBool,
     sysfs_added: AtomicBool,
+    /// Slot the administrator wants authenticated first, or [`SLOT_AUTO`].
+    preferred_slot: AtomicU8,
+    /// Bumped when the device may have changed under us (reset, resume): a protocol run that
+    /// started before does not store its results.
+    generation: AtomicU64,
     /// Serialises protocol runs on the device.
     #[pin]
     op: Mutex<()>,
@@ -212,6 +225,8 @@ impl CocoDev {
                 secured_cma,
                 removed: AtomicBool::new(false),
                 sysfs_added: AtomicBool::new(false),
+                preferred_slot: AtomicU8::new(SLOT_AUTO),
+                generation: AtomicU64::new(0),
                 op <- new_mutex!(()),
                 state <- new_mutex!(State::empty(Status::Pending)),
                 work <- new_work!("CocoDev::work"),
@@ -235,10 +250,77 @@ impl CocoDev {
         self.sysfs_added.store(true, Ordering::Release);
     }
 
-    /// Queues the asynchronous first probe: device discovery never blocks enumeration.
+    /// Queues an asynchronous probe: device discovery never blocks enumeration. A probe that is
+    /// already queued covers this request.
     pub(crate) fn start_probe(self: &Arc<Self>) {
-        // The work item is queued only here, once per device, so it cannot be pending already.
         let _ = workqueue::system_unbound().enqueue(self.clone());
+    }
+
+    /// The device was reset or resumed: what it answered before may no longer hold (new
+    /// firmware, another device). The results are withdrawn now (`authenticated` reads 0 until
+    /// the new run finishes), a run in progress will not store its stale results, and a new
+    /// probe is queued.
+    pub(crate) fn invalidate(self: &Arc<Self>, why: &'static str) {
+        if self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        {
+            // Bumped under the state lock, which `store_auth()` checks it under.
+            let mut state = self.state.lock();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            if matches!(state.auth_status, AuthStatus::Ok) {
+                dev_info!(self.dev(), "coco: {}: re-authenticating\n", why);
+            }
+            state.auth_status = AuthStatus::Pending;
+            state.auth.slot = None;
+        }
+        self.start_probe();
+    }
+
+    /// Sets the slot tried first at the next authentication (`None`: the lowest populated one).
+    pub(crate) fn set_preferred_slot(&self, slot: Option<u8>) -> Result {
+        match slot {
+            Some(s) if usize::from(s) >= SLOTS => Err(EINVAL),
+            Some(s) => {
+                self.preferred_slot.store(s, Ordering::Relaxed);
+                Ok(())
+            }
+            None => {
+                self.preferred_slot.store(SLOT_AUTO, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Re-runs the probe and the authentication synchronously (root wrote `authenticated`);
+    /// returns the authentication's errno if it failed.
+    pub(crate) fn reauthenticate(&self) -> Result {
+        self.probe()?;
+        match self.state.lock().auth_status {
+            AuthStatus::Ok => Ok(()),
+            AuthStatus::Failed(f) => Err(f.err),
+            AuthStatus::Pending => Err(EAGAIN),
+        }
+    }
+
+    /// Whether certificate slot `slot` holds a chain to show.
+    pub(crate) fn slot_populated(&self, slot: usize) -> bool {
+        !self.state.lock().auth.slot_certificates(slot).is_empty()
+    }
+
+    /// The function's IDs from its config space, for the CMA identity check.
+    fn function_ids(&self) -> FunctionIds {
+        // SAFETY: `raw` is the `struct device` embedded in the live `struct pci_dev` that
+        // `pdev` holds a reference to.
+        let class = unsafe { (*kernel::container_of!(self.raw.0.as_ptr(), bindings::pci_dev, dev)).class };
+        FunctionIds {
+            vendor: u16::from(self.pdev.vendor_id()),
+            device: self.pdev.device_id(),
+            class,
+            revision: self.pdev.revision_id(),
+            subsystem_vendor: self.pdev.subsystem_vendor_id(),
+            subsystem: self.pdev.subsystem_device_id(),
+        }
     }
 
     /// Stops all use of the device: called when it is removed or the module unloads.
@@ -267,8 +349,15 @@ impl CocoDev {
         let before = self.outcome();
         let ret = self.run_probe();
         let after = self.outcome();
-        if after != before && !self.removed.load(Ordering::Acquire) {
-            self.notify(after);
+        if !self.removed.load(Ordering::Acquire) {
+            if self.sysfs_added.load(Ordering::Acquire) {
+                // SAFETY: The device is live and its groups exist (`removed` is clear, and
+                // teardown waits for this run before the device goes away).
+                unsafe { crate::coco_sysfs_update_certificates(self.raw.0.as_ptr()) };
+            }
+            if after != before {
+                self.notify(after);
+            }
         }
         ret
     }
@@ -340,9 +429,10 @@ impl CocoDev {
                     VersionList(&versions),
                     if self.secured_cma { "yes" } else { "no" }
                 );
-                // The chain the last run validated: GET_CERTIFICATE is skipped when the
-                // device's digest still matches it.
-                let cached = core::mem::take(&mut state.auth.chain);
+                // The chains the last run read: GET_CERTIFICATE is skipped for a slot whose
+                // digest still matches.
+                let cache = core::mem::take(&mut state.auth.chains);
+                let generation = self.generation.load(Ordering::Acquire);
                 *state = State {
                     status: Status::Ready,
                     features,
@@ -355,18 +445,26 @@ impl CocoDev {
                 let copied = versions.extend_from_slice(&state.versions, GFP_KERNEL);
                 drop(state);
                 let mut info = AuthInfo::default();
+                let preferred = self.preferred_slot.load(Ordering::Relaxed);
+                let policy = Policy {
+                    preferred_slot: (preferred != SLOT_AUTO).then_some(preferred),
+                    strict_identity: crate::strict_identity(),
+                    ids: self.function_ids(),
+                    keyring: crate::keyring(),
+                };
                 let result = match copied {
                     Ok(()) => spdm_auth::authenticate(
                         &mb,
                         &self.removed,
                         &vca,
                         &versions,
-                        &cached,
+                        cache,
+                        &policy,
                         &mut info,
                     ),
                     Err(_) => Err(Failure::new("out of memory", ENOMEM)),
                 };
-                self.store_auth(result, info);
+                self.store_auth(result, info, generation);
                 Ok(())
             }
             Err(f) => {
@@ -397,40 +495,82 @@ impl CocoDev {
     }
 
     /// Logs and stores the outcome of an authentication.
-    fn store_auth(&self, result: Result<(), Failure>, info: AuthInfo) {
-        // A run cut short by removal or module unload is not a device failure.
-        let removed = self.removed.load(Ordering::Acquire);
+    fn store_auth(&self, result: Result<(), Failure>, info: AuthInfo, generation: u64) {
+        // A run cut short by removal or module unload is not a device failure, and the results
+        // of a run that overlapped a reset or resume are stale: the queued probe replaces them.
+        let removed = self.removed.load(Ordering::Acquire)
+            || self.generation.load(Ordering::Acquire) != generation;
         match (&result, info.negotiated) {
             (Err(_), _) if removed => {}
             (Ok(()), Some((v, asym, hash))) => dev_info!(
                 self.dev(),
-                "coco: authenticated: SPDM {}.{}, {} {}, slot {}, {} SPDM exchanges, certificate chain {} (chain not checked against a trusted root)\n",
+                "coco: authenticated: SPDM {}.{}, {} {}, slot {}, trusted root; {} SPDM exchanges, {} bytes sent, {} received, {} connection(s), {} us; chains: {} read, {} cached\n",
                 v.major(),
                 v.minor(),
                 spdm_auth::asym_short_name(asym),
                 spdm_auth::hash_short_name(hash),
                 info.slot.unwrap_or(0),
                 info.exchanges,
-                if info.chain_cached { "cached" } else { "fetched" }
+                info.tx_bytes,
+                info.rx_bytes,
+                info.connections,
+                info.elapsed_us,
+                info.chains_fetched,
+                info.chains_cached
             ),
             (Ok(()), None) => {}
+            // No trust anchor for the chain: a policy outcome (root may not have loaded it
+            // yet), not a device fault.
+            (Err(f), _) if f.err == ENOKEY => dev_warn!(
+                self.dev(),
+                "coco: not authenticated: {} ({:?}); {} SPDM exchanges, {} bytes sent, {} received, {} connection(s), {} us; chains: {} read, {} cached\n",
+                f.reason,
+                f.err,
+                info.exchanges,
+                info.tx_bytes,
+                info.rx_bytes,
+                info.connections,
+                info.elapsed_us,
+                info.chains_fetched,
+                info.chains_cached
+            ),
             (Err(f), _) => match f.spdm_error {
                 Some(code) => dev_err!(
                     self.dev(),
-                    "coco: authentication failed: {}: {} ({:?})\n",
+                    "coco: authentication failed: {}: {} ({:?}); {} SPDM exchanges\n",
                     f.reason,
                     spdm::error_code_name(code),
-                    f.err
+                    f.err,
+                    info.exchanges
                 ),
                 None => dev_err!(
                     self.dev(),
-                    "coco: authentication failed: {} ({:?})\n",
+                    "coco: authentication failed: {} ({:?}); {} SPDM exchanges\n",
                     f.reason,
-                    f.err
+                    f.err,
+                    info.exchanges
                 ),
             },
         }
+        if !removed {
+            match info.identity_status {
+                IdentityStatus::Mismatch(r) => dev_warn!(
+                    self.dev(),
+                    "coco: {} (certificate slot {})\n",
+                    r,
+                    info.slot.unwrap_or(0)
+                ),
+                IdentityStatus::Missing if result.is_ok() => dev_warn!(
+                    self.dev(),
+                    "coco: leaf certificate has no CMA identity (subjectAltName 2.23.147)\n"
+                ),
+                _ => {}
+            }
+        }
         let mut state = self.state.lock();
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
         state.auth_status = match result {
             Ok(()) => AuthStatus::Ok,
             Err(f) => AuthStatus::Failed(f),
@@ -438,20 +578,17 @@ impl CocoDev {
         state.auth = info;
     }
 
+    /// Copies up to `out.len()` bytes of `slot`'s DER certificates from `offset`; returns the
+    /// count.
+    pub(crate) fn read_slot(&self, slot: usize, offset: usize, out: &mut [u8]) -> usize {
+        let state = self.state.lock();
+        copy_from(state.auth.slot_certificates(slot), offset, out)
+    }
+
     /// Copies up to `out.len()` bytes of the certificate chain from `offset`; returns the count.
     pub(crate) fn read_cert_chain(&self, offset: usize, out: &mut [u8]) -> usize {
         let state = self.state.lock();
-        let certs = state.auth.certificates();
-        let Some(src) = certs.get(offset..) else {
-            return 0;
-        };
-        let n = src.len().min(out.len());
-        if let (Some(d), Some(s)) = (out.get_mut(..n), src.get(..n)) {
-            d.copy_from_slice(s);
-            n
-        } else {
-            0
-        }
+        copy_from(state.auth.certificates(), offset, out)
     }
 
     /// Formats attribute `attr` into `out`; returns the length written.
@@ -491,13 +628,48 @@ impl CocoDev {
             ATTR_CHALLENGE => match (&state.auth_status, state.auth.challenge_sent) {
                 (AuthStatus::Pending, _) => writeln!(w, "pending"),
                 (AuthStatus::Ok, _) => writeln!(w, "ok"),
+                // The device proved it holds the key; the chain's root is not trusted.
+                (AuthStatus::Failed(_), true) if state.auth.challenge_ok => writeln!(w, "ok"),
                 (AuthStatus::Failed(f), true) => writeln!(w, "error: {}", f.reason),
                 (AuthStatus::Failed(_), false) => writeln!(w, "not attempted"),
+            },
+            ATTR_AUTHENTICATED => writeln!(
+                w,
+                "{}",
+                u8::from(matches!(state.auth_status, AuthStatus::Ok))
+            ),
+            ATTR_PREFERRED_SLOT => match self.preferred_slot.load(Ordering::Relaxed) {
+                SLOT_AUTO => writeln!(w, "auto"),
+                s => writeln!(w, "{}", s),
+            },
+            ATTR_CMA_IDENTITY => match core::str::from_utf8(&state.auth.identity) {
+                Ok(id) => writeln!(w, "{}", id),
+                Err(_) => writeln!(w, "(not UTF-8)"),
+            },
+            ATTR_CMA_IDENTITY_STATUS => match state.auth.identity_status {
+                IdentityStatus::Unknown => writeln!(w),
+                IdentityStatus::Missing => writeln!(w, "missing"),
+                IdentityStatus::Match => writeln!(w, "match"),
+                IdentityStatus::Mismatch(r) => writeln!(w, "mismatch: {}", r),
             },
             _ => return Err(EINVAL),
         };
         r.map_err(|_| EOVERFLOW)?;
         Ok(w.len)
+    }
+}
+
+/// Copies up to `out.len()` bytes of `src` from `offset`; returns the count.
+fn copy_from(src: &[u8], offset: usize, out: &mut [u8]) -> usize {
+    let Some(src) = src.get(offset..) else {
+        return 0;
+    };
+    let n = src.len().min(out.len());
+    if let (Some(d), Some(s)) = (out.get_mut(..n), src.get(..n)) {
+        d.copy_from_slice(s);
+        n
+    } else {
+        0
     }
 }
 
@@ -557,7 +729,7 @@ fn discover(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<Feature>, Failure> {
 /// authentication transcript.
 ///
 /// ERROR Busy and ResponseNotReady are retried like every SPDM request ([`spdm_auth::exchange`]).
-fn get_version(
+pub(crate) fn get_version(
     mb: &pcidoe::Mailbox<'_>,
     removed: &AtomicBool,
 ) -> Result<(KVec<u16>, KVec<u8>), Failure> {

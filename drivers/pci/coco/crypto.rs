@@ -625,6 +625,38 @@ impl X509Cert {
         self.raw().blacklisted
     }
 
+    /// The identifiers of the key that signed this certificate (authorityKeyIdentifier's
+    /// issuer and serial, its keyIdentifier, and the issuer's name plus serial), each NULL when
+    /// the certificate does not give it; as `find_asymmetric_key()` takes them.
+    pub(crate) fn authority_ids(
+        &self,
+    ) -> (
+        *const bindings::asymmetric_key_id,
+        *const bindings::asymmetric_key_id,
+        *const bindings::asymmetric_key_id,
+    ) {
+        // SAFETY: `sig` of a parsed certificate is valid while it lives (type invariant).
+        let sig = unsafe { &*self.raw().sig };
+        let [a, b, c] = sig.auth_ids;
+        (a.cast_const(), b.cast_const(), c.cast_const())
+    }
+
+    /// This certificate's own identifier (issuer name plus serial number), under which a key
+    /// made from it is found in a keyring.
+    pub(crate) fn own_id(&self) -> *const bindings::asymmetric_key_id {
+        self.raw().id.cast_const()
+    }
+
+    /// The certificate's signature, for `public_key_verify_signature()`.
+    pub(crate) fn signature(&self) -> *const bindings::public_key_signature {
+        self.raw().sig.cast_const()
+    }
+
+    /// The signature uses an algorithm the kernel cannot verify.
+    pub(crate) fn unsupported_sig(&self) -> bool {
+        self.raw().unsupported_sig
+    }
+
     /// Verifies this certificate's signature with `issuer`'s public key.
     ///
     /// Only the signature: names, validity and constraints are the caller's to check. Fails with

@@ -2,20 +2,29 @@
 
 //! SPDM authentication of a device over its CMA/SPDM DOE mailbox (requester side).
 //!
-//! Runs after GET_VERSION: GET_CAPABILITIES, NEGOTIATE_ALGORITHMS, GET_DIGESTS,
-//! GET_CERTIFICATE (lowest populated slot), certificate chain validation, CHALLENGE and the
-//! verification of the CHALLENGE_AUTH signature over the transcript (see `auth.rs` for the
-//! transcript rules).
+//! Runs after GET_VERSION: GET_CAPABILITIES, NEGOTIATE_ALGORITHMS, GET_DIGESTS, then
+//! GET_CERTIFICATE for every populated slot (skipped for a slot whose digest matches the chain
+//! read before), chain validation, CHALLENGE on the chosen slot and the verification of the
+//! CHALLENGE_AUTH signature over the transcript (see `auth.rs` for the transcript rules).
 //!
-//! The chain is checked for internal consistency only: DIGESTS digest, DER structure, each
-//! certificate signed by the previous one, names, validity periods and the CA flag on every
-//! certificate but the leaf. Its root is NOT checked against a trusted keyring yet.
+//! A chain is valid when it matches its DIGESTS digest, every certificate parses with the
+//! kernel's X.509 parser, is within its validity period, not blacklisted, signed by the previous
+//! one (names and signature), CA certificates have cA and keyCertSign, the leaf has
+//! digitalSignature and a key that fits the negotiated algorithm, and the first certificate is
+//! signed by a key in the `.coco` keyring (`trust.rs`). The leaf's CMA identity (PCIe r6.1 sec
+//! 6.31.3) is compared with the function's IDs; a mismatch fails only with `strict_identity`.
+//!
+//! The slot tried first is the administrator's choice, else the lowest populated one. When its
+//! chain is invalid the next populated slot is tried; when its CHALLENGE_AUTH signature does
+//! not verify, the next one is tried on a new connection (GET_VERSION onwards).
 
 use crate::{
     auth::{self, Capabilities, GetCertificate, NegotiateAlgorithms},
-    cocodev::Failure,
+    cma::{self, FunctionIds, Identity},
+    cocodev::{self, Failure},
     crypto::{self, HashAlg, SigAlg, X509Cert},
     spdm::{self, SpdmVersion},
+    trust::Keyring,
 };
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{bindings, ffi::c_ulong, pci::doe as pcidoe, prelude::*};
@@ -62,31 +71,86 @@ const MAX_CERT_REQUESTS: usize = 64;
 /// Smallest portion a device may return while more of the chain remains.
 const MIN_CERT_PORTION: usize = 512;
 
+/// Number of certificate slots.
+pub(crate) const SLOTS: usize = 8;
+
+/// What the leaf certificate's CMA identity says about the function.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum IdentityStatus {
+    /// Not looked at (no chain validated).
+    #[default]
+    Unknown,
+    /// The leaf has no CMA identity.
+    Missing,
+    /// The identity matches the function's IDs.
+    Match,
+    /// The identity is malformed or names another function.
+    Mismatch(&'static str),
+}
+
 /// What an authentication run established; filled in as the steps succeed.
 #[derive(Default)]
 pub(crate) struct AuthInfo {
     /// Negotiated version and algorithms, once ALGORITHMS was accepted.
     pub(crate) negotiated: Option<(SpdmVersion, u32, u32)>,
-    /// Slot whose chain was validated, and that chain as the device sent it (SPDM header and
-    /// root hash included); empty until the chain was validated.
-    pub(crate) slot: Option<u8>,
-    pub(crate) chain: KVec<u8>,
-    /// Offset of the first DER certificate in `chain`.
+    /// Populated slots according to DIGESTS.
+    pub(crate) slot_mask: u8,
+    /// Each populated slot's chain as the device sent it (SPDM header and root hash included),
+    /// once it matched its DIGESTS digest; empty otherwise.
+    pub(crate) chains: [KVec<u8>; SLOTS],
+    /// Size of the header in front of the DER certificates in `chains` (4 + hash size).
     pub(crate) certs_offset: usize,
-    /// CHALLENGE was sent: a failure from then on is a challenge failure.
+    /// Slot that was challenged: the authenticated one on success.
+    pub(crate) slot: Option<u8>,
+    /// The CMA identity string of that slot's leaf certificate, if it has one.
+    pub(crate) identity: KVec<u8>,
+    pub(crate) identity_status: IdentityStatus,
+    /// CHALLENGE was sent (on the last connection), and its signature verified.
     pub(crate) challenge_sent: bool,
-    /// SPDM requests this run sent after VERSION (Busy/ResponseNotReady retries not counted),
-    /// for the log and `make bench`.
+    pub(crate) challenge_ok: bool,
+    /// SPDM requests sent after VERSION (Busy/ResponseNotReady retries not counted), and bytes
+    /// sent and received, for the log and `make bench`.
     pub(crate) exchanges: usize,
-    /// The slot's digest matched the chain of the previous run: GET_CERTIFICATE was skipped.
-    pub(crate) chain_cached: bool,
+    pub(crate) tx_bytes: usize,
+    pub(crate) rx_bytes: usize,
+    /// Chains taken from the previous run because their digest was unchanged, and chains read.
+    pub(crate) chains_cached: u8,
+    pub(crate) chains_fetched: u8,
+    /// Connections made (one, plus one per slot retried after a failed CHALLENGE).
+    pub(crate) connections: usize,
+    /// Wall time of the authentication (after GET_VERSION), in microseconds.
+    pub(crate) elapsed_us: u64,
 }
 
 impl AuthInfo {
-    /// The DER certificates of the validated chain.
-    pub(crate) fn certificates(&self) -> &[u8] {
-        self.chain.get(self.certs_offset..).unwrap_or(&[])
+    /// The DER certificates of `slot`'s chain (empty if it has none).
+    pub(crate) fn slot_certificates(&self, slot: usize) -> &[u8] {
+        self.chains
+            .get(slot)
+            .and_then(|c| c.get(self.certs_offset..))
+            .unwrap_or(&[])
     }
+
+    /// The DER certificates of the authenticated (or last challenged) slot's chain.
+    pub(crate) fn certificates(&self) -> &[u8] {
+        match self.slot {
+            Some(s) => self.slot_certificates(usize::from(s)),
+            None => &[],
+        }
+    }
+}
+
+/// How a slot is chosen.
+#[derive(Clone, Copy)]
+pub(crate) struct Policy<'a> {
+    /// Slot to try first; `None` for the lowest populated one.
+    pub(crate) preferred_slot: Option<u8>,
+    /// A leaf whose CMA identity is missing, malformed or names another function fails.
+    pub(crate) strict_identity: bool,
+    /// The function's IDs, to compare with the CMA identity.
+    pub(crate) ids: FunctionIds,
+    /// Trust anchors; `None` trusts nothing.
+    pub(crate) keyring: Option<&'a Keyring>,
 }
 
 const fn fail(reason: &'static str, err: Error) -> Failure {
@@ -150,8 +214,10 @@ fn sig_alg(asym: u32, hash: HashAlg) -> Option<(SigAlg, u32)> {
 
 /// The requester's side of one connection: mailbox, receive buffer, negotiated version.
 struct Conn<'a, 'b> {
-    /// Requests sent so far.
+    /// Requests sent so far, and bytes sent and received (SPDM messages, without DOE headers).
     count: usize,
+    tx: usize,
+    rx_bytes: usize,
     mb: &'a pcidoe::Mailbox<'b>,
     removed: &'a AtomicBool,
     rx: KVec<u8>,
@@ -240,14 +306,17 @@ impl Conn<'_, '_> {
     /// [`exchange`] on this connection, into its receive buffer.
     fn exchange(&mut self, req: &[u8], on_error: &'static str) -> Result<usize, Failure> {
         self.count = self.count.saturating_add(1);
-        exchange(
+        self.tx = self.tx.saturating_add(req.len());
+        let n = exchange(
             self.mb,
             self.removed,
             self.version,
             req,
             &mut self.rx,
             on_error,
-        )
+        )?;
+        self.rx_bytes = self.rx_bytes.saturating_add(n);
+        Ok(n)
     }
 
     fn rsp(&self, n: usize) -> &[u8] {
@@ -264,46 +333,142 @@ fn update(h: &mut crypto::Hash, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| fail("transcript hash failed", e))
 }
 
+/// Most connections one authentication makes (the first, then one per slot retried).
+const MAX_CONNECTIONS: usize = SLOTS;
+
 /// Authenticates the device. `vca` holds GET_VERSION and VERSION exactly as exchanged, and
 /// `versions` the VERSION entries. `info` collects what was established, also on failure.
 ///
-/// `cached` is the chain a previous run validated (empty if none): when the slot's digest in
-/// DIGESTS matches it, GET_CERTIFICATE is skipped and the cached chain is validated again
-/// (validity, signatures) and used for the CHALLENGE. The transcript then holds only the
-/// exchanges that took place, as DSP0274 allows for a requester with a cached chain.
+/// `cache` holds the chains a previous run read, per slot: a slot whose DIGESTS digest matches
+/// its cached chain is not read again (GET_CERTIFICATE is skipped; the transcript then holds
+/// only the exchanges that took place, as DSP0274 allows for a requester with a cached chain).
+/// The chain is validated again all the same.
+///
+/// On failure the reason is that of the first slot tried.
 pub(crate) fn authenticate(
     mb: &pcidoe::Mailbox<'_>,
     removed: &AtomicBool,
     vca: &[u8],
     versions: &[u16],
-    cached: &[u8],
+    mut cache: [KVec<u8>; SLOTS],
+    policy: &Policy<'_>,
     info: &mut AuthInfo,
 ) -> Result<(), Failure> {
     let mut c = Conn {
         count: 0,
+        tx: 0,
+        rx_bytes: 0,
         mb,
         removed,
         rx: KVec::new(),
         version: SpdmVersion::V1_0,
     };
-    let ret = run(&mut c, vca, versions, cached, info);
+    // SAFETY: No requirement; reads the monotonic clock.
+    let start = unsafe { bindings::ktime_get() };
+    let mut tried = 0u8;
+    let mut first: Option<Failure> = None;
+    let mut vca_buf = KVec::new();
+    add(&mut vca_buf, vca)?;
+    let mut versions_buf = KVec::new();
+    versions_buf
+        .extend_from_slice(versions, GFP_KERNEL)
+        .map_err(|_| OOM)?;
+    let mut ret = Err(proto("no certificate slot left to try"));
+    for n in 0..MAX_CONNECTIONS {
+        if n > 0 {
+            // A new connection: the device forgets the failed CHALLENGE's transcript.
+            let (v, vca) = cocodev::get_version(mb, removed)?;
+            c.count = c.count.saturating_add(1);
+            c.tx = c.tx.saturating_add(spdm::SPDM_GET_VERSION_SIZE);
+            c.rx_bytes = c.rx_bytes.saturating_add(
+                vca.len().saturating_sub(spdm::SPDM_GET_VERSION_SIZE),
+            );
+            vca_buf = vca;
+            versions_buf = v;
+            // The chains just read serve as the cache: their digests will not have changed.
+            cache = core::mem::take(&mut info.chains);
+            info.challenge_sent = false;
+            info.challenge_ok = false;
+        }
+        info.connections = n.saturating_add(1);
+        match run(
+            &mut c,
+            &vca_buf,
+            &versions_buf,
+            &mut cache,
+            policy,
+            &mut tried,
+            &mut first,
+            info,
+        ) {
+            Ok(()) => {
+                ret = Ok(());
+                break;
+            }
+            Err(Attempt::NextSlot) => continue,
+            Err(Attempt::Fail(f)) => {
+                ret = Err(first.unwrap_or(f));
+                break;
+            }
+            Err(Attempt::NoSlotLeft) => {
+                ret = Err(first.unwrap_or(proto("no certificate slot left to try")));
+                break;
+            }
+        }
+    }
     info.exchanges = c.count;
+    info.tx_bytes = c.tx;
+    info.rx_bytes = c.rx_bytes;
+    // SAFETY: As above.
+    let end = unsafe { bindings::ktime_get() };
+    info.elapsed_us = u64::try_from(end.saturating_sub(start) / 1000).unwrap_or(0);
     ret
 }
 
-fn run(
+/// How one connection's attempt ended, when it did not authenticate the device.
+enum Attempt {
+    /// A slot's CHALLENGE_AUTH did not verify and another slot remains: try it on a new
+    /// connection.
+    NextSlot,
+    /// Every populated slot was tried.
+    NoSlotLeft,
+    /// The device or the transport failed: stop.
+    Fail(Failure),
+}
+
+impl From<Failure> for Attempt {
+    fn from(f: Failure) -> Self {
+        Attempt::Fail(f)
+    }
+}
+
+/// Negotiated parameters of a connection.
+struct Negotiated {
+    version: SpdmVersion,
+    halg: HashAlg,
+    salg: SigAlg,
+    key_bits: u32,
+    hsize: usize,
+    ssize: usize,
+    data_transfer_size: u32,
+}
+
+/// GET_CAPABILITIES and NEGOTIATE_ALGORITHMS; returns the negotiated parameters and the
+/// transcript hash started with VCA.
+fn negotiate(
     c: &mut Conn<'_, '_>,
     vca: &[u8],
     versions: &[u16],
-    cached: &[u8],
     info: &mut AuthInfo,
-) -> Result<(), Failure> {
+) -> Result<(Negotiated, crypto::Hash), Failure> {
     let version = spdm::highest_common(
         &OUR_VERSIONS,
         versions.iter().map(|&v| spdm::VersionEntry::from_raw(v)),
     )
     .ok_or(proto("no common SPDM version"))?;
-    c.rx = KVec::from_elem(0u8, RX_SIZE, GFP_KERNEL).map_err(|_| OOM)?;
+    if c.rx.is_empty() {
+        c.rx = KVec::from_elem(0u8, RX_SIZE, GFP_KERNEL).map_err(|_| OOM)?;
+    }
     c.version = version;
     let mut vca_buf = KVec::with_capacity(256, GFP_KERNEL).map_err(|_| OOM)?;
     add(&mut vca_buf, vca)?;
@@ -353,7 +518,6 @@ fn run(
     let halg = hash_alg(algs.base_hash).ok_or(proto("device selected an unknown hash"))?;
     let (salg, key_bits) =
         sig_alg(algs.base_asym, halg).ok_or(proto("device selected an unknown signature"))?;
-    let hsize = halg.digest_size();
     let ssize = algs
         .signature_size()
         .ok_or(proto("device selected an unknown signature"))?;
@@ -363,60 +527,43 @@ fn run(
 
     let mut th = crypto::Hash::new(halg).map_err(|e| fail("cannot allocate the hash", e))?;
     update(&mut th, &vca_buf)?;
-
-    // GET_DIGESTS
-    let len = auth::encode_get_digests(version, &mut req)
-        .map_err(|_| fail("cannot encode GET_DIGESTS", EINVAL))?;
-    let req_b = req.get(..len).unwrap_or(&[]);
-    let n = c.exchange(req_b, "device answered GET_DIGESTS with an SPDM ERROR")?;
-    let mut slot_digest = [0u8; auth::SPDM_MAX_HASH_SIZE];
-    let slot = {
-        let d = auth::parse_digests(c.rsp(n), version, hsize).map_err(|e| proto(e.as_str()))?;
-        let slot = d
-            .first_slot()
-            .ok_or(proto("device has no certificate chain (empty slot mask)"))?;
-        let digest = d
-            .digest(slot)
-            .ok_or(proto("DIGESTS lacks the slot's digest"))?;
-        slot_digest
-            .get_mut(..hsize)
-            .ok_or(proto("hash too large"))?
-            .copy_from_slice(digest);
-        update(&mut th, req_b)?;
-        update(&mut th, c.rsp(n).get(..d.len).unwrap_or(&[]))?;
-        slot
-    };
-    let slot_digest = slot_digest.get(..hsize).unwrap_or(&[]);
-
-    // GET_CERTIFICATE, portion by portion
-    let mut chunk = REQ_DATA_TRANSFER_SIZE;
+    let mut data_transfer_size = REQ_DATA_TRANSFER_SIZE;
     if version >= SpdmVersion::V1_2 {
-        chunk = chunk.min(rsp_caps.data_transfer_size);
+        data_transfer_size = data_transfer_size.min(rsp_caps.data_transfer_size);
     }
-    let chunk = u16::try_from((chunk as usize).saturating_sub(auth::SPDM_CERTIFICATE_FIXED_SIZE))
-        .unwrap_or(u16::MAX);
+    Ok((
+        Negotiated {
+            version,
+            halg,
+            salg,
+            key_bits,
+            hsize: halg.digest_size(),
+            ssize,
+            data_transfer_size,
+        },
+        th,
+    ))
+}
+
+/// Reads `slot`'s certificate chain with GET_CERTIFICATE, portion by portion, adding the
+/// exchanges to the transcript.
+fn read_chain(
+    c: &mut Conn<'_, '_>,
+    neg: &Negotiated,
+    slot: u8,
+    th: &mut crypto::Hash,
+) -> Result<KVec<u8>, Failure> {
+    let chunk = u16::try_from(
+        (neg.data_transfer_size as usize).saturating_sub(auth::SPDM_CERTIFICATE_FIXED_SIZE),
+    )
+    .unwrap_or(u16::MAX);
+    let mut req = [0u8; 16];
     let mut chain = KVec::new();
-    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
-    if !cached.is_empty() {
-        crypto::digest(halg, cached, &mut d).map_err(|e| fail("cannot hash the chain", e))?;
-        if d.get(..hsize) == Some(slot_digest) {
-            add(&mut chain, cached)?;
-            info.chain_cached = true;
-        }
-    }
     let mut total: Option<usize> = None;
-    for i in 0..=MAX_CERT_REQUESTS {
-        if info.chain_cached {
-            break;
-        }
-        if i == MAX_CERT_REQUESTS {
-            return Err(proto(
-                "certificate chain needs too many GET_CERTIFICATE requests",
-            ));
-        }
+    for _ in 0..MAX_CERT_REQUESTS {
         let offset = u16::try_from(chain.len()).map_err(|_| proto("certificate chain too long"))?;
         let gc = GetCertificate {
-            version,
+            version: neg.version,
             slot,
             attributes: 0,
             offset,
@@ -426,7 +573,8 @@ fn run(
             .map_err(|_| fail("cannot encode GET_CERTIFICATE", EINVAL))?;
         let req_b = req.get(..len).unwrap_or(&[]);
         let n = c.exchange(req_b, "device answered GET_CERTIFICATE with an SPDM ERROR")?;
-        let cert = auth::parse_certificate(c.rsp(n), version).map_err(|e| proto(e.as_str()))?;
+        let cert =
+            auth::parse_certificate(c.rsp(n), neg.version).map_err(|e| proto(e.as_str()))?;
         cert.check(&gc).map_err(|e| proto(e.as_str()))?;
         let remainder = usize::from(cert.remainder_length);
         let this_total = chain
@@ -443,19 +591,28 @@ fn run(
             return Err(proto("CERTIFICATE portion too short"));
         }
         add(&mut chain, cert.portion)?;
-        update(&mut th, req_b)?;
-        update(&mut th, c.rsp(n).get(..cert.len).unwrap_or(&[]))?;
+        update(th, req_b)?;
+        update(th, c.rsp(n).get(..cert.len).unwrap_or(&[]))?;
         if remainder == 0 {
-            break;
+            return Ok(chain);
         }
     }
+    Err(proto(
+        "certificate chain needs too many GET_CERTIFICATE requests",
+    ))
+}
 
-    // The chain: digest, structure, certificates.
-    crypto::digest(halg, &chain, &mut d).map_err(|e| fail("cannot hash the chain", e))?;
-    if d.get(..hsize) != Some(slot_digest) {
-        return Err(proto("certificate chain does not match its DIGESTS digest"));
-    }
-    let parsed = auth::parse_cert_chain(&chain, hsize).map_err(|e| proto(e.as_str()))?;
+/// Validates a chain that matched its digest (see the module documentation); returns the
+/// verifier of the leaf's key.
+fn validate_chain(
+    chain: &[u8],
+    neg: &Negotiated,
+    policy: &Policy<'_>,
+    info: &mut AuthInfo,
+) -> Result<(crypto::Verifier, X509Cert), Failure> {
+    let hsize = neg.hsize;
+    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
+    let parsed = auth::parse_cert_chain(chain, hsize).map_err(|e| proto(e.as_str()))?;
     let root_hash = parsed.root_hash;
     let mut certs: KVec<X509Cert> = KVec::new();
     for der in parsed.certificates() {
@@ -466,7 +623,8 @@ fn run(
     }
     let first = certs.first().ok_or(proto("empty certificate chain"))?;
     if first.is_self_signed() {
-        crypto::digest(halg, first.der(), &mut d).map_err(|e| fail("cannot hash the root", e))?;
+        crypto::digest(neg.halg, first.der(), &mut d)
+            .map_err(|e| fail("cannot hash the root", e))?;
         if d.get(..hsize) != Some(root_hash) {
             return Err(proto(
                 "chain's root hash does not match its root certificate",
@@ -486,9 +644,9 @@ fn run(
                 EKEYEXPIRED,
             ));
         }
-        if i + 1 < count && !x.is_ca() {
+        if i + 1 < count && !(x.is_ca() && x.key_cert_sign()) {
             return Err(fail(
-                "non-leaf certificate is not a CA (basicConstraints)",
+                "non-leaf certificate is not a CA (basicConstraints, keyUsage keyCertSign)",
                 EKEYREJECTED,
             ));
         }
@@ -509,18 +667,231 @@ fn run(
         }
     }
     let leaf = certs.last().ok_or(proto("empty certificate chain"))?;
-    let verifier = crypto::Verifier::new(salg, leaf.public_key())
+    if !leaf.digital_signature() {
+        return Err(fail(
+            "leaf certificate may not sign (keyUsage lacks digitalSignature)",
+            EKEYREJECTED,
+        ));
+    }
+    let verifier = crypto::Verifier::new(neg.salg, leaf.public_key())
         .map_err(|e| fail("leaf key does not fit the negotiated algorithm", e))?;
-    if leaf.sig_alg(halg).ok() != Some(salg) || verifier.key_bits() != key_bits {
+    if leaf.sig_alg(neg.halg).ok() != Some(neg.salg) || verifier.key_bits() != neg.key_bits {
         return Err(fail(
             "leaf key does not fit the negotiated algorithm",
             EKEYREJECTED,
         ));
     }
-    info.certs_offset = auth::SPDM_CERT_CHAIN_HEADER_SIZE + hsize;
-    info.slot = Some(slot);
 
-    // CHALLENGE
+    // The CMA identity: recorded, compared, and only fatal with `strict_identity`.
+    info.identity.clear();
+    info.identity_status = match cma::find_identity(leaf.der()) {
+        Ok(Some(id)) => {
+            add(&mut info.identity, id)?;
+            match Identity::parse(id).and_then(|i| i.check(&policy.ids)) {
+                Ok(()) => IdentityStatus::Match,
+                Err(e) => IdentityStatus::Mismatch(e.as_str()),
+            }
+        }
+        Ok(None) => IdentityStatus::Missing,
+        Err(e) => IdentityStatus::Mismatch(e.as_str()),
+    };
+    if policy.strict_identity {
+        match info.identity_status {
+            IdentityStatus::Match => {}
+            IdentityStatus::Mismatch(r) => return Err(fail(r, EKEYREJECTED)),
+            _ => {
+                return Err(fail(
+                    "leaf certificate has no CMA identity (strict_identity)",
+                    EKEYREJECTED,
+                ))
+            }
+        }
+    }
+
+    // The first certificate, whose signer must be a trust anchor (checked after the
+    // CHALLENGE, see `trust()`).
+    let first = certs.remove(0).map_err(|_| proto("empty certificate chain"))?;
+    Ok((verifier, first))
+}
+
+/// Checks that `first`, the first certificate of a chain whose leaf key passed the CHALLENGE,
+/// is signed by a trust anchor. Done last, so that an untrusted device still shows that it
+/// holds the key of its chain ("challenge" reads ok), and a cold authentication makes the same
+/// exchanges whether the root is trusted or not.
+fn trust(first: &X509Cert, policy: &Policy<'_>) -> Result<(), Failure> {
+    let keyring = policy.keyring.ok_or(fail(
+        "root certificate is not trusted (no .coco keyring)",
+        ENOKEY,
+    ))?;
+    keyring.verify_anchor(first).map_err(|e| {
+        if e == ENOKEY {
+            fail(
+                "root certificate is not trusted (no matching key in the .coco keyring)",
+                e,
+            )
+        } else {
+            fail(
+                "certificate chain does not verify with its trust anchor in .coco",
+                EKEYREJECTED,
+            )
+        }
+    })
+}
+
+/// The slots to try, in order: the preferred one, then the others populated, lowest first.
+fn slot_order(mask: u8, preferred: Option<u8>) -> impl Iterator<Item = u8> {
+    let first = preferred.filter(|&p| p < 8 && mask & (1 << p) != 0);
+    first
+        .into_iter()
+        .chain((0..8u8).filter(move |&s| mask & (1 << s) != 0 && Some(s) != first))
+}
+
+/// One connection's attempt: negotiation, DIGESTS, the chains, then the first untried slot
+/// whose chain is valid is challenged. `tried` collects the slots tried (across connections),
+/// `first` the failure of the first one.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    c: &mut Conn<'_, '_>,
+    vca: &[u8],
+    versions: &[u16],
+    cache: &mut [KVec<u8>; SLOTS],
+    policy: &Policy<'_>,
+    tried: &mut u8,
+    first: &mut Option<Failure>,
+    info: &mut AuthInfo,
+) -> Result<(), Attempt> {
+    let (neg, mut th) = negotiate(c, vca, versions, info)?;
+    let version = neg.version;
+    let hsize = neg.hsize;
+    info.certs_offset = auth::SPDM_CERT_CHAIN_HEADER_SIZE + hsize;
+
+    // GET_DIGESTS
+    let mut req = [0u8; 64];
+    let len = auth::encode_get_digests(version, &mut req)
+        .map_err(|_| fail("cannot encode GET_DIGESTS", EINVAL))?;
+    let req_b = req.get(..len).unwrap_or(&[]);
+    let n = c.exchange(req_b, "device answered GET_DIGESTS with an SPDM ERROR")?;
+    let mut digests = [[0u8; auth::SPDM_MAX_HASH_SIZE]; SLOTS];
+    let mask = {
+        let d = auth::parse_digests(c.rsp(n), version, hsize).map_err(|e| proto(e.as_str()))?;
+        for (slot, digest) in d.iter() {
+            digests
+                .get_mut(usize::from(slot))
+                .and_then(|x| x.get_mut(..hsize))
+                .ok_or(proto("DIGESTS lacks a slot's digest"))?
+                .copy_from_slice(digest);
+        }
+        update(&mut th, req_b)?;
+        update(&mut th, c.rsp(n).get(..d.len).unwrap_or(&[]))?;
+        d.slot_mask
+    };
+    if mask == 0 {
+        return Err(proto("device has no certificate chain (empty slot mask)").into());
+    }
+    info.slot_mask = mask;
+
+    // Every populated slot's chain: cached when its digest is unchanged, else read.
+    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
+    let mut digest_failure: [Option<Failure>; SLOTS] = [None; SLOTS];
+    for slot in 0..8u8 {
+        let i = usize::from(slot);
+        let (Some(digest), Some(cached), Some(out)) = (
+            digests.get(i).and_then(|x| x.get(..hsize)),
+            cache.get_mut(i),
+            info.chains.get_mut(i),
+        ) else {
+            continue;
+        };
+        out.clear();
+        if mask & (1 << slot) == 0 {
+            continue;
+        }
+        let mut chain = core::mem::take(cached);
+        let mut hit = false;
+        if !chain.is_empty() {
+            crypto::digest(neg.halg, &chain, &mut d)
+                .map_err(|e| fail("cannot hash the chain", e))?;
+            hit = d.get(..hsize) == Some(digest);
+        }
+        if hit {
+            info.chains_cached = info.chains_cached.saturating_add(1);
+        } else {
+            chain = read_chain(c, &neg, slot, &mut th)?;
+            info.chains_fetched = info.chains_fetched.saturating_add(1);
+            crypto::digest(neg.halg, &chain, &mut d)
+                .map_err(|e| fail("cannot hash the chain", e))?;
+            if d.get(..hsize) != Some(digest) {
+                if let Some(f) = digest_failure.get_mut(i) {
+                    *f = Some(proto("certificate chain does not match its DIGESTS digest"));
+                }
+                continue;
+            }
+        }
+        *out = chain;
+    }
+
+    // The first untried slot with a valid chain is challenged.
+    for slot in slot_order(mask, policy.preferred_slot) {
+        if *tried & (1 << slot) != 0 {
+            continue;
+        }
+        *tried |= 1 << slot;
+        info.slot = Some(slot);
+        let i = usize::from(slot);
+        if let Some(Some(f)) = digest_failure.get(i) {
+            first.get_or_insert(*f);
+            continue;
+        }
+        let chain = info.chains.get_mut(i).map(core::mem::take).unwrap_or_default();
+        let validated = validate_chain(&chain, &neg, policy, info);
+        if let Some(c) = info.chains.get_mut(i) {
+            *c = chain;
+        }
+        let (verifier, root) = match validated {
+            Ok(v) => v,
+            Err(f) => {
+                first.get_or_insert(f);
+                continue;
+            }
+        };
+        let digest = digests
+            .get(i)
+            .and_then(|x| x.get(..hsize))
+            .unwrap_or(&[]);
+        return match challenge(c, &neg, slot, digest, &verifier, th, info)
+            .and_then(|()| trust(&root, policy))
+        {
+            Ok(()) => Ok(()),
+            Err(f) if f.err == EKEYREJECTED || f.err == ENOKEY => {
+                // Only this slot's key or root failed: another slot may still authenticate the
+                // device (on a new connection: this one's transcript is spent).
+                first.get_or_insert(f);
+                if slot_order(mask, None).any(|s| *tried & (1 << s) == 0) {
+                    Err(Attempt::NextSlot)
+                } else {
+                    Err(Attempt::NoSlotLeft)
+                }
+            }
+            Err(f) => Err(Attempt::Fail(f)),
+        };
+    }
+    Err(Attempt::NoSlotLeft)
+}
+
+/// CHALLENGE on `slot` and the verification of CHALLENGE_AUTH's signature over the transcript
+/// `th`. A signature that does not verify fails with `EKEYREJECTED`.
+fn challenge(
+    c: &mut Conn<'_, '_>,
+    neg: &Negotiated,
+    slot: u8,
+    slot_digest: &[u8],
+    verifier: &crypto::Verifier,
+    mut th: crypto::Hash,
+    info: &mut AuthInfo,
+) -> Result<(), Failure> {
+    let version = neg.version;
+    let hsize = neg.hsize;
+    let mut req = [0u8; 64];
     let mut ch = auth::Challenge {
         version,
         slot,
@@ -537,7 +908,6 @@ fn run(
             ch.requester_context.len(),
         )
     };
-    info.chain = chain;
     info.challenge_sent = true;
     let len = auth::encode_challenge(&ch, &mut req)
         .map_err(|_| fail("cannot encode CHALLENGE", EINVAL))?;
@@ -546,7 +916,7 @@ fn run(
     let params = auth::ChallengeAuthParams {
         version,
         hash_size: hsize,
-        signature_size: ssize,
+        signature_size: neg.ssize,
         measurement_summary: false,
     };
     let ca = auth::parse_challenge_auth(c.rsp(n), &params).map_err(|e| proto(e.as_str()))?;
@@ -560,6 +930,7 @@ fn run(
     th.finalize(&mut m1)
         .map_err(|e| fail("transcript hash failed", e))?;
     let m1 = m1.get(..hsize).unwrap_or(&[]);
+    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
     let digest: &[u8] = if version >= SpdmVersion::V1_2 {
         let mut msg = [0u8; auth::SPDM_SIGNING_CONTEXT_SIZE + auth::SPDM_MAX_HASH_SIZE];
         let len = auth::signed_message(
@@ -569,18 +940,19 @@ fn run(
             &mut msg,
         )
         .map_err(|_| fail("cannot build the signed message", EINVAL))?;
-        crypto::digest(halg, msg.get(..len).unwrap_or(&[]), &mut d)
+        crypto::digest(neg.halg, msg.get(..len).unwrap_or(&[]), &mut d)
             .map_err(|e| fail("transcript hash failed", e))?;
         d.get(..hsize).unwrap_or(&[])
     } else {
         m1
     };
-    verifier.verify(digest, ca.signature).map_err(|e| {
+    verifier.verify(digest, ca.signature).map_err(|_| {
         fail(
             "CHALLENGE_AUTH signature does not verify with the leaf key",
-            e,
+            EKEYREJECTED,
         )
     })?;
+    info.challenge_ok = true;
     Ok(())
 }
 
@@ -622,12 +994,56 @@ mod tests {
     fn certificates_skip_header() -> Result {
         let mut info = AuthInfo::default();
         assert!(info.certificates().is_empty());
-        info.chain
-            .extend_from_slice(&[1, 2, 3, 4, 0x30, 0x00], GFP_KERNEL)?;
+        info.chains[2].extend_from_slice(&[1, 2, 3, 4, 0x30, 0x00], GFP_KERNEL)?;
         info.certs_offset = 4;
+        assert!(info.certificates().is_empty());
+        info.slot = Some(2);
         assert_eq!(info.certificates(), &[0x30, 0x00]);
+        assert_eq!(info.slot_certificates(2), &[0x30, 0x00]);
+        assert!(info.slot_certificates(0).is_empty());
+        assert!(info.slot_certificates(8).is_empty());
         info.certs_offset = 7;
         assert!(info.certificates().is_empty());
         Ok(())
+    }
+
+    fn order(mask: u8, preferred: Option<u8>) -> [u8; 9] {
+        let mut out = [0xffu8; 9];
+        for (o, s) in out.iter_mut().zip(slot_order(mask, preferred)) {
+            *o = s;
+        }
+        out
+    }
+
+    #[test]
+    fn slot_order_prefers_then_ascends() {
+        const X: u8 = 0xff;
+        assert_eq!(order(0b1011_0010, None), [1, 4, 5, 7, X, X, X, X, X]);
+        assert_eq!(order(0b1011_0010, Some(5)), [5, 1, 4, 7, X, X, X, X, X]);
+        // An unpopulated or invalid preference is ignored.
+        assert_eq!(order(0b1011_0010, Some(0)), [1, 4, 5, 7, X, X, X, X, X]);
+        assert_eq!(order(0b1011_0010, Some(9)), [1, 4, 5, 7, X, X, X, X, X]);
+        assert_eq!(order(0xff, Some(7)), [7, 0, 1, 2, 3, 4, 5, 6, X]);
+        assert_eq!(order(0, Some(3)), [X; 9]);
+    }
+
+    #[test]
+    fn cma_identity_in_kernel() {
+        let ids = FunctionIds {
+            vendor: 0x1b36,
+            device: 0x0010,
+            class: 0x010802,
+            revision: 2,
+            subsystem_vendor: 0x1af4,
+            subsystem: 0x1100,
+        };
+        let id = Identity::parse(b"Vendor=1b36:Device=0010:CC=010802:REV=02:SSVID=1af4:SSID=1100");
+        assert!(matches!(id.map(|i| i.check(&ids)), Ok(Ok(()))));
+        let other = Identity::parse(b"Vendor=1b36:Device=0011");
+        assert!(matches!(
+            other.map(|i| i.check(&ids)),
+            Ok(Err(cma::CmaError::DeviceMismatch))
+        ));
+        assert!(cma::find_identity(&[0x30, 0x03, 0x30, 0x01]).is_err());
     }
 }

@@ -88,6 +88,12 @@ struct Tlv<'a> {
     rest: &'a [u8],
 }
 
+/// `s` split after `n` bytes, if it has that many (`split_at_checked` is newer than the
+/// kernel's minimum Rust).
+fn split(s: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
+    Some((s.get(..n)?, s.get(n..)?))
+}
+
 /// Reads one definite-length TLV with a single-byte tag.
 fn tlv(input: &[u8]) -> Result<Tlv<'_>, CmaError> {
     let (&tag, after_tag) = input.split_first().ok_or(CmaError::BadDer)?;
@@ -104,7 +110,7 @@ fn tlv(input: &[u8]) -> Result<Tlv<'_>, CmaError> {
             // Indefinite length (BER), or longer than any certificate.
             return Err(CmaError::BadDer);
         }
-        let (bytes, rest) = after_len.split_at_checked(n).ok_or(CmaError::BadDer)?;
+        let (bytes, rest) = split(after_len, n).ok_or(CmaError::BadDer)?;
         after_len = rest;
         let mut len = 0usize;
         for &b in bytes {
@@ -115,7 +121,7 @@ fn tlv(input: &[u8]) -> Result<Tlv<'_>, CmaError> {
         }
         len
     };
-    let (value, rest) = after_len.split_at_checked(len).ok_or(CmaError::BadDer)?;
+    let (value, rest) = split(after_len, len).ok_or(CmaError::BadDer)?;
     Ok(Tlv { tag, value, rest })
 }
 
@@ -303,7 +309,7 @@ impl Identity {
                 .iter()
                 .position(|&c| c == b'=')
                 .ok_or(CmaError::BadIdentity)?;
-            let (name, value) = field.split_at_checked(eq).ok_or(CmaError::BadIdentity)?;
+            let (name, value) = split(field, eq).ok_or(CmaError::BadIdentity)?;
             let value = value.get(1..).ok_or(CmaError::BadIdentity)?;
             match name {
                 b"Vendor" => set(&mut vendor, hex16(value)?)?,

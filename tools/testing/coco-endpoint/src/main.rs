@@ -124,6 +124,11 @@ struct Args {
     /// CMA identity in the leaf certificates' subjectAltName (PCIe r6.1 sec 6.31.3)
     #[arg(long, value_name = "STRING", default_value = DEFAULT_CMA_ID)]
     cma_id: String,
+
+    /// Only create the PKI in --pki-dir (the root a test rig loads into the trust keyring before
+    /// the endpoints start), then exit
+    #[arg(long, requires = "pki_dir")]
+    pki_only: bool,
 }
 
 /// The parsed `--slots` list.
@@ -314,6 +319,10 @@ fn main() -> ExitCode {
                 fingerprint(&id.trusted_root)
             ),
         );
+    }
+
+    if args.pki_only {
+        return ExitCode::SUCCESS;
     }
 
     let mut listeners = Vec::new();

@@ -37,7 +37,11 @@ ktap_set_plan $(($# * 2))
 # expected VARIANT: "ok" or the reason auth_status must report after "error: ".
 expected() {
 	case "$1" in
-	fault:busy:* | fault:not-ready | key:* | versions:* | slots:*) echo ok ;;
+	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:*) echo ok ;;
+	fault:untrusted-root)
+		echo "root certificate is not trusted (no matching key in the .coco keyring)" ;;
+	fault:wrong-version) echo "no common SPDM version" ;;
+	fault:garbage) echo "not attempted: discovery or GET_VERSION failed" ;;
 	fault:bad-signature | fault:wrong-nonce)
 		echo "CHALLENGE_AUTH signature does not verify with the leaf key" ;;
 	fault:truncated) echo "SPDM message shorter than" ;;
@@ -64,11 +68,26 @@ check_outcome() {
 	_st=$(coco_attr "$1" status)
 	_auth=$(coco_attr "$1" auth_status)
 	coco_diag "$1 ($2): status '$_st', auth_status '$_auth'"
-	[ "$_st" = ok ] || { coco_diag "discovery/GET_VERSION should still succeed"; return 1; }
+	case "$2" in
+	fault:garbage)
+		# GET_VERSION gets random bytes back: the probe itself fails.
+		case "$_st" in "error: "*) ;; *) coco_diag "status should be an error"; return 1 ;; esac ;;
+	*) [ "$_st" = ok ] || { coco_diag "discovery/GET_VERSION should still succeed"; return 1; } ;;
+	esac
+	_au=$(cat "$COCO_PCI/$1/authenticated" 2>/dev/null)
 	if [ "$_want" = ok ]; then
+		[ "$_au" = 1 ] || { coco_diag "authenticated '$_au', wanted 1"; return 1; }
+		case "$2" in
+		cma-id:*)
+			# Another identity: reported, not fatal (strict_identity=0).
+			_cis=$(coco_attr "$1" cma_identity_status)
+			coco_diag "cma_identity '$(coco_attr "$1" cma_identity)': $_cis"
+			case "$_cis" in "mismatch: "*) ;; *) return 1 ;; esac ;;
+		esac
 		[ "$_auth" = ok ]
 		return
 	fi
+	[ "$_au" = 0 ] || { coco_diag "authenticated '$_au', wanted 0"; return 1; }
 	case "$_auth" in
 	"error: $_want"*) return 0 ;;
 	esac
@@ -77,10 +96,18 @@ check_outcome() {
 }
 
 # check_log BDF VARIANT: failures are logged with the device's name and the
-# reason; successes log no failure.
+# reason (an untrusted root as "not authenticated", a failed GET_VERSION as
+# "probe failed", a CMA identity mismatch as a warning); successes log no
+# failure.
 check_log() {
 	_want=$(expected "$2")
-	_lines=$(dmesg | grep -F "$1" | grep -F "coco: authentication failed")
+	case "$2" in
+	fault:garbage) _want="coco: probe failed" ;;
+	cma-id:*)
+		dmesg | grep -F "$1" | grep -q "coco: CMA identity names another" || {
+			coco_diag "no CMA identity warning for $1"; return 1; } ;;
+	esac
+	_lines=$(dmesg | grep -F "$1" | grep -E "coco: (authentication failed|not authenticated|probe failed)")
 	if [ "$_want" = ok ]; then
 		[ -z "$_lines" ] && return 0
 		printf '%s\n' "$_lines" | coco_diag_stream 5

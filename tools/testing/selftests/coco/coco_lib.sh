@@ -261,8 +261,40 @@ coco_gone() {
 	! coco_loaded && [ ! -d /sys/module/coco ]
 }
 
+# The rig's trust anchor: the root CA of its endpoints (absent when the tests
+# run by hand; then nothing is loaded).
+COCO_ROOT_DER=${COCO_ROOT_DER:-/coco/root.der}
+
+# coco_trust_root: add the trust anchor to the .coco keyring (which coco.ko
+# creates when it loads, empty). Prints nothing; fails if keyctl fails.
+coco_trust_root() {
+	[ -r "$COCO_ROOT_DER" ] || return 0
+	keyctl padd asymmetric coco-rig-root %:.coco <"$COCO_ROOT_DER" >/dev/null
+}
+
+# coco_auth_settled BDF...: every auth_status is readable and not "pending".
+coco_auth_settled() {
+	for _cas_b in "$@"; do
+		_cas_s=$(coco_attr "$_cas_b" auth_status)
+		[ -n "$_cas_s" ] && [ "$_cas_s" != pending ] || return 1
+	done
+	return 0
+}
+
+# coco_insmod: load coco.ko as an administrator would: insmod, add the trust
+# anchor to the new (empty) .coco keyring, and once the first (untrusted)
+# authentications are over, authenticate every function again.
 coco_insmod() {
-	coco_run 60 insmod "$COCO_KO"
+	coco_run 60 insmod "$COCO_KO" || return
+	[ -r "$COCO_ROOT_DER" ] || return 0
+	coco_trust_root || { coco_diag "keyctl padd %:.coco failed"; return 1; }
+	# shellcheck disable=SC2046 # a list of BDFs, split on purpose
+	coco_poll 20 coco_auth_settled $(coco_devices)
+	for _ci_b in $(coco_devices); do
+		[ "$(cat "$COCO_PCI/$_ci_b/authenticated" 2>/dev/null)" = 1 ] && continue
+		coco_write 15 "$COCO_PCI/$_ci_b/authenticated" 1 2>/dev/null
+	done
+	return 0
 }
 
 coco_rmmod() {
