@@ -20,7 +20,7 @@
 //! the last signed MEASUREMENTS; a signed response is signed over VCA || L1/L2 (1.2+; L1/L2
 //! alone for 1.0 and 1.1) with the 1.2+ prefix and context "responder-measurements signing",
 //! with the leaf key of the requested slot, and empties L1/L2. Any other request (GET_VERSION
-//! included, RESPOND_IF_READY excepted) also empties it; ERROR answers never enter it. For a
+//! included, RESPOND_IF_READY excepted) also empties it, and so does any ERROR answer. For a
 //! signed 1.2+ response Param2 reports
 //! the content-changed field: changed if the firmware update switch flipped since the first
 //! GET_MEASUREMENTS of the current L1/L2, else unchanged.
@@ -432,6 +432,9 @@ impl Responder {
         let mut msg = match outcome {
             Ok(msg) => msg,
             Err((code, data, reason)) => {
+                // A failed GET_MEASUREMENTS ends the L1/L2 accumulation too.
+                self.meas_l.clear();
+                self.meas_l_updated = None;
                 log.push(format!(
                     "{reason}: answering SPDM ERROR {}",
                     error_code_name(code)
