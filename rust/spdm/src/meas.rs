@@ -50,8 +50,9 @@
 //! [`measurements_signed_message`].
 
 use crate::auth::{
-    signed_message, SPDM_MAX_HASH_SIZE, SPDM_MAX_OPAQUE_DATA_SIZE, SPDM_MAX_SIGNATURE_SIZE,
-    SPDM_MEASUREMENTS_SIGN_CONTEXT, SPDM_MEAS_SPEC_DMTF, SPDM_REQ_CONTEXT_SIZE,
+    measurement_hash_size, signed_message, Algorithms, SPDM_MAX_HASH_SIZE,
+    SPDM_MAX_OPAQUE_DATA_SIZE, SPDM_MAX_SIGNATURE_SIZE, SPDM_MEASUREMENTS_SIGN_CONTEXT,
+    SPDM_MEAS_SPEC_DMTF, SPDM_REQ_CONTEXT_SIZE,
 };
 use crate::spdm::{
     check_padding, SpdmError, SpdmHeader, SpdmVersion, SPDM_GET_MEASUREMENTS, SPDM_HEADER_SIZE,
@@ -981,6 +982,27 @@ pub fn measurements_signed_message(
     )?)
 }
 
+/// The measurement part of a negotiation, for a responder announcing `meas_cap` (MEAS_CAP,
+/// see `crate::auth::Capabilities::meas_cap`): `Ok(None)` when MEAS_CAP is 0; otherwise
+/// MeasurementSpecificationSel must be DMTF (`Spdm(NoCommonAlgorithm)`, so the requester must
+/// have offered it) and MeasurementHashAlgo a single known algorithm
+/// (`Spdm(UnsupportedAlgorithm)`); returns its size for [`parse_record`] (0 for raw bit
+/// streams only). Any known measurement hash is accepted: it need not be the BaseHashAlgo.
+pub fn negotiated_measurement_hash(
+    alg: &Algorithms,
+    meas_cap: u8,
+) -> Result<Option<usize>, MeasError> {
+    if meas_cap == 0 {
+        return Ok(None);
+    }
+    if alg.measurement_specification != SPDM_MEAS_SPEC_DMTF {
+        return Err(SpdmError::NoCommonAlgorithm.into());
+    }
+    measurement_hash_size(alg.measurement_hash)
+        .map(Some)
+        .ok_or(MeasError::Spdm(SpdmError::UnsupportedAlgorithm))
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -1429,6 +1451,26 @@ mod tests {
         assert_eq!(&out[100..148], &[0xAA; 48]);
         let n = measurements_signed_message(V11, &[0xAA; 48], &mut out).unwrap();
         assert_eq!(n, 48);
+    }
+
+    #[test]
+    fn negotiated_hash() {
+        use crate::auth::{SPDM_MEAS_HASH_RAW, SPDM_MEAS_HASH_SHA384};
+        let mut alg = Algorithms::new(V12);
+        assert_eq!(negotiated_measurement_hash(&alg, 0), Ok(None));
+        assert_eq!(
+            negotiated_measurement_hash(&alg, 2),
+            Err(MeasError::Spdm(SpdmError::NoCommonAlgorithm))
+        );
+        alg.measurement_specification = SPDM_MEAS_SPEC_DMTF;
+        assert_eq!(
+            negotiated_measurement_hash(&alg, 2),
+            Err(MeasError::Spdm(SpdmError::UnsupportedAlgorithm))
+        );
+        alg.measurement_hash = SPDM_MEAS_HASH_SHA384;
+        assert_eq!(negotiated_measurement_hash(&alg, 1), Ok(Some(48)));
+        alg.measurement_hash = SPDM_MEAS_HASH_RAW;
+        assert_eq!(negotiated_measurement_hash(&alg, 2), Ok(Some(0)));
     }
 
     #[test]

@@ -211,7 +211,8 @@ impl Conn {
                 e.data
             ));
         }
-        let mh = measurement_hash_size(self.alg.measurement_hash);
+        let mh = negotiated_measurement_hash(&self.alg, self.caps.meas_cap()).unwrap();
+        assert!(mh.is_some());
         let params = MeasurementsParams::for_request(&req, self.alg.signature_size().unwrap(), mh);
         let m = parse_measurements(&rsp, &params).map_err(|e| {
             self.l.clear();
