@@ -2,19 +2,22 @@
 //!
 //! This crate root is deliberately thin: all code lives in `spdm.rs` (header, codes,
 //! GET_VERSION/VERSION, ERROR, RESPOND_IF_READY) and `auth.rs` (the authentication messages,
-//! certificate chains, transcript and signing prefix), which the kernel module also compiles
+//! certificate chains, transcript and signing prefix) and `meas.rs` (GET_MEASUREMENTS /
+//! MEASUREMENTS and the measurement record), which the kernel module also compiles
 //! directly, as sibling modules of its crate root with the same names:
 //!
 //! ```text
 //! #[path = ".../rust/spdm/src/spdm.rs"] mod spdm;
 //! #[path = ".../rust/spdm/src/auth.rs"] mod auth;
+//! #[path = ".../rust/spdm/src/meas.rs"] mod meas;
 //! ```
 //!
 //! `cma.rs` (the CMA identity in a leaf certificate's subjectAltName) stands alone.
 //!
-//! `auth.rs` refers to the codec as `crate::spdm`, which resolves identically in both builds.
+//! `auth.rs` and `meas.rs` refer to the codec as `crate::spdm` (and `meas.rs` to `crate::auth`),
+//! which resolves identically in both builds.
 //! Only `core` is available to either file. The items of `spdm.rs` are re-exported at the root
-//! of this crate; those of `auth.rs` live in [`auth`].
+//! of this crate; those of `auth.rs` live in [`auth`], those of `meas.rs` in [`meas`].
 //!
 //! The lints below enforce, in the cargo build, the rules the kernel build relies on:
 //! no `unsafe`, no allocation, and no code path that can panic (no indexing, no
@@ -46,3 +49,5 @@ pub use spdm::*;
 pub mod auth;
 
 pub mod cma;
+
+pub mod meas;

@@ -10,6 +10,8 @@
 //! * [`responder`]: [`Responder`] maps one request DOE object to one reply DOE object: an SPDM
 //!   1.0-1.3 responder for device authentication, with fault injection ([`Fault`]).
 //! * [`session`]: [`serve`] runs one connection: framing, responder, SHUTDOWN, errors.
+//! * [`measurements`]: the measurement blocks (defaults, `--measurements` file format, the
+//!   `--fw-update-file` firmware update switch).
 //!
 //! The binary (`src/main.rs`) adds the command line, one listener thread per endpoint, the
 //! port file and logging.
@@ -21,6 +23,7 @@ use std::sync::Mutex;
 
 use coco_spdm::VersionEntry;
 
+pub mod measurements;
 pub mod pki;
 pub mod responder;
 pub mod session;
@@ -68,6 +71,20 @@ pub enum Fault {
     /// GET_DIGESTS, GET_CERTIFICATE and CHALLENGE get ERROR ResponseNotReady; the response
     /// comes with RESPOND_IF_READY.
     NotReady,
+    /// Signed MEASUREMENTS carry a corrupted signature.
+    BadMeasSignature,
+    /// A measurement block's DMTFSpecMeasurementValueSize disagrees with its MeasurementSize.
+    MalformedBlock,
+    /// MEASUREMENTS carry the first block twice (same index).
+    DuplicateIndex,
+    /// MEASUREMENTS declare a MeasurementRecordLength beyond the end of the message.
+    OversizedRecord,
+    /// CAPABILITIES announce MEAS_CAP = 1 (no signatures); signed requests get ERROR
+    /// InvalidRequest.
+    NoMeasSig,
+    /// GET_MEASUREMENTS for all blocks (0xFF) gets ERROR UnsupportedRequest; per-index requests
+    /// and the count query work.
+    RefuseAllBlocks,
 }
 
 /// The `--fault` kinds, one per line: name and what it does. Shown by `--help`.
@@ -90,7 +107,18 @@ expired-leaf          leaf certificates valid 2000-01-01 to 2001-01-01 only
 broken-chain          intermediate certificate names the root as issuer but another key signed it
 busy[:N]              answer each request ERROR Busy N times (default 1), then serve it
 not-ready             GET_DIGESTS, GET_CERTIFICATE and CHALLENGE answered ERROR ResponseNotReady
-                      (RDTExponent 14 = 16 ms, RDTM 2); RESPOND_IF_READY then returns the response";
+                      (RDTExponent 14 = 16 ms, RDTM 2); RESPOND_IF_READY then returns the response
+bad-meas-signature    signed MEASUREMENTS carry a corrupted signature (verification fails)
+malformed-block       the first measurement block's value size is one less than its MeasurementSize
+                      implies (the record is malformed)
+duplicate-index       MEASUREMENTS repeat the first block (two blocks with the same index,
+                      NumberOfBlocks counts both)
+oversized-record      MEASUREMENTS declare a MeasurementRecordLength 4096 bytes longer than the record
+                      (beyond the end of the message)
+no-meas-sig           CAPABILITIES announce MEAS_CAP = 1 (measurements without signature); signed
+                      GET_MEASUREMENTS get ERROR InvalidRequest, unsigned ones work
+refuse-all-blocks     GET_MEASUREMENTS for all blocks (0xFF) get ERROR UnsupportedRequest (param2
+                      0xE0); per-index requests and the count query (0) work";
 
 impl Fault {
     /// The name used on the command line (without the count of `busy:N`).
@@ -112,11 +140,17 @@ impl Fault {
             Fault::BrokenChain => "broken-chain",
             Fault::Busy(_) => "busy",
             Fault::NotReady => "not-ready",
+            Fault::BadMeasSignature => "bad-meas-signature",
+            Fault::MalformedBlock => "malformed-block",
+            Fault::DuplicateIndex => "duplicate-index",
+            Fault::OversizedRecord => "oversized-record",
+            Fault::NoMeasSig => "no-meas-sig",
+            Fault::RefuseAllBlocks => "refuse-all-blocks",
         }
     }
 
     /// Every fault kind (with `busy:1`), for tests and help.
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 22] = [
         Fault::None,
         Fault::NoAnswer,
         Fault::Garbage,
@@ -133,6 +167,23 @@ impl Fault {
         Fault::BrokenChain,
         Fault::Busy(1),
         Fault::NotReady,
+        Fault::BadMeasSignature,
+        Fault::MalformedBlock,
+        Fault::DuplicateIndex,
+        Fault::OversizedRecord,
+        Fault::NoMeasSig,
+        Fault::RefuseAllBlocks,
+    ];
+
+    /// The measurement faults (they only affect GET_MEASUREMENTS / MEASUREMENTS and
+    /// CAPABILITIES' MEAS_CAP).
+    pub const MEASUREMENT: [Fault; 6] = [
+        Fault::BadMeasSignature,
+        Fault::MalformedBlock,
+        Fault::DuplicateIndex,
+        Fault::OversizedRecord,
+        Fault::NoMeasSig,
+        Fault::RefuseAllBlocks,
     ];
 
     /// The broken certificate chain this fault asks for.

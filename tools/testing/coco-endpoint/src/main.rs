@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
+use coco_endpoint::measurements::{parse_blocks, MeasConfig};
 use coco_endpoint::pki::{build_identity, Identity, KeyKind, PkiOptions, DEFAULT_CMA_ID};
 use coco_endpoint::{
     fault_for, key_for, parse_slot_list, parse_version_list, serve, Fault, FaultSpec, KeySpec,
@@ -39,8 +40,12 @@ GET_CAPABILITIES (CERT_CAP and CHAL_CAP, CTExponent 20, DataTransferSize = MaxSP
 so that every response fits QEMU's 4608-byte DOE reply), NEGOTIATE_ALGORITHMS (the strongest \
 offered asymmetric algorithm the leaf key can sign with - ECDSA P-256/P-384, RSASSA or RSAPSS \
 2048/3072/4096, PSS preferred - and the strongest offered of SHA-512/384/256), GET_DIGESTS, \
-GET_CERTIFICATE (chunked by offset and length) and CHALLENGE (CHALLENGE_AUTH signed over the \
-transcript, with the SPDM 1.2+ signing prefix). Requests out of order get ERROR UnexpectedRequest, \
+GET_CERTIFICATE (chunked by offset and length), CHALLENGE (CHALLENGE_AUTH signed over the \
+transcript, with the SPDM 1.2+ signing prefix) and GET_MEASUREMENTS (CAPABILITIES announce \
+MEAS_CAP = 2, signed, and MEAS_FRESH_CAP; ALGORITHMS select the DMTF measurement specification and \
+a MeasurementHashAlgo equal to the BaseHashAlgo; signed MEASUREMENTS cover VCA || L1/L2 for 1.2+, \
+L1/L2 alone for 1.0/1.1, L1/L2 being every GET_MEASUREMENTS/MEASUREMENTS since the last signed \
+one, with the leaf key of the requested slot). Requests out of order get ERROR UnexpectedRequest, \
 requests with another version than the negotiated one ERROR VersionMismatch, GET_VERSION resets \
 the connection, other SPDM requests get ERROR UnsupportedRequest (param2 = the request code). A \
 malformed DOE object (bad length, wrong vendor, unknown type, SPDM message too short) gets ERROR \
@@ -64,14 +69,34 @@ the 4-byte header, the hash of the root certificate, then root, intermediate and
 --pki-dir the root (root.der, root.pem, root.key.pem) is created once and reused, so it can be \
 loaded into a kernel keyring as the trust anchor; intermediate and leaf keys are kept there too, \
 their certificates are issued at every start (intermediate.der, leaf-<key>-slot<N>.der). Without \
---pki-dir everything is generated in memory. The port file is written after the PKI is ready.";
+--pki-dir everything is generated in memory. The port file is written after the PKI is ready.
+
+Measurement blocks, by default: 1 immutable_rom, 2 mutable_firmware, 3 hardware_config, 4 \
+firmware_config (digests of fixed strings, with the negotiated hash), 5 version (raw \"1.4.2\"), 6 \
+svn (raw, 3 as an 8-byte little-endian integer). --measurements FILE replaces them: one block per \
+line, INDEX TYPE FORM VALUE, '#' comments and blank lines ignored. INDEX 1-254; TYPE a number \
+0-127 or immutable_rom, mutable_firmware, hardware_config, firmware_config, manifest, \
+device_mode, version, svn, hem, informational, structured_manifest; FORM raw or digest; VALUE \
+text:STRING (rest of the line), hex:HEX or plain HEX. A digest given as text: or plain hex is data \
+hashed with the negotiated hash; hex: is the exact digest sent. --fw-update-file PATH simulates a \
+firmware update: while PATH exists (checked at every GET_MEASUREMENTS), mutable_firmware digests \
+are computed from PATH's content (\"coco-endpoint firmware image 1.5.0\" if empty) and raw version \
+blocks read \"1.5.0\"; deleting PATH reverts.";
 
 const AFTER_HELP: &str = "\
 Examples:
   coco-endpoint --port 2323
   coco-endpoint --count 2 --port-file /tmp/ports --log /tmp/endpoint.log
   coco-endpoint --count 3 --versions 1.2,1.3 --fault 2:no-answer
-  coco-endpoint --count 2 --pki-dir /tmp/pki --key rsa3072 --key 1:p256 --slots 0,1 --fault 1:busy:2";
+  coco-endpoint --count 2 --pki-dir /tmp/pki --key rsa3072 --key 1:p256 --slots 0,1 --fault 1:busy:2
+  coco-endpoint --port 0 --port-file /tmp/port --measurements blocks.txt --fw-update-file /tmp/fw0
+
+Measurements file example:
+  # INDEX TYPE FORM VALUE
+  1 immutable_rom digest text:boot ROM v1
+  2 mutable_firmware digest hex:5f1d...(exactly the hash size)
+  5 version raw text:2.0.1
+  6 svn raw 0400000000000000";
 
 #[derive(Debug, Parser)]
 #[command(name = "coco-endpoint", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -129,6 +154,15 @@ struct Args {
     /// the endpoints start), then exit
     #[arg(long, requires = "pki_dir")]
     pki_only: bool,
+
+    /// Measurement blocks for every endpoint, from FILE (format below) instead of the defaults
+    #[arg(long, value_name = "FILE")]
+    measurements: Option<PathBuf>,
+
+    /// Firmware update switch: while PATH exists, the mutable firmware measurement and the
+    /// version report an updated firmware (see below)
+    #[arg(long, value_name = "PATH")]
+    fw_update_file: Option<PathBuf>,
 }
 
 /// The parsed `--slots` list.
@@ -172,6 +206,7 @@ fn run_endpoint(
     versions: Vec<VersionEntry>,
     fault: Fault,
     identity: Arc<Identity>,
+    measurements: Arc<MeasConfig>,
     persist: bool,
     logger: Arc<Logger>,
 ) {
@@ -193,6 +228,7 @@ fn run_endpoint(
         log(&format!("connection from {peer}"));
         let mut responder =
             Responder::with_identity(versions.clone(), fault, Arc::clone(&identity));
+        responder.set_measurements(Some(Arc::clone(&measurements)));
         let end = serve(&mut stream, &mut responder, &mut |msg: &str| log(msg));
         let how = match end {
             SessionEnd::Shutdown => "shutdown",
@@ -273,6 +309,24 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+
+    let blocks = match &args.measurements {
+        None => coco_endpoint::measurements::default_blocks(),
+        Some(path) => match fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| parse_blocks(&text))
+        {
+            Ok(blocks) => blocks,
+            Err(e) => {
+                eprintln!(
+                    "coco-endpoint[*:*]: bad --measurements file {}: {e}",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let measurements = Arc::new(MeasConfig::new(blocks, args.fw_update_file.clone()));
 
     // The PKI first, so that the port file only appears once the root is on disk.
     let mut identities: Vec<((KeyKind, coco_endpoint::pki::ChainFault), Arc<Identity>)> =
@@ -378,6 +432,7 @@ fn main() -> ExitCode {
         );
         let logger_for_thread = Arc::clone(&logger);
         let persist = args.persist;
+        let measurements = Arc::clone(&measurements);
         let spawned = thread::Builder::new()
             .name(format!("endpoint-{index}"))
             .spawn(move || {
@@ -388,6 +443,7 @@ fn main() -> ExitCode {
                     versions,
                     fault,
                     identity,
+                    measurements,
                     persist,
                     logger_for_thread,
                 )

@@ -1,8 +1,9 @@
 //! The emulated endpoint's DOE/SPDM responder: maps one request DOE object to one reply.
 //!
 //! A real SPDM 1.0-1.3 responder for the authentication flow (GET_VERSION, GET_CAPABILITIES,
-//! NEGOTIATE_ALGORITHMS, GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, RESPOND_IF_READY), built on
-//! the project's codec (`coco_spdm`), with fault injection ([`Fault`]).
+//! NEGOTIATE_ALGORITHMS, GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, RESPOND_IF_READY) and device
+//! measurements (GET_MEASUREMENTS), built on the project's codec (`coco_spdm`), with fault
+//! injection ([`Fault`]).
 //!
 //! Protocol state follows DSP0274: GET_VERSION (always accepted) resets the connection;
 //! GET_CAPABILITIES must follow VERSION, NEGOTIATE_ALGORITHMS must follow CAPABILITIES, and
@@ -11,6 +12,18 @@
 //! version (else ERROR VersionMismatch). The responder keeps the transcript (VCA, then
 //! GET_DIGESTS/GET_CERTIFICATE exchanges, then CHALLENGE) and signs CHALLENGE_AUTH over it, with
 //! the 1.2+ signing prefix; after a CHALLENGE the digest/certificate part starts afresh.
+//!
+//! Measurements: with an identity and a [`MeasConfig`], CAPABILITIES announce MEAS_CAP = 2
+//! (signed; 1 with fault `no-meas-sig`) and MEAS_FRESH_CAP, and ALGORITHMS select the DMTF
+//! measurement specification (if offered) and a MeasurementHashAlgo equal to the selected
+//! BaseHashAlgo. The responder keeps L1/L2: every GET_MEASUREMENTS / MEASUREMENTS pair since
+//! the last signed MEASUREMENTS; a signed response is signed over VCA || L1/L2 (1.2+; L1/L2
+//! alone for 1.0 and 1.1) with the 1.2+ prefix and context "responder-measurements signing",
+//! with the leaf key of the requested slot, and empties L1/L2. Any other request (GET_VERSION
+//! included, RESPOND_IF_READY excepted) also empties it, and so does any ERROR answer. For a
+//! signed 1.2+ response Param2 reports
+//! the content-changed field: changed if the firmware update switch flipped since the first
+//! GET_MEASUREMENTS of the current L1/L2, else unchanged.
 
 use std::sync::Arc;
 
@@ -29,17 +42,29 @@ use coco_spdm::auth::{
     SPDM_CHALLENGE_AUTH_SIGN_CONTEXT, SPDM_GET_CERTIFICATE_SLOT_SIZE_REQUESTED,
     SPDM_MEAS_SUMMARY_NONE, SPDM_OPAQUE_DATA_FMT1,
 };
+use coco_spdm::auth::{
+    SPDM_CAP_MEAS_FRESH, SPDM_CAP_MEAS_NO_SIG, SPDM_CAP_MEAS_SIG, SPDM_HASH_SHA256,
+    SPDM_HASH_SHA384, SPDM_HASH_SHA512, SPDM_MEAS_HASH_RAW, SPDM_MEAS_HASH_SHA256,
+    SPDM_MEAS_HASH_SHA384, SPDM_MEAS_HASH_SHA512, SPDM_MEAS_SPEC_DMTF, SPDM_SLOT_PUBLIC_KEY,
+};
+use coco_spdm::meas::{
+    encode_measurement_block, encode_measurements_body, measurements_signed_message,
+    parse_get_measurements, MeasurementsBody, SPDM_MEAS_ATTR_RAW_BIT_STREAM,
+    SPDM_MEAS_CONTENT_CHANGED, SPDM_MEAS_CONTENT_UNCHANGED, SPDM_MEAS_OP_ALL, SPDM_MEAS_OP_TOTAL,
+    SPDM_MEAS_SLOT_MASK,
+};
 use coco_spdm::{
     code_name, encode_error_response, encode_response_not_ready, encode_version_response,
     error_code_name, parse_get_version, parse_respond_if_ready, ResponseNotReady, SpdmHeader,
     SpdmVersion, VersionEntry, SPDM_CHALLENGE, SPDM_ERROR_BUSY, SPDM_ERROR_INVALID_REQUEST,
     SPDM_ERROR_UNEXPECTED_REQUEST, SPDM_ERROR_UNSPECIFIED, SPDM_ERROR_UNSUPPORTED_REQUEST,
     SPDM_ERROR_VERSION_MISMATCH, SPDM_GET_CAPABILITIES, SPDM_GET_CERTIFICATE, SPDM_GET_DIGESTS,
-    SPDM_GET_VERSION, SPDM_NEGOTIATE_ALGORITHMS, SPDM_RESPOND_IF_READY, SPDM_VERSION_1_0,
-    SPDM_VERSION_RESPONSE_MAX_SIZE,
+    SPDM_GET_MEASUREMENTS, SPDM_GET_VERSION, SPDM_NEGOTIATE_ALGORITHMS, SPDM_RESPOND_IF_READY,
+    SPDM_VERSION_1_0, SPDM_VERSION_RESPONSE_MAX_SIZE,
 };
 use rand::RngExt;
 
+use crate::measurements::MeasConfig;
 use crate::pki::{spdm_hash, Identity, SUPPORTED_HASHES};
 use crate::socket::QEMU_MAX_RESPONSE_SIZE;
 use crate::Fault;
@@ -112,6 +137,14 @@ pub struct Responder {
     busy: (Vec<u8>, u32),
     requests: u64,
     rng: u64,
+    /// Measurement blocks (with an identity: GET_MEASUREMENTS is served).
+    measurements: Option<Arc<MeasConfig>>,
+    /// MeasurementSpecificationSel (0 if DMTF was not offered).
+    meas_spec: u8,
+    /// L1/L2 without the VCA: GET_MEASUREMENTS / MEASUREMENTS since the last signed one.
+    meas_l: Vec<u8>,
+    /// Whether the firmware update was active at the first GET_MEASUREMENTS of `meas_l`.
+    meas_l_updated: Option<bool>,
 }
 
 /// An SPDM-level outcome: the response message, or an ERROR (code, data) with a reason.
@@ -155,11 +188,16 @@ impl Responder {
             busy: (Vec::new(), 0),
             requests: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
+            measurements: None,
+            meas_spec: 0,
+            meas_l: Vec::new(),
+            meas_l_updated: None,
         }
     }
 
-    /// A responder with certificates and keys: announces CERT_CAP and CHAL_CAP and serves the
-    /// whole authentication flow.
+    /// A responder with certificates and keys: announces CERT_CAP, CHAL_CAP and MEAS_CAP and
+    /// serves the whole authentication flow and GET_MEASUREMENTS, with the default measurement
+    /// blocks ([`MeasConfig::default_device`]; see [`Responder::set_measurements`]).
     ///
     /// # Panics
     ///
@@ -171,7 +209,19 @@ impl Responder {
     ) -> Self {
         let mut r = Responder::new(versions, fault);
         r.identity = Some(identity);
+        r.measurements = Some(Arc::new(MeasConfig::default_device()));
         r
+    }
+
+    /// Replaces the measurement configuration (`None`: no MEAS_CAP, GET_MEASUREMENTS is
+    /// unsupported). Only effective with an identity.
+    pub fn set_measurements(&mut self, measurements: Option<Arc<MeasConfig>>) {
+        self.measurements = measurements;
+    }
+
+    /// Whether GET_MEASUREMENTS is served.
+    fn meas_enabled(&self) -> bool {
+        self.identity.is_some() && self.measurements.is_some()
     }
 
     /// Number of requests handled so far.
@@ -344,6 +394,11 @@ impl Responder {
             self.busy = (Vec::new(), 0);
         }
         let before = self.state;
+        // L1/L2 only spans consecutive GET_MEASUREMENTS exchanges.
+        if header.code != SPDM_GET_MEASUREMENTS && header.code != SPDM_RESPOND_IF_READY {
+            self.meas_l.clear();
+            self.meas_l_updated = None;
+        }
         let outcome = match header.code {
             SPDM_GET_VERSION => self.get_version(payload, log),
             SPDM_RESPOND_IF_READY => self.respond_if_ready(payload, log),
@@ -362,6 +417,9 @@ impl Responder {
                     other => other,
                 }
             }
+            SPDM_GET_MEASUREMENTS if self.meas_enabled() => {
+                self.get_measurements(payload, header, log)
+            }
             code => Err((
                 SPDM_ERROR_UNSUPPORTED_REQUEST,
                 code,
@@ -374,6 +432,9 @@ impl Responder {
         let mut msg = match outcome {
             Ok(msg) => msg,
             Err((code, data, reason)) => {
+                // A failed GET_MEASUREMENTS ends the L1/L2 accumulation too.
+                self.meas_l.clear();
+                self.meas_l_updated = None;
                 log.push(format!(
                     "{reason}: answering SPDM ERROR {}",
                     error_code_name(code)
@@ -499,6 +560,14 @@ impl Responder {
         if self.identity.is_some() {
             caps.flags = SPDM_CAP_CERT | SPDM_CAP_CHAL;
         }
+        if self.meas_enabled() {
+            caps.flags |= SPDM_CAP_MEAS_FRESH
+                | if self.fault == Fault::NoMeasSig {
+                    SPDM_CAP_MEAS_NO_SIG
+                } else {
+                    SPDM_CAP_MEAS_SIG
+                };
+        }
         if v >= SpdmVersion::V1_2 {
             caps.data_transfer_size = DATA_TRANSFER_SIZE;
             caps.max_spdm_msg_size = DATA_TRANSFER_SIZE;
@@ -549,6 +618,15 @@ impl Responder {
         if v >= SpdmVersion::V1_2 {
             rsp.other_params = req.other_params & SPDM_OPAQUE_DATA_FMT1;
         }
+        if self.meas_enabled() && req.measurement_specification & SPDM_MEAS_SPEC_DMTF != 0 {
+            rsp.measurement_specification = SPDM_MEAS_SPEC_DMTF;
+            rsp.measurement_hash = match rsp.base_hash {
+                SPDM_HASH_SHA256 => SPDM_MEAS_HASH_SHA256,
+                SPDM_HASH_SHA384 => SPDM_MEAS_HASH_SHA384,
+                SPDM_HASH_SHA512 => SPDM_MEAS_HASH_SHA512,
+                _ => SPDM_MEAS_HASH_RAW,
+            };
+        }
         let sel = |offered: Option<u16>| offered.map(|_| 0u16);
         rsp.structs = AlgStructs {
             dhe: sel(req.structs.dhe),
@@ -571,6 +649,7 @@ impl Responder {
         let n = encode_algorithms(&rsp, &mut msg).expect("128 bytes hold ALGORITHMS");
         self.asym = rsp.base_asym;
         self.hash = rsp.base_hash;
+        self.meas_spec = rsp.measurement_specification;
         self.chains = self
             .identity
             .as_ref()
@@ -716,7 +795,7 @@ impl Responder {
             .map_err(|e| invalid(format!("malformed CHALLENGE: {}", e.as_str())))?;
         if req.meas_summary_type != SPDM_MEAS_SUMMARY_NONE {
             return Err(invalid(
-                "CHALLENGE asks for a measurement summary, but MEAS_CAP is 0",
+                "CHALLENGE asks for a measurement summary, which this endpoint does not provide",
             ));
         }
         let id = self.identity()?;
@@ -831,6 +910,223 @@ impl Responder {
             m1.len(),
             hash_name(self.hash)
         ));
+        Ok(msg)
+    }
+
+    fn get_measurements(
+        &mut self,
+        payload: &[u8],
+        header: SpdmHeader,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let v = self.check_request(header, State::Negotiated)?;
+        let req = parse_get_measurements(payload)
+            .map_err(|e| invalid(format!("malformed GET_MEASUREMENTS: {}", e.reason())))?;
+        if self.meas_spec == 0 {
+            return Err(unexpected(
+                "GET_MEASUREMENTS without a negotiated measurement specification",
+            ));
+        }
+        let cfg = self
+            .measurements
+            .clone()
+            .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no measurements".to_string()))?;
+        let signed = req.signature_requested();
+        if signed && self.fault == Fault::NoMeasSig {
+            return Err(invalid(
+                "fault no-meas-sig: GET_MEASUREMENTS asks for a signature, but MEAS_CAP is 1",
+            ));
+        }
+        if req.operation == SPDM_MEAS_OP_ALL && self.fault == Fault::RefuseAllBlocks {
+            return Err((
+                SPDM_ERROR_UNSUPPORTED_REQUEST,
+                SPDM_GET_MEASUREMENTS,
+                "fault refuse-all-blocks: GET_MEASUREMENTS for all blocks refused".to_string(),
+            ));
+        }
+        let (blocks, updated) = cfg.current();
+        let raw = v >= SpdmVersion::V1_2 && req.attributes & SPDM_MEAS_ATTR_RAW_BIT_STREAM != 0;
+        let selected: Vec<_> = match req.operation {
+            SPDM_MEAS_OP_TOTAL => Vec::new(),
+            SPDM_MEAS_OP_ALL => blocks.iter().collect(),
+            index => vec![blocks
+                .iter()
+                .find(|b| b.index == index)
+                .ok_or_else(|| invalid(format!("GET_MEASUREMENTS for absent index {index}")))?],
+        };
+        let slot = if signed && v >= SpdmVersion::V1_1 {
+            req.slot_id
+        } else {
+            0
+        };
+        let key = if signed {
+            let id = self.identity()?;
+            if slot == SPDM_SLOT_PUBLIC_KEY & SPDM_MEAS_SLOT_MASK {
+                return Err(invalid(
+                    "GET_MEASUREMENTS for a provisioned public key (slot 0xF)",
+                ));
+            }
+            let s = id
+                .slot(slot)
+                .ok_or_else(|| invalid(format!("GET_MEASUREMENTS signed by empty slot {slot}")))?;
+            Some(s.key.clone())
+        } else {
+            None
+        };
+
+        let mut record = Vec::new();
+        let mut first_block = 0..0;
+        for b in &selected {
+            let (value_type, value) = b
+                .render(self.hash, raw)
+                .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no hash negotiated".to_string()))?;
+            let mut buf = vec![0u8; 7 + value.len()];
+            let n =
+                encode_measurement_block(b.index, value_type, &value, &mut buf).map_err(|e| {
+                    (
+                        SPDM_ERROR_UNSPECIFIED,
+                        0,
+                        format!(
+                            "cannot encode measurement block {}: {}",
+                            b.index,
+                            e.reason()
+                        ),
+                    )
+                })?;
+            if record.is_empty() {
+                first_block = 0..n;
+            }
+            record.extend_from_slice(&buf[..n]);
+        }
+        let mut count = selected.len();
+        if !record.is_empty() {
+            match self.fault {
+                Fault::MalformedBlock => {
+                    let size = u16::from_le_bytes([record[5], record[6]]);
+                    let bad = if size == 0 { 1 } else { size - 1 };
+                    record[5..7].copy_from_slice(&bad.to_le_bytes());
+                    log.push(format!(
+                        "fault malformed-block: block {} value size {size} -> {bad}",
+                        record[0]
+                    ));
+                }
+                Fault::DuplicateIndex => {
+                    let copy = record[first_block].to_vec();
+                    log.push(format!(
+                        "fault duplicate-index: block {} sent twice",
+                        copy[0]
+                    ));
+                    record.extend_from_slice(&copy);
+                    count += 1;
+                }
+                _ => {}
+            }
+        }
+        if self.meas_l.is_empty() {
+            self.meas_l_updated = Some(updated);
+        }
+        let param2 = if signed && v >= SpdmVersion::V1_1 {
+            let changed = if v >= SpdmVersion::V1_2 {
+                if self.meas_l_updated == Some(updated) {
+                    SPDM_MEAS_CONTENT_UNCHANGED
+                } else {
+                    SPDM_MEAS_CONTENT_CHANGED
+                }
+            } else {
+                0
+            };
+            slot | changed
+        } else {
+            0
+        };
+        let nonce: [u8; 32] = rand::rng().random();
+        let body = MeasurementsBody {
+            version: v,
+            param1: if req.operation == SPDM_MEAS_OP_TOTAL {
+                u8::try_from(blocks.len()).unwrap_or(0xFE)
+            } else {
+                0
+            },
+            param2,
+            number_of_blocks: u8::try_from(count).unwrap_or(0xFF),
+            record: &record,
+            nonce: &nonce,
+            opaque: &[],
+            requester_context: &req.requester_context,
+        };
+        let mut msg = vec![0u8; 64 + record.len()];
+        let n = encode_measurements_body(&body, &mut msg).map_err(|e| {
+            (
+                SPDM_ERROR_UNSPECIFIED,
+                0,
+                format!("cannot encode MEASUREMENTS: {}", e.reason()),
+            )
+        })?;
+        msg.truncate(n);
+        let request = &payload[..req.size()];
+        let what = match req.operation {
+            SPDM_MEAS_OP_TOTAL => "count".to_string(),
+            SPDM_MEAS_OP_ALL => "all".to_string(),
+            i => format!("index {i}"),
+        };
+        if let Some(key) = key {
+            // L1/L2 = VCA (1.2+) || earlier exchanges || this request || this response body.
+            let mut l = Vec::new();
+            if v >= SpdmVersion::V1_2 {
+                l.extend_from_slice(&self.transcript[..self.vca_len]);
+            }
+            l.extend_from_slice(&self.meas_l);
+            l.extend_from_slice(request);
+            l.extend_from_slice(&msg);
+            let l_hash = spdm_hash(self.hash, &l)
+                .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no hash negotiated".to_string()))?;
+            let mut signed_msg = [0u8; 200];
+            let sn = measurements_signed_message(v, &l_hash, &mut signed_msg)
+                .map_err(|e| (SPDM_ERROR_UNSPECIFIED, 0, e.reason().to_string()))?;
+            let digest = if v >= SpdmVersion::V1_2 {
+                spdm_hash(self.hash, &signed_msg[..sn]).unwrap_or_default()
+            } else {
+                l_hash
+            };
+            let mut sig = key
+                .sign_spdm(self.asym, self.hash, &digest)
+                .map_err(|e| (SPDM_ERROR_UNSPECIFIED, 0, e))?;
+            if self.fault == Fault::BadMeasSignature {
+                let mid = sig.len() / 2;
+                sig[mid] ^= 0x5A;
+                log.push("fault bad-meas-signature: signature corrupted".to_string());
+            }
+            msg.extend_from_slice(&sig);
+            log.push(format!(
+                "GET_MEASUREMENTS {}.{} {what} signed slot {slot} -> MEASUREMENTS {} blocks{} ({} over {} L1/L2 bytes)",
+                v.major(),
+                v.minor(),
+                count,
+                if updated { ", firmware updated" } else { "" },
+                asym_name(self.asym),
+                l.len()
+            ));
+            self.meas_l.clear();
+            self.meas_l_updated = None;
+        } else {
+            self.meas_l.extend_from_slice(request);
+            self.meas_l.extend_from_slice(&msg);
+            log.push(format!(
+                "GET_MEASUREMENTS {}.{} {what} -> MEASUREMENTS {} blocks{} (unsigned)",
+                v.major(),
+                v.minor(),
+                count,
+                if updated { ", firmware updated" } else { "" },
+            ));
+        }
+        if self.fault == Fault::OversizedRecord {
+            let declared = record.len() + 4096;
+            msg[5..8].copy_from_slice(&(declared as u32).to_le_bytes()[..3]);
+            log.push(format!(
+                "fault oversized-record: MeasurementRecordLength {declared} for a {}-byte record",
+                record.len()
+            ));
+        }
         Ok(msg)
     }
 

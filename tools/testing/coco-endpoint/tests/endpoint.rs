@@ -19,7 +19,7 @@ use coco_endpoint::socket::{
 };
 use coco_spdm::{
     parse_error_response, parse_version_response, SpdmVersion, SPDM_ERROR_INVALID_REQUEST,
-    SPDM_ERROR_UNSUPPORTED_REQUEST, SPDM_GET_CAPABILITIES, SPDM_GET_MEASUREMENTS,
+    SPDM_ERROR_UNSUPPORTED_REQUEST, SPDM_GET_CAPABILITIES, SPDM_GET_CSR,
 };
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -213,10 +213,10 @@ fn two_endpoints_qemu_style() {
     assert_eq!(spdm_error(&f), (SPDM_ERROR_INVALID_REQUEST, 0));
 
     // An unsupported request -> UnsupportedRequest with the code in param2.
-    let f = exchange(&mut b, &cma(&[0x12, SPDM_GET_MEASUREMENTS, 0, 0]));
+    let f = exchange(&mut b, &cma(&[0x12, SPDM_GET_CSR, 0, 0]));
     assert_eq!(
         spdm_error(&f),
-        (SPDM_ERROR_UNSUPPORTED_REQUEST, SPDM_GET_MEASUREMENTS)
+        (SPDM_ERROR_UNSUPPORTED_REQUEST, SPDM_GET_CSR)
     );
 
     // TEST is echoed, unknown commands get UNKNOWN with an empty payload.
