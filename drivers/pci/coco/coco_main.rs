@@ -331,7 +331,7 @@ unsafe extern "C" fn coco_restore_notify(
     // SAFETY: `pdev` is a live PCI function (the PCI core is restoring it); `dev` is embedded.
     let raw = unsafe { &raw mut (*pdev).dev };
     if let Some(cd) = coco.find(raw) {
-        let why = if action == c_ulong::from(bindings::pci_restore_event_PCI_RESTORE_RESUME) {
+        let why = if u32::try_from(action) == Ok(bindings::pci_restore_event_PCI_RESTORE_RESUME) {
             "device resumed"
         } else {
             "device reset"

@@ -169,6 +169,8 @@ pub(crate) struct CocoDev {
     sysfs_added: AtomicBool,
     /// Slot the administrator wants authenticated first, or [`SLOT_AUTO`].
     preferred_slot: AtomicU8,
+    /// Slots whose `certificates/slot<N>` file is shown (bit N).
+    shown_slots: AtomicU8,
     /// Bumped when the device may have changed under us (reset, resume): a protocol run that
     /// started before does not store its results.
     generation: AtomicU64,
@@ -226,6 +228,7 @@ impl CocoDev {
                 removed: AtomicBool::new(false),
                 sysfs_added: AtomicBool::new(false),
                 preferred_slot: AtomicU8::new(SLOT_AUTO),
+                shown_slots: AtomicU8::new(0),
                 generation: AtomicU64::new(0),
                 op <- new_mutex!(()),
                 state <- new_mutex!(State::empty(Status::Pending)),
@@ -295,7 +298,7 @@ impl CocoDev {
     /// Re-runs the probe and the authentication synchronously (root wrote `authenticated`);
     /// returns the authentication's errno if it failed.
     pub(crate) fn reauthenticate(&self) -> Result {
-        self.probe()?;
+        self.probe_with(false)?;
         match self.state.lock().auth_status {
             AuthStatus::Ok => Ok(()),
             AuthStatus::Failed(f) => Err(f.err),
@@ -314,7 +317,7 @@ impl CocoDev {
         // `pdev` holds a reference to.
         let class = unsafe { (*kernel::container_of!(self.raw.0.as_ptr(), bindings::pci_dev, dev)).class };
         FunctionIds {
-            vendor: u16::from(self.pdev.vendor_id()),
+            vendor: self.pdev.vendor_id().as_raw(),
             device: self.pdev.device_id(),
             class,
             revision: self.pdev.revision_id(),
@@ -342,15 +345,23 @@ impl CocoDev {
     /// stores the outcome. Fails only if discovery or GET_VERSION fail: the authentication's
     /// outcome is stored in `auth_status`.
     pub(crate) fn probe(&self) -> Result {
+        self.probe_with(true)
+    }
+
+    /// [`CocoDev::probe`], with DOE discovery only if `discover` or if the last probe failed.
+    fn probe_with(&self, discover: bool) -> Result {
         let _op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
         }
         let before = self.outcome();
-        let ret = self.run_probe();
+        let ret = self.run_probe(discover);
         let after = self.outcome();
         if !self.removed.load(Ordering::Acquire) {
-            if self.sysfs_added.load(Ordering::Acquire) {
+            let mask = self.state.lock().auth.shown_slots();
+            if self.sysfs_added.load(Ordering::Acquire)
+                && self.shown_slots.swap(mask, Ordering::AcqRel) != mask
+            {
                 // SAFETY: The device is live and its groups exist (`removed` is clear, and
                 // teardown waits for this run before the device goes away).
                 unsafe { crate::coco_sysfs_update_certificates(self.raw.0.as_ptr()) };
@@ -407,7 +418,7 @@ impl CocoDev {
     }
 
     /// The probe exchanges and their outcome; called with `op` held.
-    fn run_probe(&self) -> Result {
+    fn run_probe(&self, discover_again: bool) -> Result {
         // SAFETY: `teardown()` sets `removed` before the device's DEL notification returns and
         // then waits for this function (sysfs drain, work flush); `removed` was clear above with
         // `op` held, so the mailbox outlives this call.
@@ -417,18 +428,30 @@ impl CocoDev {
         }
         .ok_or(ENODEV)?;
 
-        let result =
-            discover(&mb).and_then(|features| Ok((features, get_version(&mb, &self.removed)?)));
+        // A re-authentication of a device that answered before skips DOE discovery.
+        let discover_again =
+            discover_again || !matches!(self.state.lock().status, Status::Ready);
+        let result = if discover_again {
+            discover(&mb).and_then(|f| Ok((Some(f), get_version(&mb, &self.removed)?)))
+        } else {
+            get_version(&mb, &self.removed).map(|v| (None, v))
+        };
         let mut state = self.state.lock();
         match result {
             Ok((features, (versions, vca))) => {
-                dev_info!(
-                    self.dev(),
-                    "coco: DOE features {}; SPDM versions {}; secured CMA {}\n",
-                    FeatureList(&features),
-                    VersionList(&versions),
-                    if self.secured_cma { "yes" } else { "no" }
-                );
+                let features = match features {
+                    Some(f) => {
+                        dev_info!(
+                            self.dev(),
+                            "coco: DOE features {}; SPDM versions {}; secured CMA {}\n",
+                            FeatureList(&f),
+                            VersionList(&versions),
+                            if self.secured_cma { "yes" } else { "no" }
+                        );
+                        f
+                    }
+                    None => core::mem::take(&mut state.features),
+                };
                 // The chains the last run read: GET_CERTIFICATE is skipped for a slot whose
                 // digest still matches.
                 let cache = core::mem::take(&mut state.auth.chains);

@@ -131,6 +131,17 @@ impl AuthInfo {
             .unwrap_or(&[])
     }
 
+    /// The slots with certificates to show (bit N for slot N).
+    pub(crate) fn shown_slots(&self) -> u8 {
+        (0..SLOTS).fold(0u8, |m, s| {
+            if self.slot_certificates(s).is_empty() {
+                m
+            } else {
+                m | (1 << s)
+            }
+        })
+    }
+
     /// The DER certificates of the authenticated (or last challenged) slot's chain.
     pub(crate) fn certificates(&self) -> &[u8] {
         match self.slot {
@@ -741,9 +752,10 @@ fn trust(first: &X509Cert, policy: &Policy<'_>) -> Result<(), Failure> {
 /// The slots to try, in order: the preferred one, then the others populated, lowest first.
 fn slot_order(mask: u8, preferred: Option<u8>) -> impl Iterator<Item = u8> {
     let first = preferred.filter(|&p| p < 8 && mask & (1 << p) != 0);
-    first
-        .into_iter()
-        .chain((0..8u8).filter(move |&s| mask & (1 << s) != 0 && Some(s) != first))
+    Iterator::chain(
+        first.into_iter(),
+        (0..8u8).filter(move |&s| mask & (1 << s) != 0 && Some(s) != first),
+    )
 }
 
 /// One connection's attempt: negotiation, DIGESTS, the chains, then the first untried slot

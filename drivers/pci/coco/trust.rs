@@ -51,7 +51,7 @@ impl Keyring {
                 bindings::kgid_t { val: 0 },
                 bindings::current_cred(),
                 perm,
-                flags.into(),
+                flags as kernel::ffi::c_ulong,
                 core::ptr::null_mut(),
                 core::ptr::null_mut(),
             )

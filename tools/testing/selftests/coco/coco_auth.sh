@@ -186,13 +186,14 @@ coco_check "kernel log has no coco: authentication failed line" check_log_fail
 # chains read before are used again and GET_CERTIFICATE is skipped, which the
 # log lines show ("chains: R read, C cached") with fewer exchanges than the
 # device's first authentication (the one before the trust anchor was loaded
-# ends "not authenticated", with the same counts).
+# ends "not authenticated"; it read every chain, and tried every slot, each
+# on its own connection, with the chains read cached).
 check_chain_cached() {
 	_fa_rc=0
 	for _b in $DEVS; do
 		_first=$(dmesg | grep -F "$_b" | grep -E 'coco: (authenticated|not authenticated): ' | head -n 1)
 		_last=$(dmesg | grep -F "$_b" | grep 'coco: authenticated: ' | tail -n 1)
-		case "$_first" in *"chains: "[1-8]" read, 0 cached"*) ;; *)
+		case "$_first" in *"chains: "[1-8]" read, "*) ;; *)
 			coco_diag "$_b: first authentication did not read the chains: $_first"
 			_fa_rc=1 ;;
 		esac

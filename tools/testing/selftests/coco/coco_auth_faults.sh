@@ -95,6 +95,16 @@ check_outcome() {
 	return 1
 }
 
+# log_after_trust: the kernel log from the rig's "trust anchor loaded" line
+# on (the whole log if there is none).
+log_after_trust() {
+	if dmesg | grep -q 'coco-rig: trust anchor loaded'; then
+		dmesg | awk '/coco-rig: trust anchor loaded/ { f = 1 } f { print }'
+	else
+		dmesg
+	fi
+}
+
 # check_log BDF VARIANT: failures are logged with the device's name and the
 # reason (an untrusted root as "not authenticated", a failed GET_VERSION as
 # "probe failed", a CMA identity mismatch as a warning); successes log no
@@ -107,7 +117,8 @@ check_log() {
 		dmesg | grep -F "$1" | grep -q "coco: CMA identity names another" || {
 			coco_diag "no CMA identity warning for $1"; return 1; } ;;
 	esac
-	_lines=$(dmesg | grep -F "$1" | grep -E "coco: (authentication failed|not authenticated|probe failed)")
+	# From the trust anchor's loading on: before it, every device is untrusted.
+	_lines=$(log_after_trust | grep -F "$1" | grep -E "coco: (authentication failed|not authenticated|probe failed)")
 	if [ "$_want" = ok ]; then
 		[ -z "$_lines" ] && return 0
 		printf '%s\n' "$_lines" | coco_diag_stream 5

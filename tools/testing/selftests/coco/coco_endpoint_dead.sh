@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # An endpoint that stops answering: the host kills the process serving the
-# DOE mailbox of endpoint N-1. A rescan of that function must then fail
+# DOE mailbox of endpoint 0 (variant endpoints come last and stay alive for
+# coco_auth_faults.sh). A rescan of that function must then fail
 # (bounded), leave status "error: ..." and an empty spdm_versions, log
 # "coco: probe failed", and leave the module and the other endpoints alone.
 #
 # Breaks the endpoint for good: run it after every other device test.
 #
-# Needs the host: prints "@@coco-host kill_endpoint <N-1>" on stdout.
+# Needs the host: prints "@@coco-host kill_endpoint 0" on stdout.
 #
 # Environment: COCO_ENDPOINTS (number of emulated endpoints).
 
@@ -29,7 +30,7 @@ DEAD_SECS=30
 
 coco_need_endpoints "no host to kill an endpoint"
 
-LAST=$((N - 1))
+LAST=0
 DEAD=
 ALIVE=
 
@@ -49,7 +50,7 @@ coco_log_mark endpoint-dead
 coco_diag "asking the host to kill endpoint $LAST"
 coco_host kill_endpoint "$LAST"
 
-# We cannot tell from the guest which BDF is endpoint N-1: rescan every
+# We cannot tell from the guest which BDF is endpoint 0: rescan every
 # function that still answers until one of them stops answering. Each rescan
 # is bounded to 15 s; the loop stops starting new rounds after DEAD_SECS.
 find_dead() {

@@ -25,11 +25,17 @@ done
 
 N=${COCO_ENDPOINTS:-}
 
+# root_key: the serial of the rig's trust anchor in .coco (from /proc/keys,
+# which cuts the type to 9 characters: the keys root adds are not searchable
+# by a non-possessor), empty if absent.
+root_key() {
+	_rk=$(awk '$8 ~ /^asymmetri/ && $9 == "coco-rig-root:" { print $1; exit }' /proc/keys)
+	[ -n "$_rk" ] && echo "$((0x$_rk))"
+}
+
 cleanup() {
 	# Leave the trust anchor loaded and every device authenticated.
-	if ! keyctl search %:.coco asymmetric coco-rig-root >/dev/null 2>&1; then
-		coco_trust_root
-	fi
+	[ -n "$(root_key)" ] || coco_trust_root
 	for _b in $DEVS; do
 		[ "$(cat "$COCO_PCI/$_b/authenticated" 2>/dev/null)" = 1 ] ||
 			coco_write 15 "$COCO_PCI/$_b/authenticated" 1
@@ -152,7 +158,7 @@ coco_check "authenticated and preferred_slot are 644, the other new files 444" c
 
 # --- the keyring decides -------------------------------------------------
 B=$(echo $DEVS | cut -d' ' -f1)
-KEY=$(keyctl search %:.coco asymmetric coco-rig-root 2>/dev/null)
+KEY=$(root_key)
 coco_log_mark trust
 
 untrusted_after_unlink() {
@@ -214,13 +220,16 @@ check_unpopulated() {
 coco_check "an unpopulated preferred slot falls back to the lowest populated one" check_unpopulated
 
 # --- concurrent readers and a re-authenticating writer ---------------------
+# reader ID REF BAD: until $COCO_TMP/stop exists, read the device's files;
+# record in BAD any value that is neither valid nor whole (slot0 must be
+# empty, during a run, or exactly REF).
 reader() {
-	_ref=$1 _bad=$2
+	_r="$COCO_TMP/read.$1" _ref=$2 _bad=$3
 	while [ ! -e "$COCO_TMP/stop" ]; do
 		_a=$(cat "$COCO_PCI/$B/authenticated")
 		case "$_a" in 0 | 1) ;; *) echo "authenticated '$_a'" >>"$_bad" ;; esac
-		cat "$COCO_PCI/$B/certificates/slot0" >"$COCO_TMP/r.$$" 2>/dev/null
-		if [ -s "$COCO_TMP/r.$$" ] && ! cmp -s "$COCO_TMP/r.$$" "$_ref"; then
+		cat "$COCO_PCI/$B/certificates/slot0" >"$_r" 2>/dev/null
+		if [ -s "$_r" ] && ! cmp -s "$_r" "$_ref"; then
 			echo "certificates/slot0 differs from the reference" >>"$_bad"
 		fi
 		cat "$COCO_PCI/$B/coco/auth_status" "$COCO_PCI/$B/coco/cert_slot" \
@@ -231,9 +240,9 @@ check_concurrent() {
 	cp "$COCO_PCI/$B/certificates/slot0" "$COCO_TMP/ref" || return 1
 	: >"$COCO_TMP/bad"
 	rm -f "$COCO_TMP/stop"
-	(reader "$COCO_TMP/ref" "$COCO_TMP/bad") &
+	(reader 1 "$COCO_TMP/ref" "$COCO_TMP/bad") &
 	_p1=$!
-	(reader "$COCO_TMP/ref" "$COCO_TMP/bad") &
+	(reader 2 "$COCO_TMP/ref" "$COCO_TMP/bad") &
 	_p2=$!
 	_rc=0
 	for _i in 1 2 3 4 5; do
