@@ -30,6 +30,28 @@ enum coco_attr {
 	COCO_ATTR_CMA_IDENTITY_STATUS = 11,
 };
 
+/* Attributes of the "measurements" directory. */
+enum coco_meas_attr {
+	COCO_MEAS_STATUS = 0,
+	COCO_MEAS_STALE = 1,
+	COCO_MEAS_TIMESTAMP = 2,
+	COCO_MEAS_FRESH_CAPABLE = 3,
+	COCO_MEAS_SPDM_VERSION = 4,
+	COCO_MEAS_HASH_ALGORITHM = 5,
+	COCO_MEAS_SIGNATURE_ALGORITHM = 6,
+	COCO_MEAS_SLOT = 7,
+	COCO_MEAS_NONCE = 8,
+	COCO_MEAS_TRANSCRIPT = 9,
+	COCO_MEAS_SIGNATURE = 10,
+};
+
+/* Attributes of a block directory measurements/<index>/. */
+enum coco_block_attr {
+	COCO_BLOCK_TYPE = 0,
+	COCO_BLOCK_FORMAT = 1,
+	COCO_BLOCK_VALUE = 2,
+};
+
 /* Number of SPDM certificate slots (certificates/slot0..7). */
 #define COCO_SLOTS 8
 
@@ -37,6 +59,11 @@ enum coco_attr {
 int coco_sysfs_add(struct device *dev);
 void coco_sysfs_remove(struct device *dev);
 void coco_sysfs_update_certificates(struct device *dev);
+struct coco_meas_dir;
+struct coco_meas_dir *coco_meas_dir_create(struct device *dev);
+void coco_meas_dir_destroy(struct coco_meas_dir *dir);
+int coco_meas_dir_set_blocks(struct coco_meas_dir *dir, const u8 *indices,
+			     unsigned int count);
 
 /* Rust part, called from sysfs callbacks. */
 ssize_t coco_rs_attr_show(struct device *dev, unsigned int attr, char *buf,
@@ -49,5 +76,13 @@ int coco_rs_set_preferred_slot(struct device *dev, int slot);
 bool coco_rs_slot_populated(struct device *dev, unsigned int slot);
 ssize_t coco_rs_slot_read(struct device *dev, unsigned int slot, char *buf,
 			  loff_t off, size_t count);
+ssize_t coco_rs_meas_show(struct device *dev, unsigned int attr, char *buf,
+			  size_t len);
+ssize_t coco_rs_meas_read(struct device *dev, unsigned int attr, char *buf,
+			  loff_t off, size_t count);
+ssize_t coco_rs_block_show(struct device *dev, unsigned int index,
+			   unsigned int attr, char *buf, size_t len);
+int coco_rs_meas_refresh(struct device *dev);
+int coco_rs_meas_set_nonce(struct device *dev, const u8 *nonce);
 
 #endif /* _DRIVERS_PCI_COCO_H */

@@ -30,6 +30,7 @@ mod cocodev;
 #[allow(dead_code)]
 mod crypto;
 mod spdm_auth;
+mod spdm_meas;
 mod trust;
 
 use cocodev::CocoDev;
@@ -42,6 +43,9 @@ mod auth;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/cma.rs"]
 mod cma;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/spdm/src/meas.rs"]
+mod meas;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/doe/src/doe.rs"]
 mod doe;
@@ -81,6 +85,15 @@ extern "C" {
     fn coco_sysfs_add(dev: *mut bindings::device) -> c_int;
     fn coco_sysfs_remove(dev: *mut bindings::device);
     fn coco_sysfs_update_certificates(dev: *mut bindings::device);
+    fn coco_meas_dir_create(dev: *mut bindings::device) -> *mut CocoMeasDir;
+    fn coco_meas_dir_destroy(dir: *mut CocoMeasDir);
+    fn coco_meas_dir_set_blocks(dir: *mut CocoMeasDir, indices: *const u8, count: c_uint) -> c_int;
+}
+
+/// `struct coco_meas_dir` of coco_sysfs.c (opaque).
+#[repr(C)]
+pub(crate) struct CocoMeasDir {
+    _private: [u8; 0],
 }
 
 /// The module instance, reachable from sysfs callbacks while the module is loaded.
@@ -225,6 +238,7 @@ impl Coco {
         } else {
             cd.set_sysfs_added();
         }
+        cd.create_meas_dir();
         cd.start_probe();
     }
 
@@ -488,4 +502,123 @@ unsafe extern "C" fn coco_rs_slot_read(
     // SAFETY: `buf` is valid for `count` bytes by the safety requirements.
     let out = unsafe { core::slice::from_raw_parts_mut(buf, count) };
     isize::try_from(cd.read_slot(slot, offset, out)).unwrap_or(0)
+}
+
+/// Looks `dev` up and formats into `buf` (`len` bytes) with `f`; returns the length or an errno.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of `len` bytes.
+unsafe fn show_with(
+    dev: *mut bindings::device,
+    buf: *mut u8,
+    len: usize,
+    f: impl FnOnce(&CocoDev, &mut [u8]) -> Result<usize>,
+) -> isize {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: `buf` is valid for `len` bytes by the safety requirements.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
+    match f(&cd, out) {
+        Ok(n) => isize::try_from(n).unwrap_or(0),
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// sysfs read of a text attribute of `measurements/`.
+///
+/// # Safety
+///
+/// `dev` is the device whose `measurements/` the attribute belongs to; `buf` is valid for writes
+/// of `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_meas_show(
+    dev: *mut bindings::device,
+    attr: c_uint,
+    buf: *mut u8,
+    len: usize,
+) -> isize {
+    // SAFETY: By the safety requirements.
+    unsafe { show_with(dev, buf, len, |cd, out| cd.meas_show(attr, out)) }
+}
+
+/// sysfs read of a binary attribute of `measurements/` (transcript, signature).
+///
+/// # Safety
+///
+/// As [`coco_rs_meas_show`], with `buf` valid for `count` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_meas_read(
+    dev: *mut bindings::device,
+    attr: c_uint,
+    buf: *mut u8,
+    offset: i64,
+    count: usize,
+) -> isize {
+    let Ok(offset) = usize::try_from(offset) else {
+        return EINVAL.to_errno() as isize;
+    };
+    if buf.is_null() || count == 0 {
+        return 0;
+    }
+    // SAFETY: By the safety requirements.
+    unsafe { show_with(dev, buf, count, |cd, out| cd.meas_read(attr, offset, out)) }
+}
+
+/// sysfs read of an attribute of `measurements/<index>/`.
+///
+/// # Safety
+///
+/// As [`coco_rs_meas_show`].
+#[no_mangle]
+unsafe extern "C" fn coco_rs_block_show(
+    dev: *mut bindings::device,
+    index: c_uint,
+    attr: c_uint,
+    buf: *mut u8,
+    len: usize,
+) -> isize {
+    let Ok(index) = u8::try_from(index) else {
+        return EINVAL.to_errno() as isize;
+    };
+    // SAFETY: By the safety requirements.
+    unsafe { show_with(dev, buf, len, |cd, out| cd.block_show(index, attr, out)) }
+}
+
+/// sysfs write to `measurements/refresh`: reads the measurements again, synchronously.
+///
+/// # Safety
+///
+/// `dev` is the device whose `measurements/` the attribute belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_meas_refresh(dev: *mut bindings::device) -> c_int {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno();
+    };
+    match cd.refresh_measurements() {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// sysfs write to `measurements/nonce`: the nonce of the next signed GET_MEASUREMENTS.
+///
+/// # Safety
+///
+/// `dev` is the device whose `measurements/` the attribute belongs to; `nonce` points to 32
+/// readable bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_meas_set_nonce(dev: *mut bindings::device, nonce: *const u8) -> c_int {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno();
+    };
+    if nonce.is_null() {
+        return EINVAL.to_errno();
+    }
+    let mut n = [0u8; spdm::SPDM_NONCE_SIZE];
+    // SAFETY: `nonce` points to 32 readable bytes by the safety requirements.
+    n.copy_from_slice(unsafe { core::slice::from_raw_parts(nonce, spdm::SPDM_NONCE_SIZE) });
+    cd.set_meas_nonce(n);
+    0
 }

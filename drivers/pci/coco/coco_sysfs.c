@@ -8,7 +8,12 @@
  * synchronously.
  */
 #include <linux/device.h>
+#include <linux/bitmap.h>
+#include <linux/hex.h>
+#include <linux/kobject.h>
 #include <linux/kstrtox.h>
+#include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/sysfs.h>
 
 #include "coco.h"
@@ -241,4 +246,268 @@ void coco_sysfs_update_certificates(struct device *dev)
 
 	if (rc && rc != -EINVAL)
 		dev_warn(dev, "coco: cannot update certificates/: %d\n", rc);
+}
+
+/*
+ * measurements/: a directory (kobject) under the device with the evidence of
+ * the last reading, and one subdirectory per measurement block, named by its
+ * index, created and removed as the device's blocks change.
+ */
+struct coco_meas_dir {
+	struct device *dev;
+	struct kobject *kobj;
+	/* Block directories by index (0 and 255 are not valid indices). */
+	struct kobject *blocks[256];
+};
+
+/* The device of the measurements/ kobject @kobj. */
+static struct device *coco_meas_kobj_dev(struct kobject *kobj)
+{
+	return kobj_to_dev(kobj->parent);
+}
+
+static ssize_t coco_meas_show(struct kobject *kobj, enum coco_meas_attr attr,
+			      char *buf)
+{
+	return coco_rs_meas_show(coco_meas_kobj_dev(kobj), attr, buf, PAGE_SIZE);
+}
+
+#define COCO_MEAS_RO(_name, _attr)					\
+static ssize_t meas_##_name##_show(struct kobject *kobj,		\
+				   struct kobj_attribute *attr,		\
+				   char *buf)				\
+{									\
+	return coco_meas_show(kobj, _attr, buf);			\
+}									\
+static struct kobj_attribute meas_attr_##_name =			\
+	__ATTR(_name, 0444, meas_##_name##_show, NULL)
+
+COCO_MEAS_RO(status, COCO_MEAS_STATUS);
+COCO_MEAS_RO(stale, COCO_MEAS_STALE);
+COCO_MEAS_RO(timestamp, COCO_MEAS_TIMESTAMP);
+COCO_MEAS_RO(fresh_capable, COCO_MEAS_FRESH_CAPABLE);
+COCO_MEAS_RO(spdm_version, COCO_MEAS_SPDM_VERSION);
+COCO_MEAS_RO(hash_algorithm, COCO_MEAS_HASH_ALGORITHM);
+COCO_MEAS_RO(signature_algorithm, COCO_MEAS_SIGNATURE_ALGORITHM);
+COCO_MEAS_RO(slot, COCO_MEAS_SLOT);
+
+static ssize_t meas_nonce_show(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	return coco_meas_show(kobj, COCO_MEAS_NONCE, buf);
+}
+
+/* 64 hexadecimal digits: the nonce of the next signed GET_MEASUREMENTS. */
+static ssize_t meas_nonce_store(struct kobject *kobj,
+				struct kobj_attribute *attr, const char *buf,
+				size_t count)
+{
+	u8 nonce[32];
+	size_t len = count;
+	int rc;
+
+	if (len && buf[len - 1] == '\n')
+		len--;
+	if (len != 2 * sizeof(nonce))
+		return -EINVAL;
+	if (hex2bin(nonce, buf, sizeof(nonce)))
+		return -EINVAL;
+	rc = coco_rs_meas_set_nonce(coco_meas_kobj_dev(kobj), nonce);
+	memzero_explicit(nonce, sizeof(nonce));
+	return rc ? rc : count;
+}
+static struct kobj_attribute meas_attr_nonce =
+	__ATTR(nonce, 0644, meas_nonce_show, meas_nonce_store);
+
+static ssize_t meas_refresh_store(struct kobject *kobj,
+				  struct kobj_attribute *attr,
+				  const char *buf, size_t count)
+{
+	bool val;
+	int rc;
+
+	rc = kstrtobool(buf, &val);
+	if (rc)
+		return rc;
+	if (!val)
+		return -EINVAL;
+	rc = coco_rs_meas_refresh(coco_meas_kobj_dev(kobj));
+	return rc ? rc : count;
+}
+static struct kobj_attribute meas_attr_refresh =
+	__ATTR(refresh, 0200, NULL, meas_refresh_store);
+
+static struct attribute *coco_meas_attrs[] = {
+	&meas_attr_status.attr,
+	&meas_attr_stale.attr,
+	&meas_attr_timestamp.attr,
+	&meas_attr_fresh_capable.attr,
+	&meas_attr_spdm_version.attr,
+	&meas_attr_hash_algorithm.attr,
+	&meas_attr_signature_algorithm.attr,
+	&meas_attr_slot.attr,
+	&meas_attr_nonce.attr,
+	&meas_attr_refresh.attr,
+	NULL,
+};
+
+static ssize_t meas_transcript_read(struct file *filp, struct kobject *kobj,
+				    const struct bin_attribute *attr,
+				    char *buf, loff_t off, size_t count)
+{
+	return coco_rs_meas_read(coco_meas_kobj_dev(kobj), COCO_MEAS_TRANSCRIPT,
+				 buf, off, count);
+}
+
+static ssize_t meas_signature_read(struct file *filp, struct kobject *kobj,
+				   const struct bin_attribute *attr,
+				   char *buf, loff_t off, size_t count)
+{
+	return coco_rs_meas_read(coco_meas_kobj_dev(kobj), COCO_MEAS_SIGNATURE,
+				 buf, off, count);
+}
+
+static const struct bin_attribute meas_bin_transcript =
+	__BIN_ATTR(transcript, 0444, meas_transcript_read, NULL, 0);
+static const struct bin_attribute meas_bin_signature =
+	__BIN_ATTR(signature, 0444, meas_signature_read, NULL, 0);
+
+static const struct bin_attribute *const coco_meas_bin_attrs[] = {
+	&meas_bin_transcript,
+	&meas_bin_signature,
+	NULL,
+};
+
+static const struct attribute_group coco_meas_group = {
+	.attrs = coco_meas_attrs,
+	.bin_attrs = coco_meas_bin_attrs,
+};
+
+/* measurements/<index>/{type,format,value} */
+static ssize_t coco_block_show(struct kobject *kobj, enum coco_block_attr attr,
+			       char *buf)
+{
+	u8 index;
+
+	if (kstrtou8(kobject_name(kobj), 10, &index))
+		return -EINVAL;
+	return coco_rs_block_show(coco_meas_kobj_dev(kobj->parent), index, attr,
+				  buf, PAGE_SIZE);
+}
+
+#define COCO_BLOCK_RO(_name, _attr)					\
+static ssize_t block_##_name##_show(struct kobject *kobj,		\
+				    struct kobj_attribute *attr,	\
+				    char *buf)				\
+{									\
+	return coco_block_show(kobj, _attr, buf);			\
+}									\
+static struct kobj_attribute block_attr_##_name =			\
+	__ATTR(_name, 0444, block_##_name##_show, NULL)
+
+COCO_BLOCK_RO(type, COCO_BLOCK_TYPE);
+COCO_BLOCK_RO(format, COCO_BLOCK_FORMAT);
+COCO_BLOCK_RO(value, COCO_BLOCK_VALUE);
+
+static struct attribute *coco_block_attrs[] = {
+	&block_attr_type.attr,
+	&block_attr_format.attr,
+	&block_attr_value.attr,
+	NULL,
+};
+
+static const struct attribute_group coco_block_group = {
+	.attrs = coco_block_attrs,
+};
+
+struct coco_meas_dir *coco_meas_dir_create(struct device *dev)
+{
+	struct coco_meas_dir *dir;
+	int rc;
+
+	dir = kzalloc(sizeof(*dir), GFP_KERNEL);
+	if (!dir)
+		return NULL;
+	dir->dev = dev;
+	dir->kobj = kobject_create_and_add("measurements", &dev->kobj);
+	if (!dir->kobj)
+		goto err_free;
+	rc = sysfs_create_group(dir->kobj, &coco_meas_group);
+	if (rc)
+		goto err_put;
+	return dir;
+
+err_put:
+	kobject_put(dir->kobj);
+err_free:
+	kfree(dir);
+	return NULL;
+}
+
+static void coco_meas_dir_clear(struct coco_meas_dir *dir)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(dir->blocks); i++) {
+		if (!dir->blocks[i])
+			continue;
+		sysfs_remove_group(dir->blocks[i], &coco_block_group);
+		kobject_put(dir->blocks[i]);
+		dir->blocks[i] = NULL;
+	}
+}
+
+/*
+ * Makes the block directories exactly @indices (@count of them): removes the
+ * others, adds the missing ones. Callers serialise calls per device.
+ */
+int coco_meas_dir_set_blocks(struct coco_meas_dir *dir, const u8 *indices,
+			     unsigned int count)
+{
+	DECLARE_BITMAP(want, 256);
+	unsigned int i;
+	int rc = 0;
+
+	bitmap_zero(want, 256);
+	for (i = 0; i < count; i++)
+		__set_bit(indices[i], want);
+	for (i = 0; i < ARRAY_SIZE(dir->blocks); i++) {
+		if (dir->blocks[i] && !test_bit(i, want)) {
+			sysfs_remove_group(dir->blocks[i], &coco_block_group);
+			kobject_put(dir->blocks[i]);
+			dir->blocks[i] = NULL;
+		}
+	}
+	for (i = 0; i < ARRAY_SIZE(dir->blocks); i++) {
+		char name[4];
+		struct kobject *kobj;
+
+		if (!test_bit(i, want) || dir->blocks[i])
+			continue;
+		snprintf(name, sizeof(name), "%u", i);
+		kobj = kobject_create_and_add(name, dir->kobj);
+		if (!kobj) {
+			rc = -ENOMEM;
+			continue;
+		}
+		if (sysfs_create_group(kobj, &coco_block_group)) {
+			kobject_put(kobj);
+			rc = -ENOMEM;
+			continue;
+		}
+		dir->blocks[i] = kobj;
+	}
+	if (rc)
+		dev_warn(dir->dev, "coco: cannot create every measurements/ block directory: %d\n", rc);
+	return rc;
+}
+
+void coco_meas_dir_destroy(struct coco_meas_dir *dir)
+{
+	if (!dir)
+		return;
+	coco_meas_dir_clear(dir);
+	sysfs_remove_group(dir->kobj, &coco_meas_group);
+	kobject_put(dir->kobj);
+	kfree(dir);
 }

@@ -5,7 +5,9 @@
 use crate::{
     cma::FunctionIds,
     doe, spdm,
+    meas::MeasurementTypeName,
     spdm_auth::{self, AuthInfo, IdentityStatus, Policy, SLOTS},
+    spdm_meas::MeasInfo,
 };
 use core::{
     fmt::Write,
@@ -42,6 +44,24 @@ const ATTR_AUTHENTICATED: c_uint = 8;
 const ATTR_PREFERRED_SLOT: c_uint = 9;
 const ATTR_CMA_IDENTITY: c_uint = 10;
 const ATTR_CMA_IDENTITY_STATUS: c_uint = 11;
+
+/// Attributes of `measurements/` (`enum coco_meas_attr` in coco.h).
+const MEAS_STATUS: c_uint = 0;
+const MEAS_STALE: c_uint = 1;
+const MEAS_TIMESTAMP: c_uint = 2;
+const MEAS_FRESH_CAPABLE: c_uint = 3;
+const MEAS_SPDM_VERSION: c_uint = 4;
+const MEAS_HASH_ALGORITHM: c_uint = 5;
+const MEAS_SIGNATURE_ALGORITHM: c_uint = 6;
+const MEAS_SLOT: c_uint = 7;
+const MEAS_NONCE: c_uint = 8;
+const MEAS_TRANSCRIPT: c_uint = 9;
+const MEAS_SIGNATURE: c_uint = 10;
+
+/// Attributes of `measurements/<index>/` (`enum coco_block_attr` in coco.h).
+const BLOCK_TYPE: c_uint = 0;
+const BLOCK_FORMAT: c_uint = 1;
+const BLOCK_VALUE: c_uint = 2;
 
 /// `preferred_slot` value meaning "the lowest populated slot".
 const SLOT_AUTO: u8 = u8::MAX;
@@ -134,19 +154,84 @@ struct State {
     auth_status: AuthStatus,
     /// What the last authentication established (also when it failed later).
     auth: AuthInfo,
+    /// The measurements; kept across probes (a failed reading marks them stale).
+    meas: MeasState,
 }
 
 impl State {
-    fn empty(status: Status) -> Self {
+    fn empty(status: Status, meas: MeasState) -> Self {
         Self {
             status,
             features: KVec::new(),
             versions: KVec::new(),
             auth_status: AuthStatus::Pending,
             auth: AuthInfo::default(),
+            meas,
         }
     }
 }
+
+/// Outcome of the last measurement reading.
+#[derive(Clone, Copy)]
+enum MeasStatus {
+    /// Not read yet, or being read.
+    Pending,
+    Ok,
+    Failed(Failure),
+}
+
+/// The measurements of a device.
+struct MeasState {
+    status: MeasStatus,
+    /// The last verified reading; `stale` once a later reading failed, or the device was reset
+    /// or resumed since.
+    reading: Option<MeasInfo>,
+    stale: bool,
+    /// Nonce root supplied for the next signed request.
+    pending_nonce: Option<[u8; spdm::SPDM_NONCE_SIZE]>,
+}
+
+impl MeasState {
+    const fn new() -> Self {
+        Self {
+            status: MeasStatus::Pending,
+            reading: None,
+            stale: false,
+            pending_nonce: None,
+        }
+    }
+
+    /// Records the outcome of a probe: a new reading replaces the old one whole; a failure
+    /// keeps the old one, marked stale.
+    fn update(&mut self, outcome: Option<Result<MeasInfo, Failure>>, auth: &Result<(), Failure>) {
+        match (outcome, auth) {
+            (Some(Ok(m)), _) => {
+                self.reading = Some(m);
+                self.status = MeasStatus::Ok;
+                self.stale = false;
+            }
+            (Some(Err(f)), _) => {
+                self.status = MeasStatus::Failed(f);
+                self.stale = self.reading.is_some();
+            }
+            (None, Err(f)) => {
+                self.status = MeasStatus::Failed(Failure::new(
+                    "not read: the device is not authenticated",
+                    f.err,
+                ));
+                self.stale = self.reading.is_some();
+            }
+            (None, Ok(())) => {}
+        }
+    }
+}
+
+/// The C part's `struct coco_meas_dir`: the `measurements/` directory of a device.
+struct MeasDir(NonNull<crate::CocoMeasDir>);
+
+// SAFETY: The directory is only used under the device's `op` lock (updates, destruction); the
+// C functions may be called from any thread.
+unsafe impl Send for MeasDir {}
 
 /// The `struct device` of a tracked function, used for sysfs group add/remove.
 struct RawDev(NonNull<bindings::device>);
@@ -174,9 +259,9 @@ pub(crate) struct CocoDev {
     /// Bumped when the device may have changed under us (reset, resume): a protocol run that
     /// started before does not store its results.
     generation: AtomicU64,
-    /// Serialises protocol runs on the device.
+    /// Serialises protocol runs on the device, and guards the `measurements/` directory.
     #[pin]
-    op: Mutex<()>,
+    op: Mutex<Option<MeasDir>>,
     /// Results of the last probe; held only briefly (sysfs reads).
     #[pin]
     state: Mutex<State>,
@@ -230,8 +315,8 @@ impl CocoDev {
                 preferred_slot: AtomicU8::new(SLOT_AUTO),
                 shown_slots: AtomicU8::new(0),
                 generation: AtomicU64::new(0),
-                op <- new_mutex!(()),
-                state <- new_mutex!(State::empty(Status::Pending)),
+                op <- new_mutex!(None),
+                state <- new_mutex!(State::empty(Status::Pending, MeasState::new())),
                 work <- new_work!("CocoDev::work"),
             }),
             GFP_KERNEL,
@@ -276,6 +361,8 @@ impl CocoDev {
             }
             state.auth_status = AuthStatus::Pending;
             state.auth.slot = None;
+            state.meas.stale = state.meas.reading.is_some();
+            state.meas.status = MeasStatus::Pending;
         }
         self.start_probe();
     }
@@ -339,6 +426,25 @@ impl CocoDev {
         // SAFETY: `self.work` was initialised by `new_work!`; flushing waits for a queued or
         // running probe, which returns early once `removed` is set.
         unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
+        // No probe runs or starts now (`removed`, sysfs writers drained, work flushed).
+        if let Some(dir) = self.op.lock().take() {
+            // SAFETY: Created by `coco_meas_dir_create()` for this device and not used after.
+            unsafe { crate::coco_meas_dir_destroy(dir.0.as_ptr()) };
+        }
+    }
+
+    /// Creates the `measurements/` directory (called once, after the sysfs groups).
+    pub(crate) fn create_meas_dir(&self) {
+        let mut op = self.op.lock();
+        if op.is_some() || self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: The device is live; the directory is destroyed in `teardown()`.
+        let dir = unsafe { crate::coco_meas_dir_create(self.raw.0.as_ptr()) };
+        match NonNull::new(dir) {
+            Some(d) => *op = Some(MeasDir(d)),
+            None => dev_warn!(self.dev(), "coco: cannot create measurements/\n"),
+        }
     }
 
     /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION, then the authentication) and
@@ -350,7 +456,7 @@ impl CocoDev {
 
     /// [`CocoDev::probe`], with DOE discovery only if `discover` or if the last probe failed.
     fn probe_with(&self, discover: bool) -> Result {
-        let _op = self.op.lock();
+        let op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
         }
@@ -365,6 +471,21 @@ impl CocoDev {
                 // SAFETY: The device is live and its groups exist (`removed` is clear, and
                 // teardown waits for this run before the device goes away).
                 unsafe { crate::coco_sysfs_update_certificates(self.raw.0.as_ptr()) };
+            }
+            if let Some(dir) = op.as_ref() {
+                let mut indices = [0u8; 256];
+                let mut n = 0usize;
+                if let Some(m) = &self.state.lock().meas.reading {
+                    for (slot, b) in indices.iter_mut().zip(m.blocks.iter()) {
+                        *slot = b.index;
+                        n += 1;
+                    }
+                }
+                // SAFETY: `dir` is live (destroyed only under `op`, which is held); `indices`
+                // holds `n` valid indices.
+                unsafe {
+                    crate::coco_meas_dir_set_blocks(dir.0.as_ptr(), indices.as_ptr(), n as c_uint)
+                };
             }
             if after != before {
                 self.notify(after);
@@ -456,13 +577,16 @@ impl CocoDev {
                 // digest still matches.
                 let cache = core::mem::take(&mut state.auth.chains);
                 let generation = self.generation.load(Ordering::Acquire);
+                let meas = core::mem::replace(&mut state.meas, MeasState::new());
                 *state = State {
                     status: Status::Ready,
                     features,
                     versions,
                     auth_status: AuthStatus::Pending,
                     auth: AuthInfo::default(),
+                    meas,
                 };
+                let nonce = state.meas.pending_nonce.take();
                 // Copy the versions: the state lock is not held during the exchanges.
                 let mut versions = KVec::new();
                 let copied = versions.extend_from_slice(&state.versions, GFP_KERNEL);
@@ -474,6 +598,7 @@ impl CocoDev {
                     strict_identity: crate::strict_identity(),
                     ids: self.function_ids(),
                     keyring: crate::keyring(),
+                    measure: Some(nonce),
                 };
                 let result = match copied {
                     Ok(()) => spdm_auth::authenticate(
@@ -506,8 +631,11 @@ impl CocoDev {
                         f.err
                     ),
                 }
-                // A failed run shows nothing of an earlier success.
-                *state = State::empty(Status::Failed(f));
+                // A failed run shows nothing of an earlier success; earlier measurements stay,
+                // marked stale.
+                let mut meas = core::mem::replace(&mut state.meas, MeasState::new());
+                meas.update(None, &Err(f));
+                *state = State::empty(Status::Failed(f), meas);
                 state.auth_status = AuthStatus::Failed(Failure::new(
                     "not attempted: discovery or GET_VERSION failed",
                     f.err,
@@ -590,15 +718,150 @@ impl CocoDev {
                 _ => {}
             }
         }
+        let mut info = info;
+        let meas = info.meas.take();
+        if !removed {
+            match &meas {
+                Some(Ok(m)) => dev_info!(
+                    self.dev(),
+                    "coco: measurements: {} blocks signed by slot {} over a {} nonce, {} SPDM exchanges ({}), {} bytes held\n",
+                    m.blocks.len(),
+                    m.slot,
+                    if m.verifier_nonce { "root-supplied" } else { "random" },
+                    m.exchanges,
+                    if m.per_index { "per index" } else { "all at once" },
+                    m.memory()
+                ),
+                Some(Err(f)) => match f.spdm_error {
+                    Some(code) => dev_err!(
+                        self.dev(),
+                        "coco: measurements failed: {}: {} ({:?})\n",
+                        f.reason,
+                        spdm::error_code_name(code),
+                        f.err
+                    ),
+                    None => dev_err!(
+                        self.dev(),
+                        "coco: measurements failed: {} ({:?})\n",
+                        f.reason,
+                        f.err
+                    ),
+                },
+                None => {}
+            }
+        }
         let mut state = self.state.lock();
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
+        state.meas.update(meas, &result);
         state.auth_status = match result {
             Ok(()) => AuthStatus::Ok,
             Err(f) => AuthStatus::Failed(f),
         };
         state.auth = info;
+    }
+
+    /// Sets the nonce of the next signed GET_MEASUREMENTS.
+    pub(crate) fn set_meas_nonce(&self, nonce: [u8; spdm::SPDM_NONCE_SIZE]) {
+        self.state.lock().meas.pending_nonce = Some(nonce);
+    }
+
+    /// Reads the measurements again (with a re-authentication on a new connection); returns
+    /// the reading's errno if it failed.
+    pub(crate) fn refresh_measurements(&self) -> Result {
+        self.probe_with(false)?;
+        match self.state.lock().meas.status {
+            MeasStatus::Ok => Ok(()),
+            MeasStatus::Failed(f) => Err(f.err),
+            MeasStatus::Pending => Err(EAGAIN),
+        }
+    }
+
+    /// Formats attribute `attr` of `measurements/` into `out`; returns the length written.
+    pub(crate) fn meas_show(&self, attr: c_uint, out: &mut [u8]) -> Result<usize> {
+        let state = self.state.lock();
+        let m = &state.meas;
+        let r = m.reading.as_ref();
+        let mut w = SliceWriter { buf: out, len: 0 };
+        let res = match attr {
+            MEAS_STATUS => match m.status {
+                MeasStatus::Pending => writeln!(w, "pending"),
+                MeasStatus::Ok => writeln!(w, "ok"),
+                MeasStatus::Failed(f) => writeln!(w, "error: {}", f.reason),
+            },
+            MEAS_STALE => writeln!(w, "{}", u8::from(m.stale)),
+            MEAS_TIMESTAMP => match r {
+                Some(r) => writeln!(w, "{}", r.timestamp),
+                None => writeln!(w),
+            },
+            MEAS_FRESH_CAPABLE => match r {
+                Some(r) => writeln!(w, "{}", u8::from(r.fresh_capable)),
+                None => writeln!(w),
+            },
+            MEAS_SPDM_VERSION => match r {
+                Some(r) => writeln!(w, "{}.{}", r.version.major(), r.version.minor()),
+                None => writeln!(w),
+            },
+            MEAS_HASH_ALGORITHM => match r {
+                Some(r) => writeln!(w, "{}", spdm_auth::hash_short_name(r.hash)),
+                None => writeln!(w),
+            },
+            MEAS_SIGNATURE_ALGORITHM => match r {
+                Some(r) => writeln!(w, "{}", spdm_auth::asym_short_name(r.asym)),
+                None => writeln!(w),
+            },
+            MEAS_SLOT => match r {
+                Some(r) => writeln!(w, "{}", r.slot),
+                None => writeln!(w),
+            },
+            MEAS_NONCE => match r {
+                Some(r) => writeln!(w, "{}", Hex(&r.nonce)),
+                None => writeln!(w),
+            },
+            _ => return Err(EINVAL),
+        };
+        res.map_err(|_| EOVERFLOW)?;
+        Ok(w.len)
+    }
+
+    /// Copies up to `out.len()` bytes of the binary `measurements/` attribute `attr` from
+    /// `offset`; returns the count.
+    pub(crate) fn meas_read(&self, attr: c_uint, offset: usize, out: &mut [u8]) -> Result<usize> {
+        let state = self.state.lock();
+        let Some(r) = state.meas.reading.as_ref() else {
+            return Ok(0);
+        };
+        match attr {
+            MEAS_TRANSCRIPT => Ok(copy_from(&r.transcript, offset, out)),
+            MEAS_SIGNATURE => Ok(copy_from(&r.signature, offset, out)),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Formats attribute `attr` of the block directory `measurements/<index>/`.
+    pub(crate) fn block_show(&self, index: u8, attr: c_uint, out: &mut [u8]) -> Result<usize> {
+        let state = self.state.lock();
+        let b = state
+            .meas
+            .reading
+            .as_ref()
+            .and_then(|r| r.blocks.iter().find(|b| b.index == index))
+            .ok_or(ENOENT)?;
+        let mut w = SliceWriter { buf: out, len: 0 };
+        let res = match attr {
+            BLOCK_TYPE => writeln!(
+                w,
+                "{}",
+                MeasurementTypeName(b.value_type & crate::meas::SPDM_MEAS_VALUE_TYPE_MASK)
+            ),
+            BLOCK_FORMAT => writeln!(w, "{}", if b.is_raw() { "raw" } else { "digest" }),
+            // A value too long for a page as hex: EFBIG (the transcript has it).
+            BLOCK_VALUE => writeln!(w, "{}", Hex(&b.value)).map_err(|_| core::fmt::Error),
+            _ => return Err(EINVAL),
+        };
+        res.map_err(|_| if attr == BLOCK_VALUE { EFBIG } else { EOVERFLOW })?;
+        Ok(w.len)
     }
 
     /// Copies up to `out.len()` bytes of `slot`'s DER certificates from `offset`; returns the
@@ -679,6 +942,18 @@ impl CocoDev {
         };
         r.map_err(|_| EOVERFLOW)?;
         Ok(w.len)
+    }
+}
+
+/// Lowercase hexadecimal, no separators.
+struct Hex<'a>(&'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in self.0 {
+            write!(f, "{:02x}", b)?;
+        }
+        Ok(())
     }
 }
 

@@ -23,6 +23,8 @@ use crate::{
     cma::{self, FunctionIds, Identity},
     cocodev::{self, Failure},
     crypto::{self, HashAlg, SigAlg, X509Cert},
+    meas,
+    spdm_meas::{self, MeasInfo},
     spdm::{self, SpdmVersion},
     trust::Keyring,
 };
@@ -64,6 +66,9 @@ const BUSY_DELAY_MS: u32 = 20;
 
 /// Longest ResponseNotReady wait (RDT) accepted, in microseconds.
 const MAX_RDT_US: u64 = 1_000_000;
+
+/// Largest CTExponent CMA allows (PCIe r6.1 sec 6.31.3: CT at most 2^23 us).
+const CMA_MAX_CT_EXPONENT: u8 = 23;
 
 /// Most GET_CERTIFICATE requests for one chain (a 64 KiB chain in 1 KiB portions).
 const MAX_CERT_REQUESTS: usize = 64;
@@ -120,6 +125,9 @@ pub(crate) struct AuthInfo {
     pub(crate) connections: usize,
     /// Wall time of the authentication (after GET_VERSION), in microseconds.
     pub(crate) elapsed_us: u64,
+    /// The measurements read after a successful authentication, or why they could not be;
+    /// `None` if not asked for or not reached.
+    pub(crate) meas: Option<Result<MeasInfo, Failure>>,
 }
 
 impl AuthInfo {
@@ -162,9 +170,12 @@ pub(crate) struct Policy<'a> {
     pub(crate) ids: FunctionIds,
     /// Trust anchors; `None` trusts nothing.
     pub(crate) keyring: Option<&'a Keyring>,
+    /// Read the measurements after a successful authentication, with this nonce if given
+    /// (else a random one).
+    pub(crate) measure: Option<Option<[u8; spdm::SPDM_NONCE_SIZE]>>,
 }
 
-const fn fail(reason: &'static str, err: Error) -> Failure {
+pub(crate) const fn fail(reason: &'static str, err: Error) -> Failure {
     Failure {
         reason,
         err,
@@ -172,11 +183,11 @@ const fn fail(reason: &'static str, err: Error) -> Failure {
     }
 }
 
-const fn proto(reason: &'static str) -> Failure {
+pub(crate) const fn proto(reason: &'static str) -> Failure {
     fail(reason, EPROTO)
 }
 
-const OOM: Failure = fail("out of memory", ENOMEM);
+pub(crate) const OOM: Failure = fail("out of memory", ENOMEM);
 
 /// Short name of a negotiated asymmetric algorithm, for sysfs.
 pub(crate) fn asym_short_name(asym: u32) -> &'static str {
@@ -224,9 +235,9 @@ fn sig_alg(asym: u32, hash: HashAlg) -> Option<(SigAlg, u32)> {
 }
 
 /// The requester's side of one connection: mailbox, receive buffer, negotiated version.
-struct Conn<'a, 'b> {
+pub(crate) struct Conn<'a, 'b> {
     /// Requests sent so far, and bytes sent and received (SPDM messages, without DOE headers).
-    count: usize,
+    pub(crate) count: usize,
     tx: usize,
     rx_bytes: usize,
     mb: &'a pcidoe::Mailbox<'b>,
@@ -315,7 +326,7 @@ pub(crate) fn exchange(
 
 impl Conn<'_, '_> {
     /// [`exchange`] on this connection, into its receive buffer.
-    fn exchange(&mut self, req: &[u8], on_error: &'static str) -> Result<usize, Failure> {
+    pub(crate) fn exchange(&mut self, req: &[u8], on_error: &'static str) -> Result<usize, Failure> {
         self.count = self.count.saturating_add(1);
         self.tx = self.tx.saturating_add(req.len());
         let n = exchange(
@@ -330,12 +341,12 @@ impl Conn<'_, '_> {
         Ok(n)
     }
 
-    fn rsp(&self, n: usize) -> &[u8] {
+    pub(crate) fn rsp(&self, n: usize) -> &[u8] {
         self.rx.get(..n).unwrap_or(&[])
     }
 }
 
-fn add(v: &mut KVec<u8>, bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn add(v: &mut KVec<u8>, bytes: &[u8]) -> Result<(), Failure> {
     v.extend_from_slice(bytes, GFP_KERNEL).map_err(|_| OOM)
 }
 
@@ -377,6 +388,7 @@ pub(crate) fn authenticate(
     // SAFETY: No requirement; reads the monotonic clock.
     let start = unsafe { bindings::ktime_get() };
     let mut tried = 0u8;
+    let mut resynchs = 0;
     let mut first: Option<Failure> = None;
     let mut vca_buf = KVec::new();
     add(&mut vca_buf, vca)?;
@@ -400,6 +412,7 @@ pub(crate) fn authenticate(
             cache = core::mem::take(&mut info.chains);
             info.challenge_sent = false;
             info.challenge_ok = false;
+            info.slot = None;
         }
         info.connections = n.saturating_add(1);
         match run(
@@ -417,6 +430,16 @@ pub(crate) fn authenticate(
                 break;
             }
             Err(Attempt::NextSlot) => continue,
+            Err(Attempt::Fail(f))
+                if f.spdm_error == Some(spdm::SPDM_ERROR_REQUEST_RESYNCH) && resynchs < 2 =>
+            {
+                // The device asks to start over: a new connection, the slot untried.
+                resynchs += 1;
+                if let Some(s) = info.slot {
+                    tried &= !(1u8 << s);
+                }
+                continue;
+            }
             Err(Attempt::Fail(f)) => {
                 ret = Err(first.unwrap_or(f));
                 break;
@@ -454,14 +477,24 @@ impl From<Failure> for Attempt {
 }
 
 /// Negotiated parameters of a connection.
-struct Negotiated {
-    version: SpdmVersion,
-    halg: HashAlg,
+pub(crate) struct Negotiated {
+    pub(crate) version: SpdmVersion,
+    pub(crate) asym: u32,
+    pub(crate) hash: u32,
+    pub(crate) halg: HashAlg,
     salg: SigAlg,
     key_bits: u32,
-    hsize: usize,
-    ssize: usize,
+    pub(crate) hsize: usize,
+    pub(crate) ssize: usize,
     data_transfer_size: u32,
+    /// MEAS_CAP of the device's CAPABILITIES (0 none, 1 without signature, 2 signed), and
+    /// MEAS_FRESH_CAP.
+    pub(crate) meas_cap: u8,
+    pub(crate) meas_fresh: bool,
+    /// Size of the digests in measurement blocks (`None`: raw bit streams only, or unknown).
+    pub(crate) meas_hash_size: Option<usize>,
+    /// GET_VERSION through ALGORITHMS as exchanged: the start of L1/L2 from SPDM 1.2 on.
+    pub(crate) vca: KVec<u8>,
 }
 
 /// GET_CAPABILITIES and NEGOTIATE_ALGORITHMS; returns the negotiated parameters and the
@@ -496,6 +529,11 @@ fn negotiate(
     let req_b = req.get(..len).unwrap_or(&[]);
     let n = c.exchange(req_b, "device answered GET_CAPABILITIES with an SPDM ERROR")?;
     let rsp_caps = auth::parse_capabilities(c.rsp(n), version).map_err(|e| proto(e.as_str()))?;
+    if rsp_caps.ct_exponent > CMA_MAX_CT_EXPONENT {
+        return Err(proto(
+            "device's CTExponent exceeds CMA's limit (2^23 us)",
+        ));
+    }
     if !rsp_caps.has(auth::SPDM_CAP_CERT | auth::SPDM_CAP_CHAL) {
         return Err(fail(
             "device supports no certificates or CHALLENGE (CERT_CAP, CHAL_CAP)",
@@ -536,6 +574,9 @@ fn negotiate(
     add(&mut vca_buf, c.rsp(n).get(..algs.len).unwrap_or(&[]))?;
     info.negotiated = Some((version, algs.base_asym, algs.base_hash));
 
+    let meas_cap = rsp_caps.meas_cap();
+    let meas_hash_size = meas::negotiated_measurement_hash(&algs, meas_cap)
+        .map_err(|e| proto(e.reason()))?;
     let mut th = crypto::Hash::new(halg).map_err(|e| fail("cannot allocate the hash", e))?;
     update(&mut th, &vca_buf)?;
     let mut data_transfer_size = REQ_DATA_TRANSFER_SIZE;
@@ -545,12 +586,18 @@ fn negotiate(
     Ok((
         Negotiated {
             version,
+            asym: algs.base_asym,
+            hash: algs.base_hash,
             halg,
             salg,
             key_bits,
             hsize: halg.digest_size(),
             ssize,
             data_transfer_size,
+            meas_cap,
+            meas_fresh: rsp_caps.has(auth::SPDM_CAP_MEAS_FRESH),
+            meas_hash_size,
+            vca: vca_buf,
         },
         th,
     ))
@@ -873,7 +920,12 @@ fn run(
         return match challenge(c, &neg, slot, digest, &verifier, th, info)
             .and_then(|()| trust(&root, policy))
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(nonce) = policy.measure {
+                    info.meas = Some(spdm_meas::measure(c, &neg, slot, &verifier, nonce));
+                }
+                Ok(())
+            }
             Err(f) if f.err == EKEYREJECTED || f.err == ENOKEY => {
                 // Only this slot's key or root failed: another slot may still authenticate the
                 // device (on a new connection: this one's transcript is spent).
