@@ -223,9 +223,8 @@ pub fn verify_x509(issuer_spki: &[u8], oid: &str, tbs: &[u8], sig: &[u8]) -> Res
         try_curve!(p521);
         return Err("issuer key is not a P-256, P-384 or P-521 key".to_string());
     }
-    let pk = || {
-        rsa::PublicKey::from_public_key_der(issuer_spki).map_err(err("issuer key is not RSA"))
-    };
+    let pk =
+        || rsa::PublicKey::from_public_key_der(issuer_spki).map_err(err("issuer key is not RSA"));
     let s = || {
         rsa::pkcs1v15::Signature::try_from(sig).map_err(err("malformed RSA certificate signature"))
     };
@@ -240,7 +239,9 @@ pub fn verify_x509(issuer_spki: &[u8], oid: &str, tbs: &[u8], sig: &[u8]) -> Res
         "1.2.840.113549.1.1.13" => rsa::pkcs1v15::VerifyingKey::<Sha512>::new(pk()?)
             .verify(tbs, &s()?)
             .map_err(bad),
-        other => Err(format!("unsupported certificate signature algorithm {other}")),
+        other => Err(format!(
+            "unsupported certificate signature algorithm {other}"
+        )),
     }
 }
 

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use coco_spdm::meas::{type_name, SPDM_MEAS_INDEX_MAX, SPDM_MEAS_INDEX_MIN, SPDM_MEAS_VALUE_TYPE_MASK};
+use coco_spdm::meas::{
+    type_name, SPDM_MEAS_INDEX_MAX, SPDM_MEAS_INDEX_MIN, SPDM_MEAS_VALUE_TYPE_MASK,
+};
 
 /// A problem reading the evidence: `Io` (missing or unreadable file: exit 2) or `Bad`
 /// (a file that does not have the documented format: a verification failure, exit 1).
@@ -45,14 +47,17 @@ pub fn read_text(path: &Path) -> Result<String, ReadError> {
 /// Decodes lowercase hex (no separators); `None` if malformed. Uppercase is accepted only when
 /// `strict` is false.
 pub fn parse_hex(s: &str, strict: bool) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let ok = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
-    if s
-        .bytes()
-        .any(|c| if strict { !ok(c) } else { !c.is_ascii_hexdigit() })
-    {
+    if s.bytes().any(|c| {
+        if strict {
+            !ok(c)
+        } else {
+            !c.is_ascii_hexdigit()
+        }
+    }) {
         return None;
     }
     (0..s.len())
@@ -89,8 +94,8 @@ pub fn read_blocks(meas_dir: &Path) -> Result<(BTreeMap<u8, SysfsBlock>, Vec<Str
     let mut blocks = BTreeMap::new();
     let mut other = Vec::new();
     for entry in rd {
-        let entry = entry
-            .map_err(|e| ReadError::Io(format!("cannot list {}: {e}", meas_dir.display())))?;
+        let entry =
+            entry.map_err(|e| ReadError::Io(format!("cannot list {}: {e}", meas_dir.display())))?;
         // sysfs attribute groups are real directories; follow symlinks anyway.
         let path = entry.path();
         if !path.is_dir() {

@@ -48,7 +48,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use coco_spdm::meas::{measurements_signed_message, MeasurementTypeName, SPDM_MEAS_CONTENT_CHANGED};
+use coco_spdm::meas::{
+    measurements_signed_message, MeasurementTypeName, SPDM_MEAS_CONTENT_CHANGED,
+};
 use coco_spdm::SpdmVersion;
 
 pub mod chain;
@@ -213,9 +215,10 @@ impl Verifier {
                 let text = evidence::read_text(p).map_err(|e| match e {
                     ReadError::Io(m) | ReadError::Bad(m) => ReadError::Io(m),
                 })?;
-                Some(evidence::parse_reference(&text).map_err(|e| {
-                    ReadError::Io(format!("reference {}: {e}", p.display()))
-                })?)
+                Some(
+                    evidence::parse_reference(&text)
+                        .map_err(|e| ReadError::Io(format!("reference {}: {e}", p.display())))?,
+                )
             }
             None => None,
         };
@@ -230,7 +233,10 @@ impl Verifier {
             Some(der) => Some(chain::parse_cert(der).map_err(|e| {
                 ReadError::Io(format!(
                     "trust anchor {}: {e}",
-                    opts.trust_anchor.as_deref().unwrap_or(Path::new("")).display()
+                    opts.trust_anchor
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
                 ))
             })?),
             None => None,
@@ -238,7 +244,9 @@ impl Verifier {
 
         let status = evidence::read_status(dev)?;
         if status != "ok" {
-            return Err(bad(format!("the kernel reports the reading failed: {status}")));
+            return Err(bad(format!(
+                "the kernel reports the reading failed: {status}"
+            )));
         }
         let ev = evidence::read_evidence(dev)?;
         let stale = match ev.stale.as_str() {
@@ -256,8 +264,12 @@ impl Verifier {
         }
         let version = parse_version(&ev.spdm_version)
             .ok_or_else(|| bad(format!("unsupported spdm_version '{}'", ev.spdm_version)))?;
-        let hash = HashAlg::from_name(&ev.hash_algorithm)
-            .ok_or_else(|| bad(format!("unsupported hash_algorithm '{}'", ev.hash_algorithm)))?;
+        let hash = HashAlg::from_name(&ev.hash_algorithm).ok_or_else(|| {
+            bad(format!(
+                "unsupported hash_algorithm '{}'",
+                ev.hash_algorithm
+            ))
+        })?;
         let sig_alg = SigAlg::from_name(&ev.signature_algorithm).ok_or_else(|| {
             bad(format!(
                 "unsupported signature_algorithm '{}'",
@@ -272,7 +284,12 @@ impl Verifier {
             .ok_or_else(|| bad(format!("slot is '{}', not 0 to 7", ev.slot)))?;
         let nonce = evidence::parse_hex(&ev.nonce, true)
             .filter(|n| n.len() == 32)
-            .ok_or_else(|| bad(format!("nonce '{}' is not 64 lowercase hex digits", ev.nonce)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "nonce '{}' is not 64 lowercase hex digits",
+                    ev.nonce
+                ))
+            })?;
         let chain_bytes = evidence::read_bin(&dev.join(format!("certificates/slot{slot}")))?;
 
         // 1. Certificate chain.
@@ -505,7 +522,12 @@ impl Verifier {
                 continue;
             };
             let want = Block {
-                value_type: r.kind | if r.raw { coco_spdm::meas::SPDM_MEAS_VALUE_RAW } else { 0 },
+                value_type: r.kind
+                    | if r.raw {
+                        coco_spdm::meas::SPDM_MEAS_VALUE_RAW
+                    } else {
+                        0
+                    },
                 value: r.value.clone(),
             };
             if want.value_type != b.value_type {

@@ -74,7 +74,10 @@ impl<'a> Cursor<'a> {
 
     /// The little-endian u16 at `i` of the rest.
     fn peek_u16(&self, i: usize) -> Option<usize> {
-        Some(usize::from(u16::from_le_bytes([self.peek(i)?, self.peek(i + 1)?])))
+        Some(usize::from(u16::from_le_bytes([
+            self.peek(i)?,
+            self.peek(i + 1)?,
+        ])))
     }
 }
 
@@ -195,7 +198,9 @@ pub fn parse(t: &[u8], v: SpdmVersion) -> Result<Transcript<'_>, String> {
             measurement_hash_size: meas_hash,
         };
         let response = parse_measurements(m, &params).map_err(codec("MEASUREMENTS", rat))?;
-        response.check(&request).map_err(codec("MEASUREMENTS", rat))?;
+        response
+            .check(&request)
+            .map_err(codec("MEASUREMENTS", rat))?;
         exchanges.push(Exchange {
             offset: at,
             request,
