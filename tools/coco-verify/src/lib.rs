@@ -44,6 +44,18 @@
 //! `signature_algorithm`, `slot`, `nonce` (64 lowercase hex), `timestamp`, `status`, `stale`
 //! (text, one trailing newline); one directory per block named by its decimal index with
 //! `type`, `format` (`digest`/`raw`), `value` (lowercase hex).
+//!
+//! # A binary for a minimal guest
+//!
+//! A normal build links glibc dynamically (`libc.so.6`, `libgcc_s.so.1`, the loader). For a
+//! busybox guest build a static-pie binary with no run-time dependency:
+//!
+//! ```text
+//! RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p coco-verify \
+//!     --target x86_64-unknown-linux-gnu
+//! ```
+//!
+//! (`--target` keeps the flag away from build scripts and proc macros.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

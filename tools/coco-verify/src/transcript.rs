@@ -56,8 +56,13 @@ impl<'a> Cursor<'a> {
     /// Takes the next message of `len` bytes (`what` names it in errors).
     fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8], String> {
         if self.rest().len() < len {
+            let needed = if len == usize::MAX {
+                "its length field is cut off".to_string()
+            } else {
+                format!("{len} bytes needed")
+            };
             return Err(format!(
-                "transcript ends inside {what} at offset {} ({len} bytes needed, {} left)",
+                "transcript ends inside {what} at offset {} ({needed}, {} left)",
                 self.pos,
                 self.rest().len()
             ));
