@@ -71,6 +71,8 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		fault:truncated fault:oversized fault:digest-mismatch fault:expired-leaf \
 		fault:broken-chain fault:unsupported-algorithm fault:wrong-header-version \
 		fault:untrusted-root fault:wrong-version fault:garbage \
+		fault:bad-meas-signature fault:malformed-block fault:duplicate-index \
+		fault:oversized-record fault:no-meas-sig fault:refuse-all-blocks \
 		key:p256 key:rsa3072 versions:1.0,1.1 slots:1,3 \
 		cma-id:Vendor=1b36:Device=0011:CC=010802; do
 		faults+=(--variant "$v")

@@ -18,10 +18,11 @@ cp /bin/busybox "$stage/bin/busybox"
 
 # Dynamically linked tools, with the shared objects they load (as ldd lists
 # them, resolved to their real files): keyctl loads trust anchors into the
-# .coco keyring, openssl parses the certificates the kernel exports.
-for tool in keyctl openssl; do
+# .coco keyring, openssl parses the certificates the kernel exports, and the
+# project's coco-verify (COCO_VERIFY_BIN) re-checks signed measurements.
+for tool in keyctl openssl ${COCO_VERIFY_BIN:+"$COCO_VERIFY_BIN"}; do
 	bin=$(command -v "$tool") || die "$tool not found (scripts/setup.sh installs it)"
-	cp -L "$bin" "$stage/usr/bin/$tool"
+	cp -L "$bin" "$stage/usr/bin/${tool##*/}"
 	ldd "$bin" | awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// { print $1 }' |
 		while read -r lib; do
 			[ -e "$lib" ] || continue

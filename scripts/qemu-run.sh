@@ -65,6 +65,11 @@ if [ -z "${COCO_ENDPOINT_BIN:-}" ]; then
 	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-endpoint) || die "cannot build coco-endpoint"
 	COCO_ENDPOINT_BIN=$COCO_ROOT/target/release/coco-endpoint
 fi
+if [ -z "${COCO_VERIFY_BIN:-}" ]; then
+	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-verify) || die "cannot build coco-verify"
+	COCO_VERIFY_BIN=$COCO_ROOT/target/release/coco-verify
+fi
+export COCO_VERIFY_BIN
 MODS=$(COCO_KBUILD=$KB "$COCO_ROOT/scripts/build-modules.sh")
 
 work=$(mktemp -d)
@@ -90,6 +95,15 @@ mkdir -p "$work/cfg/coco"
 	echo "COCO_EXPECTED_VERSIONS='${COCO_EXPECTED_VERSIONS:-1.0 1.1 1.2 1.3}'"
 } >"$work/cfg/coco/run.env"
 [ -f "$work/pki/root.der" ] && cp "$work/pki/root.der" "$work/cfg/coco/root.der"
+# What the endpoints' default measurements look like with the hash they negotiate
+# (SHA-512), before and after a firmware update: the reference for coco-verify.
+if [ ${#ext[@]} -eq 0 ]; then
+	"$COCO_ENDPOINT_BIN" --count 1 --measurements-reference sha512 >"$work/cfg/coco/measurements.ref" &&
+		: >"$work/fw" &&
+		"$COCO_ENDPOINT_BIN" --count 1 --fw-update-file "$work/fw" --measurements-reference sha512 \
+			>"$work/cfg/coco/measurements-updated.ref" ||
+		die "cannot write the measurement references"
+fi
 if [ "$mode" = cmd ]; then
 	printf '%q ' "${cmd[@]}" >"$work/cfg/coco/cmd"
 	echo >>"$work/cfg/coco/cmd"

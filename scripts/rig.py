@@ -111,11 +111,14 @@ class Endpoint:
         self.index = index
         self.variant = variant
         self.port_file = os.path.join(workdir, f"endpoint{index}.port")
+        # While this file exists the endpoint reports updated firmware (measurements).
+        self.fw_update_file = os.path.join(workdir, f"endpoint{index}.fwupdate")
         self.log_path = os.path.join(workdir, f"endpoint{index}.log")
         self.killed = False
         self.proc = subprocess.Popen(
             [binary, "--count", "1", "--persist", "--port-file", self.port_file, "--log", self.log_path]
             + (["--pki-dir", pki_dir] if pki_dir else [])
+            + ["--fw-update-file", self.fw_update_file]
             + variant_args(variant),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -285,6 +288,19 @@ class Rig:
                     self.endpoints[i].kill()
                 else:
                     log(f"cannot kill endpoint {i}: not started by the rig")
+            elif req in ("fw_update", "fw_revert") and argv:
+                i = int(argv[0])
+                if i >= len(self.endpoints):
+                    log(f"cannot {req} endpoint {i}: not started by the rig")
+                elif req == "fw_update":
+                    log(f"guest asks: firmware update of endpoint {i}")
+                    open(self.endpoints[i].fw_update_file, "w").close()
+                else:
+                    log(f"guest asks: firmware revert of endpoint {i}")
+                    try:
+                        os.unlink(self.endpoints[i].fw_update_file)
+                    except FileNotFoundError:
+                        pass
             else:
                 log(f"unknown host request: {line!r}")
         except (OSError, ValueError, KeyError) as e:

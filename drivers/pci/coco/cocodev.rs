@@ -724,12 +724,15 @@ impl CocoDev {
             match &meas {
                 Some(Ok(m)) => dev_info!(
                     self.dev(),
-                    "coco: measurements: {} blocks signed by slot {} over a {} nonce, {} SPDM exchanges ({}), {} bytes held\n",
+                    "coco: measurements: {} blocks signed by slot {} over a {} nonce; {} SPDM exchanges ({}), {} bytes sent, {} received, {} us; {} bytes held\n",
                     m.blocks.len(),
                     m.slot,
                     if m.verifier_nonce { "root-supplied" } else { "random" },
                     m.exchanges,
                     if m.per_index { "per index" } else { "all at once" },
+                    info.meas_tx_bytes,
+                    info.meas_rx_bytes,
+                    info.meas_elapsed_us,
                     m.memory()
                 ),
                 Some(Err(f)) => match f.spdm_error {

@@ -128,6 +128,13 @@ pub(crate) struct AuthInfo {
     /// The measurements read after a successful authentication, or why they could not be;
     /// `None` if not asked for or not reached.
     pub(crate) meas: Option<Result<MeasInfo, Failure>>,
+    /// Requests and bytes of the measurement reading (not counted in `exchanges`, `tx_bytes`
+    /// and `rx_bytes`).
+    pub(crate) meas_exchanges: usize,
+    pub(crate) meas_tx_bytes: usize,
+    pub(crate) meas_rx_bytes: usize,
+    /// Wall time of the measurement reading, in microseconds (not counted in `elapsed_us`).
+    pub(crate) meas_elapsed_us: u64,
 }
 
 impl AuthInfo {
@@ -450,12 +457,14 @@ pub(crate) fn authenticate(
             }
         }
     }
-    info.exchanges = c.count;
-    info.tx_bytes = c.tx;
-    info.rx_bytes = c.rx_bytes;
+    info.exchanges = c.count.saturating_sub(info.meas_exchanges);
+    info.tx_bytes = c.tx.saturating_sub(info.meas_tx_bytes);
+    info.rx_bytes = c.rx_bytes.saturating_sub(info.meas_rx_bytes);
     // SAFETY: As above.
     let end = unsafe { bindings::ktime_get() };
-    info.elapsed_us = u64::try_from(end.saturating_sub(start) / 1000).unwrap_or(0);
+    info.elapsed_us = u64::try_from(end.saturating_sub(start) / 1000)
+        .unwrap_or(0)
+        .saturating_sub(info.meas_elapsed_us);
     ret
 }
 
@@ -922,7 +931,16 @@ fn run(
         {
             Ok(()) => {
                 if let Some(nonce) = policy.measure {
+                    let (n, tx, rx) = (c.count, c.tx, c.rx_bytes);
+                    // SAFETY: No requirement; reads the monotonic clock.
+                    let t0 = unsafe { bindings::ktime_get() };
                     info.meas = Some(spdm_meas::measure(c, &neg, slot, &verifier, nonce));
+                    // SAFETY: As above.
+                    let t1 = unsafe { bindings::ktime_get() };
+                    info.meas_elapsed_us = u64::try_from(t1.saturating_sub(t0) / 1000).unwrap_or(0);
+                    info.meas_exchanges = c.count.saturating_sub(n);
+                    info.meas_tx_bytes = c.tx.saturating_sub(tx);
+                    info.meas_rx_bytes = c.rx_bytes.saturating_sub(rx);
                 }
                 Ok(())
             }

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! and may link other keyrings into it (for example `%:.builtin_trusted_keys`): the search
-//! follows links. Keys added after a device was authenticated take effect at its next
+//! follows links. `keyctl unlink <key> %:.coco` withdraws a trust anchor. Keys added after a device was authenticated take effect at its next
 //! authentication (`echo 1 > authenticated`). The keyring, and the keys in it, go away with the
 //! module.
 
@@ -32,16 +32,16 @@ unsafe impl Send for Keyring {}
 unsafe impl Sync for Keyring {}
 
 impl Keyring {
-    /// Creates the keyring: owned by root, who may view, read, search and add keys (as in the
-    /// `.builtin_trusted_keys` model, but writable); nobody else has access. It cannot be
-    /// cleared or unlinked from userspace (`KEY_ALLOC_SET_KEEP`).
+    /// Creates the keyring: owned by root, who may view, read, search, add and remove keys;
+    /// nobody else has access. Not `KEY_ALLOC_SET_KEEP`: keys added to such a keyring inherit
+    /// the flag, and root could no longer withdraw a trust anchor.
     pub(crate) fn new() -> Result<Self> {
         let perm = (bindings::KEY_POS_ALL & !bindings::KEY_POS_SETATTR)
             | bindings::KEY_USR_VIEW
             | bindings::KEY_USR_READ
             | bindings::KEY_USR_WRITE
             | bindings::KEY_USR_SEARCH;
-        let flags = bindings::KEY_ALLOC_NOT_IN_QUOTA | bindings::KEY_ALLOC_SET_KEEP;
+        let flags = bindings::KEY_ALLOC_NOT_IN_QUOTA;
         // SAFETY: The name is a NUL-terminated static string; `current_cred()` is valid in the
         // module's init (process context); no restriction and no destination keyring.
         let key = from_err_ptr(unsafe {

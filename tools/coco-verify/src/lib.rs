@@ -35,7 +35,8 @@
 //!    `mutable_firmware`, ..., `type_N`) or a number 0-127; `#` starts a comment. `--verbose`
 //!    prints the verified blocks in this format.
 //!
-//! `status` must be `ok`; `stale` must be `0` unless `--allow-stale`.
+//! `status` must be `ok`; `stale` must be `0` unless `--allow-stale` (which also accepts a
+//! failed last reading when the previous one is still shown, `stale` 1).
 //!
 //! # Files read (in D)
 //!
@@ -255,10 +256,19 @@ impl Verifier {
         };
 
         let status = evidence::read_status(dev)?;
-        if status != "ok" {
+        // A failed reading leaves the previous one in place, marked stale: with
+        // --allow-stale that previous reading is still checked.
+        let stale_file =
+            std::fs::read_to_string(dev.join("measurements/stale")).unwrap_or_default();
+        if status != "ok" && !(opts.allow_stale && stale_file.trim_end() == "1") {
             return Err(bad(format!(
                 "the kernel reports the reading failed: {status}"
             )));
+        }
+        if status != "ok" {
+            self.notes.push(format!(
+                "warning: the last reading failed ({status}); checking the previous one"
+            ));
         }
         let ev = evidence::read_evidence(dev)?;
         let stale = match ev.stale.as_str() {

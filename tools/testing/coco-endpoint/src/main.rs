@@ -155,6 +155,13 @@ struct Args {
     #[arg(long, requires = "pki_dir")]
     pki_only: bool,
 
+    /// Print the measurement blocks as a verifier should see them when HASH (sha256, sha384,
+    /// sha512) is the negotiated measurement hash, in coco-verify's reference format
+    /// ("INDEX TYPE digest|raw HEX"), with the firmware update applied if --fw-update-file
+    /// exists, then exit
+    #[arg(long, value_name = "HASH")]
+    measurements_reference: Option<String>,
+
     /// Measurement blocks for every endpoint, from FILE (format below) instead of the defaults
     #[arg(long, value_name = "FILE")]
     measurements: Option<PathBuf>,
@@ -327,6 +334,32 @@ fn main() -> ExitCode {
         },
     };
     let measurements = Arc::new(MeasConfig::new(blocks, args.fw_update_file.clone()));
+    if let Some(hash) = &args.measurements_reference {
+        let bit = match hash.as_str() {
+            "sha256" => coco_spdm::auth::SPDM_HASH_SHA256,
+            "sha384" => coco_spdm::auth::SPDM_HASH_SHA384,
+            "sha512" => coco_spdm::auth::SPDM_HASH_SHA512,
+            _ => {
+                eprintln!("coco-endpoint[*:*]: --measurements-reference: unknown hash {hash}");
+                return ExitCode::from(2);
+            }
+        };
+        let (blocks, _) = measurements.current();
+        for b in &blocks {
+            let Some((value_type, value)) = b.render(bit, false) else {
+                return ExitCode::from(2);
+            };
+            let raw = value_type & coco_spdm::meas::SPDM_MEAS_VALUE_RAW != 0;
+            let hex: String = value.iter().map(|x| format!("{x:02x}")).collect();
+            println!(
+                "{} {} {} {hex}",
+                b.index,
+                coco_spdm::meas::MeasurementTypeName(b.kind),
+                if raw { "raw" } else { "digest" }
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
 
     // The PKI first, so that the port file only appears once the root is on disk.
     let mut identities: Vec<((KeyKind, coco_endpoint::pki::ChainFault), Arc<Identity>)> =

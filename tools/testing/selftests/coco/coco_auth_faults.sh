@@ -37,7 +37,9 @@ ktap_set_plan $(($# * 2))
 # expected VARIANT: "ok" or the reason auth_status must report after "error: ".
 expected() {
 	case "$1" in
-	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:*) echo ok ;;
+	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:* | \
+		fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
+		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks) echo ok ;;
 	fault:untrusted-root)
 		echo "root certificate is not trusted (no matching key in the .coco keyring)" ;;
 	fault:wrong-version) echo "no common SPDM version" ;;
@@ -52,6 +54,24 @@ expected() {
 	fault:unsupported-algorithm) echo "SPDM response selects an algorithm not offered" ;;
 	fault:wrong-header-version) echo "unexpected SPDM version in header" ;;
 	*) echo "?" ;;
+	esac
+}
+
+# expected_meas VARIANT: what measurements/status must say: "ok" or the
+# reason after "error: " (the authentication itself succeeds).
+expected_meas() {
+	case "$1" in
+	fault:bad-meas-signature) echo "MEASUREMENTS signature does not verify with the leaf key" ;;
+	fault:malformed-block) echo "measurement block size inconsistent with its value" ;;
+	fault:duplicate-index) echo "duplicate measurement block index" ;;
+	fault:oversized-record) echo "measurement record length exceeds the message" ;;
+	fault:no-meas-sig) echo "device cannot sign its measurements (MEAS_CAP 1)" ;;
+	fault:untrusted-root | fault:wrong-version | fault:garbage | fault:bad-signature | \
+		fault:wrong-nonce | fault:truncated | fault:oversized | fault:digest-mismatch | \
+		fault:expired-leaf | fault:broken-chain | fault:unsupported-algorithm | \
+		fault:wrong-header-version)
+		echo "not read: the device is not authenticated" ;;
+	*) echo ok ;;
 	esac
 }
 
@@ -84,15 +104,35 @@ check_outcome() {
 			coco_diag "cma_identity '$(coco_attr "$1" cma_identity)': $_cis"
 			case "$_cis" in "mismatch: "*) ;; *) return 1 ;; esac ;;
 		esac
-		[ "$_auth" = ok ]
+		[ "$_auth" = ok ] || return 1
+		check_meas "$1" "$2"
 		return
 	fi
 	[ "$_au" = 0 ] || { coco_diag "authenticated '$_au', wanted 0"; return 1; }
 	case "$_auth" in
-	"error: $_want"*) return 0 ;;
+	"error: $_want"*) check_meas "$1" "$2"; return ;;
 	esac
 	coco_diag "wanted 'error: $_want...'"
 	return 1
+}
+
+# check_meas BDF VARIANT: measurements/status as the variant demands; a
+# failed first reading leaves no block directory (nothing stale to show).
+check_meas() {
+	_mw=$(expected_meas "$2")
+	_ms=$(cat "$COCO_PCI/$1/measurements/status" 2>/dev/null)
+	_nb=$(ls -d "$COCO_PCI/$1"/measurements/[0-9]* 2>/dev/null | wc -l)
+	coco_diag "$1 ($2): measurements/status '$_ms', $_nb blocks"
+	if [ "$_mw" = ok ]; then
+		[ "$_ms" = ok ] && [ "$_nb" -ge 1 ] || return 1
+		case "$2" in
+		fault:refuse-all-blocks)
+			dmesg | grep -F "$1" | grep 'coco: measurements: ' | tail -n 1 | grep -q 'per index' ||
+				{ coco_diag "no per-index reading in the log"; return 1; } ;;
+		esac
+		return 0
+	fi
+	[ "$_ms" = "error: $_mw" ] && [ "$_nb" = 0 ] && [ "$(cat "$COCO_PCI/$1/measurements/stale")" = 0 ]
 }
 
 # log_after_trust: the kernel log from the rig's "trust anchor loaded" line
@@ -113,6 +153,10 @@ check_log() {
 	_want=$(expected "$2")
 	case "$2" in
 	fault:garbage) _want="coco: probe failed" ;;
+	fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
+		fault:oversized-record | fault:no-meas-sig)
+		log_after_trust | grep -F "$1" | grep -qF "coco: measurements failed: $(expected_meas "$2")" || {
+			coco_diag "no 'coco: measurements failed: $(expected_meas "$2")' line for $1"; return 1; } ;;
 	cma-id:*)
 		dmesg | grep -F "$1" | grep -q "coco: CMA identity names another" || {
 			coco_diag "no CMA identity warning for $1"; return 1; } ;;
@@ -120,6 +164,9 @@ check_log() {
 	# From the trust anchor's loading on: before it, every device is untrusted.
 	_lines=$(log_after_trust | grep -F "$1" | grep -E "coco: (authentication failed|not authenticated|probe failed)")
 	if [ "$_want" = ok ]; then
+		# An untrusted first run follows every insmod until the trust anchor
+		# is loaded again ("not authenticated"): only failures count here.
+		_lines=$(printf '%s\n' "$_lines" | grep -E "coco: (authentication failed|probe failed)")
 		[ -z "$_lines" ] && return 0
 		printf '%s\n' "$_lines" | coco_diag_stream 5
 		return 1

@@ -52,7 +52,7 @@ if [ ! -r "$COCO_ROOT_DER" ] || ! command -v keyctl >/dev/null || ! command -v o
 	ktap_skip_all "needs keyctl, openssl and the rig's trust anchor ($COCO_ROOT_DER)"
 	exit "$KSFT_SKIP"
 fi
-ktap_set_plan 12
+ktap_set_plan 11
 coco_tmp_init
 
 DEVS=$(coco_devices)
