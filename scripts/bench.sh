@@ -8,6 +8,7 @@
 #   - the whole KUnit + kselftest run,
 #   - 100 synchronous probes (rescan: discovery, GET_VERSION and a re-authentication each),
 #   - a cold and a warm authentication: exchanges, bytes, time,
+#   - reading the measurements all at once vs per index, and the memory held,
 #   - authenticating 1 vs 8 endpoints at once.
 # Prints a table; logs go to $COCO_CACHE/logs/bench-*.
 set -uo pipefail
@@ -45,13 +46,30 @@ stats() {
 	sed -nE 's/.* ([0-9]+) SPDM exchanges, ([0-9]+) bytes sent, ([0-9]+) received, [0-9]+ connection\(s\), ([0-9]+) us.*/\1 \2 \3 \4/p' <<<"$1" |
 		awk '{ printf "%10s %12s %12s %10.1f", $1, $2, $3, $4 / 1000 }'
 }
-scripts/qemu-run.sh --no-setup --endpoints 1 -- dmesg >"$logdir/auth-1.out" 2>&1
-cold=$(grep -m1 'coco: not authenticated: ' "$logdir/auth-1.out")
-warm=$(grep 'coco: authenticated: ' "$logdir/auth-1.out" | tail -n 1)
+# A second endpoint refuses the all-blocks GET_MEASUREMENTS: its measurements
+# are read index by index.
+scripts/qemu-run.sh --no-setup --endpoints 1 --variant fault:refuse-all-blocks -- dmesg \
+	>"$logdir/auth-meas.out" 2>&1
+cold=$(grep -m1 '0000:01:00.0: coco: not authenticated: ' "$logdir/auth-meas.out")
+warm=$(grep '0000:01:00.0: coco: authenticated: ' "$logdir/auth-meas.out" | tail -n 1)
 printf '%-26s %10s %12s %12s %10s\n' authentication exchanges "bytes sent" "bytes recv" "time(ms)"
 printf '%-26s %s\n' "cold (chain read)" "$(stats "$cold")"
 printf '%-26s %s\n' "warm (chain cached)" "$(stats "$warm")"
 echo "# after GET_VERSION; bytes are SPDM messages without DOE headers"
+
+# Measurements (6 blocks, ECDSA P-384, SHA-512), from the same boot: all
+# blocks in one signed request, vs index by index (the count, then each index,
+# the last signed; after the refused all-blocks request), and the kernel
+# memory one device's verified reading holds (blocks, L1/L2, signature).
+mstats() {
+	sed -nE 's/.*coco: measurements: ([0-9]+) blocks.*; ([0-9]+) SPDM exchanges \(([a-z ]+)\), ([0-9]+) bytes sent, ([0-9]+) received, ([0-9]+) us; ([0-9]+) bytes held.*/\1 \2 \4 \5 \6 \7/p' <<<"$1" |
+		awk '{ printf "%7s %10s %12s %12s %10.1f %12s", $1, $2, $3, $4, $5 / 1000, $6 }'
+}
+all=$(grep '0000:01:00.0: coco: measurements: ' "$logdir/auth-meas.out" | tail -n 1)
+per=$(grep '0000:02:00.0: coco: measurements: ' "$logdir/auth-meas.out" | tail -n 1)
+printf '%-22s %7s %10s %12s %12s %10s %12s\n' measurements blocks exchanges "bytes sent" "bytes recv" "time(ms)" "bytes held"
+printf '%-22s %s\n' "all at once (signed)" "$(mstats "$all")"
+printf '%-22s %s\n' "per index" "$(mstats "$per")"
 
 # 1 vs 8 endpoints authenticated at once (the first, parallel runs after
 # insmod): span from the earliest start to the latest end, from the log
@@ -59,7 +77,7 @@ echo "# after GET_VERSION; bytes are SPDM messages without DOE headers"
 # parallel.
 printf '%-10s %14s %18s\n' endpoints "span(s)" "slowest device(s)"
 for n in 1 8; do
-	[ "$n" = 1 ] || scripts/qemu-run.sh --no-setup --endpoints "$n" -- dmesg >"$logdir/auth-$n.out" 2>&1
+	scripts/qemu-run.sh --no-setup --endpoints "$n" -- dmesg >"$logdir/auth-$n.out" 2>&1
 	grep 'coco: not authenticated: ' "$logdir/auth-$n.out" |
 		sed -nE 's/^\[ *([0-9.]+)\].* ([0-9]+) us;.*/\1 \2/p' |
 		awk -v n="$n" '

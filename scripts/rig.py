@@ -74,7 +74,7 @@ def drop_known_upstream(lines):
 
 
 # KUnit suites of the project; each must report its results in a test run.
-KUNIT_SUITES = ("coco", "coco_crypto", "coco_auth")
+KUNIT_SUITES = ("coco", "coco_crypto", "coco_auth", "coco_session_crypto")
 
 # Written to the kernel log by the guest's /init before coco.ko is loaded.
 INIT_MARK = "coco-rig: /init started"

@@ -30,10 +30,11 @@ COCO_MARK_LINES=
 
 # ---------------------------------------------------------------- output
 
-# coco_diag LINE...: one KTAP diagnostic line per argument.
+# coco_diag LINE...: KTAP diagnostic lines, one per argument (an argument
+# with newlines gives one diagnostic line per line).
 coco_diag() {
 	for _cd_l in "$@"; do
-		printf '# %s\n' "$_cd_l"
+		printf '%s\n' "$_cd_l" | sed 's/^/# /'
 	done
 }
 
