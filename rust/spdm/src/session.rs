@@ -1297,6 +1297,11 @@ impl SequenceCounter {
         SequenceCounter { next: 0 }
     }
 
+    /// A counter whose next number is `next` (for tests and resumed state).
+    pub const fn at(next: u64) -> Self {
+        SequenceCounter { next }
+    }
+
     /// The number the next record carries.
     pub const fn next(&self) -> u64 {
         self.next

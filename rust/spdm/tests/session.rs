@@ -209,7 +209,10 @@ fn finish_and_small_messages_round_trip() {
     let n = encode_finish(v, 0, &[], &vd, &mut buf).unwrap();
     assert_eq!(n, 36);
     let f = parse_finish(&buf[..n], 32, 0).unwrap();
-    assert_eq!((f.verify_data, f.verify_data_offset, f.len), (&vd[..], 4, 36));
+    assert_eq!(
+        (f.verify_data, f.verify_data_offset, f.len),
+        (&vd[..], 4, 36)
+    );
     assert!(f.signature.is_empty());
     // A signature without mutual authentication is refused.
     let n = encode_finish(v, 1, &[1; 64], &vd, &mut buf).unwrap();
@@ -287,7 +290,10 @@ fn opaque_data_rejects_malformed() {
     let mut v = vec![2u8, 0, 0, 0, 7, 2, 0xAA, 0xBB, 1, 0, 0x42, 0];
     v.extend_from_slice(&good[4..n]);
     assert_eq!(
-        parse_sm_versions(&v).unwrap().versions().collect::<Vec<_>>(),
+        parse_sm_versions(&v)
+            .unwrap()
+            .versions()
+            .collect::<Vec<_>>(),
         [0x1100]
     );
     assert!(encode_sm_supported_versions(&[], &mut good).is_err());
@@ -388,7 +394,10 @@ fn doe_record_layout_and_failures() {
     assert_eq!(open(&t[..n], &p), Err(RecordError::Decrypt));
     // Replay (expected 6) or skip (expected 4): the implicit number does not match.
     for seq in [4, 6] {
-        assert_eq!(open(&out[..n], &RecordParams { seq, ..p }), Err(RecordError::Decrypt));
+        assert_eq!(
+            open(&out[..n], &RecordParams { seq, ..p }),
+            Err(RecordError::Decrypt)
+        );
     }
     assert_eq!(
         open(&out[..n], &RecordParams { session_id: 7, ..p }),
@@ -456,7 +465,11 @@ macro_rules! independent_schedule {
         fn $name() {
             type Hk = hkdf::Hkdf<$h>;
             let h: usize = $size;
-            for (version, vstr) in [(SpdmVersion::V1_1, "1.1"), (SpdmVersion::V1_2, "1.2"), (SpdmVersion::V1_3, "1.3")] {
+            for (version, vstr) in [
+                (SpdmVersion::V1_1, "1.1"),
+                (SpdmVersion::V1_2, "1.2"),
+                (SpdmVersion::V1_3, "1.3"),
+            ] {
                 let dhe: Vec<u8> = (0..48u8).map(|i| i.wrapping_mul(7)).collect();
                 let th1: Vec<u8> = (0..h as u8).collect();
                 let th2: Vec<u8> = (0..h as u8).map(|i| 0xFF - i).collect();
@@ -558,7 +571,10 @@ fn bin_concat_layout() {
     assert_eq!(dhe_secret_size(SPDM_DHE_SECP256R1), Some(32));
     assert_eq!(aead_key_size(SPDM_AEAD_CHACHA20_POLY1305), Some(32));
     assert_eq!(
-        strongest_u16(SPDM_DHE_SECP256R1 | SPDM_DHE_SECP384R1, &SPDM_DHE_PREFERENCE),
+        strongest_u16(
+            SPDM_DHE_SECP256R1 | SPDM_DHE_SECP384R1,
+            &SPDM_DHE_PREFERENCE
+        ),
         Some(SPDM_DHE_SECP384R1)
     );
 }
