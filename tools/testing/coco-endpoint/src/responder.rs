@@ -24,6 +24,22 @@
 //! signed 1.2+ response Param2 reports
 //! the content-changed field: changed if the firmware update switch flipped since the first
 //! GET_MEASUREMENTS of the current L1/L2, else unchanged.
+//!
+//! Secure sessions (SPDM 1.2+, with an identity): CAPABILITIES add KEY_EX_CAP, ENCRYPT_CAP,
+//! MAC_CAP, HBEAT_CAP and KEY_UPD_CAP (never HANDSHAKE_IN_THE_CLEAR_CAP: the handshake is
+//! encrypted); ALGORITHMS select DHE secp384r1 > secp256r1, AEAD AES-256-GCM >
+//! ChaCha20-Poly1305 and the SPDM key schedule from what was offered. KEY_EXCHANGE (in the
+//! clear, DOE type 1) needs the requester's KEY_EX_CAP, ENCRYPT_CAP and MAC_CAP, no measurement
+//! summary and a secured-message version list (format 1 opaque data) containing 1.0 or 1.1;
+//! the answer is signed with the slot's leaf key over VCA || Hash(chain) || KEY_EXCHANGE ||
+//! KEY_EXCHANGE_RSP and carries ResponderVerifyData. Everything else of the session travels in
+//! DOE type 2 objects (PCI DOE binding: no sequence number field, no random padding): FINISH
+//! with the handshake keys, then HEARTBEAT, KEY_UPDATE (UpdateKey / UpdateAllKeys, then
+//! VerifyNewKey; UpdateAllKeys is acknowledged with the new response key), END_SESSION, and
+//! any other request the endpoint serves (GET_MEASUREMENTS is the application message; also
+//! GET_DIGESTS, GET_CERTIFICATE, ...), answered inside the session. A record that does not
+//! decrypt ends the session with ERROR DecryptError in the clear. GET_VERSION ends the session;
+//! one session at a time (a new KEY_EXCHANGE replaces it).
 
 use std::sync::Arc;
 
