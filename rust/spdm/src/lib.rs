@@ -3,13 +3,15 @@
 //! This crate root is deliberately thin: all code lives in `spdm.rs` (header, codes,
 //! GET_VERSION/VERSION, ERROR, RESPOND_IF_READY) and `auth.rs` (the authentication messages,
 //! certificate chains, transcript and signing prefix) and `meas.rs` (GET_MEASUREMENTS /
-//! MEASUREMENTS and the measurement record), which the kernel module also compiles
+//! MEASUREMENTS and the measurement record) and `session.rs` (secure sessions: KEY_EXCHANGE to
+//! END_SESSION, the DSP0277 secured-message record, the key schedule), which the kernel module also compiles
 //! directly, as sibling modules of its crate root with the same names:
 //!
 //! ```text
 //! #[path = ".../rust/spdm/src/spdm.rs"] mod spdm;
 //! #[path = ".../rust/spdm/src/auth.rs"] mod auth;
 //! #[path = ".../rust/spdm/src/meas.rs"] mod meas;
+//! #[path = ".../rust/spdm/src/session.rs"] mod session;
 //! ```
 //!
 //! `cma.rs` (the CMA identity in a leaf certificate's subjectAltName) stands alone.
@@ -51,3 +53,5 @@ pub mod auth;
 pub mod cma;
 
 pub mod meas;
+
+pub mod session;

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 
 use coco_spdm::VersionEntry;
 
+pub mod crypto;
 pub mod measurements;
 pub mod pki;
 pub mod responder;
@@ -85,6 +86,20 @@ pub enum Fault {
     /// GET_MEASUREMENTS for all blocks (0xFF) gets ERROR UnsupportedRequest; per-index requests
     /// and the count query work.
     RefuseAllBlocks,
+    /// KEY_EXCHANGE_RSP carries a corrupted signature.
+    BadKexSignature,
+    /// KEY_EXCHANGE_RSP carries a wrong ResponderVerifyData.
+    WrongVerifyData,
+    /// Application-phase secured responses have a MAC byte flipped.
+    TamperedMac,
+    /// Application-phase secured responses reuse the previous sequence number.
+    ReplayedSequence,
+    /// Application-phase secured responses advance the sequence number by 2.
+    SkippedSequence,
+    /// Application-phase secured responses carry another SessionID.
+    WrongSessionId,
+    /// KEY_UPDATE is answered with ERROR Unspecified.
+    RefuseKeyUpdate,
 }
 
 /// The `--fault` kinds, one per line: name and what it does. Shown by `--help`.
@@ -118,7 +133,18 @@ oversized-record      MEASUREMENTS declare a MeasurementRecordLength 4096 bytes 
 no-meas-sig           CAPABILITIES announce MEAS_CAP = 1 (measurements without signature); signed
                       GET_MEASUREMENTS get ERROR InvalidRequest, unsigned ones work
 refuse-all-blocks     GET_MEASUREMENTS for all blocks (0xFF) get ERROR UnsupportedRequest (param2
-                      0xE0); per-index requests and the count query (0) work";
+                      0xE0); per-index requests and the count query (0) work
+bad-kex-signature     KEY_EXCHANGE_RSP signature corrupted (signature verification fails)
+wrong-verify-data     KEY_EXCHANGE_RSP ResponderVerifyData wrong (HMAC check fails)
+tampered-mac          every application-phase secured response has a MAC byte flipped (decryption
+                      fails)
+replayed-sequence     application-phase secured responses after the first reuse the previous
+                      sequence number (decryption with the expected number fails)
+skipped-sequence      application-phase secured responses advance the sequence number by 2
+                      (decryption with the expected number fails)
+wrong-session-id      application-phase secured responses carry another SessionID (RspSessionID
+                      bits inverted)
+refuse-key-update     KEY_UPDATE answered with ERROR Unspecified (inside the session)";
 
 impl Fault {
     /// The name used on the command line (without the count of `busy:N`).
@@ -146,11 +172,18 @@ impl Fault {
             Fault::OversizedRecord => "oversized-record",
             Fault::NoMeasSig => "no-meas-sig",
             Fault::RefuseAllBlocks => "refuse-all-blocks",
+            Fault::BadKexSignature => "bad-kex-signature",
+            Fault::WrongVerifyData => "wrong-verify-data",
+            Fault::TamperedMac => "tampered-mac",
+            Fault::ReplayedSequence => "replayed-sequence",
+            Fault::SkippedSequence => "skipped-sequence",
+            Fault::WrongSessionId => "wrong-session-id",
+            Fault::RefuseKeyUpdate => "refuse-key-update",
         }
     }
 
     /// Every fault kind (with `busy:1`), for tests and help.
-    pub const ALL: [Fault; 22] = [
+    pub const ALL: [Fault; 29] = [
         Fault::None,
         Fault::NoAnswer,
         Fault::Garbage,
@@ -173,6 +206,24 @@ impl Fault {
         Fault::OversizedRecord,
         Fault::NoMeasSig,
         Fault::RefuseAllBlocks,
+        Fault::BadKexSignature,
+        Fault::WrongVerifyData,
+        Fault::TamperedMac,
+        Fault::ReplayedSequence,
+        Fault::SkippedSequence,
+        Fault::WrongSessionId,
+        Fault::RefuseKeyUpdate,
+    ];
+
+    /// The secure-session faults (they only affect KEY_EXCHANGE_RSP and secured messages).
+    pub const SESSION: [Fault; 7] = [
+        Fault::BadKexSignature,
+        Fault::WrongVerifyData,
+        Fault::TamperedMac,
+        Fault::ReplayedSequence,
+        Fault::SkippedSequence,
+        Fault::WrongSessionId,
+        Fault::RefuseKeyUpdate,
     ];
 
     /// The measurement faults (they only affect GET_MEASUREMENTS / MEASUREMENTS and

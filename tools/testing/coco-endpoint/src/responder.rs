@@ -24,6 +24,22 @@
 //! signed 1.2+ response Param2 reports
 //! the content-changed field: changed if the firmware update switch flipped since the first
 //! GET_MEASUREMENTS of the current L1/L2, else unchanged.
+//!
+//! Secure sessions (SPDM 1.2+, with an identity): CAPABILITIES add KEY_EX_CAP, ENCRYPT_CAP,
+//! MAC_CAP, HBEAT_CAP and KEY_UPD_CAP (never HANDSHAKE_IN_THE_CLEAR_CAP: the handshake is
+//! encrypted); ALGORITHMS select DHE secp384r1 > secp256r1, AEAD AES-256-GCM >
+//! ChaCha20-Poly1305 and the SPDM key schedule from what was offered. KEY_EXCHANGE (in the
+//! clear, DOE type 1) needs the requester's KEY_EX_CAP, ENCRYPT_CAP and MAC_CAP, no measurement
+//! summary and a secured-message version list (format 1 opaque data) containing 1.0 or 1.1;
+//! the answer is signed with the slot's leaf key over VCA || Hash(chain) || KEY_EXCHANGE ||
+//! KEY_EXCHANGE_RSP and carries ResponderVerifyData. Everything else of the session travels in
+//! DOE type 2 objects (PCI DOE binding: no sequence number field, no random padding): FINISH
+//! with the handshake keys, then HEARTBEAT, KEY_UPDATE (UpdateKey / UpdateAllKeys, then
+//! VerifyNewKey; UpdateAllKeys is acknowledged with the new response key), END_SESSION, and
+//! any other request the endpoint serves (GET_MEASUREMENTS is the application message; also
+//! GET_DIGESTS, GET_CERTIFICATE, ...), answered inside the session. A record that does not
+//! decrypt ends the session with ERROR DecryptError in the clear. GET_VERSION ends the session;
+//! one session at a time (a new KEY_EXCHANGE replaces it).
 
 use std::sync::Arc;
 
@@ -43,6 +59,10 @@ use coco_spdm::auth::{
     SPDM_MEAS_SUMMARY_NONE, SPDM_OPAQUE_DATA_FMT1,
 };
 use coco_spdm::auth::{
+    SPDM_CAP_ENCRYPT, SPDM_CAP_HBEAT, SPDM_CAP_KEY_EX, SPDM_CAP_KEY_UPD, SPDM_CAP_MAC,
+    SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT, SPDM_KEY_SCHEDULE_SPDM,
+};
+use coco_spdm::auth::{
     SPDM_CAP_MEAS_FRESH, SPDM_CAP_MEAS_NO_SIG, SPDM_CAP_MEAS_SIG, SPDM_HASH_SHA256,
     SPDM_HASH_SHA384, SPDM_HASH_SHA512, SPDM_MEAS_HASH_RAW, SPDM_MEAS_HASH_SHA256,
     SPDM_MEAS_HASH_SHA384, SPDM_MEAS_HASH_SHA512, SPDM_MEAS_SPEC_DMTF, SPDM_SLOT_PUBLIC_KEY,
@@ -53,6 +73,17 @@ use coco_spdm::meas::{
     SPDM_MEAS_CONTENT_CHANGED, SPDM_MEAS_CONTENT_UNCHANGED, SPDM_MEAS_OP_ALL, SPDM_MEAS_OP_TOTAL,
     SPDM_MEAS_SLOT_MASK,
 };
+use coco_spdm::session::{
+    dhe_exchange_size, encode_end_session_ack, encode_finish_rsp, encode_heartbeat_ack,
+    encode_key_exchange_rsp, encode_key_exchange_rsp_body, encode_key_update_ack, encode_record,
+    encode_sm_version_selection, open_record, parse_end_session, parse_finish, parse_heartbeat,
+    parse_key_exchange, parse_key_update, parse_record_header, parse_sm_versions,
+    select_sm_version, session_id, strongest_u16, KeyExchangeRspBody, KeySchedule, RecordParams,
+    Secret, SmVersions, SPDM_AEAD_PREFERENCE, SPDM_DHE_PREFERENCE,
+    SPDM_KEY_UPDATE_OP_UPDATE_ALL_KEYS, SPDM_KEY_UPDATE_OP_UPDATE_KEY,
+    SPDM_KEY_UPDATE_OP_VERIFY_NEW_KEY, SPDM_PCI_DOE_SEQ_NUM_SIZE, SPDM_SECURED_VERSION_1_0,
+    SPDM_SECURED_VERSION_1_1,
+};
 use coco_spdm::{
     code_name, encode_error_response, encode_response_not_ready, encode_version_response,
     error_code_name, parse_get_version, parse_respond_if_ready, ResponseNotReady, SpdmHeader,
@@ -62,8 +93,13 @@ use coco_spdm::{
     SPDM_GET_MEASUREMENTS, SPDM_GET_VERSION, SPDM_NEGOTIATE_ALGORITHMS, SPDM_RESPOND_IF_READY,
     SPDM_VERSION_1_0, SPDM_VERSION_RESPONSE_MAX_SIZE,
 };
+use coco_spdm::{
+    SPDM_END_SESSION, SPDM_ERROR_DECRYPT_ERROR, SPDM_FINISH, SPDM_HEARTBEAT, SPDM_KEY_EXCHANGE,
+    SPDM_KEY_UPDATE,
+};
 use rand::RngExt;
 
+use crate::crypto::{key_schedule, Direction, Ecdhe, RustHmac, SUPPORTED_AEAD, SUPPORTED_DHE};
 use crate::measurements::MeasConfig;
 use crate::pki::{spdm_hash, Identity, SUPPORTED_HASHES};
 use crate::socket::QEMU_MAX_RESPONSE_SIZE;
@@ -145,6 +181,74 @@ pub struct Responder {
     meas_l: Vec<u8>,
     /// Whether the firmware update was active at the first GET_MEASUREMENTS of `meas_l`.
     meas_l_updated: Option<bool>,
+    /// Selected DHE group, AEAD and key schedule (0: none).
+    dhe: u16,
+    aead: u16,
+    key_schedule: u16,
+    /// The secure session (one at a time).
+    session: Option<Session>,
+    /// RspSessionID of the next session.
+    next_rsp_session_id: u16,
+}
+
+/// Secured message versions the endpoint accepts (DSP0277 1.0 and 1.1).
+pub const SECURED_VERSIONS: [u16; 2] = [SPDM_SECURED_VERSION_1_0, SPDM_SECURED_VERSION_1_1];
+
+/// A secure session: its keys and transcript.
+struct Session {
+    id: u32,
+    version: SpdmVersion,
+    hash: u32,
+    aead: u16,
+    established: bool,
+    ks: KeySchedule<RustHmac>,
+    handshake_secret: Secret,
+    req_finished: Secret,
+    /// Request direction (handshake keys, then application keys).
+    req: Direction,
+    /// Response direction.
+    rsp: Direction,
+    /// VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP (|| FINISH || FINISH_RSP).
+    transcript: Vec<u8>,
+    /// A KEY_UPDATE (UpdateKey or UpdateAllKeys) awaiting VerifyNewKey.
+    pending_update: Option<u8>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &format_args!("{:#010x}", self.id))
+            .field("established", &self.established)
+            .finish()
+    }
+}
+
+impl Clone for Session {
+    fn clone(&self) -> Self {
+        Session {
+            id: self.id,
+            version: self.version,
+            hash: self.hash,
+            aead: self.aead,
+            established: self.established,
+            ks: key_schedule(self.version, self.hash).expect("schedule was built before"),
+            handshake_secret: self.handshake_secret.clone(),
+            req_finished: self.req_finished.clone(),
+            req: self.req.clone(),
+            rsp: self.rsp.clone(),
+            transcript: self.transcript.clone(),
+            pending_update: self.pending_update,
+        }
+    }
+}
+
+/// What to do after a secured response is sent.
+enum After {
+    Nothing,
+    /// FINISH done: switch both directions to these application directions.
+    Established(Box<(Direction, Direction)>),
+    /// END_SESSION acknowledged.
+    End,
 }
 
 /// An SPDM-level outcome: the response message, or an ERROR (code, data) with a reason.
@@ -192,7 +296,22 @@ impl Responder {
             meas_spec: 0,
             meas_l: Vec::new(),
             meas_l_updated: None,
+            dhe: 0,
+            aead: 0,
+            key_schedule: 0,
+            session: None,
+            next_rsp_session_id: 0x8001,
         }
+    }
+
+    /// Whether secure sessions are offered: with an identity, from SPDM 1.2.
+    fn sessions_enabled(&self) -> bool {
+        self.identity.is_some() && self.negotiated.is_some_and(|v| v >= SpdmVersion::V1_2)
+    }
+
+    /// The SessionID of the current session, if any.
+    pub fn session_id(&self) -> Option<u32> {
+        self.session.as_ref().map(|s| s.id)
     }
 
     /// A responder with certificates and keys: announces CERT_CAP, CHAL_CAP and MEAS_CAP and
@@ -327,10 +446,7 @@ impl Responder {
                 let msg = self.spdm(obj.payload, log);
                 (DOE_TYPE_CMA, self.spdm_object(DOE_TYPE_CMA, &msg))
             }
-            DOE_TYPE_SECURED_CMA => self.invalid(
-                "secured CMA object (type 2) but no SPDM session is supported yet".to_string(),
-                log,
-            ),
+            DOE_TYPE_SECURED_CMA => self.secured(obj.payload, log),
             t => self.invalid(format!("unknown DOE object type {t}"), log),
         }
     }
@@ -420,6 +536,7 @@ impl Responder {
             SPDM_GET_MEASUREMENTS if self.meas_enabled() => {
                 self.get_measurements(payload, header, log)
             }
+            SPDM_KEY_EXCHANGE if self.sessions_enabled() => self.key_exchange(payload, header, log),
             code => Err((
                 SPDM_ERROR_UNSUPPORTED_REQUEST,
                 code,
@@ -504,6 +621,9 @@ impl Responder {
         self.transcript.clear();
         self.vca_len = 0;
         self.chains.clear();
+        if let Some(s) = self.session.take() {
+            log.push(format!("GET_VERSION ends session {:#010x}", s.id));
+        }
         let entries = if self.fault == Fault::WrongVersion {
             vec![
                 VersionEntry::new(0, 9, 0, 0).expect("valid entry"),
@@ -568,6 +688,13 @@ impl Responder {
                     SPDM_CAP_MEAS_SIG
                 };
         }
+        if self.identity.is_some() && v >= SpdmVersion::V1_2 {
+            caps.flags |= SPDM_CAP_KEY_EX
+                | SPDM_CAP_ENCRYPT
+                | SPDM_CAP_MAC
+                | SPDM_CAP_HBEAT
+                | SPDM_CAP_KEY_UPD;
+        }
         if v >= SpdmVersion::V1_2 {
             caps.data_transfer_size = DATA_TRANSFER_SIZE;
             caps.max_spdm_msg_size = DATA_TRANSFER_SIZE;
@@ -627,13 +754,29 @@ impl Responder {
                 _ => SPDM_MEAS_HASH_RAW,
             };
         }
-        let sel = |offered: Option<u16>| offered.map(|_| 0u16);
-        rsp.structs = AlgStructs {
-            dhe: sel(req.structs.dhe),
-            aead: sel(req.structs.aead),
-            req_base_asym: sel(req.structs.req_base_asym),
-            key_schedule: sel(req.structs.key_schedule),
+        let sessions = self.identity.is_some() && v >= SpdmVersion::V1_2;
+        let pick = |offered: Option<u16>, ours: u16, preference: &[u16]| {
+            offered.map(|o| {
+                if sessions {
+                    strongest_u16(o & ours, preference).unwrap_or(0)
+                } else {
+                    0
+                }
+            })
         };
+        rsp.structs = AlgStructs {
+            dhe: pick(req.structs.dhe, SUPPORTED_DHE, &SPDM_DHE_PREFERENCE),
+            aead: pick(req.structs.aead, SUPPORTED_AEAD, &SPDM_AEAD_PREFERENCE),
+            req_base_asym: req.structs.req_base_asym.map(|_| 0),
+            key_schedule: pick(
+                req.structs.key_schedule,
+                SPDM_KEY_SCHEDULE_SPDM,
+                &[SPDM_KEY_SCHEDULE_SPDM],
+            ),
+        };
+        self.dhe = rsp.structs.dhe.unwrap_or(0);
+        self.aead = rsp.structs.aead.unwrap_or(0);
+        self.key_schedule = rsp.structs.key_schedule.unwrap_or(0);
         if self.fault == Fault::UnsupportedAlgorithm {
             rsp.base_asym = (0..12)
                 .map(|b| 1u32 << b)
@@ -1128,6 +1271,590 @@ impl Responder {
             ));
         }
         Ok(msg)
+    }
+
+    // --- Secure sessions ----------------------------------------------------------------------
+
+    /// KEY_EXCHANGE (in the clear): ephemeral ECDHE, KEY_EXCHANGE_RSP signed with the slot's
+    /// leaf key, ResponderVerifyData; the handshake is encrypted (no HANDSHAKE_IN_THE_CLEAR).
+    fn key_exchange(
+        &mut self,
+        payload: &[u8],
+        header: SpdmHeader,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        let v = self.check_request(header, State::Negotiated)?;
+        if !self.requester_caps.has(SPDM_CAP_KEY_EX)
+            || !self.requester_caps.has(SPDM_CAP_ENCRYPT | SPDM_CAP_MAC)
+        {
+            return Err(unexpected(
+                "KEY_EXCHANGE but the requester announced no KEY_EX_CAP with ENCRYPT_CAP and MAC_CAP",
+            ));
+        }
+        if self.dhe == 0 || self.aead == 0 || self.key_schedule != SPDM_KEY_SCHEDULE_SPDM {
+            return Err(unexpected(
+                "KEY_EXCHANGE without a negotiated DHE group, AEAD and key schedule",
+            ));
+        }
+        let d = dhe_exchange_size(self.dhe).unwrap_or(0);
+        let req = parse_key_exchange(payload, d)
+            .map_err(|e| invalid(format!("malformed KEY_EXCHANGE: {}", e.as_str())))?;
+        if req.meas_summary_type != 0 {
+            return Err(invalid(
+                "KEY_EXCHANGE asks for a measurement summary, which this endpoint does not provide",
+            ));
+        }
+        let id = self.identity()?;
+        let slot = id
+            .slot(req.slot)
+            .ok_or_else(|| invalid(format!("KEY_EXCHANGE for empty slot {}", req.slot)))?;
+        let chain = self
+            .chain(req.slot)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "KEY_EXCHANGE for slot {} without a chain",
+                    req.slot
+                ))
+            })?
+            .clone();
+        let sm = parse_sm_versions(req.opaque).map_err(|e| {
+            invalid(format!(
+                "KEY_EXCHANGE opaque data without a secured message version list: {}",
+                e.as_str()
+            ))
+        })?;
+        let sm_version = match sm {
+            SmVersions::Supported(_) => select_sm_version(&sm, &SECURED_VERSIONS),
+            SmVersions::Selected(_) => None,
+        }
+        .ok_or_else(|| invalid("KEY_EXCHANGE offers no secured message version 1.0 or 1.1"))?;
+        let ecdhe = Ecdhe::generate(self.dhe)
+            .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "unsupported DHE".to_string()))?;
+        let shared = ecdhe
+            .shared_secret(req.exchange)
+            .ok_or_else(|| invalid("KEY_EXCHANGE ExchangeData is not a point of the group"))?;
+        let exchange = ecdhe.exchange_data();
+        let rsp_session_id = self.next_rsp_session_id;
+        self.next_rsp_session_id = self.next_rsp_session_id.wrapping_add(1).max(1);
+        let mut opaque = [0u8; 16];
+        let on = encode_sm_version_selection(sm_version, &mut opaque).expect("16 bytes");
+        let random: [u8; 32] = rand::rng().random();
+        let body = KeyExchangeRspBody {
+            version: v,
+            heartbeat_period: 0,
+            rsp_session_id,
+            mut_auth_requested: 0,
+            req_slot_id_param: 0,
+            random_data: &random,
+            exchange: &exchange,
+            measurement_summary_hash: &[],
+            opaque: &opaque[..on],
+        };
+        let internal = |what: &str, e: &dyn std::fmt::Display| {
+            (SPDM_ERROR_UNSPECIFIED, 0, format!("{what}: {e}"))
+        };
+        let mut body_bytes = vec![0u8; 1024];
+        let n = encode_key_exchange_rsp_body(&body, &mut body_bytes)
+            .map_err(|e| internal("cannot encode KEY_EXCHANGE_RSP", &e))?;
+        body_bytes.truncate(n);
+        let chain_hash = spdm_hash(self.hash, &chain)
+            .ok_or_else(|| (SPDM_ERROR_UNSPECIFIED, 0, "no hash negotiated".to_string()))?;
+        let mut transcript = self.transcript[..self.vca_len].to_vec();
+        transcript.extend_from_slice(&chain_hash);
+        transcript.extend_from_slice(&payload[..req.len]);
+        transcript.extend_from_slice(&body_bytes);
+        let th = spdm_hash(self.hash, &transcript).unwrap_or_default();
+        let mut signed = [0u8; 200];
+        let sn = signed_message(v, SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT, &th, &mut signed)
+            .map_err(|e| internal("signing prefix", &e))?;
+        let digest = spdm_hash(self.hash, &signed[..sn]).unwrap_or_default();
+        let mut sig = slot
+            .key
+            .sign_spdm(self.asym, self.hash, &digest)
+            .map_err(|e| (SPDM_ERROR_UNSPECIFIED, 0, e))?;
+        if self.fault == Fault::BadKexSignature {
+            let mid = sig.len() / 2;
+            sig[mid] ^= 0x5A;
+            log.push("fault bad-kex-signature: KEY_EXCHANGE_RSP signature corrupted".to_string());
+        }
+        transcript.extend_from_slice(&sig);
+        let th1 = spdm_hash(self.hash, &transcript).unwrap_or_default();
+        let mut ks = key_schedule(v, self.hash).map_err(|e| internal("key schedule", &e))?;
+        let ke = |e: coco_spdm::session::KeyScheduleError| internal("key schedule", &e);
+        let hs = ks.handshake_secret(&shared).map_err(ke)?;
+        let (req_hs, rsp_hs) = ks.handshake_traffic_secrets(&hs, &th1).map_err(ke)?;
+        let req_finished = ks.finished_key(&req_hs).map_err(ke)?;
+        let rsp_finished = ks.finished_key(&rsp_hs).map_err(ke)?;
+        let mut verify = ks
+            .verify_data(&rsp_finished, &th1)
+            .map_err(ke)?
+            .as_bytes()
+            .to_vec();
+        if self.fault == Fault::WrongVerifyData {
+            verify[0] ^= 0xFF;
+            log.push("fault wrong-verify-data: ResponderVerifyData corrupted".to_string());
+        }
+        transcript.extend_from_slice(&verify);
+        let mut msg = vec![0u8; 2048];
+        let n = encode_key_exchange_rsp(&body, &sig, &verify, &mut msg)
+            .map_err(|e| internal("cannot encode KEY_EXCHANGE_RSP", &e))?;
+        msg.truncate(n);
+        let req_dir = Direction::new(&mut ks, self.aead, req_hs)
+            .map_err(|e| (SPDM_ERROR_UNSPECIFIED, 0, e))?;
+        let rsp_dir = Direction::new(&mut ks, self.aead, rsp_hs)
+            .map_err(|e| (SPDM_ERROR_UNSPECIFIED, 0, e))?;
+        let sid = session_id(req.req_session_id, rsp_session_id);
+        if let Some(old) = self.session.take() {
+            log.push(format!("session {:#010x} replaced", old.id));
+        }
+        self.session = Some(Session {
+            id: sid,
+            version: v,
+            hash: self.hash,
+            aead: self.aead,
+            established: false,
+            ks,
+            handshake_secret: hs,
+            req_finished,
+            req: req_dir,
+            rsp: rsp_dir,
+            transcript,
+            pending_update: None,
+        });
+        log.push(format!(
+            "KEY_EXCHANGE {}.{} slot {} -> KEY_EXCHANGE_RSP session {sid:#010x} (DHE {:#x}, AEAD {:#x}, secured messages {}.{}, {} signature)",
+            v.major(),
+            v.minor(),
+            req.slot,
+            self.dhe,
+            self.aead,
+            sm_version >> 12,
+            (sm_version >> 8) & 0xF,
+            asym_name(self.asym),
+        ));
+        Ok(msg)
+    }
+
+    /// A secured CMA object (DOE type 2): decrypt, handle the SPDM request inside, answer with
+    /// a secured CMA object. Failures to decrypt end the session with ERROR DecryptError in
+    /// the clear.
+    fn secured(&mut self, payload: &[u8], log: &mut Vec<String>) -> (u8, Vec<u8>) {
+        let Some(mut s) = self.session.take() else {
+            return self.invalid(
+                "secured CMA object (type 2) without a session".to_string(),
+                log,
+            );
+        };
+        let header = match parse_record_header(payload, SPDM_PCI_DOE_SEQ_NUM_SIZE) {
+            Ok(h) => h,
+            Err(e) => {
+                self.session = Some(s);
+                return self.invalid(format!("malformed secured message: {e}"), log);
+            }
+        };
+        if header.session_id != s.id {
+            let reason = format!(
+                "secured message for session {:#010x}, current {:#010x}",
+                header.session_id, s.id
+            );
+            self.session = Some(s);
+            return self.invalid(reason, log);
+        }
+        let seq = s.req.seq.next();
+        let mut buf = payload.to_vec();
+        let params = RecordParams {
+            session_id: s.id,
+            iv: &s.req.iv,
+            seq,
+            seq_size: SPDM_PCI_DOE_SEQ_NUM_SIZE,
+        };
+        let msg = match open_record(&mut s.req.aead, &params, &mut buf) {
+            Ok(m) => m.to_vec(),
+            Err(e) => {
+                log.push(format!(
+                    "secured message {seq} of session {:#010x}: {e}: session ended, answering SPDM ERROR DecryptError",
+                    s.id
+                ));
+                return (
+                    DOE_TYPE_CMA,
+                    self.spdm_object(DOE_TYPE_CMA, &self.error(SPDM_ERROR_DECRYPT_ERROR, 0)),
+                );
+            }
+        };
+        let _ = s.req.seq.accept(seq);
+        let app_phase = s.established;
+        let (rsp, after) = self.in_session(&mut s, &msg, log);
+        // Encrypt with the response direction as it is now (UpdateAllKeys already moved it).
+        let mut seq = match s.rsp.seq.take() {
+            Ok(n) => n,
+            Err(e) => {
+                log.push(format!("session {:#010x}: {e}: ending it", s.id));
+                return self.invalid("sequence numbers exhausted".to_string(), log);
+            }
+        };
+        let mut sid = s.id;
+        if app_phase {
+            match self.fault {
+                Fault::ReplayedSequence if seq > 0 => {
+                    seq -= 1;
+                    s.rsp.seq = coco_spdm::session::SequenceCounter::at(seq + 1);
+                    log.push(format!(
+                        "fault replayed-sequence: response sent with sequence number {seq} again"
+                    ));
+                }
+                Fault::SkippedSequence => {
+                    seq = s.rsp.seq.take().unwrap_or(seq);
+                    log.push(format!(
+                        "fault skipped-sequence: response sent with sequence number {seq}"
+                    ));
+                }
+                Fault::WrongSessionId => {
+                    sid ^= 0xFFFF_0000;
+                    log.push(format!(
+                        "fault wrong-session-id: response carries SessionID {sid:#010x}"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let params = RecordParams {
+            session_id: sid,
+            iv: &s.rsp.iv,
+            seq,
+            seq_size: SPDM_PCI_DOE_SEQ_NUM_SIZE,
+        };
+        let mut out = vec![0u8; rsp.len() + 64];
+        let n = match encode_record(&mut s.rsp.aead, &params, &rsp, &[], &mut out) {
+            Ok(n) => n,
+            Err(e) => {
+                log.push(format!("cannot encrypt the response: {e}"));
+                return self.invalid("encryption failed".to_string(), log);
+            }
+        };
+        out.truncate(n);
+        if app_phase && self.fault == Fault::TamperedMac {
+            out[n - 1] ^= 0x01;
+            log.push("fault tampered-mac: MAC byte flipped".to_string());
+        }
+        match after {
+            After::Nothing => self.session = Some(s),
+            After::Established(dirs) => {
+                let (req, rsp) = *dirs;
+                s.req = req;
+                s.rsp = rsp;
+                s.established = true;
+                log.push(format!(
+                    "session {:#010x} established (application keys)",
+                    s.id
+                ));
+                self.session = Some(s);
+            }
+            After::End => log.push(format!("session {:#010x} ended", s.id)),
+        }
+        (
+            DOE_TYPE_SECURED_CMA,
+            self.spdm_object(DOE_TYPE_SECURED_CMA, &out),
+        )
+    }
+
+    /// Handles the SPDM request inside a secured message; returns the response message.
+    fn in_session(
+        &mut self,
+        s: &mut Session,
+        msg: &[u8],
+        log: &mut Vec<String>,
+    ) -> (Vec<u8>, After) {
+        let v = s.version;
+        let err = |this: &Self, code: u8, data: u8, reason: String, log: &mut Vec<String>| {
+            log.push(format!(
+                "in session: {reason}: answering SPDM ERROR {}",
+                error_code_name(code)
+            ));
+            this.error(code, data)
+        };
+        let Ok(header) = SpdmHeader::parse(msg) else {
+            return (
+                err(
+                    self,
+                    SPDM_ERROR_INVALID_REQUEST,
+                    0,
+                    "message shorter than its header".into(),
+                    log,
+                ),
+                After::Nothing,
+            );
+        };
+        if !s.established {
+            if header.code != SPDM_FINISH {
+                return (
+                    err(
+                        self,
+                        SPDM_ERROR_UNEXPECTED_REQUEST,
+                        0,
+                        format!("{} before FINISH", code_name(header.code)),
+                        log,
+                    ),
+                    After::Nothing,
+                );
+            }
+            let h = s.ks.hash_size();
+            let fin = match parse_finish(msg, h, 0) {
+                Ok(f) if f.version == v => f,
+                Ok(_) => {
+                    return (
+                        err(
+                            self,
+                            SPDM_ERROR_VERSION_MISMATCH,
+                            0,
+                            "FINISH with another version".into(),
+                            log,
+                        ),
+                        After::Nothing,
+                    )
+                }
+                Err(e) => {
+                    return (
+                        err(
+                            self,
+                            SPDM_ERROR_INVALID_REQUEST,
+                            0,
+                            format!("malformed FINISH: {}", e.as_str()),
+                            log,
+                        ),
+                        After::Nothing,
+                    )
+                }
+            };
+            let mut t = s.transcript.clone();
+            t.extend_from_slice(&msg[..fin.verify_data_offset]);
+            let th = spdm_hash(s.hash, &t).unwrap_or_default();
+            let expected =
+                s.ks.verify_data(&s.req_finished, &th)
+                    .map(|x| x.as_bytes().to_vec())
+                    .unwrap_or_default();
+            if expected != fin.verify_data {
+                return (
+                    err(
+                        self,
+                        SPDM_ERROR_DECRYPT_ERROR,
+                        0,
+                        "FINISH RequesterVerifyData does not verify".into(),
+                        log,
+                    ),
+                    After::End,
+                );
+            }
+            s.transcript.extend_from_slice(&msg[..fin.len]);
+            let mut rsp = [0u8; 4];
+            let n = encode_finish_rsp(v, &[], &mut rsp).expect("4 bytes");
+            s.transcript.extend_from_slice(&rsp[..n]);
+            let th2 = spdm_hash(s.hash, &s.transcript).unwrap_or_default();
+            let dirs =
+                s.ks.master_secret(&s.handshake_secret)
+                    .and_then(|m| s.ks.app_traffic_secrets(&m, &th2))
+                    .map_err(|e| e.to_string())
+                    .and_then(|(rq, rs)| {
+                        Ok((
+                            Direction::new(&mut s.ks, s.aead, rq)?,
+                            Direction::new(&mut s.ks, s.aead, rs)?,
+                        ))
+                    });
+            return match dirs {
+                Ok(d) => {
+                    log.push(
+                        "FINISH (encrypted, RequesterVerifyData verified) -> FINISH_RSP"
+                            .to_string(),
+                    );
+                    (rsp[..n].to_vec(), After::Established(Box::new(d)))
+                }
+                Err(e) => (
+                    err(
+                        self,
+                        SPDM_ERROR_UNSPECIFIED,
+                        0,
+                        format!("key schedule: {e}"),
+                        log,
+                    ),
+                    After::End,
+                ),
+            };
+        }
+        if header.version != v.as_byte() {
+            return (
+                err(
+                    self,
+                    SPDM_ERROR_VERSION_MISMATCH,
+                    0,
+                    format!(
+                        "{} with version {:#04x}",
+                        code_name(header.code),
+                        header.version
+                    ),
+                    log,
+                ),
+                After::Nothing,
+            );
+        }
+        match header.code {
+            SPDM_HEARTBEAT => match parse_heartbeat(msg) {
+                Ok(_) => {
+                    log.push("HEARTBEAT -> HEARTBEAT_ACK".to_string());
+                    let mut out = [0u8; 4];
+                    let n = encode_heartbeat_ack(v, &mut out).expect("4 bytes");
+                    (out[..n].to_vec(), After::Nothing)
+                }
+                Err(e) => (
+                    err(
+                        self,
+                        SPDM_ERROR_INVALID_REQUEST,
+                        0,
+                        format!("malformed HEARTBEAT: {}", e.as_str()),
+                        log,
+                    ),
+                    After::Nothing,
+                ),
+            },
+            SPDM_KEY_UPDATE => {
+                let ku = match parse_key_update(msg) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        return (
+                            err(
+                                self,
+                                SPDM_ERROR_INVALID_REQUEST,
+                                0,
+                                format!("malformed KEY_UPDATE: {}", e.as_str()),
+                                log,
+                            ),
+                            After::Nothing,
+                        )
+                    }
+                };
+                if self.fault == Fault::RefuseKeyUpdate {
+                    return (
+                        err(
+                            self,
+                            SPDM_ERROR_UNSPECIFIED,
+                            0,
+                            "fault refuse-key-update".into(),
+                            log,
+                        ),
+                        After::Nothing,
+                    );
+                }
+                match (ku.operation, s.pending_update) {
+                    (SPDM_KEY_UPDATE_OP_UPDATE_KEY | SPDM_KEY_UPDATE_OP_UPDATE_ALL_KEYS, None) => {
+                        let all = ku.operation == SPDM_KEY_UPDATE_OP_UPDATE_ALL_KEYS;
+                        let updated = s.req.updated(&mut s.ks, s.aead).and_then(|r| {
+                            let rs = if all {
+                                Some(s.rsp.updated(&mut s.ks, s.aead)?)
+                            } else {
+                                None
+                            };
+                            Ok((r, rs))
+                        });
+                        match updated {
+                            Ok((r, rs)) => {
+                                s.req = r;
+                                if let Some(rs) = rs {
+                                    s.rsp = rs;
+                                }
+                                s.pending_update = Some(ku.operation);
+                            }
+                            Err(e) => {
+                                return (
+                                    err(
+                                        self,
+                                        SPDM_ERROR_UNSPECIFIED,
+                                        0,
+                                        format!("key update: {e}"),
+                                        log,
+                                    ),
+                                    After::Nothing,
+                                )
+                            }
+                        }
+                        log.push(format!(
+                            "KEY_UPDATE {} tag {} -> KEY_UPDATE_ACK ({})",
+                            if all { "UpdateAllKeys" } else { "UpdateKey" },
+                            ku.tag,
+                            if all {
+                                "both directions updated"
+                            } else {
+                                "request direction updated"
+                            }
+                        ));
+                    }
+                    (SPDM_KEY_UPDATE_OP_VERIFY_NEW_KEY, Some(_)) => {
+                        s.pending_update = None;
+                        log.push(format!(
+                            "KEY_UPDATE VerifyNewKey tag {} -> KEY_UPDATE_ACK",
+                            ku.tag
+                        ));
+                    }
+                    (op, pending) => {
+                        return (
+                            err(
+                                self,
+                                SPDM_ERROR_INVALID_REQUEST,
+                                0,
+                                format!(
+                                    "KEY_UPDATE operation {op} with pending update {pending:?}"
+                                ),
+                                log,
+                            ),
+                            After::Nothing,
+                        );
+                    }
+                }
+                let mut out = [0u8; 4];
+                let n = encode_key_update_ack(&ku, &mut out).expect("4 bytes");
+                (out[..n].to_vec(), After::Nothing)
+            }
+            SPDM_END_SESSION => match parse_end_session(msg) {
+                Ok(h) => {
+                    log.push(format!(
+                        "END_SESSION (attributes {:#x}) -> END_SESSION_ACK",
+                        h.param1
+                    ));
+                    let mut out = [0u8; 4];
+                    let n = encode_end_session_ack(v, &mut out).expect("4 bytes");
+                    (out[..n].to_vec(), After::End)
+                }
+                Err(e) => (
+                    err(
+                        self,
+                        SPDM_ERROR_INVALID_REQUEST,
+                        0,
+                        format!("malformed END_SESSION: {}", e.as_str()),
+                        log,
+                    ),
+                    After::Nothing,
+                ),
+            },
+            SPDM_GET_VERSION
+            | SPDM_GET_CAPABILITIES
+            | SPDM_NEGOTIATE_ALGORITHMS
+            | SPDM_KEY_EXCHANGE
+            | SPDM_FINISH => (
+                err(
+                    self,
+                    SPDM_ERROR_UNEXPECTED_REQUEST,
+                    0,
+                    format!("{} inside a session", code_name(header.code)),
+                    log,
+                ),
+                After::Nothing,
+            ),
+            _ => {
+                // Application messages: any other request the endpoint serves (GET_MEASUREMENTS,
+                // GET_DIGESTS, GET_CERTIFICATE, ...), answered inside the session.
+                let mut inner = Vec::new();
+                let rsp = self.spdm(msg, &mut inner);
+                log.extend(inner.into_iter().map(|l| format!("in session: {l}")));
+                (rsp, After::Nothing)
+            }
+        }
     }
 
     /// Fault not-ready: keeps `response` for RESPOND_IF_READY and returns ResponseNotReady.
