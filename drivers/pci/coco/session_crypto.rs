@@ -215,13 +215,31 @@ pub(crate) struct Ecdh {
 unsafe impl Send for Ecdh {}
 
 impl Ecdh {
-    /// A fresh ephemeral key pair (the kernel generates the private key).
+    /// A fresh ephemeral key pair, its private key from the kernel's RNG (`get_random_bytes()`)
+    /// rather than the crypto API's default RNG ("stdrng", which needs a DRBG the module does
+    /// not otherwise depend on). A random scalar outside [1, n-1] is refused by `set_secret`
+    /// and drawn again (probability below 2^-32 per draw for P-256 and P-384).
     pub(crate) fn generate(curve: Curve) -> Result<Self> {
-        Self::with_private(curve, &[])
+        let mut private = SecretBuf::zeroed(curve.size())?;
+        let mut last = EINVAL;
+        for _ in 0..4 {
+            // SAFETY: `private` is valid for writes of its length.
+            unsafe {
+                bindings::get_random_bytes(private.0.as_mut_ptr().cast(), private.0.len())
+            };
+            match Self::with_private(curve, &private.0) {
+                Ok(k) => return Ok(k),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
-    /// A key pair with the given private key (empty: generated), for known-answer tests.
+    /// A key pair with the given private key (big-endian scalar).
     pub(crate) fn with_private(curve: Curve, private: &[u8]) -> Result<Self> {
+        if private.len() != curve.size() {
+            return Err(EINVAL);
+        }
         // SAFETY: The name is a NUL-terminated string.
         let tfm = from_err_ptr(unsafe {
             bindings::crypto_alloc_kpp(curve.name().as_char_ptr(), 0, ASYNC)
@@ -232,18 +250,14 @@ impl Ecdh {
         let this = Self { tfm, curve };
         let mut secret = SecretBuf::from_slice(private)?;
         let params = bindings::ecdh {
-            key: if private.is_empty() {
-                core::ptr::null_mut()
-            } else {
-                secret.0.as_mut_ptr().cast()
-            },
+            key: secret.0.as_mut_ptr().cast(),
             key_size: u16::try_from(private.len()).map_err(|_| EINVAL)?,
         };
         // SAFETY: `params` is a valid `struct ecdh`.
         let len = unsafe { bindings::crypto_ecdh_key_len(&params) };
         let mut packed = SecretBuf::zeroed(len as usize)?;
-        // SAFETY: `packed` is valid for `len` bytes; `params.key` is NULL or valid for
-        // `key_size` bytes.
+        // SAFETY: `packed` is valid for `len` bytes; `params.key` is valid for `key_size`
+        // bytes.
         to_result(unsafe {
             bindings::crypto_ecdh_encode_key(packed.0.as_mut_ptr().cast(), len, &params)
         })?;
@@ -259,17 +273,20 @@ impl Ecdh {
         // SAFETY: The transform is live.
         let req = unsafe { bindings::kpp_request_alloc(self.tfm.as_ptr(), bindings::GFP_KERNEL) };
         let req = NonNull::new(req).ok_or(ENOMEM)?;
-        let mut inbuf = SecretBuf::from_slice(input.unwrap_or(&[]))?;
+        let mut inbuf = SecretBuf::from_slice(input.unwrap_or(&[0u8]))?;
         let mut outbuf = SecretBuf::zeroed(out.len())?;
         let ret = (|| -> Result {
-            // SAFETY: `outbuf` and `inbuf` are kmalloc'd and live until the request is freed.
+            // SAFETY: `outbuf` and `inbuf` are kmalloc'd (not empty) and live until the request
+            // is freed.
             let mut sg_out = unsafe { sg_one(&mut outbuf.0)? };
             // SAFETY: As above.
             let mut sg_in = unsafe { sg_one(&mut inbuf.0)? };
             let out_len = u32::try_from(out.len()).map_err(|_| EINVAL)?;
             let in_len = u32::try_from(inbuf.0.len()).map_err(|_| EINVAL)?;
             // SAFETY: `req` is a live request of this transform; the scatterlists are valid for
-            // the call; no callback (synchronous transform).
+            // the call; no callback (synchronous transform). Every field the operation reads is
+            // set: `kpp_request_alloc()` does not zero the request, and a stale `src` turns
+            // public key generation into a shared-secret computation.
             unsafe {
                 bindings::kpp_request_set_callback(req.as_ptr(), 0, None, core::ptr::null_mut());
                 bindings::kpp_request_set_output(req.as_ptr(), &mut sg_out, out_len);
@@ -277,6 +294,7 @@ impl Ecdh {
                     bindings::kpp_request_set_input(req.as_ptr(), &mut sg_in, in_len);
                     to_result(bindings::crypto_kpp_compute_shared_secret(req.as_ptr()))
                 } else {
+                    bindings::kpp_request_set_input(req.as_ptr(), core::ptr::null_mut(), 0);
                     to_result(bindings::crypto_kpp_generate_public_key(req.as_ptr()))
                 }
             }
