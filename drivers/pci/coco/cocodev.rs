@@ -426,9 +426,13 @@ impl CocoDev {
         // SAFETY: `self.work` was initialised by `new_work!`; flushing waits for a queued or
         // running probe, which returns early once `removed` is set.
         unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
-        // No probe runs or starts now (`removed`, sysfs writers drained, work flushed).
-        if let Some(dir) = self.op.lock().take() {
-            // SAFETY: Created by `coco_meas_dir_create()` for this device and not used after.
+        // Taking the directory waits for a probe that holds `op` (a `measurements/refresh`
+        // writer); later ones see `removed` and leave it alone. It is destroyed without `op`
+        // held: removing its files waits for their writers, which may be waiting for `op`.
+        let dir = self.op.lock().take();
+        if let Some(dir) = dir {
+            // SAFETY: Created by `coco_meas_dir_create()` for this device; no probe uses it any
+            // more (see above).
             unsafe { crate::coco_meas_dir_destroy(dir.0.as_ptr()) };
         }
     }
