@@ -128,7 +128,12 @@ impl Hmac {
 
     /// HKDF-Extract(salt, ikm) (RFC 5869 sec 2.2): HMAC(salt, ikm); an empty salt is a string
     /// of zeroes of the hash size.
-    pub(crate) fn hkdf_extract(&mut self, salt: &[u8], ikm: &[u8], prk: &mut [u8]) -> Result<usize> {
+    pub(crate) fn hkdf_extract(
+        &mut self,
+        salt: &[u8],
+        ikm: &[u8],
+        prk: &mut [u8],
+    ) -> Result<usize> {
         let zeros = [0u8; crate::crypto::MAX_DIGEST_SIZE];
         let salt = if salt.is_empty() {
             zeros.get(..self.size()).ok_or(EINVAL)?
@@ -359,8 +364,9 @@ impl Aead {
             return Err(EINVAL);
         }
         // SAFETY: The name is a NUL-terminated string.
-        let tfm =
-            from_err_ptr(unsafe { bindings::crypto_alloc_aead(alg.name().as_char_ptr(), 0, ASYNC) })?;
+        let tfm = from_err_ptr(unsafe {
+            bindings::crypto_alloc_aead(alg.name().as_char_ptr(), 0, ASYNC)
+        })?;
         let tfm = NonNull::new(tfm).ok_or(ENOMEM)?;
         let this = Self { tfm };
         let klen = u32::try_from(key.len()).map_err(|_| EINVAL)?;
