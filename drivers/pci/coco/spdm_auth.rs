@@ -1004,10 +1004,10 @@ fn run(
                     // SAFETY: No requirement; reads the monotonic clock.
                     let t0 = unsafe { bindings::ktime_get() };
                     let chain = info.chains.get(i).map(|c| &c[..]).unwrap_or(&[]);
-                    let r = session(c, &neg, slot, chain, &verifier);
+                    let mut secured = 0;
+                    let r = session(c, &neg, slot, chain, &verifier, &mut secured);
                     // SAFETY: As above.
                     let t1 = unsafe { bindings::ktime_get() };
-                    let secured = r.as_ref().map_or(0, |s| s.exchanges);
                     info.session_elapsed_us =
                         u64::try_from(t1.saturating_sub(t0) / 1000).unwrap_or(0);
                     info.session_exchanges = c.count.saturating_sub(n).saturating_add(secured);
@@ -1045,6 +1045,7 @@ fn session(
     slot: u8,
     chain: &[u8],
     verifier: &crypto::Verifier,
+    secured: &mut usize,
 ) -> Result<Session, Failure> {
     if neg.dhe == 0 || neg.aead == 0 || !neg.key_schedule_spdm {
         return Err(fail(
@@ -1052,11 +1053,14 @@ fn session(
             EOPNOTSUPP,
         ));
     }
-    let mut s = spdm_session::establish(c, neg, slot, chain, verifier)?;
-    s.probe_app(c.mb())?;
-    s.key_update(c.mb(), false)?;
-    s.heartbeat(c.mb())?;
-    Ok(s)
+    let mut s = spdm_session::establish(c, neg, slot, chain, verifier, secured)?;
+    let mb = c.mb();
+    let r = s
+        .probe_app(mb)
+        .and_then(|()| s.key_update(mb, false))
+        .and_then(|()| s.heartbeat(mb));
+    *secured = s.exchanges;
+    r.map(|()| s)
 }
 
 /// CHALLENGE on `slot` and the verification of CHALLENGE_AUTH's signature over the transcript

@@ -501,12 +501,14 @@ fn ephemeral(curve: sc::Curve, public: &mut [u8]) -> Result<(sc::Ecdh, usize), F
 
 /// Establishes a session with `slot` (authenticated with `verifier`, whose SPDM chain as the
 /// device sent it is `chain`) on the connection `c`: KEY_EXCHANGE, FINISH in the session.
+/// `secured` receives the number of secured messages sent (also on failure).
 pub(crate) fn establish(
     c: &mut Conn<'_, '_>,
     neg: &Negotiated,
     slot: u8,
     chain: &[u8],
     verifier: &Verifier,
+    secured: &mut usize,
 ) -> Result<Session, Failure> {
     let v = neg.version;
     let h = neg.hsize;
@@ -647,7 +649,9 @@ pub(crate) fn establish(
         &mut r,
         spdm::SPDM_FINISH_RSP,
         "device answered FINISH with an SPDM ERROR",
-    )?;
+    );
+    *secured = s.exchanges;
+    let m = m?;
     let (_, flen) =
         ss::parse_finish_rsp(r.get(..m).unwrap_or(&[]), v, 0).map_err(|e| proto(e.as_str()))?;
     add(&mut t, r.get(..flen).unwrap_or(&[]))?;
