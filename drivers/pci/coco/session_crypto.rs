@@ -269,8 +269,12 @@ impl Ecdh {
         let ret = (|| -> Result {
             // SAFETY: `outbuf` and `inbuf` are kmalloc'd and live until the request is freed.
             let mut sg_out = unsafe { sg_one(&mut outbuf.0)? };
-            // SAFETY: As above.
-            let mut sg_in = unsafe { sg_one(&mut inbuf.0)? };
+            // No scatterlist over the empty buffer of a key generation.
+            let mut sg_in = match input {
+                // SAFETY: As above.
+                Some(_) => Some(unsafe { sg_one(&mut inbuf.0)? }),
+                None => None,
+            };
             let out_len = u32::try_from(out.len()).map_err(|_| EINVAL)?;
             let in_len = u32::try_from(inbuf.0.len()).map_err(|_| EINVAL)?;
             // SAFETY: `req` is a live request of this transform; the scatterlists are valid for
@@ -278,10 +282,13 @@ impl Ecdh {
             unsafe {
                 bindings::kpp_request_set_callback(req.as_ptr(), 0, None, core::ptr::null_mut());
                 bindings::kpp_request_set_output(req.as_ptr(), &mut sg_out, out_len);
-                if input.is_some() {
-                    bindings::kpp_request_set_input(req.as_ptr(), &mut sg_in, in_len);
+                if let Some(sg_in) = sg_in.as_mut() {
+                    bindings::kpp_request_set_input(req.as_ptr(), sg_in, in_len);
                     to_result(bindings::crypto_kpp_compute_shared_secret(req.as_ptr()))
                 } else {
+                    // kpp_request_alloc() does not zero the request, and the ECDH driver
+                    // computes a shared secret whenever `src` is set: clear it.
+                    bindings::kpp_request_set_input(req.as_ptr(), core::ptr::null_mut(), 0);
                     to_result(bindings::crypto_kpp_generate_public_key(req.as_ptr()))
                 }
             }

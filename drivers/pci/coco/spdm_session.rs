@@ -665,3 +665,117 @@ pub(crate) fn establish(
     s.rsp = Direction::new(&mut s.ks, alg, rs)?;
     Ok(s)
 }
+
+#[kunit_tests(coco_session)]
+mod tests {
+    use super::*;
+    use crate::crypto::HashAlg;
+    use crate::session::Hmac as _;
+
+    #[test]
+    fn khmac_hkdf_rfc5869_case1() -> Result {
+        let mut h = KHmac(sc::Hmac::new(HashAlg::Sha256)?);
+        assert_eq!(h.output_size(), 32);
+        let ikm = [0x0bu8; 22];
+        let salt: [u8; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        let info: [u8; 10] = [0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9];
+        let prk = ss::hkdf_extract(&mut h, &salt, &ikm).map_err(|_| EINVAL)?;
+        assert_eq!(
+            prk.as_bytes(),
+            &[
+                0x07, 0x77, 0x09, 0x36, 0x2c, 0x2e, 0x32, 0xdf, 0x0d, 0xdc, 0x3f, 0x0d, 0xc4, 0x7b,
+                0xba, 0x63, 0x90, 0xb6, 0xc7, 0x3b, 0xb5, 0x0f, 0x9c, 0x31, 0x22, 0xec, 0x84, 0x4a,
+                0xd7, 0xc2, 0xb3, 0xe5
+            ][..]
+        );
+        let mut okm = [0u8; 42];
+        ss::hkdf_expand(&mut h, prk.as_bytes(), &info, &mut okm).map_err(|_| EINVAL)?;
+        const OKM: [u8; 42] = [
+            0x3c, 0xb2, 0x5f, 0x25, 0xfa, 0xac, 0xd5, 0x7a, 0x90, 0x43, 0x4f, 0x64, 0xd0, 0x36,
+            0x2f, 0x2a, 0x2d, 0x2d, 0x0a, 0x90, 0xcf, 0x1a, 0x5a, 0x4c, 0x5d, 0xb0, 0x2d, 0x56,
+            0xec, 0xc4, 0xc5, 0xbf, 0x34, 0x00, 0x72, 0x08, 0xd5, 0xb8, 0x87, 0x18, 0x58, 0x65,
+        ];
+        assert_eq!(okm, OKM);
+        Ok(())
+    }
+
+    fn record_round_trip(alg: sc::AeadAlg) -> Result {
+        let key = [0x42u8; 32];
+        let iv = [7u8; ss::SPDM_AEAD_IV_SIZE];
+        let mut tx = KAead(sc::Aead::new(alg, &key)?);
+        let mut rx = KAead(sc::Aead::new(alg, &key)?);
+        let msg = [0x13u8, 0xe8, 0, 0];
+        let p = ss::RecordParams {
+            session_id: 0x1234_5678,
+            iv: &iv,
+            seq: 3,
+            seq_size: ss::SPDM_PCI_DOE_SEQ_NUM_SIZE,
+        };
+        let mut rec = [0u8; 64];
+        let n = ss::encode_record(&mut tx, &p, &msg, &[], &mut rec).map_err(|_| EINVAL)?;
+        assert_eq!(n, msg.len() + ss::SPDM_PCI_DOE_RECORD_OVERHEAD);
+        // The plaintext does not appear in the record.
+        assert!(rec[8..8 + msg.len()] != msg[..]);
+        let mut copy = rec;
+        let got = ss::open_record(&mut rx, &p, &mut copy[..n]).map_err(|_| EINVAL)?;
+        assert_eq!(got, &msg[..]);
+        // Another sequence number, a flipped MAC bit, another session: refused.
+        let mut copy = rec;
+        let p4 = ss::RecordParams { seq: 4, ..p };
+        assert_eq!(
+            ss::open_record(&mut rx, &p4, &mut copy[..n]).err(),
+            Some(RecordError::Decrypt)
+        );
+        let mut copy = rec;
+        copy[n - 1] ^= 1;
+        assert_eq!(
+            ss::open_record(&mut rx, &p, &mut copy[..n]).err(),
+            Some(RecordError::Decrypt)
+        );
+        let mut copy = rec;
+        let other = ss::RecordParams {
+            session_id: 0x1234_5679,
+            ..p
+        };
+        assert_eq!(
+            ss::open_record(&mut rx, &other, &mut copy[..n]).err(),
+            Some(RecordError::WrongSessionId)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn kaead_record_aes_256_gcm() -> Result {
+        record_round_trip(sc::AeadAlg::Aes256Gcm)
+    }
+
+    #[test]
+    fn kaead_record_chacha20_poly1305() -> Result {
+        record_round_trip(sc::AeadAlg::ChaCha20Poly1305)
+    }
+
+    #[test]
+    fn ephemeral_keys_agree() -> Result {
+        for curve in [sc::Curve::P256, sc::Curve::P384] {
+            let (mut pa, mut pb) = ([0u8; 96], [0u8; 96]);
+            let (a, na) = ephemeral(curve, &mut pa).map_err(|f| f.err)?;
+            let (b, nb) = ephemeral(curve, &mut pb).map_err(|f| f.err)?;
+            assert_eq!(na, 2 * curve.size());
+            let (mut sa, mut sb) = ([0u8; 48], [0u8; 48]);
+            a.shared_secret(&pb[..nb], &mut sa)?;
+            b.shared_secret(&pa[..na], &mut sb)?;
+            assert_eq!(sa, sb);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(dhe_name(auth::SPDM_DHE_SECP384R1), "secp384r1");
+        assert_eq!(
+            aead_name(auth::SPDM_AEAD_CHACHA20_POLY1305),
+            "chacha20-poly1305"
+        );
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
+}
