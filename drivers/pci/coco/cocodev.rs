@@ -499,6 +499,48 @@ impl CocoDev {
         }
     }
 
+    /// Runs `f` on the device's secure session (for the session's users: IDE_KM, TDISP), with
+    /// protocol runs serialised (`op`). Fails with `ENOTCONN` when there is no usable session and
+    /// `ENODEV` once the device is being removed. A failure of `f` that ends the session (any
+    /// [`Session`] failure does) is shown in `session` as "error: <reason>" and the session is
+    /// dropped.
+    #[allow(dead_code)]
+    pub(crate) fn with_session<R>(
+        &self,
+        f: impl FnOnce(&mut Session, &pcidoe::Mailbox<'_>) -> Result<R, Failure>,
+    ) -> Result<R, Failure> {
+        let _op = self.op.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return Err(Failure::new("device removed", ENODEV));
+        }
+        // SAFETY: `op` is held and `removed` was clear under it: `teardown()` waits for `op`
+        // before the function goes away.
+        let mb = unsafe {
+            self.pdev
+                .doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA)
+        }
+        .ok_or(Failure::new("device removed", ENODEV))?;
+        let mut guard = self.session.lock();
+        let s = Option::as_mut(&mut *guard)
+            .filter(|s| s.is_open())
+            .ok_or(Failure::new("no session (it ended or failed)", ENOTCONN))?;
+        let r = f(s, &mb);
+        if let Err(e) = &r {
+            if !s.is_open() {
+                *guard = None;
+                drop(guard);
+                dev_err!(
+                    self.dev(),
+                    "coco: session failed: {} ({:?})\n",
+                    e.reason,
+                    e.err
+                );
+                self.state.lock().session = SessionStatus::Failed(e.reason);
+            }
+        }
+        r
+    }
+
     /// Creates the `measurements/` directory (called once, after the sysfs groups).
     pub(crate) fn create_meas_dir(&self) {
         let mut op = self.op.lock();
