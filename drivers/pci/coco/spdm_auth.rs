@@ -60,13 +60,13 @@ const OFFERED_ASYM: u32 = auth::SPDM_ASYM_ECDSA_P256
 const OFFERED_HASH: u32 = auth::SPDM_HASH_SHA256 | auth::SPDM_HASH_SHA384 | auth::SPDM_HASH_SHA512;
 
 /// How often a request answered with ERROR Busy or ResponseNotReady is retried.
-const MAX_RETRIES: usize = 8;
+pub(crate) const MAX_RETRIES: usize = 8;
 
 /// Pause before resending a request answered with ERROR Busy, in milliseconds.
-const BUSY_DELAY_MS: u32 = 20;
+pub(crate) const BUSY_DELAY_MS: u32 = 20;
 
 /// Longest ResponseNotReady wait (RDT) accepted, in microseconds.
-const MAX_RDT_US: u64 = 1_000_000;
+pub(crate) const MAX_RDT_US: u64 = 1_000_000;
 
 /// Largest CTExponent CMA allows (PCIe r6.1 sec 6.31.3: CT at most 2^23 us).
 const CMA_MAX_CT_EXPONENT: u8 = 23;
@@ -1038,7 +1038,7 @@ fn run(
 }
 
 /// Establishes a session with the authenticated `slot` and proves it: one application request
-/// (GET_DIGESTS), a KEY_UPDATE of the request key and a HEARTBEAT inside it.
+/// (GET_DIGESTS), a KEY_UPDATE of the request key, one of both keys and a HEARTBEAT inside it.
 fn session(
     c: &mut Conn<'_, '_>,
     neg: &Negotiated,
@@ -1058,6 +1058,7 @@ fn session(
     let r = s
         .probe_app(mb)
         .and_then(|()| s.key_update(mb, false))
+        .and_then(|()| s.key_update(mb, true))
         .and_then(|()| s.heartbeat(mb));
     *secured = s.exchanges;
     r.map(|()| s)

@@ -21,9 +21,9 @@ use crate::{
     session::{self as ss, RecordError, SequenceCounter},
     session_crypto::{self as sc, SecretBuf},
     spdm::{self, SpdmVersion},
-    spdm_auth::{add, fail, proto, Conn, Negotiated, OOM},
+    spdm_auth::{self, add, fail, proto, Conn, Negotiated, OOM},
 };
-use kernel::{bindings, pci::doe as pcidoe, prelude::*};
+use kernel::{bindings, ffi::c_ulong, pci::doe as pcidoe, prelude::*};
 
 /// Secured-message versions offered in KEY_EXCHANGE (the endpoint selects 1.0 or 1.1).
 const SM_VERSIONS: [u16; 2] = [ss::SPDM_SECURED_VERSION_1_0, ss::SPDM_SECURED_VERSION_1_1];
@@ -214,7 +214,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// The negotiated DHE group and AEAD, as "secp384r1 aes-256-gcm".
+    /// The negotiated DHE group and AEAD (SPDM algorithm bits).
     pub(crate) fn algorithms(&self) -> (u16, u16) {
         (self.dhe, self.aead)
     }
@@ -314,8 +314,10 @@ impl Session {
         Ok(msg.len())
     }
 
-    /// [`Session::send`], then checks that the response is `code` (an SPDM ERROR fails with
-    /// `on_error` and the error code, and ends the session).
+    /// [`Session::send`], then checks that the response is `code`. ERROR Busy resends the
+    /// request and ERROR ResponseNotReady waits and asks with RESPOND_IF_READY, inside the
+    /// session, as in the clear (at most `MAX_RETRIES` times); any other SPDM ERROR fails with
+    /// `on_error` and the error code, and ends the session.
     fn request(
         &mut self,
         mb: &pcidoe::Mailbox<'_>,
@@ -324,18 +326,60 @@ impl Session {
         code: u8,
         on_error: &'static str,
     ) -> Result<usize, Failure> {
-        let n = self.send(mb, req, rsp)?;
-        let msg = rsp.get(..n).unwrap_or(&[]);
-        if let Ok(e) = spdm::parse_error_response(msg) {
-            return Err(self.kill(Failure {
-                spdm_error: Some(e.code),
-                ..proto(on_error)
-            }));
+        let mut riy = [0u8; spdm::SPDM_RESPOND_IF_READY_SIZE];
+        let mut use_riy = false;
+        for _ in 0..=spdm_auth::MAX_RETRIES {
+            let r = if use_riy { &riy[..] } else { req };
+            let n = self.send(mb, r, rsp)?;
+            let msg = rsp.get(..n).unwrap_or(&[]);
+            let Ok(e) = spdm::parse_error_response(msg) else {
+                return match spdm::SpdmHeader::parse(msg) {
+                    Ok(h) if h.code == code && h.version == self.version.as_byte() => Ok(n),
+                    _ => Err(self.kill(proto("unexpected response inside the session"))),
+                };
+            };
+            match e.code {
+                spdm::SPDM_ERROR_BUSY => {
+                    // SAFETY: Sleeping is allowed: sessions run in process context.
+                    unsafe { bindings::msleep(spdm_auth::BUSY_DELAY_MS) };
+                }
+                spdm::SPDM_ERROR_RESPONSE_NOT_READY => {
+                    let rnr = e
+                        .response_not_ready()
+                        .ok_or(proto("malformed ResponseNotReady error"))
+                        .and_then(|rnr| {
+                            if rnr.request_code != req.get(1).copied().unwrap_or(0) {
+                                Err(proto("ResponseNotReady names another request"))
+                            } else if rnr.wait_us() > spdm_auth::MAX_RDT_US {
+                                Err(fail(
+                                    "device asks to wait too long (ResponseNotReady)",
+                                    ETIMEDOUT,
+                                ))
+                            } else {
+                                Ok(rnr)
+                            }
+                        })
+                        .map_err(|f| self.kill(f))?;
+                    let riy_req = spdm::RespondIfReady::for_error(self.version, &rnr);
+                    spdm::encode_respond_if_ready(&riy_req, &mut riy)
+                        .map_err(|_| self.kill(fail("cannot encode RESPOND_IF_READY", EINVAL)))?;
+                    use_riy = true;
+                    let wait = c_ulong::try_from(rnr.wait_us()).unwrap_or(c_ulong::MAX);
+                    // SAFETY: As above.
+                    unsafe { bindings::fsleep(wait) };
+                }
+                c => {
+                    return Err(self.kill(Failure {
+                        spdm_error: Some(c),
+                        ..proto(on_error)
+                    }))
+                }
+            }
         }
-        match spdm::SpdmHeader::parse(msg) {
-            Ok(h) if h.code == code && h.version == self.version.as_byte() => Ok(n),
-            _ => Err(self.kill(proto("unexpected response inside the session"))),
-        }
+        Err(self.kill(fail(
+            "device stayed busy or not ready in the session (retries exhausted)",
+            EBUSY,
+        )))
     }
 
     /// HEARTBEAT / HEARTBEAT_ACK.
