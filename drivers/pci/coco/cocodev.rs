@@ -283,9 +283,10 @@ pub(crate) struct CocoDev {
     /// Results of the last probe; held only briefly (sysfs reads).
     #[pin]
     state: Mutex<State>,
-    /// The secure session; only locked with `op` held (protocol runs, teardown).
+    /// The secure session and the `generation` it was established in; only locked with `op`
+    /// held (protocol runs, teardown).
     #[pin]
-    session: Mutex<Option<Session>>,
+    session: Mutex<Option<(Session, u64)>>,
     #[pin]
     work: Work<CocoDev>,
 }
@@ -462,11 +463,15 @@ impl CocoDev {
     /// surprise-removed device is not asked: the session is just dropped). Called with `op`
     /// held; `teardown` allows it after `removed` is set.
     fn end_session(&self, teardown: bool) {
-        let Some(mut s) = self.session.lock().take() else {
+        let Some((mut s, generation)) = self.session.lock().take() else {
             return;
         };
         self.state.lock().session = SessionStatus::None;
-        if !s.is_open() || (!teardown && self.removed.load(Ordering::Acquire)) {
+        // After a reset or resume (a new generation) the device no longer has the session.
+        if !s.is_open()
+            || (!teardown && self.removed.load(Ordering::Acquire))
+            || self.generation.load(Ordering::Acquire) != generation
+        {
             return;
         }
         // SAFETY: `pdev` holds a reference to the `struct pci_dev` embedding `raw`.
@@ -521,8 +526,11 @@ impl CocoDev {
         }
         .ok_or(Failure::new("device removed", ENODEV))?;
         let mut guard = self.session.lock();
+        let current = self.generation.load(Ordering::Acquire);
+        // A reset or resume since the session was established (a new generation) ended it.
         let s = Option::as_mut(&mut *guard)
-            .filter(|s| s.is_open())
+            .filter(|(s, g)| s.is_open() && *g == current)
+            .map(|(s, _)| s)
             .ok_or(Failure::new("no session (it ended or failed)", ENOTCONN))?;
         let r = f(s, &mb);
         if let Err(e) = &r {
@@ -880,7 +888,7 @@ impl CocoDev {
                         info.session_elapsed_us
                     );
                 }
-                *self.session.lock() = Some(s);
+                *self.session.lock() = Some((s, generation));
                 SessionStatus::Established(dhe, aead)
             }
             Some(Err(f)) => {
