@@ -28,6 +28,8 @@ enum coco_attr {
 	COCO_ATTR_PREFERRED_SLOT = 9,
 	COCO_ATTR_CMA_IDENTITY = 10,
 	COCO_ATTR_CMA_IDENTITY_STATUS = 11,
+	COCO_ATTR_SESSION = 12,
+	COCO_ATTR_SESSION_ALGORITHMS = 13,
 };
 
 /* Attributes of the "measurements" directory. */

@@ -31,6 +31,7 @@ mod cocodev;
 mod crypto;
 mod spdm_auth;
 mod spdm_meas;
+mod spdm_session;
 // Crypto for SPDM secure sessions (HMAC/HKDF, ECDH, AEAD), checked by its KUnit suite.
 #[allow(dead_code)]
 mod session_crypto;
@@ -47,11 +48,14 @@ mod auth;
 #[path = "../../../rust/spdm/src/cma.rs"]
 mod cma;
 #[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/doe/src/doe.rs"]
+mod doe;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/meas.rs"]
 mod meas;
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../../rust/doe/src/doe.rs"]
-mod doe;
+#[path = "../../../rust/spdm/src/session.rs"]
+mod session;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/spdm.rs"]
 mod spdm;

@@ -59,6 +59,8 @@ COCO_ATTR_RO(cert_slot, COCO_ATTR_CERT_SLOT);
 COCO_ATTR_RO(challenge, COCO_ATTR_CHALLENGE);
 COCO_ATTR_RO(cma_identity, COCO_ATTR_CMA_IDENTITY);
 COCO_ATTR_RO(cma_identity_status, COCO_ATTR_CMA_IDENTITY_STATUS);
+COCO_ATTR_RO(session, COCO_ATTR_SESSION);
+COCO_ATTR_RO(session_algorithms, COCO_ATTR_SESSION_ALGORITHMS);
 
 static ssize_t preferred_slot_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
@@ -124,6 +126,8 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_preferred_slot.attr,
 	&dev_attr_cma_identity.attr,
 	&dev_attr_cma_identity_status.attr,
+	&dev_attr_session.attr,
+	&dev_attr_session_algorithms.attr,
 	NULL,
 };
 

@@ -4,10 +4,12 @@
 
 use crate::{
     cma::FunctionIds,
-    doe, spdm,
+    doe,
     meas::MeasurementTypeName,
+    spdm,
     spdm_auth::{self, AuthInfo, IdentityStatus, Policy, SLOTS},
     spdm_meas::MeasInfo,
+    spdm_session::{self, Session},
 };
 use core::{
     fmt::Write,
@@ -44,6 +46,8 @@ const ATTR_AUTHENTICATED: c_uint = 8;
 const ATTR_PREFERRED_SLOT: c_uint = 9;
 const ATTR_CMA_IDENTITY: c_uint = 10;
 const ATTR_CMA_IDENTITY_STATUS: c_uint = 11;
+const ATTR_SESSION: c_uint = 12;
+const ATTR_SESSION_ALGORITHMS: c_uint = 13;
 
 /// Attributes of `measurements/` (`enum coco_meas_attr` in coco.h).
 const MEAS_STATUS: c_uint = 0;
@@ -156,6 +160,19 @@ struct State {
     auth: AuthInfo,
     /// The measurements; kept across probes (a failed reading marks them stale).
     meas: MeasState,
+    /// The secure session, as userspace sees it.
+    session: SessionStatus,
+}
+
+/// State of the secure session.
+#[derive(Clone, Copy)]
+enum SessionStatus {
+    /// None (not supported, not attempted, or ended).
+    None,
+    /// Established with this DHE group and AEAD.
+    Established(u16, u16),
+    /// Failed (and torn down).
+    Failed(&'static str),
 }
 
 impl State {
@@ -167,6 +184,7 @@ impl State {
             auth_status: AuthStatus::Pending,
             auth: AuthInfo::default(),
             meas,
+            session: SessionStatus::None,
         }
     }
 }
@@ -265,6 +283,10 @@ pub(crate) struct CocoDev {
     /// Results of the last probe; held only briefly (sysfs reads).
     #[pin]
     state: Mutex<State>,
+    /// The secure session and the `generation` it was established in; only locked with `op`
+    /// held (protocol runs, teardown).
+    #[pin]
+    session: Mutex<Option<(Session, u64)>>,
     #[pin]
     work: Work<CocoDev>,
 }
@@ -317,6 +339,7 @@ impl CocoDev {
                 generation: AtomicU64::new(0),
                 op <- new_mutex!(None),
                 state <- new_mutex!(State::empty(Status::Pending, MeasState::new())),
+                session <- new_mutex!(None),
                 work <- new_work!("CocoDev::work"),
             }),
             GFP_KERNEL,
@@ -402,7 +425,8 @@ impl CocoDev {
     fn function_ids(&self) -> FunctionIds {
         // SAFETY: `raw` is the `struct device` embedded in the live `struct pci_dev` that
         // `pdev` holds a reference to.
-        let class = unsafe { (*kernel::container_of!(self.raw.0.as_ptr(), bindings::pci_dev, dev)).class };
+        let class =
+            unsafe { (*kernel::container_of!(self.raw.0.as_ptr(), bindings::pci_dev, dev)).class };
         FunctionIds {
             vendor: self.pdev.vendor_id().as_raw(),
             device: self.pdev.device_id(),
@@ -426,15 +450,110 @@ impl CocoDev {
         // SAFETY: `self.work` was initialised by `new_work!`; flushing waits for a queued or
         // running probe, which returns early once `removed` is set.
         unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
-        // Taking the directory waits for a probe that holds `op` (a `measurements/refresh`
-        // writer); later ones see `removed` and leave it alone. It is destroyed without `op`
-        // held: removing its files waits for their writers, which may be waiting for `op`.
-        let dir = self.op.lock().take();
+        // Taking the lock waits for a probe that holds `op` (a `measurements/refresh` writer);
+        // later ones see `removed` and leave the device alone. The session ends under `op`; the
+        // directory is destroyed without it: removing its files waits for their writers, which
+        // may be waiting for `op`.
+        let dir = {
+            let mut op = self.op.lock();
+            self.end_session(true);
+            op.take()
+        };
         if let Some(dir) = dir {
             // SAFETY: Created by `coco_meas_dir_create()` for this device; no probe uses it any
             // more (see above).
             unsafe { crate::coco_meas_dir_destroy(dir.0.as_ptr()) };
         }
+    }
+
+    /// Ends the secure session, if any, with END_SESSION when the device is still there (a
+    /// surprise-removed device is not asked: the session is just dropped). Called with `op`
+    /// held; `teardown` allows it after `removed` is set.
+    fn end_session(&self, teardown: bool) {
+        let Some((mut s, generation)) = self.session.lock().take() else {
+            return;
+        };
+        self.state.lock().session = SessionStatus::None;
+        // After a reset or resume (a new generation) the device no longer has the session.
+        if !s.is_open()
+            || (!teardown && self.removed.load(Ordering::Acquire))
+            || self.generation.load(Ordering::Acquire) != generation
+        {
+            return;
+        }
+        // SAFETY: `pdev` holds a reference to the `struct pci_dev` embedding `raw`.
+        let present = unsafe {
+            bindings::pci_device_is_present(kernel::container_of!(
+                self.raw.0.as_ptr(),
+                bindings::pci_dev,
+                dev
+            ))
+        };
+        if !present {
+            return;
+        }
+        // SAFETY: Called with `op` held, before `teardown()` returns or from a probe that it
+        // waits for; the function is live (its DEL notification has not returned).
+        let Some(mb) = (unsafe {
+            self.pdev
+                .doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA)
+        }) else {
+            return;
+        };
+        match s.end(&mb) {
+            Ok(()) => dev_info!(self.dev(), "coco: session ended (END_SESSION)\n"),
+            Err(f) => dev_warn!(
+                self.dev(),
+                "coco: END_SESSION failed: {} ({:?})\n",
+                f.reason,
+                f.err
+            ),
+        }
+    }
+
+    /// Runs `f` on the device's secure session (for the session's users: IDE_KM, TDISP), with
+    /// protocol runs serialised (`op`). Fails with `ENOTCONN` when there is no usable session and
+    /// `ENODEV` once the device is being removed. A failure of `f` that ends the session (any
+    /// [`Session`] failure does) is shown in `session` as "error: <reason>" and the session is
+    /// dropped.
+    #[allow(dead_code)]
+    pub(crate) fn with_session<R>(
+        &self,
+        f: impl FnOnce(&mut Session, &pcidoe::Mailbox<'_>) -> Result<R, Failure>,
+    ) -> Result<R, Failure> {
+        let _op = self.op.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return Err(Failure::new("device removed", ENODEV));
+        }
+        // SAFETY: `op` is held and `removed` was clear under it: `teardown()` waits for `op`
+        // before the function goes away.
+        let mb = unsafe {
+            self.pdev
+                .doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA)
+        }
+        .ok_or(Failure::new("device removed", ENODEV))?;
+        let mut guard = self.session.lock();
+        let current = self.generation.load(Ordering::Acquire);
+        // A reset or resume since the session was established (a new generation) ended it.
+        let s = Option::as_mut(&mut *guard)
+            .filter(|(s, g)| s.is_open() && *g == current)
+            .map(|(s, _)| s)
+            .ok_or(Failure::new("no session (it ended or failed)", ENOTCONN))?;
+        let r = f(s, &mb);
+        if let Err(e) = &r {
+            if !s.is_open() {
+                *guard = None;
+                drop(guard);
+                dev_err!(
+                    self.dev(),
+                    "coco: session failed: {} ({:?})\n",
+                    e.reason,
+                    e.err
+                );
+                self.state.lock().session = SessionStatus::Failed(e.reason);
+            }
+        }
+        r
     }
 
     /// Creates the `measurements/` directory (called once, after the sysfs groups).
@@ -553,9 +672,11 @@ impl CocoDev {
         }
         .ok_or(ENODEV)?;
 
+        // A new authentication first ends the old session.
+        self.end_session(false);
+
         // A re-authentication of a device that answered before skips DOE discovery.
-        let discover_again =
-            discover_again || !matches!(self.state.lock().status, Status::Ready);
+        let discover_again = discover_again || !matches!(self.state.lock().status, Status::Ready);
         let result = if discover_again {
             discover(&mb).and_then(|f| Ok((Some(f), get_version(&mb, &self.removed)?)))
         } else {
@@ -589,6 +710,7 @@ impl CocoDev {
                     auth_status: AuthStatus::Pending,
                     auth: AuthInfo::default(),
                     meas,
+                    session: SessionStatus::None,
                 };
                 let nonce = state.meas.pending_nonce.take();
                 // Copy the versions: the state lock is not held during the exchanges.
@@ -603,6 +725,7 @@ impl CocoDev {
                     ids: self.function_ids(),
                     keyring: crate::keyring(),
                     measure: Some(nonce),
+                    session: self.secured_cma,
                 };
                 let result = match copied {
                     Ok(()) => spdm_auth::authenticate(
@@ -757,10 +880,52 @@ impl CocoDev {
                 None => {}
             }
         }
+        let session = match info.session.take() {
+            None => SessionStatus::None,
+            Some(Ok(s)) => {
+                let (dhe, aead) = s.algorithms();
+                if !removed {
+                    dev_info!(
+                        self.dev(),
+                        "coco: session established: {} {}, slot {}; {} SPDM exchanges, {} us\n",
+                        spdm_session::dhe_name(dhe),
+                        spdm_session::aead_name(aead),
+                        info.slot.unwrap_or(0),
+                        info.session_exchanges,
+                        info.session_elapsed_us
+                    );
+                }
+                *self.session.lock() = Some((s, generation));
+                SessionStatus::Established(dhe, aead)
+            }
+            Some(Err(f)) => {
+                if !removed {
+                    match f.spdm_error {
+                        Some(code) => dev_err!(
+                            self.dev(),
+                            "coco: session failed: {}: {} ({:?}); {} SPDM exchanges\n",
+                            f.reason,
+                            spdm::error_code_name(code),
+                            f.err,
+                            info.session_exchanges
+                        ),
+                        None => dev_err!(
+                            self.dev(),
+                            "coco: session failed: {} ({:?}); {} SPDM exchanges\n",
+                            f.reason,
+                            f.err,
+                            info.session_exchanges
+                        ),
+                    }
+                }
+                SessionStatus::Failed(f.reason)
+            }
+        };
         let mut state = self.state.lock();
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
+        state.session = session;
         state.meas.update(meas, &result);
         state.auth_status = match result {
             Ok(()) => AuthStatus::Ok,
@@ -867,7 +1032,13 @@ impl CocoDev {
             BLOCK_VALUE => writeln!(w, "{}", Hex(&b.value)).map_err(|_| core::fmt::Error),
             _ => return Err(EINVAL),
         };
-        res.map_err(|_| if attr == BLOCK_VALUE { EFBIG } else { EOVERFLOW })?;
+        res.map_err(|_| {
+            if attr == BLOCK_VALUE {
+                EFBIG
+            } else {
+                EOVERFLOW
+            }
+        })?;
         Ok(w.len)
     }
 
@@ -944,6 +1115,20 @@ impl CocoDev {
                 IdentityStatus::Missing => writeln!(w, "missing"),
                 IdentityStatus::Match => writeln!(w, "match"),
                 IdentityStatus::Mismatch(r) => writeln!(w, "mismatch: {}", r),
+            },
+            ATTR_SESSION => match state.session {
+                SessionStatus::None => writeln!(w, "none"),
+                SessionStatus::Established(..) => writeln!(w, "established"),
+                SessionStatus::Failed(r) => writeln!(w, "error: {}", r),
+            },
+            ATTR_SESSION_ALGORITHMS => match state.session {
+                SessionStatus::Established(dhe, aead) => writeln!(
+                    w,
+                    "{} {}",
+                    spdm_session::dhe_name(dhe),
+                    spdm_session::aead_name(aead)
+                ),
+                _ => writeln!(w),
             },
             _ => return Err(EINVAL),
         };

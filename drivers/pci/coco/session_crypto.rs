@@ -128,7 +128,12 @@ impl Hmac {
 
     /// HKDF-Extract(salt, ikm) (RFC 5869 sec 2.2): HMAC(salt, ikm); an empty salt is a string
     /// of zeroes of the hash size.
-    pub(crate) fn hkdf_extract(&mut self, salt: &[u8], ikm: &[u8], prk: &mut [u8]) -> Result<usize> {
+    pub(crate) fn hkdf_extract(
+        &mut self,
+        salt: &[u8],
+        ikm: &[u8],
+        prk: &mut [u8],
+    ) -> Result<usize> {
         let zeros = [0u8; crate::crypto::MAX_DIGEST_SIZE];
         let salt = if salt.is_empty() {
             zeros.get(..self.size()).ok_or(EINVAL)?
@@ -224,9 +229,7 @@ impl Ecdh {
         let mut last = EINVAL;
         for _ in 0..4 {
             // SAFETY: `private` is valid for writes of its length.
-            unsafe {
-                bindings::get_random_bytes(private.0.as_mut_ptr().cast(), private.0.len())
-            };
+            unsafe { bindings::get_random_bytes(private.0.as_mut_ptr().cast(), private.0.len()) };
             match Self::with_private(curve, &private.0) {
                 Ok(k) => return Ok(k),
                 Err(e) => last = e,
@@ -279,8 +282,12 @@ impl Ecdh {
             // SAFETY: `outbuf` and `inbuf` are kmalloc'd (not empty) and live until the request
             // is freed.
             let mut sg_out = unsafe { sg_one(&mut outbuf.0)? };
-            // SAFETY: As above.
-            let mut sg_in = unsafe { sg_one(&mut inbuf.0)? };
+            // No scatterlist over the empty buffer of a key generation.
+            let mut sg_in = match input {
+                // SAFETY: As above.
+                Some(_) => Some(unsafe { sg_one(&mut inbuf.0)? }),
+                None => None,
+            };
             let out_len = u32::try_from(out.len()).map_err(|_| EINVAL)?;
             let in_len = u32::try_from(inbuf.0.len()).map_err(|_| EINVAL)?;
             // SAFETY: `req` is a live request of this transform; the scatterlists are valid for
@@ -290,10 +297,12 @@ impl Ecdh {
             unsafe {
                 bindings::kpp_request_set_callback(req.as_ptr(), 0, None, core::ptr::null_mut());
                 bindings::kpp_request_set_output(req.as_ptr(), &mut sg_out, out_len);
-                if input.is_some() {
-                    bindings::kpp_request_set_input(req.as_ptr(), &mut sg_in, in_len);
+                if let Some(sg_in) = sg_in.as_mut() {
+                    bindings::kpp_request_set_input(req.as_ptr(), sg_in, in_len);
                     to_result(bindings::crypto_kpp_compute_shared_secret(req.as_ptr()))
                 } else {
+                    // kpp_request_alloc() does not zero the request, and the ECDH driver
+                    // computes a shared secret whenever `src` is set: clear it.
                     bindings::kpp_request_set_input(req.as_ptr(), core::ptr::null_mut(), 0);
                     to_result(bindings::crypto_kpp_generate_public_key(req.as_ptr()))
                 }
@@ -377,8 +386,9 @@ impl Aead {
             return Err(EINVAL);
         }
         // SAFETY: The name is a NUL-terminated string.
-        let tfm =
-            from_err_ptr(unsafe { bindings::crypto_alloc_aead(alg.name().as_char_ptr(), 0, ASYNC) })?;
+        let tfm = from_err_ptr(unsafe {
+            bindings::crypto_alloc_aead(alg.name().as_char_ptr(), 0, ASYNC)
+        })?;
         let tfm = NonNull::new(tfm).ok_or(ENOMEM)?;
         let this = Self { tfm };
         let klen = u32::try_from(key.len()).map_err(|_| EINVAL)?;

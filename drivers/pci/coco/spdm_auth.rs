@@ -24,8 +24,9 @@ use crate::{
     cocodev::{self, Failure},
     crypto::{self, HashAlg, SigAlg, X509Cert},
     meas,
-    spdm_meas::{self, MeasInfo},
     spdm::{self, SpdmVersion},
+    spdm_meas::{self, MeasInfo},
+    spdm_session::{self, Session},
     trust::Keyring,
 };
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -59,13 +60,13 @@ const OFFERED_ASYM: u32 = auth::SPDM_ASYM_ECDSA_P256
 const OFFERED_HASH: u32 = auth::SPDM_HASH_SHA256 | auth::SPDM_HASH_SHA384 | auth::SPDM_HASH_SHA512;
 
 /// How often a request answered with ERROR Busy or ResponseNotReady is retried.
-const MAX_RETRIES: usize = 8;
+pub(crate) const MAX_RETRIES: usize = 8;
 
 /// Pause before resending a request answered with ERROR Busy, in milliseconds.
-const BUSY_DELAY_MS: u32 = 20;
+pub(crate) const BUSY_DELAY_MS: u32 = 20;
 
 /// Longest ResponseNotReady wait (RDT) accepted, in microseconds.
-const MAX_RDT_US: u64 = 1_000_000;
+pub(crate) const MAX_RDT_US: u64 = 1_000_000;
 
 /// Largest CTExponent CMA allows (PCIe r6.1 sec 6.31.3: CT at most 2^23 us).
 const CMA_MAX_CT_EXPONENT: u8 = 23;
@@ -135,6 +136,15 @@ pub(crate) struct AuthInfo {
     pub(crate) meas_rx_bytes: usize,
     /// Wall time of the measurement reading, in microseconds (not counted in `elapsed_us`).
     pub(crate) meas_elapsed_us: u64,
+    /// The secure session established after the authentication, or why it failed; `None` if
+    /// the device or the version does not support sessions.
+    pub(crate) session: Option<Result<Session, Failure>>,
+    /// SPDM exchanges (clear and secured) and wall time of the session setup (not counted in
+    /// `exchanges` and `elapsed_us`).
+    pub(crate) session_exchanges: usize,
+    pub(crate) session_elapsed_us: u64,
+    /// Requests, bytes sent and received in the clear by the session setup (KEY_EXCHANGE).
+    session_clear: (usize, usize, usize),
 }
 
 impl AuthInfo {
@@ -180,6 +190,9 @@ pub(crate) struct Policy<'a> {
     /// Read the measurements after a successful authentication, with this nonce if given
     /// (else a random one).
     pub(crate) measure: Option<Option<[u8; spdm::SPDM_NONCE_SIZE]>>,
+    /// Establish a secure session after the authentication (the mailbox supports secured
+    /// CMA/SPDM).
+    pub(crate) session: bool,
 }
 
 pub(crate) const fn fail(reason: &'static str, err: Error) -> Failure {
@@ -251,6 +264,13 @@ pub(crate) struct Conn<'a, 'b> {
     removed: &'a AtomicBool,
     rx: KVec<u8>,
     version: SpdmVersion,
+}
+
+impl<'b> Conn<'_, 'b> {
+    /// The connection's mailbox (for secured messages).
+    pub(crate) fn mb(&self) -> &pcidoe::Mailbox<'b> {
+        self.mb
+    }
 }
 
 /// Sends the SPDM request `req` (negotiated `version`) and returns the length of the response
@@ -333,7 +353,11 @@ pub(crate) fn exchange(
 
 impl Conn<'_, '_> {
     /// [`exchange`] on this connection, into its receive buffer.
-    pub(crate) fn exchange(&mut self, req: &[u8], on_error: &'static str) -> Result<usize, Failure> {
+    pub(crate) fn exchange(
+        &mut self,
+        req: &[u8],
+        on_error: &'static str,
+    ) -> Result<usize, Failure> {
         self.count = self.count.saturating_add(1);
         self.tx = self.tx.saturating_add(req.len());
         let n = exchange(
@@ -410,9 +434,9 @@ pub(crate) fn authenticate(
             let (v, vca) = cocodev::get_version(mb, removed)?;
             c.count = c.count.saturating_add(1);
             c.tx = c.tx.saturating_add(spdm::SPDM_GET_VERSION_SIZE);
-            c.rx_bytes = c.rx_bytes.saturating_add(
-                vca.len().saturating_sub(spdm::SPDM_GET_VERSION_SIZE),
-            );
+            c.rx_bytes = c
+                .rx_bytes
+                .saturating_add(vca.len().saturating_sub(spdm::SPDM_GET_VERSION_SIZE));
             vca_buf = vca;
             versions_buf = v;
             // The chains just read serve as the cache: their digests will not have changed.
@@ -457,14 +481,23 @@ pub(crate) fn authenticate(
             }
         }
     }
-    info.exchanges = c.count.saturating_sub(info.meas_exchanges);
-    info.tx_bytes = c.tx.saturating_sub(info.meas_tx_bytes);
-    info.rx_bytes = c.rx_bytes.saturating_sub(info.meas_rx_bytes);
+    info.exchanges = c
+        .count
+        .saturating_sub(info.meas_exchanges)
+        .saturating_sub(info.session_clear.0);
+    info.tx_bytes =
+        c.tx.saturating_sub(info.meas_tx_bytes)
+            .saturating_sub(info.session_clear.1);
+    info.rx_bytes = c
+        .rx_bytes
+        .saturating_sub(info.meas_rx_bytes)
+        .saturating_sub(info.session_clear.2);
     // SAFETY: As above.
     let end = unsafe { bindings::ktime_get() };
     info.elapsed_us = u64::try_from(end.saturating_sub(start) / 1000)
         .unwrap_or(0)
-        .saturating_sub(info.meas_elapsed_us);
+        .saturating_sub(info.meas_elapsed_us)
+        .saturating_sub(info.session_elapsed_us);
     ret
 }
 
@@ -504,6 +537,12 @@ pub(crate) struct Negotiated {
     pub(crate) meas_hash_size: Option<usize>,
     /// GET_VERSION through ALGORITHMS as exchanged: the start of L1/L2 from SPDM 1.2 on.
     pub(crate) vca: KVec<u8>,
+    /// The device's KEY_EX_CAP, and the selected DHE group and AEAD (0: none; 1.2+ only).
+    pub(crate) key_ex: bool,
+    pub(crate) dhe: u16,
+    pub(crate) aead: u16,
+    /// The SPDM key schedule was selected.
+    pub(crate) key_schedule_spdm: bool,
 }
 
 /// GET_CAPABILITIES and NEGOTIATE_ALGORITHMS; returns the negotiated parameters and the
@@ -532,6 +571,12 @@ fn negotiate(
     if version >= SpdmVersion::V1_2 {
         caps.data_transfer_size = REQ_DATA_TRANSFER_SIZE;
         caps.max_spdm_msg_size = REQ_DATA_TRANSFER_SIZE;
+        // What a responder needs from a requester for secure sessions.
+        caps.flags = auth::SPDM_CAP_KEY_EX
+            | auth::SPDM_CAP_ENCRYPT
+            | auth::SPDM_CAP_MAC
+            | auth::SPDM_CAP_HBEAT
+            | auth::SPDM_CAP_KEY_UPD;
     }
     let len = auth::encode_get_capabilities(&caps, &mut req)
         .map_err(|_| fail("cannot encode GET_CAPABILITIES", EINVAL))?;
@@ -539,9 +584,7 @@ fn negotiate(
     let n = c.exchange(req_b, "device answered GET_CAPABILITIES with an SPDM ERROR")?;
     let rsp_caps = auth::parse_capabilities(c.rsp(n), version).map_err(|e| proto(e.as_str()))?;
     if rsp_caps.ct_exponent > CMA_MAX_CT_EXPONENT {
-        return Err(proto(
-            "device's CTExponent exceeds CMA's limit (2^23 us)",
-        ));
+        return Err(proto("device's CTExponent exceeds CMA's limit (2^23 us)"));
     }
     if !rsp_caps.has(auth::SPDM_CAP_CERT | auth::SPDM_CAP_CHAL) {
         return Err(fail(
@@ -563,6 +606,14 @@ fn negotiate(
     neg.other_params = auth::SPDM_OPAQUE_DATA_FMT1;
     neg.base_asym = OFFERED_ASYM;
     neg.base_hash = OFFERED_HASH;
+    if version >= SpdmVersion::V1_2 {
+        neg.structs = auth::AlgStructs {
+            dhe: Some(spdm_session::OFFERED_DHE),
+            aead: Some(spdm_session::OFFERED_AEAD),
+            req_base_asym: None,
+            key_schedule: Some(auth::SPDM_KEY_SCHEDULE_SPDM),
+        };
+    }
     let len = auth::encode_negotiate_algorithms(&neg, &mut req)
         .map_err(|_| fail("cannot encode NEGOTIATE_ALGORITHMS", EINVAL))?;
     let req_b = req.get(..len).unwrap_or(&[]);
@@ -584,8 +635,8 @@ fn negotiate(
     info.negotiated = Some((version, algs.base_asym, algs.base_hash));
 
     let meas_cap = rsp_caps.meas_cap();
-    let meas_hash_size = meas::negotiated_measurement_hash(&algs, meas_cap)
-        .map_err(|e| proto(e.reason()))?;
+    let meas_hash_size =
+        meas::negotiated_measurement_hash(&algs, meas_cap).map_err(|e| proto(e.reason()))?;
     let mut th = crypto::Hash::new(halg).map_err(|e| fail("cannot allocate the hash", e))?;
     update(&mut th, &vca_buf)?;
     let mut data_transfer_size = REQ_DATA_TRANSFER_SIZE;
@@ -607,6 +658,10 @@ fn negotiate(
             meas_fresh: rsp_caps.has(auth::SPDM_CAP_MEAS_FRESH),
             meas_hash_size,
             vca: vca_buf,
+            key_ex: rsp_caps.has(auth::SPDM_CAP_KEY_EX),
+            dhe: algs.structs.dhe.unwrap_or(0),
+            aead: algs.structs.aead.unwrap_or(0),
+            key_schedule_spdm: algs.structs.key_schedule == Some(auth::SPDM_KEY_SCHEDULE_SPDM),
         },
         th,
     ))
@@ -640,8 +695,7 @@ fn read_chain(
             .map_err(|_| fail("cannot encode GET_CERTIFICATE", EINVAL))?;
         let req_b = req.get(..len).unwrap_or(&[]);
         let n = c.exchange(req_b, "device answered GET_CERTIFICATE with an SPDM ERROR")?;
-        let cert =
-            auth::parse_certificate(c.rsp(n), neg.version).map_err(|e| proto(e.as_str()))?;
+        let cert = auth::parse_certificate(c.rsp(n), neg.version).map_err(|e| proto(e.as_str()))?;
         cert.check(&gc).map_err(|e| proto(e.as_str()))?;
         let remainder = usize::from(cert.remainder_length);
         let this_total = chain
@@ -777,7 +831,9 @@ fn validate_chain(
 
     // The first certificate, whose signer must be a trust anchor (checked after the
     // CHALLENGE, see `trust()`).
-    let first = certs.remove(0).map_err(|_| proto("empty certificate chain"))?;
+    let first = certs
+        .remove(0)
+        .map_err(|_| proto("empty certificate chain"))?;
     Ok((verifier, first))
 }
 
@@ -910,7 +966,11 @@ fn run(
             first.get_or_insert(*f);
             continue;
         }
-        let chain = info.chains.get_mut(i).map(core::mem::take).unwrap_or_default();
+        let chain = info
+            .chains
+            .get_mut(i)
+            .map(core::mem::take)
+            .unwrap_or_default();
         let validated = validate_chain(&chain, &neg, policy, info);
         if let Some(c) = info.chains.get_mut(i) {
             *c = chain;
@@ -922,10 +982,7 @@ fn run(
                 continue;
             }
         };
-        let digest = digests
-            .get(i)
-            .and_then(|x| x.get(..hsize))
-            .unwrap_or(&[]);
+        let digest = digests.get(i).and_then(|x| x.get(..hsize)).unwrap_or(&[]);
         return match challenge(c, &neg, slot, digest, &verifier, th, info)
             .and_then(|()| trust(&root, policy))
         {
@@ -941,6 +998,26 @@ fn run(
                     info.meas_exchanges = c.count.saturating_sub(n);
                     info.meas_tx_bytes = c.tx.saturating_sub(tx);
                     info.meas_rx_bytes = c.rx_bytes.saturating_sub(rx);
+                }
+                if policy.session && version >= SpdmVersion::V1_2 && neg.key_ex {
+                    let (n, tx, rx) = (c.count, c.tx, c.rx_bytes);
+                    // SAFETY: No requirement; reads the monotonic clock.
+                    let t0 = unsafe { bindings::ktime_get() };
+                    let chain = info.chains.get(i).map(|c| &c[..]).unwrap_or(&[]);
+                    let mut secured = 0;
+                    let r = session(c, &neg, slot, chain, &verifier, &mut secured);
+                    // SAFETY: As above.
+                    let t1 = unsafe { bindings::ktime_get() };
+                    info.session_elapsed_us =
+                        u64::try_from(t1.saturating_sub(t0) / 1000).unwrap_or(0);
+                    info.session_exchanges = c.count.saturating_sub(n).saturating_add(secured);
+                    // Not part of the authentication's counters.
+                    info.session_clear = (
+                        c.count.saturating_sub(n),
+                        c.tx.saturating_sub(tx),
+                        c.rx_bytes.saturating_sub(rx),
+                    );
+                    info.session = Some(r);
                 }
                 Ok(())
             }
@@ -958,6 +1035,33 @@ fn run(
         };
     }
     Err(Attempt::NoSlotLeft)
+}
+
+/// Establishes a session with the authenticated `slot` and proves it: one application request
+/// (GET_DIGESTS), a KEY_UPDATE of the request key, one of both keys and a HEARTBEAT inside it.
+fn session(
+    c: &mut Conn<'_, '_>,
+    neg: &Negotiated,
+    slot: u8,
+    chain: &[u8],
+    verifier: &crypto::Verifier,
+    secured: &mut usize,
+) -> Result<Session, Failure> {
+    if neg.dhe == 0 || neg.aead == 0 || !neg.key_schedule_spdm {
+        return Err(fail(
+            "device selected no DHE group, AEAD or SPDM key schedule",
+            EOPNOTSUPP,
+        ));
+    }
+    let mut s = spdm_session::establish(c, neg, slot, chain, verifier, secured)?;
+    let mb = c.mb();
+    let r = s
+        .probe_app(mb)
+        .and_then(|()| s.key_update(mb, false))
+        .and_then(|()| s.key_update(mb, true))
+        .and_then(|()| s.heartbeat(mb));
+    *secured = s.exchanges;
+    r.map(|()| s)
 }
 
 /// CHALLENGE on `slot` and the verification of CHALLENGE_AUTH's signature over the transcript

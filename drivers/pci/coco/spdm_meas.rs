@@ -14,11 +14,11 @@
 //! L1/L2 as hashed, the signature, the nonce, the algorithms and the slot.
 
 use crate::{
+    cocodev::Failure,
     crypto::{self, Verifier},
     meas::{self, GetMeasurements, IndexSet, MeasurementsParams},
     spdm::{self, SpdmVersion},
     spdm_auth::{add, fail, proto, Conn, Negotiated, OOM},
-    cocodev::Failure,
 };
 use kernel::{bindings, prelude::*};
 
@@ -119,7 +119,10 @@ fn request(
     let m = meas::parse_measurements(c.rsp(n), &params).map_err(|e| proto(e.reason()))?;
     m.check(req).map_err(|e| proto(e.reason()))?;
     add(&mut l.bytes, req_b)?;
-    add(&mut l.bytes, c.rsp(n).get(..m.signature_offset).unwrap_or(&[]))?;
+    add(
+        &mut l.bytes,
+        c.rsp(n).get(..m.signature_offset).unwrap_or(&[]),
+    )?;
     for b in m.blocks() {
         if !seen.insert(b.index) {
             return Err(proto("measurement index reported twice"));
@@ -265,9 +268,11 @@ pub(crate) fn measure(
     crypto::digest(neg.halg, &l.bytes, &mut d).map_err(|e| fail("cannot hash L1/L2", e))?;
     let mut m = [0u8; crypto::MAX_DIGEST_SIZE];
     let digest: &[u8] = if version >= SpdmVersion::V1_2 {
-        let mut msg = [0u8; crate::auth::SPDM_SIGNING_CONTEXT_SIZE + crate::auth::SPDM_MAX_HASH_SIZE];
-        let len = meas::measurements_signed_message(version, d.get(..neg.hsize).unwrap_or(&[]), &mut msg)
-            .map_err(|_| fail("cannot build the signed message", EINVAL))?;
+        let mut msg =
+            [0u8; crate::auth::SPDM_SIGNING_CONTEXT_SIZE + crate::auth::SPDM_MAX_HASH_SIZE];
+        let len =
+            meas::measurements_signed_message(version, d.get(..neg.hsize).unwrap_or(&[]), &mut msg)
+                .map_err(|_| fail("cannot build the signed message", EINVAL))?;
         crypto::digest(neg.halg, msg.get(..len).unwrap_or(&[]), &mut m)
             .map_err(|e| fail("cannot hash the signed message", e))?;
         m.get(..neg.hsize).unwrap_or(&[])

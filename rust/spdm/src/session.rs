@@ -1151,8 +1151,8 @@ fn write_header(out: &mut [u8], p: &RecordParams<'_>, length: u16) -> Result<usi
     let mut w = Writer::new(out);
     let seq = p.seq.to_le_bytes();
     w.bytes(&p.session_id.to_le_bytes())
-        .and_then(|_| w.bytes(seq.get(..p.seq_size).unwrap_or(&[])))
-        .and_then(|_| w.u16(length))
+        .and_then(|()| w.bytes(seq.get(..p.seq_size).unwrap_or(&[])))
+        .and_then(|()| w.u16(length))
         .map_err(|_| RecordError::BufferTooSmall)?;
     Ok(w.pos)
 }
@@ -1182,8 +1182,8 @@ pub fn encode_record<A: Aead + ?Sized>(
     let (plain, tag_out) = rest.split_at_mut(plain_len);
     let mut w = Writer::new(plain);
     w.u16(app_len)
-        .and_then(|_| w.bytes(msg))
-        .and_then(|_| w.bytes(padding))
+        .and_then(|()| w.bytes(msg))
+        .and_then(|()| w.bytes(padding))
         .map_err(|_| RecordError::BufferTooSmall)?;
     let mut tag = [0u8; SPDM_AEAD_TAG_SIZE];
     aead.seal(&record_nonce(p.iv, p.seq), aad, plain, &mut tag)?;
@@ -1465,9 +1465,9 @@ pub fn bin_concat(
     let minor = b'0'.saturating_add(version.minor());
     let mut w = Writer::new(out);
     w.u16(length)
-        .and_then(|_| w.bytes(&[b's', b'p', b'd', b'm', major, b'.', minor, b' ']))
-        .and_then(|_| w.bytes(label.as_bytes()))
-        .and_then(|_| w.bytes(context))
+        .and_then(|()| w.bytes(&[b's', b'p', b'd', b'm', major, b'.', minor, b' ']))
+        .and_then(|()| w.bytes(label.as_bytes()))
+        .and_then(|()| w.bytes(context))
         .map_err(|_| KeyScheduleError::InvalidSize)?;
     Ok(w.pos)
 }
