@@ -73,6 +73,9 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		fault:untrusted-root fault:wrong-version fault:garbage \
 		fault:bad-meas-signature fault:malformed-block fault:duplicate-index \
 		fault:oversized-record fault:no-meas-sig fault:refuse-all-blocks \
+		fault:bad-kex-signature fault:wrong-verify-data fault:tampered-mac \
+		fault:replayed-sequence fault:skipped-sequence fault:wrong-session-id \
+		fault:refuse-key-update \
 		key:p256 key:rsa3072 versions:1.0,1.1 slots:1,3 \
 		cma-id:Vendor=1b36:Device=0011:CC=010802; do
 		faults+=(--variant "$v")

@@ -39,7 +39,10 @@ expected() {
 	case "$1" in
 	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:* | \
 		fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
-		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks) echo ok ;;
+		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks | \
+		fault:bad-kex-signature | fault:wrong-verify-data | fault:tampered-mac | \
+		fault:replayed-sequence | fault:skipped-sequence | fault:wrong-session-id | \
+		fault:refuse-key-update) echo ok ;;
 	fault:untrusted-root)
 		echo "root certificate is not trusted (no matching key in the .coco keyring)" ;;
 	fault:wrong-version) echo "no common SPDM version" ;;
@@ -105,7 +108,7 @@ check_outcome() {
 			case "$_cis" in "mismatch: "*) ;; *) return 1 ;; esac ;;
 		esac
 		[ "$_auth" = ok ] || return 1
-		check_meas "$1" "$2"
+		check_meas "$1" "$2" && check_session "$1" "$2"
 		return
 	fi
 	[ "$_au" = 0 ] || { coco_diag "authenticated '$_au', wanted 0"; return 1; }
@@ -114,6 +117,33 @@ check_outcome() {
 	esac
 	coco_diag "wanted 'error: $_want...'"
 	return 1
+}
+
+# expected_session VARIANT: what coco/session must say after the variant's
+# authentication: "established", "none" (no session: SPDM 1.0/1.1, or not
+# authenticated), or the reason after "error: ".
+expected_session() {
+	case "$1" in
+	fault:bad-kex-signature) echo "KEY_EXCHANGE_RSP signature does not verify with the leaf key" ;;
+	fault:wrong-verify-data) echo "ResponderVerifyData does not verify" ;;
+	fault:tampered-mac | fault:replayed-sequence | fault:skipped-sequence)
+		echo "secured message MAC does not verify" ;;
+	fault:wrong-session-id) echo "secured message for another session" ;;
+	fault:refuse-key-update) echo "device refused KEY_UPDATE (SPDM ERROR)" ;;
+	versions:*) echo none ;;
+	*) [ "$(expected "$1")" = ok ] && echo established || echo none ;;
+	esac
+}
+
+# check_session BDF VARIANT
+check_session() {
+	_sw=$(expected_session "$2")
+	_ss=$(coco_attr "$1" session)
+	coco_diag "$1 ($2): session '$_ss'"
+	case "$_sw" in
+	established | none) [ "$_ss" = "$_sw" ] ;;
+	*) case "$_ss" in "error: $_sw"*) return 0 ;; esac; return 1 ;;
+	esac
 }
 
 # check_meas BDF VARIANT: measurements/status as the variant demands; a
