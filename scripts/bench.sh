@@ -9,6 +9,7 @@
 #   - 100 synchronous probes (rescan: discovery, GET_VERSION and a re-authentication each),
 #   - a cold and a warm authentication: exchanges, bytes, time,
 #   - reading the measurements all at once vs per index, and the memory held,
+#   - establishing a secure session,
 #   - authenticating 1 vs 8 endpoints at once.
 # Prints a table; logs go to $COCO_CACHE/logs/bench-*.
 set -uo pipefail
@@ -70,6 +71,12 @@ per=$(grep '0000:02:00.0: coco: measurements: ' "$logdir/auth-meas.out" | tail -
 printf '%-22s %7s %10s %12s %12s %10s %12s\n' measurements blocks exchanges "bytes sent" "bytes recv" "time(ms)" "bytes held"
 printf '%-22s %s\n' "all at once (signed)" "$(mstats "$all")"
 printf '%-22s %s\n' "per index" "$(mstats "$per")"
+
+# Secure session establishment, same boot (KEY_EXCHANGE, FINISH, then the
+# checks: an application message, KEY_UPDATE of both directions with their
+# verification, HEARTBEAT).
+sess=$(grep '0000:01:00.0: coco: session established: ' "$logdir/auth-meas.out" | tail -n 1)
+printf '%-22s %s\n' "session" "$(sed -nE 's/.*session established: ([^,]*), slot [0-9]+; ([0-9]+) SPDM exchanges, ([0-9]+) us.*/\1: \2 exchanges, \3 us/p' <<<"$sess")"
 
 # 1 vs 8 endpoints authenticated at once (the first, parallel runs after
 # insmod): span from the earliest start to the latest end, from the log

@@ -74,7 +74,7 @@ def drop_known_upstream(lines):
 
 
 # KUnit suites of the project; each must report its results in a test run.
-KUNIT_SUITES = ("coco", "coco_crypto", "coco_auth", "coco_session_crypto")
+KUNIT_SUITES = ("coco", "coco_crypto", "coco_auth", "coco_session_crypto", "coco_session")
 
 # Written to the kernel log by the guest's /init before coco.ko is loaded.
 INIT_MARK = "coco-rig: /init started"
@@ -224,7 +224,12 @@ class Rig:
         ]
         cmd += ["-serial", "mon:stdio" if interactive else "stdio"]
         for i in range(len(self.ports)):
-            cmd += ["-device", f"pcie-root-port,id=coco-rp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
+            # Eight root ports per slot of pcie.0 (functions 0-7, from slot 4 on): a plain
+            # slot each would run out of pcie.0's 32 slots with the fault matrix. Their order,
+            # hence bus i + 1 for endpoint i, stays that of i.
+            fn0 = ",multifunction=on" if i % 8 == 0 else ""
+            cmd += ["-device", f"pcie-root-port,id=coco-rp{i},bus=pcie.0,addr={4 + i // 8:x}.{i % 8}{fn0},"
+                    f"chassis={i + 1},slot={i + 1}"]
             cmd += ["-device", self.device_args(i)]
         return cmd
 
