@@ -320,70 +320,75 @@ pub const SPDM_MAX_SIGNATURE_SIZE: usize = 512;
 /// a VERSION response of up to 255 entries.
 pub const SPDM_VCA_MAX_SIZE: usize = 1024;
 
-// --- Private reader / writer -----------------------------------------------------------------
+// --- Reader / writer (shared with meas.rs and session.rs) ------------------------------------
 
 /// Sequential little-endian reader; every read is bounds-checked.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], pos: usize) -> Self {
+    pub(crate) fn new(buf: &'a [u8], pos: usize) -> Self {
         Reader { buf, pos }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SpdmError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], SpdmError> {
         let end = self.pos.checked_add(n).ok_or(SpdmError::Truncated)?;
         let bytes = self.buf.get(self.pos..end).ok_or(SpdmError::Truncated)?;
         self.pos = end;
         Ok(bytes)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], SpdmError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], SpdmError> {
         self.take(N)?.try_into().map_err(|_| SpdmError::Truncated)
     }
 
-    fn u8(&mut self) -> Result<u8, SpdmError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, SpdmError> {
         let [b] = self.array::<1>()?;
         Ok(b)
     }
 
-    fn u16(&mut self) -> Result<u16, SpdmError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, SpdmError> {
         Ok(u16::from_le_bytes(self.array()?))
     }
 
-    fn u32(&mut self) -> Result<u32, SpdmError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, SpdmError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn pos(&self) -> usize {
+    pub(crate) fn u24(&mut self) -> Result<usize, SpdmError> {
+        let [a, b, c] = self.array::<3>()?;
+        Ok(usize::from(a) | usize::from(b) << 8 | usize::from(c) << 16)
+    }
+
+    pub(crate) fn pos(&self) -> usize {
         self.pos
     }
 
-    fn rest(&self) -> &'a [u8] {
+    pub(crate) fn rest(&self) -> &'a [u8] {
         self.buf.get(self.pos..).unwrap_or(&[])
     }
 
     /// Accepts the end of the message: at most 3 zero bytes of transport padding may follow.
-    fn finish(&self) -> Result<usize, SpdmError> {
+    pub(crate) fn finish(&self) -> Result<usize, SpdmError> {
         check_padding(self.rest())?;
         Ok(self.pos)
     }
 }
 
 /// Sequential little-endian writer into a caller buffer.
-struct Writer<'a> {
+pub(crate) struct Writer<'a> {
     out: &'a mut [u8],
     pos: usize,
 }
 
 impl<'a> Writer<'a> {
-    fn new(out: &'a mut [u8]) -> Self {
+    pub(crate) fn new(out: &'a mut [u8]) -> Self {
         Writer { out, pos: 0 }
     }
 
-    fn bytes(&mut self, src: &[u8]) -> Result<(), SpdmError> {
+    pub(crate) fn bytes(&mut self, src: &[u8]) -> Result<(), SpdmError> {
         let end = self
             .pos
             .checked_add(src.len())
@@ -399,7 +404,7 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn zeros(&mut self, n: usize) -> Result<(), SpdmError> {
+    pub(crate) fn zeros(&mut self, n: usize) -> Result<(), SpdmError> {
         let end = self.pos.checked_add(n).ok_or(SpdmError::BufferTooSmall)?;
         let dst = self
             .out
@@ -410,29 +415,47 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn u8(&mut self, v: u8) -> Result<(), SpdmError> {
+    pub(crate) fn u8(&mut self, v: u8) -> Result<(), SpdmError> {
         self.bytes(&[v])
     }
 
-    fn u16(&mut self, v: u16) -> Result<(), SpdmError> {
+    pub(crate) fn u16(&mut self, v: u16) -> Result<(), SpdmError> {
         self.bytes(&v.to_le_bytes())
     }
 
-    fn u32(&mut self, v: u32) -> Result<(), SpdmError> {
+    pub(crate) fn u32(&mut self, v: u32) -> Result<(), SpdmError> {
         self.bytes(&v.to_le_bytes())
     }
 
-    fn header(&mut self, version: SpdmVersion, code: u8, p1: u8, p2: u8) -> Result<(), SpdmError> {
+    pub(crate) fn u24(&mut self, v: usize) -> Result<(), SpdmError> {
+        let v = u32::try_from(v).map_err(|_| SpdmError::InvalidLength)?;
+        match v.to_le_bytes() {
+            [a, b, c, 0] => self.bytes(&[a, b, c]),
+            _ => Err(SpdmError::InvalidLength),
+        }
+    }
+
+    pub(crate) fn header(
+        &mut self,
+        version: SpdmVersion,
+        code: u8,
+        p1: u8,
+        p2: u8,
+    ) -> Result<(), SpdmError> {
         self.bytes(&[version.as_byte(), code, p1, p2])
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.pos
     }
 }
 
 /// Checks code and version of a response header.
-fn response_header(buf: &[u8], code: u8, version: SpdmVersion) -> Result<SpdmHeader, SpdmError> {
+pub(crate) fn response_header(
+    buf: &[u8],
+    code: u8,
+    version: SpdmVersion,
+) -> Result<SpdmHeader, SpdmError> {
     let header = SpdmHeader::parse(buf)?;
     if header.code != code {
         return Err(SpdmError::UnexpectedCode);

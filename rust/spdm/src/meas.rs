@@ -50,7 +50,7 @@
 //! [`measurements_signed_message`].
 
 use crate::auth::{
-    measurement_hash_size, signed_message, Algorithms, SPDM_MAX_HASH_SIZE,
+    measurement_hash_size, signed_message, Algorithms, Reader, Writer, SPDM_MAX_HASH_SIZE,
     SPDM_MAX_OPAQUE_DATA_SIZE, SPDM_MAX_SIGNATURE_SIZE, SPDM_MEASUREMENTS_SIGN_CONTEXT,
     SPDM_MEAS_SPEC_DMTF, SPDM_REQ_CONTEXT_SIZE,
 };
@@ -222,108 +222,6 @@ impl From<SpdmError> for MeasError {
 impl core::fmt::Display for MeasError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.reason())
-    }
-}
-
-// --- Private reader / writer -------------------------------------------------------------------
-
-/// Sequential little-endian reader; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], pos: usize) -> Self {
-        Reader { buf, pos }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SpdmError> {
-        let end = self.pos.checked_add(n).ok_or(SpdmError::Truncated)?;
-        let bytes = self.buf.get(self.pos..end).ok_or(SpdmError::Truncated)?;
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    fn u8(&mut self) -> Result<u8, SpdmError> {
-        match self.take(1)? {
-            [b] => Ok(*b),
-            _ => Err(SpdmError::Truncated),
-        }
-    }
-
-    fn u16(&mut self) -> Result<u16, SpdmError> {
-        match self.take(2)? {
-            [a, b] => Ok(u16::from_le_bytes([*a, *b])),
-            _ => Err(SpdmError::Truncated),
-        }
-    }
-
-    fn u24(&mut self) -> Result<usize, SpdmError> {
-        match self.take(3)? {
-            [a, b, c] => Ok(usize::from(*a) | usize::from(*b) << 8 | usize::from(*c) << 16),
-            _ => Err(SpdmError::Truncated),
-        }
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], SpdmError> {
-        self.take(N)?.try_into().map_err(|_| SpdmError::Truncated)
-    }
-
-    fn pos(&self) -> usize {
-        self.pos
-    }
-
-    fn rest(&self) -> &'a [u8] {
-        self.buf.get(self.pos..).unwrap_or(&[])
-    }
-}
-
-/// Sequential little-endian writer into a caller buffer.
-struct Writer<'a> {
-    out: &'a mut [u8],
-    pos: usize,
-}
-
-impl<'a> Writer<'a> {
-    fn new(out: &'a mut [u8]) -> Self {
-        Writer { out, pos: 0 }
-    }
-
-    fn bytes(&mut self, src: &[u8]) -> Result<(), SpdmError> {
-        let end = self
-            .pos
-            .checked_add(src.len())
-            .ok_or(SpdmError::BufferTooSmall)?;
-        let dst = self
-            .out
-            .get_mut(self.pos..end)
-            .ok_or(SpdmError::BufferTooSmall)?;
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
-        }
-        self.pos = end;
-        Ok(())
-    }
-
-    fn u8(&mut self, v: u8) -> Result<(), SpdmError> {
-        self.bytes(&[v])
-    }
-
-    fn u16(&mut self, v: u16) -> Result<(), SpdmError> {
-        self.bytes(&v.to_le_bytes())
-    }
-
-    fn u24(&mut self, v: usize) -> Result<(), SpdmError> {
-        let v = u32::try_from(v).map_err(|_| SpdmError::InvalidLength)?;
-        match v.to_le_bytes() {
-            [a, b, c, 0] => self.bytes(&[a, b, c]),
-            _ => Err(SpdmError::InvalidLength),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.pos
     }
 }
 

@@ -74,7 +74,7 @@
 //! Hash(... || whole KEY_EXCHANGE_RSP || FINISH up to RequesterVerifyData)). TH2 is the hash of
 //! everything through the whole FINISH and FINISH_RSP.
 
-use crate::auth::SPDM_MAX_HASH_SIZE;
+use crate::auth::{response_header, Reader, Writer, SPDM_MAX_HASH_SIZE};
 use crate::auth::{
     SPDM_AEAD_AES_128_GCM, SPDM_AEAD_AES_256_GCM, SPDM_AEAD_CHACHA20_POLY1305, SPDM_AEAD_SM4_GCM,
     SPDM_DHE_FFDHE2048, SPDM_DHE_FFDHE3072, SPDM_DHE_FFDHE4096, SPDM_DHE_SECP256R1,
@@ -229,88 +229,7 @@ pub fn session_id(req_session_id: u16, rsp_session_id: u16) -> u32 {
     (u32::from(rsp_session_id) << 16) | u32::from(req_session_id)
 }
 
-// --- Private reader / writer -----------------------------------------------------------------
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], pos: usize) -> Self {
-        Reader { buf, pos }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SpdmError> {
-        let end = self.pos.checked_add(n).ok_or(SpdmError::Truncated)?;
-        let bytes = self.buf.get(self.pos..end).ok_or(SpdmError::Truncated)?;
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    fn u8(&mut self) -> Result<u8, SpdmError> {
-        let b = self.take(1)?;
-        b.first().copied().ok_or(SpdmError::Truncated)
-    }
-
-    fn u16(&mut self) -> Result<u16, SpdmError> {
-        let b: [u8; 2] = self.take(2)?.try_into().map_err(|_| SpdmError::Truncated)?;
-        Ok(u16::from_le_bytes(b))
-    }
-
-    fn finish(&self) -> Result<usize, SpdmError> {
-        check_padding(self.buf.get(self.pos..).unwrap_or(&[]))?;
-        Ok(self.pos)
-    }
-}
-
-struct Writer<'a> {
-    out: &'a mut [u8],
-    pos: usize,
-}
-
-impl<'a> Writer<'a> {
-    fn new(out: &'a mut [u8]) -> Self {
-        Writer { out, pos: 0 }
-    }
-
-    fn bytes(&mut self, src: &[u8]) -> Result<(), SpdmError> {
-        let end = self
-            .pos
-            .checked_add(src.len())
-            .ok_or(SpdmError::BufferTooSmall)?;
-        let dst = self
-            .out
-            .get_mut(self.pos..end)
-            .ok_or(SpdmError::BufferTooSmall)?;
-        dst.copy_from_slice(src);
-        self.pos = end;
-        Ok(())
-    }
-
-    fn u8(&mut self, v: u8) -> Result<(), SpdmError> {
-        self.bytes(&[v])
-    }
-
-    fn u16(&mut self, v: u16) -> Result<(), SpdmError> {
-        self.bytes(&v.to_le_bytes())
-    }
-
-    fn header(&mut self, version: SpdmVersion, code: u8, p1: u8, p2: u8) -> Result<(), SpdmError> {
-        self.bytes(&[version.as_byte(), code, p1, p2])
-    }
-}
-
-fn response_header(buf: &[u8], code: u8, version: SpdmVersion) -> Result<SpdmHeader, SpdmError> {
-    let header = SpdmHeader::parse(buf)?;
-    if header.code != code {
-        return Err(SpdmError::UnexpectedCode);
-    }
-    if header.version != version.as_byte() {
-        return Err(SpdmError::UnexpectedVersion);
-    }
-    Ok(header)
-}
+// --- Private helpers -------------------------------------------------------------------------
 
 fn request_header(buf: &[u8], code: u8) -> Result<SpdmHeader, SpdmError> {
     let header = SpdmHeader::parse(buf)?;
@@ -339,7 +258,7 @@ fn header_only(
 ) -> Result<usize, SpdmError> {
     let mut w = Writer::new(out);
     w.header(version, code, p1, p2)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 // --- KEY_EXCHANGE ----------------------------------------------------------------------------
@@ -397,7 +316,7 @@ pub fn encode_key_exchange(req: &KeyExchange<'_>, out: &mut [u8]) -> Result<usiz
     w.bytes(req.exchange)?;
     w.u16(olen)?;
     w.bytes(req.opaque)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 /// Parses KEY_EXCHANGE (responder side) with ExchangeData of `exchange_size` bytes (from the
@@ -530,9 +449,9 @@ pub fn parse_key_exchange_rsp<'a>(
         return Err(SpdmError::InvalidField);
     }
     let opaque = r.take(olen)?;
-    let signature_offset = r.pos;
+    let signature_offset = r.pos();
     let signature = r.take(params.signature_size)?;
-    let verify_data_offset = r.pos;
+    let verify_data_offset = r.pos();
     let verify_data = if params.verify_data {
         r.take(params.hash_size)?
     } else {
@@ -609,7 +528,7 @@ pub fn encode_key_exchange_rsp_body(
     w.bytes(body.measurement_summary_hash)?;
     w.u16(olen)?;
     w.bytes(body.opaque)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 /// Writes a whole KEY_EXCHANGE_RSP (body, `signature`, `verify_data` — empty when the
@@ -625,7 +544,7 @@ pub fn encode_key_exchange_rsp(
     let mut w = Writer::new(rest);
     w.bytes(signature)?;
     w.bytes(verify_data)?;
-    n.checked_add(w.pos).ok_or(SpdmError::BufferTooSmall)
+    n.checked_add(w.len()).ok_or(SpdmError::BufferTooSmall)
 }
 
 // --- FINISH / FINISH_RSP ---------------------------------------------------------------------
@@ -671,7 +590,7 @@ pub fn encode_finish(
     w.header(version, SPDM_FINISH, attributes, req_slot_id)?;
     w.bytes(signature)?;
     w.bytes(verify_data)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 /// Parses FINISH (responder side): `hash_size` is H; a signature (Param1 bit 0) is
@@ -696,7 +615,7 @@ pub fn parse_finish(
     } else {
         &[]
     };
-    let verify_data_offset = r.pos;
+    let verify_data_offset = r.pos();
     let verify_data = r.take(hash_size)?;
     let len = r.finish()?;
     Ok(Finish {
@@ -720,7 +639,7 @@ pub fn encode_finish_rsp(
     let mut w = Writer::new(out);
     w.header(version, SPDM_FINISH_RSP, 0, 0)?;
     w.bytes(verify_data)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 /// Parses FINISH_RSP (requester side); `verify_data_size` is H when the handshake is in the
@@ -893,7 +812,7 @@ pub fn encode_sm_supported_versions(versions: &[u16], out: &mut [u8]) -> Result<
         w.u16(*v)?;
     }
     sm_element_pad(&mut w, data_len)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 /// Writes OpaqueData (format 1) holding the secured-message version selection element
@@ -904,7 +823,7 @@ pub fn encode_sm_version_selection(version: u16, out: &mut [u8]) -> Result<usize
     sm_element_start(&mut w, data_len, SPDM_SM_DATA_ID_VERSION_SELECTION)?;
     w.u16(version)?;
     sm_element_pad(&mut w, data_len)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 fn sm_element_start(w: &mut Writer<'_>, data_len: usize, id: u8) -> Result<(), SpdmError> {
@@ -963,13 +882,13 @@ pub fn parse_sm_versions(opaque: &[u8]) -> Result<SmVersions<'_>, SpdmError> {
     r.take(3).map_err(bad)?;
     let mut found = None;
     for _ in 0..total {
-        let start = r.pos;
+        let start = r.pos();
         let registry = r.u8().map_err(bad)?;
         let vendor_len = r.u8().map_err(bad)?;
         r.take(usize::from(vendor_len)).map_err(bad)?;
         let data_len = usize::from(r.u16().map_err(bad)?);
         let data = r.take(data_len).map_err(bad)?;
-        let elem_len = r.pos.saturating_sub(start);
+        let elem_len = r.pos().saturating_sub(start);
         let pad = elem_len.wrapping_neg() & 3;
         let padding = r.take(pad).map_err(bad)?;
         if padding.iter().any(|&b| b != 0) {
@@ -993,12 +912,12 @@ pub fn parse_sm_versions(opaque: &[u8]) -> Result<SmVersions<'_>, SpdmError> {
             }
             _ => return Err(SpdmError::InvalidField),
         };
-        if d.pos != data.len() || found.is_some() {
+        if d.pos() != data.len() || found.is_some() {
             return Err(SpdmError::InvalidField);
         }
         found = Some(versions);
     }
-    if r.pos != opaque.len() {
+    if r.pos() != opaque.len() {
         return Err(SpdmError::InvalidField);
     }
     found.ok_or(SpdmError::InvalidField)
@@ -1154,7 +1073,7 @@ fn write_header(out: &mut [u8], p: &RecordParams<'_>, length: u16) -> Result<usi
         .and_then(|()| w.bytes(seq.get(..p.seq_size).unwrap_or(&[])))
         .and_then(|()| w.u16(length))
         .map_err(|_| RecordError::BufferTooSmall)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 /// Builds a secured message in `out` around `msg` (an SPDM message) with `padding` as the
@@ -1225,12 +1144,12 @@ pub fn parse_record_header(buf: &[u8], seq_size: usize) -> Result<RecordHeader, 
         *d = *s;
     }
     let length = r.u16().map_err(t)?;
-    let header_size = r.pos;
+    let header_size = r.pos();
     if usize::from(length) < SPDM_SECURED_LENGTH_SIZE.saturating_add(SPDM_AEAD_TAG_SIZE) {
         return Err(RecordError::InvalidLength);
     }
     r.take(usize::from(length)).map_err(t)?;
-    let size = r.pos;
+    let size = r.pos();
     check_padding(buf.get(size..).unwrap_or(&[])).map_err(|_| RecordError::TrailingBytes)?;
     Ok(RecordHeader {
         session_id: u32::from_le_bytes(sid),
@@ -1469,7 +1388,7 @@ pub fn bin_concat(
         .and_then(|()| w.bytes(label.as_bytes()))
         .and_then(|()| w.bytes(context))
         .map_err(|_| KeyScheduleError::InvalidSize)?;
-    Ok(w.pos)
+    Ok(w.len())
 }
 
 /// HKDF-Extract (RFC 5869): PRK = HMAC(salt, ikm); an empty salt means H zero bytes.
