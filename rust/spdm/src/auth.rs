@@ -450,6 +450,16 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Writes `parts` into `out` after its first `n` bytes (a message body already encoded there)
+/// and returns the size of the whole: how signatures and verify data follow a body.
+pub(crate) fn append(out: &mut [u8], n: usize, parts: &[&[u8]]) -> Result<usize, SpdmError> {
+    let mut w = Writer::new(out.get_mut(n..).ok_or(SpdmError::BufferTooSmall)?);
+    for p in parts {
+        w.bytes(p)?;
+    }
+    n.checked_add(w.len()).ok_or(SpdmError::BufferTooSmall)
+}
+
 /// Checks code and version of a response header.
 pub(crate) fn response_header(
     buf: &[u8],
@@ -1989,10 +1999,7 @@ pub fn encode_challenge_auth(
     out: &mut [u8],
 ) -> Result<usize, SpdmError> {
     let n = encode_challenge_auth_body(body, out)?;
-    let rest = out.get_mut(n..).ok_or(SpdmError::BufferTooSmall)?;
-    let mut w = Writer::new(rest);
-    w.bytes(signature)?;
-    n.checked_add(w.len()).ok_or(SpdmError::BufferTooSmall)
+    append(out, n, &[signature])
 }
 
 // --- Signing prefix (1.2+) and transcript -----------------------------------------------------
@@ -2044,10 +2051,7 @@ pub fn signed_message(
     } else {
         0
     };
-    let rest = out.get_mut(n..).ok_or(SpdmError::BufferTooSmall)?;
-    let mut w = Writer::new(rest);
-    w.bytes(transcript_hash)?;
-    n.checked_add(w.len()).ok_or(SpdmError::BufferTooSmall)
+    append(out, n, &[transcript_hash])
 }
 
 /// Receives transcript bytes in order; implemented by a hash context (kernel crypto in the

@@ -50,7 +50,7 @@
 //! [`measurements_signed_message`].
 
 use crate::auth::{
-    measurement_hash_size, signed_message, Algorithms, Reader, Writer, SPDM_MAX_HASH_SIZE,
+    append, measurement_hash_size, signed_message, Algorithms, Reader, Writer, SPDM_MAX_HASH_SIZE,
     SPDM_MAX_OPAQUE_DATA_SIZE, SPDM_MAX_SIGNATURE_SIZE, SPDM_MEASUREMENTS_SIGN_CONTEXT,
     SPDM_MEAS_SPEC_DMTF, SPDM_REQ_CONTEXT_SIZE,
 };
@@ -843,10 +843,7 @@ pub fn encode_measurements(
     out: &mut [u8],
 ) -> Result<usize, MeasError> {
     let n = encode_measurements_body(body, out)?;
-    let rest = out.get_mut(n..).ok_or(SpdmError::BufferTooSmall)?;
-    let mut w = Writer::new(rest);
-    w.bytes(signature)?;
-    Ok(n.checked_add(w.len()).ok_or(SpdmError::BufferTooSmall)?)
+    Ok(append(out, n, &[signature])?)
 }
 
 /// Size of MEASUREMENTS around the record: fixed part, nonce, opaque length field, `opaque`

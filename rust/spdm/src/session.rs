@@ -74,7 +74,7 @@
 //! Hash(... || whole KEY_EXCHANGE_RSP || FINISH up to RequesterVerifyData)). TH2 is the hash of
 //! everything through the whole FINISH and FINISH_RSP.
 
-use crate::auth::{response_header, Reader, Writer, SPDM_MAX_HASH_SIZE};
+use crate::auth::{append, response_header, Reader, Writer, SPDM_MAX_HASH_SIZE};
 use crate::auth::{
     SPDM_AEAD_AES_128_GCM, SPDM_AEAD_AES_256_GCM, SPDM_AEAD_CHACHA20_POLY1305, SPDM_AEAD_SM4_GCM,
     SPDM_DHE_FFDHE2048, SPDM_DHE_FFDHE3072, SPDM_DHE_FFDHE4096, SPDM_DHE_SECP256R1,
@@ -540,11 +540,7 @@ pub fn encode_key_exchange_rsp(
     out: &mut [u8],
 ) -> Result<usize, SpdmError> {
     let n = encode_key_exchange_rsp_body(body, out)?;
-    let rest = out.get_mut(n..).ok_or(SpdmError::BufferTooSmall)?;
-    let mut w = Writer::new(rest);
-    w.bytes(signature)?;
-    w.bytes(verify_data)?;
-    n.checked_add(w.len()).ok_or(SpdmError::BufferTooSmall)
+    append(out, n, &[signature, verify_data])
 }
 
 // --- FINISH / FINISH_RSP ---------------------------------------------------------------------
