@@ -374,15 +374,8 @@ unsafe extern "C" fn coco_rs_attr_show(
     buf: *mut u8,
     len: usize,
 ) -> isize {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno() as isize;
-    };
     // SAFETY: `buf` is valid for `len` bytes by the safety requirements (sysfs passes a page).
-    let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
-    match cd.show(attr, out) {
-        Ok(n) => n as isize,
-        Err(e) => e.to_errno() as isize,
-    }
+    unsafe { show_with(dev, buf, len, |cd, out| cd.show(attr, out)) }
 }
 
 /// sysfs write to `coco/rescan`: re-runs the probe exchanges (and the authentication)
@@ -393,13 +386,7 @@ unsafe extern "C" fn coco_rs_attr_show(
 /// `dev` is the device the attribute belongs to.
 #[no_mangle]
 unsafe extern "C" fn coco_rs_rescan(dev: *mut bindings::device) -> c_int {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno();
-    };
-    match cd.probe() {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    store_with(dev, |cd| cd.probe())
 }
 
 /// sysfs read of the binary attribute `coco/certificate_chain`: copies at most `count` bytes
@@ -415,19 +402,12 @@ unsafe extern "C" fn coco_rs_cert_chain_read(
     offset: i64,
     count: usize,
 ) -> isize {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno() as isize;
-    };
-    let Ok(offset) = usize::try_from(offset) else {
-        return EINVAL.to_errno() as isize;
-    };
-    if buf.is_null() || count == 0 {
-        return 0;
-    }
     // SAFETY: `buf` is valid for `count` bytes by the safety requirements.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf, count) };
-    let n = cd.read_cert_chain(offset, out);
-    isize::try_from(n).unwrap_or(0)
+    unsafe {
+        read_with(dev, buf, offset, count, |cd, off, out| {
+            Ok(cd.read_cert_chain(off, out))
+        })
+    }
 }
 
 /// sysfs write to `authenticated`: authenticates the device again, synchronously.
@@ -437,13 +417,7 @@ unsafe extern "C" fn coco_rs_cert_chain_read(
 /// `dev` is the device the attribute belongs to.
 #[no_mangle]
 unsafe extern "C" fn coco_rs_authenticate(dev: *mut bindings::device) -> c_int {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno();
-    };
-    match cd.reauthenticate() {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    store_with(dev, |cd| cd.reauthenticate())
 }
 
 /// sysfs write to `coco/preferred_slot` (`slot` < 0: automatic).
@@ -453,21 +427,13 @@ unsafe extern "C" fn coco_rs_authenticate(dev: *mut bindings::device) -> c_int {
 /// `dev` is the device the attribute belongs to.
 #[no_mangle]
 unsafe extern "C" fn coco_rs_set_preferred_slot(dev: *mut bindings::device, slot: c_int) -> c_int {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno();
+    // Negative: automatic.
+    let slot = match u8::try_from(slot) {
+        Ok(s) => Some(s),
+        Err(_) if slot < 0 => None,
+        Err(_) => return EINVAL.to_errno(),
     };
-    let slot = if slot < 0 {
-        None
-    } else {
-        match u8::try_from(slot) {
-            Ok(s) => Some(s),
-            Err(_) => return EINVAL.to_errno(),
-        }
-    };
-    match cd.set_preferred_slot(slot) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    store_with(dev, |cd| cd.set_preferred_slot(slot))
 }
 
 /// Visibility of `certificates/slot<slot>`: whether the slot holds a chain.
@@ -497,18 +463,15 @@ unsafe extern "C" fn coco_rs_slot_read(
     offset: i64,
     count: usize,
 ) -> isize {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno() as isize;
-    };
-    let (Ok(offset), Ok(slot)) = (usize::try_from(offset), usize::try_from(slot)) else {
+    let Ok(slot) = usize::try_from(slot) else {
         return EINVAL.to_errno() as isize;
     };
-    if buf.is_null() || count == 0 {
-        return 0;
-    }
     // SAFETY: `buf` is valid for `count` bytes by the safety requirements.
-    let out = unsafe { core::slice::from_raw_parts_mut(buf, count) };
-    isize::try_from(cd.read_slot(slot, offset, out)).unwrap_or(0)
+    unsafe {
+        read_with(dev, buf, offset, count, |cd, off, out| {
+            Ok(cd.read_slot(slot, off, out))
+        })
+    }
 }
 
 /// Looks `dev` up and formats into `buf` (`len` bytes) with `f`; returns the length or an errno.
@@ -530,6 +493,40 @@ unsafe fn show_with(
     match f(&cd, out) {
         Ok(n) => isize::try_from(n).unwrap_or(0),
         Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// Looks `dev` up and copies, with `f`, at most `count` bytes from `offset` of a binary
+/// attribute into `buf`; returns the count (0 at the end) or an errno.
+///
+/// # Safety
+///
+/// A non-NULL `buf` must be valid for writes of `count` bytes.
+unsafe fn read_with(
+    dev: *mut bindings::device,
+    buf: *mut u8,
+    offset: i64,
+    count: usize,
+    f: impl FnOnce(&CocoDev, usize, &mut [u8]) -> Result<usize>,
+) -> isize {
+    let Ok(offset) = usize::try_from(offset) else {
+        return EINVAL.to_errno() as isize;
+    };
+    if buf.is_null() || count == 0 {
+        return 0;
+    }
+    // SAFETY: By the safety requirements.
+    unsafe { show_with(dev, buf, count, |cd, out| f(cd, offset, out)) }
+}
+
+/// Looks `dev` up and runs the write handler `f`; returns 0 or an errno.
+fn store_with(dev: *mut bindings::device, f: impl FnOnce(&CocoDev) -> Result) -> c_int {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno();
+    };
+    match f(&cd) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
     }
 }
 
@@ -563,14 +560,12 @@ unsafe extern "C" fn coco_rs_meas_read(
     offset: i64,
     count: usize,
 ) -> isize {
-    let Ok(offset) = usize::try_from(offset) else {
-        return EINVAL.to_errno() as isize;
-    };
-    if buf.is_null() || count == 0 {
-        return 0;
-    }
     // SAFETY: By the safety requirements.
-    unsafe { show_with(dev, buf, count, |cd, out| cd.meas_read(attr, offset, out)) }
+    unsafe {
+        read_with(dev, buf, offset, count, |cd, off, out| {
+            cd.meas_read(attr, off, out)
+        })
+    }
 }
 
 /// sysfs read of an attribute of `measurements/<index>/`.
@@ -600,13 +595,7 @@ unsafe extern "C" fn coco_rs_block_show(
 /// `dev` is the device whose `measurements/` the attribute belongs to.
 #[no_mangle]
 unsafe extern "C" fn coco_rs_meas_refresh(dev: *mut bindings::device) -> c_int {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno();
-    };
-    match cd.refresh_measurements() {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    store_with(dev, |cd| cd.refresh_measurements())
 }
 
 /// sysfs write to `measurements/nonce`: the nonce of the next signed GET_MEASUREMENTS.
@@ -617,15 +606,14 @@ unsafe extern "C" fn coco_rs_meas_refresh(dev: *mut bindings::device) -> c_int {
 /// readable bytes.
 #[no_mangle]
 unsafe extern "C" fn coco_rs_meas_set_nonce(dev: *mut bindings::device, nonce: *const u8) -> c_int {
-    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
-        return ENODEV.to_errno();
-    };
     if nonce.is_null() {
         return EINVAL.to_errno();
     }
     let mut n = [0u8; spdm::SPDM_NONCE_SIZE];
     // SAFETY: `nonce` points to 32 readable bytes by the safety requirements.
     n.copy_from_slice(unsafe { core::slice::from_raw_parts(nonce, spdm::SPDM_NONCE_SIZE) });
-    cd.set_meas_nonce(n);
-    0
+    store_with(dev, |cd| {
+        cd.set_meas_nonce(n);
+        Ok(())
+    })
 }
