@@ -8,7 +8,8 @@
 //! * [`socket`]: the socket framing (12-byte big-endian header + payload).
 //! * [`pki`]: keys and certificates (root CA, intermediate CA, one leaf per slot).
 //! * [`responder`]: [`Responder`] maps one request DOE object to one reply DOE object: an SPDM
-//!   1.0-1.3 responder for device authentication, with fault injection ([`Fault`]).
+//!   1.0-1.3 responder for device authentication, measurements and secure sessions, with
+//!   fault injection ([`Fault`]) and session options ([`SessionOptions`]).
 //! * [`session`]: [`serve`] runs one connection: framing, responder, SHUTDOWN, errors.
 //! * [`measurements`]: the measurement blocks (defaults, `--measurements` file format, the
 //!   `--fw-update-file` firmware update switch).
@@ -30,7 +31,7 @@ pub mod responder;
 pub mod session;
 pub mod socket;
 
-pub use responder::{Reply, Responder};
+pub use responder::{Reply, Responder, SessionOptions};
 pub use session::{serve, SessionEnd};
 
 /// Fault injected by an endpoint (inside the DOE payload or by withholding replies; the socket
@@ -88,7 +89,8 @@ pub enum Fault {
     RefuseAllBlocks,
     /// KEY_EXCHANGE_RSP carries a corrupted signature.
     BadKexSignature,
-    /// KEY_EXCHANGE_RSP carries a wrong ResponderVerifyData.
+    /// KEY_EXCHANGE_RSP (FINISH_RSP when the handshake is in the clear) carries a wrong
+    /// ResponderVerifyData.
     WrongVerifyData,
     /// Application-phase secured responses have a MAC byte flipped.
     TamperedMac,
@@ -135,7 +137,8 @@ no-meas-sig           CAPABILITIES announce MEAS_CAP = 1 (measurements without s
 refuse-all-blocks     GET_MEASUREMENTS for all blocks (0xFF) get ERROR UnsupportedRequest (param2
                       0xE0); per-index requests and the count query (0) work
 bad-kex-signature     KEY_EXCHANGE_RSP signature corrupted (signature verification fails)
-wrong-verify-data     KEY_EXCHANGE_RSP ResponderVerifyData wrong (HMAC check fails)
+wrong-verify-data     KEY_EXCHANGE_RSP ResponderVerifyData wrong (HMAC check fails); with the handshake
+                      in the clear, FINISH_RSP's ResponderVerifyData instead
 tampered-mac          every application-phase secured response has a MAC byte flipped (decryption
                       fails)
 replayed-sequence     application-phase secured responses after the first reuse the previous

@@ -14,7 +14,7 @@ use coco_endpoint::measurements::{parse_blocks, MeasConfig};
 use coco_endpoint::pki::{build_identity, Identity, KeyKind, PkiOptions, DEFAULT_CMA_ID};
 use coco_endpoint::{
     fault_for, key_for, parse_slot_list, parse_version_list, serve, Fault, FaultSpec, KeySpec,
-    Logger, Responder, SessionEnd, FAULT_HELP,
+    Logger, Responder, SessionEnd, SessionOptions, FAULT_HELP,
 };
 use coco_spdm::VersionEntry;
 
@@ -81,7 +81,26 @@ text:STRING (rest of the line), hex:HEX or plain HEX. A digest given as text: or
 hashed with the negotiated hash; hex: is the exact digest sent. --fw-update-file PATH simulates a \
 firmware update: while PATH exists (checked at every GET_MEASUREMENTS), mutable_firmware digests \
 are computed from PATH's content (\"coco-endpoint firmware image 1.5.0\" if empty) and raw version \
-blocks read \"1.5.0\"; deleting PATH reverts.";
+blocks read \"1.5.0\"; deleting PATH reverts.
+
+Secure sessions (SPDM 1.2+): CAPABILITIES also announce KEY_EX_CAP, ENCRYPT_CAP, MAC_CAP, \
+HBEAT_CAP and KEY_UPD_CAP; ALGORITHMS select DHE secp384r1 or secp256r1, AEAD AES-256-GCM or \
+ChaCha20-Poly1305 and the SPDM key schedule. KEY_EXCHANGE (ECDHE, KEY_EXCHANGE_RSP signed with the \
+slot's leaf key) opens a session; then HEARTBEAT, KEY_UPDATE, END_SESSION and any other request \
+(GET_MEASUREMENTS, ...) are served inside it, as secured CMA objects (DOE type 2, AES-256-GCM or \
+ChaCha20-Poly1305, no sequence number field, no padding). One session at a time; GET_VERSION or a \
+new KEY_EXCHANGE ends it; a secured object without a session gets ERROR InvalidRequest in a CMA \
+object. --heartbeat-period SECS (0-255, default 0) is the HeartbeatPeriod in KEY_EXCHANGE_RSP \
+(Param1): a session that receives no request within it (secured message or FINISH) for more than \
+twice that long is terminated, noticed when the next request arrives, and a secured message for it \
+is then answered like one without a session; 0 means no heartbeat and no expiry. By default the \
+handshake is encrypted: KEY_EXCHANGE_RSP carries ResponderVerifyData and FINISH / FINISH_RSP are \
+secured messages with the handshake keys. --handshake-in-clear makes CAPABILITIES announce \
+HANDSHAKE_IN_THE_CLEAR_CAP too; when the requester's GET_CAPABILITIES sets it as well, the \
+handshake is in the clear (DSP0274 1.2/1.3): KEY_EXCHANGE_RSP carries no ResponderVerifyData, \
+FINISH and FINISH_RSP are CMA objects (DOE type 1) and FINISH_RSP carries ResponderVerifyData. A \
+FINISH in the wrong form gets ERROR UnexpectedRequest, a RequesterVerifyData that does not verify \
+ERROR DecryptError and ends the session. Both options apply to every endpoint of the process.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -90,6 +109,7 @@ Examples:
   coco-endpoint --count 3 --versions 1.2,1.3 --fault 2:no-answer
   coco-endpoint --count 2 --pki-dir /tmp/pki --key rsa3072 --key 1:p256 --slots 0,1 --fault 1:busy:2
   coco-endpoint --port 0 --port-file /tmp/port --measurements blocks.txt --fw-update-file /tmp/fw0
+  coco-endpoint --count 2 --heartbeat-period 5 --handshake-in-clear
 
 Measurements file example:
   # INDEX TYPE FORM VALUE
@@ -170,6 +190,17 @@ struct Args {
     /// version report an updated firmware (see below)
     #[arg(long, value_name = "PATH")]
     fw_update_file: Option<PathBuf>,
+
+    /// HeartbeatPeriod in seconds (0-255) sent in KEY_EXCHANGE_RSP, for every endpoint: a session
+    /// without a request for more than twice that long is terminated (0: no heartbeat, sessions
+    /// never expire)
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    heartbeat_period: u8,
+
+    /// Announce HANDSHAKE_IN_THE_CLEAR_CAP (every endpoint): with a requester that sets it too,
+    /// KEY_EXCHANGE_RSP has no ResponderVerifyData and FINISH / FINISH_RSP travel in the clear
+    #[arg(long)]
+    handshake_in_clear: bool,
 }
 
 /// The parsed `--slots` list.
@@ -214,6 +245,7 @@ fn run_endpoint(
     fault: Fault,
     identity: Arc<Identity>,
     measurements: Arc<MeasConfig>,
+    session_options: SessionOptions,
     persist: bool,
     logger: Arc<Logger>,
 ) {
@@ -236,6 +268,7 @@ fn run_endpoint(
         let mut responder =
             Responder::with_identity(versions.clone(), fault, Arc::clone(&identity));
         responder.set_measurements(Some(Arc::clone(&measurements)));
+        responder.set_session_options(session_options);
         let end = serve(&mut stream, &mut responder, &mut |msg: &str| log(msg));
         let how = match end {
             SessionEnd::Shutdown => "shutdown",
@@ -449,6 +482,10 @@ fn main() -> ExitCode {
         }
     }
 
+    let session_options = SessionOptions {
+        heartbeat_period: args.heartbeat_period,
+        handshake_in_clear: args.handshake_in_clear,
+    };
     let mut handles = Vec::new();
     for (index, (listener, port)) in listeners.into_iter().enumerate() {
         let versions = args.versions.0.clone();
@@ -458,9 +495,15 @@ fn main() -> ExitCode {
             &index,
             &port,
             &format!(
-                "key {}, slots {:?}, fault {fault}",
+                "key {}, slots {:?}, fault {fault}, HeartbeatPeriod {} s, handshake {}",
                 identity.key_kind().map_or("none", |k| k.name()),
-                identity.slots.iter().map(|s| s.slot).collect::<Vec<_>>()
+                identity.slots.iter().map(|s| s.slot).collect::<Vec<_>>(),
+                session_options.heartbeat_period,
+                if session_options.handshake_in_clear {
+                    "in the clear if the requester agrees"
+                } else {
+                    "encrypted"
+                }
             ),
         );
         let logger_for_thread = Arc::clone(&logger);
@@ -477,6 +520,7 @@ fn main() -> ExitCode {
                     fault,
                     identity,
                     measurements,
+                    session_options,
                     persist,
                     logger_for_thread,
                 )

@@ -26,22 +26,46 @@
 //! GET_MEASUREMENTS of the current L1/L2, else unchanged.
 //!
 //! Secure sessions (SPDM 1.2+, with an identity): CAPABILITIES add KEY_EX_CAP, ENCRYPT_CAP,
-//! MAC_CAP, HBEAT_CAP and KEY_UPD_CAP (never HANDSHAKE_IN_THE_CLEAR_CAP: the handshake is
-//! encrypted); ALGORITHMS select DHE secp384r1 > secp256r1, AEAD AES-256-GCM >
-//! ChaCha20-Poly1305 and the SPDM key schedule from what was offered. KEY_EXCHANGE (in the
-//! clear, DOE type 1) needs the requester's KEY_EX_CAP, ENCRYPT_CAP and MAC_CAP, no measurement
-//! summary and a secured-message version list (format 1 opaque data) containing 1.0 or 1.1;
-//! the answer is signed with the slot's leaf key over VCA || Hash(chain) || KEY_EXCHANGE ||
-//! KEY_EXCHANGE_RSP and carries ResponderVerifyData. Everything else of the session travels in
-//! DOE type 2 objects (PCI DOE binding: no sequence number field, no random padding): FINISH
-//! with the handshake keys, then HEARTBEAT, KEY_UPDATE (UpdateKey / UpdateAllKeys, then
-//! VerifyNewKey; UpdateAllKeys is acknowledged with the new response key), END_SESSION, and
-//! any other request the endpoint serves (GET_MEASUREMENTS is the application message; also
-//! GET_DIGESTS, GET_CERTIFICATE, ...), answered inside the session. A record that does not
-//! decrypt ends the session with ERROR DecryptError in the clear. GET_VERSION ends the session;
-//! one session at a time (a new KEY_EXCHANGE replaces it).
+//! MAC_CAP, HBEAT_CAP and KEY_UPD_CAP, and HANDSHAKE_IN_THE_CLEAR_CAP only when configured
+//! ([`SessionOptions::handshake_in_clear`], `--handshake-in-clear`); ALGORITHMS select DHE
+//! secp384r1 > secp256r1, AEAD AES-256-GCM > ChaCha20-Poly1305 and the SPDM key schedule from
+//! what was offered. KEY_EXCHANGE (in the clear, DOE type 1) needs the requester's KEY_EX_CAP,
+//! ENCRYPT_CAP and MAC_CAP, no measurement summary and a secured-message version list (format
+//! 1 opaque data) containing 1.0 or 1.1; the answer carries HeartbeatPeriod
+//! ([`SessionOptions::heartbeat_period`]) in Param1 and is signed with the slot's leaf key over
+//! VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP.
+//!
+//! The handshake is encrypted unless both sides set HANDSHAKE_IN_THE_CLEAR_CAP. Encrypted:
+//! KEY_EXCHANGE_RSP carries ResponderVerifyData = HMAC(response finished key, TH1), and FINISH
+//! comes as a secured message with the handshake keys; FINISH_RSP (no verify data) is sent
+//! with them too. In the clear (DSP0274 1.2/1.3): KEY_EXCHANGE_RSP has no ResponderVerifyData
+//! (TH1 ends with its signature), FINISH and FINISH_RSP are CMA objects (DOE type 1), and
+//! FINISH_RSP carries ResponderVerifyData = HMAC(response finished key, Hash(transcript through
+//! FINISH and the FINISH_RSP header)). The finished keys come from the handshake secrets
+//! (TH1) in both modes; RequesterVerifyData covers the transcript through the FINISH header,
+//! and TH2 (application secrets) everything through the whole FINISH_RSP. A FINISH in the
+//! wrong form for the session's mode gets ERROR UnexpectedRequest, and so does any secured
+//! message before FINISH when the handshake is in the clear (answered in the clear, the
+//! session is kept); a RequesterVerifyData that does not verify gets ERROR DecryptError and
+//! ends the session.
+//!
+//! After FINISH, everything of the session travels in DOE type 2 objects (PCI DOE binding: no
+//! sequence number field, no random padding): HEARTBEAT, KEY_UPDATE (UpdateKey /
+//! UpdateAllKeys, then VerifyNewKey; UpdateAllKeys is acknowledged with the new response key),
+//! END_SESSION, and any other request the endpoint serves (GET_MEASUREMENTS is the application
+//! message; also GET_DIGESTS, GET_CERTIFICATE, ...), answered inside the session. A record that
+//! does not decrypt ends the session with ERROR DecryptError in the clear. GET_VERSION ends the
+//! session; one session at a time (a new KEY_EXCHANGE replaces it).
+//!
+//! Heartbeat: with a HeartbeatPeriod P > 0, a session that receives no request (a secured
+//! message that decrypts, or FINISH in the clear) for more than 2 × P seconds since the last
+//! one (or since KEY_EXCHANGE_RSP) is terminated, lazily: the next DOE object that arrives
+//! finds it expired and drops it first. A secured message for it then gets what any secured
+//! message without a session gets: ERROR InvalidRequest in a CMA object (DOE type 1). P = 0:
+//! sessions never expire. The clock can be advanced for tests ([`Responder::advance_clock`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use coco_doe::{
     decode_discovery_request, decode_object, encode_discovery_response, encode_object, object_size,
@@ -59,8 +83,8 @@ use coco_spdm::auth::{
     SPDM_MEAS_SUMMARY_NONE, SPDM_OPAQUE_DATA_FMT1,
 };
 use coco_spdm::auth::{
-    SPDM_CAP_ENCRYPT, SPDM_CAP_HBEAT, SPDM_CAP_KEY_EX, SPDM_CAP_KEY_UPD, SPDM_CAP_MAC,
-    SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT, SPDM_KEY_SCHEDULE_SPDM,
+    SPDM_CAP_ENCRYPT, SPDM_CAP_HANDSHAKE_IN_THE_CLEAR, SPDM_CAP_HBEAT, SPDM_CAP_KEY_EX,
+    SPDM_CAP_KEY_UPD, SPDM_CAP_MAC, SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT, SPDM_KEY_SCHEDULE_SPDM,
 };
 use coco_spdm::auth::{
     SPDM_CAP_MEAS_FRESH, SPDM_CAP_MEAS_NO_SIG, SPDM_CAP_MEAS_SIG, SPDM_HASH_SHA256,
@@ -142,6 +166,19 @@ enum State {
     Negotiated,
 }
 
+/// Secure-session options of an endpoint (the command line's `--heartbeat-period` and
+/// `--handshake-in-clear`, the same for every endpoint of the process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionOptions {
+    /// HeartbeatPeriod in seconds, sent in KEY_EXCHANGE_RSP Param1. A session that receives no
+    /// request for more than twice this long is terminated; 0: no heartbeat, never expires.
+    pub heartbeat_period: u8,
+    /// Announce HANDSHAKE_IN_THE_CLEAR_CAP: the handshake (KEY_EXCHANGE_RSP without
+    /// ResponderVerifyData, FINISH / FINISH_RSP in the clear) is in the clear with a requester
+    /// that sets it too, encrypted otherwise.
+    pub handshake_in_clear: bool,
+}
+
 /// A response held back by ResponseNotReady.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -189,6 +226,10 @@ pub struct Responder {
     session: Option<Session>,
     /// RspSessionID of the next session.
     next_rsp_session_id: u16,
+    /// HeartbeatPeriod and HANDSHAKE_IN_THE_CLEAR_CAP.
+    session_options: SessionOptions,
+    /// Added to the real clock ([`Responder::advance_clock`], for tests).
+    clock_skew: Duration,
 }
 
 /// Secured message versions the endpoint accepts (DSP0277 1.0 and 1.1).
@@ -201,14 +242,24 @@ struct Session {
     hash: u32,
     aead: u16,
     established: bool,
+    /// Both sides set HANDSHAKE_IN_THE_CLEAR_CAP: FINISH / FINISH_RSP travel in the clear.
+    handshake_in_clear: bool,
+    /// HeartbeatPeriod sent in KEY_EXCHANGE_RSP (seconds; 0: never expires).
+    heartbeat_period: u8,
+    /// When the last request of the session was accepted (KEY_EXCHANGE at first).
+    last_request: Instant,
     ks: KeySchedule<RustHmac>,
     handshake_secret: Secret,
     req_finished: Secret,
+    /// Response finished key (ResponderVerifyData of FINISH_RSP in the clear).
+    rsp_finished: Secret,
     /// Request direction (handshake keys, then application keys).
     req: Direction,
     /// Response direction.
     rsp: Direction,
-    /// VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP (|| FINISH || FINISH_RSP).
+    /// VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP (|| FINISH || FINISH_RSP), each
+    /// message as sent (KEY_EXCHANGE_RSP with ResponderVerifyData only if encrypted, FINISH_RSP
+    /// with it only in the clear).
     transcript: Vec<u8>,
     /// A KEY_UPDATE (UpdateKey or UpdateAllKeys) awaiting VerifyNewKey.
     pending_update: Option<u8>,
@@ -219,6 +270,8 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("id", &format_args!("{:#010x}", self.id))
             .field("established", &self.established)
+            .field("handshake_in_clear", &self.handshake_in_clear)
+            .field("heartbeat_period", &self.heartbeat_period)
             .finish()
     }
 }
@@ -231,14 +284,109 @@ impl Clone for Session {
             hash: self.hash,
             aead: self.aead,
             established: self.established,
+            handshake_in_clear: self.handshake_in_clear,
+            heartbeat_period: self.heartbeat_period,
+            last_request: self.last_request,
             ks: key_schedule(self.version, self.hash).expect("schedule was built before"),
             handshake_secret: self.handshake_secret.clone(),
             req_finished: self.req_finished.clone(),
+            rsp_finished: self.rsp_finished.clone(),
             req: self.req.clone(),
             rsp: self.rsp.clone(),
             transcript: self.transcript.clone(),
             pending_update: self.pending_update,
         }
+    }
+}
+
+/// FINISH accepted: FINISH_RSP and the application directions (request, response).
+type Finished = (Vec<u8>, (Direction, Direction));
+
+/// FINISH refused: the ERROR code, the reason and whether the session ends.
+type FinishError = (u8, String, bool);
+
+impl Session {
+    /// FINISH in either mode: checks RequesterVerifyData = HMAC(request finished key,
+    /// Hash(transcript || FINISH through its header)), builds FINISH_RSP (with
+    /// ResponderVerifyData = HMAC(response finished key, Hash(transcript || FINISH ||
+    /// FINISH_RSP header)) when the handshake is in the clear), extends the transcript through
+    /// the whole FINISH_RSP and derives the application directions (request, response) from
+    /// TH2.
+    fn finish(
+        &mut self,
+        msg: &[u8],
+        fault: Fault,
+        log: &mut Vec<String>,
+    ) -> Result<Finished, FinishError> {
+        let v = self.version;
+        let fin = match parse_finish(msg, self.ks.hash_size(), 0) {
+            Ok(f) if f.version == v => f,
+            Ok(_) => {
+                return Err((
+                    SPDM_ERROR_VERSION_MISMATCH,
+                    "FINISH with another version".into(),
+                    false,
+                ))
+            }
+            Err(e) => {
+                return Err((
+                    SPDM_ERROR_INVALID_REQUEST,
+                    format!("malformed FINISH: {}", e.as_str()),
+                    false,
+                ))
+            }
+        };
+        let mut t = self.transcript.clone();
+        t.extend_from_slice(&msg[..fin.verify_data_offset]);
+        let th = spdm_hash(self.hash, &t).unwrap_or_default();
+        let expected = self
+            .ks
+            .verify_data(&self.req_finished, &th)
+            .map(|x| x.as_bytes().to_vec())
+            .unwrap_or_default();
+        if expected.is_empty() || expected != fin.verify_data {
+            return Err((
+                SPDM_ERROR_DECRYPT_ERROR,
+                "FINISH RequesterVerifyData does not verify".to_string(),
+                true,
+            ));
+        }
+        let schedule = |e: &dyn std::fmt::Display| {
+            (SPDM_ERROR_UNSPECIFIED, format!("key schedule: {e}"), true)
+        };
+        self.transcript.extend_from_slice(&msg[..fin.len]);
+        let mut header = [0u8; 4];
+        let n = encode_finish_rsp(v, &[], &mut header).expect("4 bytes");
+        self.transcript.extend_from_slice(&header[..n]);
+        let mut verify = Vec::new();
+        if self.handshake_in_clear {
+            let th = spdm_hash(self.hash, &self.transcript).unwrap_or_default();
+            verify = self
+                .ks
+                .verify_data(&self.rsp_finished, &th)
+                .map_err(|e| schedule(&e))?
+                .as_bytes()
+                .to_vec();
+            if fault == Fault::WrongVerifyData {
+                verify[0] ^= 0xFF;
+                log.push(
+                    "fault wrong-verify-data: FINISH_RSP ResponderVerifyData corrupted".to_string(),
+                );
+            }
+            self.transcript.extend_from_slice(&verify);
+        }
+        let mut rsp = vec![0u8; n + verify.len()];
+        let n = encode_finish_rsp(v, &verify, &mut rsp).map_err(|e| schedule(&e))?;
+        rsp.truncate(n);
+        let th2 = spdm_hash(self.hash, &self.transcript).unwrap_or_default();
+        let (rq, rs) = self
+            .ks
+            .master_secret(&self.handshake_secret)
+            .and_then(|m| self.ks.app_traffic_secrets(&m, &th2))
+            .map_err(|e| schedule(&e))?;
+        let req = Direction::new(&mut self.ks, self.aead, rq).map_err(|e| schedule(&e))?;
+        let rsp_dir = Direction::new(&mut self.ks, self.aead, rs).map_err(|e| schedule(&e))?;
+        Ok((rsp, (req, rsp_dir)))
     }
 }
 
@@ -301,6 +449,46 @@ impl Responder {
             key_schedule: 0,
             session: None,
             next_rsp_session_id: 0x8001,
+            session_options: SessionOptions::default(),
+            clock_skew: Duration::ZERO,
+        }
+    }
+
+    /// Sets the secure-session options (HeartbeatPeriod, HANDSHAKE_IN_THE_CLEAR_CAP) for the
+    /// sessions of this connection; takes effect at the next GET_CAPABILITIES / KEY_EXCHANGE.
+    pub fn set_session_options(&mut self, options: SessionOptions) {
+        self.session_options = options;
+    }
+
+    /// Moves this responder's clock `by` forward (for tests: a session expires after twice
+    /// its HeartbeatPeriod without a request, and tests should not sleep for that long).
+    pub fn advance_clock(&mut self, by: Duration) {
+        self.clock_skew = self.clock_skew.saturating_add(by);
+    }
+
+    /// The responder's clock: the monotonic clock plus [`Responder::advance_clock`].
+    fn now(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.clock_skew).unwrap_or(now)
+    }
+
+    /// Terminates the session if it received no request for more than twice its
+    /// HeartbeatPeriod (checked lazily, when the next DOE object arrives).
+    fn expire_idle_session(&mut self, log: &mut Vec<String>) {
+        let now = self.now();
+        let Some(s) = &self.session else { return };
+        if s.heartbeat_period == 0 {
+            return;
+        }
+        let idle = now.saturating_duration_since(s.last_request);
+        if idle > Duration::from_secs(2 * u64::from(s.heartbeat_period)) {
+            log.push(format!(
+                "session {:#010x} expired: no request for {:.1} s (HeartbeatPeriod {} s)",
+                s.id,
+                idle.as_secs_f64(),
+                s.heartbeat_period
+            ));
+            self.session = None;
         }
     }
 
@@ -418,6 +606,7 @@ impl Responder {
 
     /// Builds the correct answer; returns the DOE type used and the object.
     fn answer(&mut self, request: &[u8], log: &mut Vec<String>) -> (u8, Vec<u8>) {
+        self.expire_idle_session(log);
         let obj = match decode_object(request) {
             Ok(obj) => obj,
             Err(e) => {
@@ -537,6 +726,7 @@ impl Responder {
                 self.get_measurements(payload, header, log)
             }
             SPDM_KEY_EXCHANGE if self.sessions_enabled() => self.key_exchange(payload, header, log),
+            SPDM_FINISH if self.sessions_enabled() => self.finish_in_clear(payload, header, log),
             code => Err((
                 SPDM_ERROR_UNSUPPORTED_REQUEST,
                 code,
@@ -694,6 +884,9 @@ impl Responder {
                 | SPDM_CAP_MAC
                 | SPDM_CAP_HBEAT
                 | SPDM_CAP_KEY_UPD;
+            if self.session_options.handshake_in_clear {
+                caps.flags |= SPDM_CAP_HANDSHAKE_IN_THE_CLEAR;
+            }
         }
         if v >= SpdmVersion::V1_2 {
             caps.data_transfer_size = DATA_TRANSFER_SIZE;
@@ -1275,8 +1468,9 @@ impl Responder {
 
     // --- Secure sessions ----------------------------------------------------------------------
 
-    /// KEY_EXCHANGE (in the clear): ephemeral ECDHE, KEY_EXCHANGE_RSP signed with the slot's
-    /// leaf key, ResponderVerifyData; the handshake is encrypted (no HANDSHAKE_IN_THE_CLEAR).
+    /// KEY_EXCHANGE (in the clear): ephemeral ECDHE, KEY_EXCHANGE_RSP with the HeartbeatPeriod,
+    /// signed with the slot's leaf key, with ResponderVerifyData unless both sides set
+    /// HANDSHAKE_IN_THE_CLEAR_CAP (then the handshake is in the clear).
     fn key_exchange(
         &mut self,
         payload: &[u8],
@@ -1339,9 +1533,12 @@ impl Responder {
         let mut opaque = [0u8; 16];
         let on = encode_sm_version_selection(sm_version, &mut opaque).expect("16 bytes");
         let random: [u8; 32] = rand::rng().random();
+        let heartbeat_period = self.session_options.heartbeat_period;
+        let in_clear = self.session_options.handshake_in_clear
+            && self.requester_caps.has(SPDM_CAP_HANDSHAKE_IN_THE_CLEAR);
         let body = KeyExchangeRspBody {
             version: v,
-            heartbeat_period: 0,
+            heartbeat_period,
             rsp_session_id,
             mut_auth_requested: 0,
             req_slot_id_param: 0,
@@ -1385,12 +1582,16 @@ impl Responder {
         let (req_hs, rsp_hs) = ks.handshake_traffic_secrets(&hs, &th1).map_err(ke)?;
         let req_finished = ks.finished_key(&req_hs).map_err(ke)?;
         let rsp_finished = ks.finished_key(&rsp_hs).map_err(ke)?;
-        let mut verify = ks
-            .verify_data(&rsp_finished, &th1)
-            .map_err(ke)?
-            .as_bytes()
-            .to_vec();
-        if self.fault == Fault::WrongVerifyData {
+        // In the clear, ResponderVerifyData comes with FINISH_RSP instead.
+        let mut verify = if in_clear {
+            Vec::new()
+        } else {
+            ks.verify_data(&rsp_finished, &th1)
+                .map_err(ke)?
+                .as_bytes()
+                .to_vec()
+        };
+        if self.fault == Fault::WrongVerifyData && !in_clear {
             verify[0] ^= 0xFF;
             log.push("fault wrong-verify-data: ResponderVerifyData corrupted".to_string());
         }
@@ -1413,16 +1614,20 @@ impl Responder {
             hash: self.hash,
             aead: self.aead,
             established: false,
+            handshake_in_clear: in_clear,
+            heartbeat_period,
+            last_request: self.now(),
             ks,
             handshake_secret: hs,
             req_finished,
+            rsp_finished,
             req: req_dir,
             rsp: rsp_dir,
             transcript,
             pending_update: None,
         });
         log.push(format!(
-            "KEY_EXCHANGE {}.{} slot {} -> KEY_EXCHANGE_RSP session {sid:#010x} (DHE {:#x}, AEAD {:#x}, secured messages {}.{}, {} signature)",
+            "KEY_EXCHANGE {}.{} slot {} -> KEY_EXCHANGE_RSP session {sid:#010x} (DHE {:#x}, AEAD {:#x}, secured messages {}.{}, {} signature, HeartbeatPeriod {heartbeat_period} s, {})",
             v.major(),
             v.minor(),
             req.slot,
@@ -1431,6 +1636,11 @@ impl Responder {
             sm_version >> 12,
             (sm_version >> 8) & 0xF,
             asym_name(self.asym),
+            if in_clear {
+                "handshake in the clear, no ResponderVerifyData"
+            } else {
+                "encrypted handshake"
+            },
         ));
         Ok(msg)
     }
@@ -1460,6 +1670,18 @@ impl Responder {
             self.session = Some(s);
             return self.invalid(reason, log);
         }
+        if s.handshake_in_clear && !s.established {
+            // No handshake keys are in use: FINISH must come in a CMA object.
+            log.push(format!(
+                "secured message for session {:#010x} before FINISH, whose handshake is in the clear: answering SPDM ERROR UnexpectedRequest",
+                s.id
+            ));
+            self.session = Some(s);
+            return (
+                DOE_TYPE_CMA,
+                self.spdm_object(DOE_TYPE_CMA, &self.error(SPDM_ERROR_UNEXPECTED_REQUEST, 0)),
+            );
+        }
         let seq = s.req.seq.next();
         let mut buf = payload.to_vec();
         let params = RecordParams {
@@ -1482,6 +1704,7 @@ impl Responder {
             }
         };
         let _ = s.req.seq.accept(seq);
+        s.last_request = self.now();
         let app_phase = s.established;
         let (rsp, after) = self.in_session(&mut s, &msg, log);
         // Encrypt with the response direction as it is now (UpdateAllKeys already moved it).
@@ -1557,6 +1780,59 @@ impl Responder {
         )
     }
 
+    /// FINISH in a CMA object (DOE type 1): only for a session whose handshake is in the clear
+    /// and not finished yet; FINISH_RSP in the clear carries ResponderVerifyData. A
+    /// RequesterVerifyData that does not verify ends the session (ERROR DecryptError).
+    fn finish_in_clear(
+        &mut self,
+        payload: &[u8],
+        header: SpdmHeader,
+        log: &mut Vec<String>,
+    ) -> Outcome {
+        self.check_request(header, State::Negotiated)?;
+        let Some(mut s) = self.session.take() else {
+            return Err(unexpected("FINISH in the clear without a session"));
+        };
+        if !s.handshake_in_clear || s.established {
+            let reason = format!(
+                "FINISH in the clear for session {:#010x}, {}",
+                s.id,
+                if s.established {
+                    "which is established"
+                } else {
+                    "whose handshake is encrypted (FINISH must be a secured message)"
+                }
+            );
+            self.session = Some(s);
+            return Err(unexpected(reason));
+        }
+        match s.finish(payload, self.fault, log) {
+            Ok((rsp, (req, rsp_dir))) => {
+                s.req = req;
+                s.rsp = rsp_dir;
+                s.established = true;
+                s.last_request = self.now();
+                log.push(
+                    "FINISH (in the clear, RequesterVerifyData verified) -> FINISH_RSP (ResponderVerifyData)"
+                        .to_string(),
+                );
+                log.push(format!(
+                    "session {:#010x} established (application keys)",
+                    s.id
+                ));
+                self.session = Some(s);
+                Ok(rsp)
+            }
+            Err((code, reason, true)) => {
+                Err((code, 0, format!("{reason}: session {:#010x} ended", s.id)))
+            }
+            Err((code, reason, false)) => {
+                self.session = Some(s);
+                Err((code, 0, reason))
+            }
+        }
+    }
+
     /// Handles the SPDM request inside a secured message; returns the response message.
     fn in_session(
         &mut self,
@@ -1597,85 +1873,17 @@ impl Responder {
                     After::Nothing,
                 );
             }
-            let h = s.ks.hash_size();
-            let fin = match parse_finish(msg, h, 0) {
-                Ok(f) if f.version == v => f,
-                Ok(_) => {
-                    return (
-                        err(
-                            self,
-                            SPDM_ERROR_VERSION_MISMATCH,
-                            0,
-                            "FINISH with another version".into(),
-                            log,
-                        ),
-                        After::Nothing,
-                    )
-                }
-                Err(e) => {
-                    return (
-                        err(
-                            self,
-                            SPDM_ERROR_INVALID_REQUEST,
-                            0,
-                            format!("malformed FINISH: {}", e.as_str()),
-                            log,
-                        ),
-                        After::Nothing,
-                    )
-                }
-            };
-            let mut t = s.transcript.clone();
-            t.extend_from_slice(&msg[..fin.verify_data_offset]);
-            let th = spdm_hash(s.hash, &t).unwrap_or_default();
-            let expected =
-                s.ks.verify_data(&s.req_finished, &th)
-                    .map(|x| x.as_bytes().to_vec())
-                    .unwrap_or_default();
-            if expected != fin.verify_data {
-                return (
-                    err(
-                        self,
-                        SPDM_ERROR_DECRYPT_ERROR,
-                        0,
-                        "FINISH RequesterVerifyData does not verify".into(),
-                        log,
-                    ),
-                    After::End,
-                );
-            }
-            s.transcript.extend_from_slice(&msg[..fin.len]);
-            let mut rsp = [0u8; 4];
-            let n = encode_finish_rsp(v, &[], &mut rsp).expect("4 bytes");
-            s.transcript.extend_from_slice(&rsp[..n]);
-            let th2 = spdm_hash(s.hash, &s.transcript).unwrap_or_default();
-            let dirs =
-                s.ks.master_secret(&s.handshake_secret)
-                    .and_then(|m| s.ks.app_traffic_secrets(&m, &th2))
-                    .map_err(|e| e.to_string())
-                    .and_then(|(rq, rs)| {
-                        Ok((
-                            Direction::new(&mut s.ks, s.aead, rq)?,
-                            Direction::new(&mut s.ks, s.aead, rs)?,
-                        ))
-                    });
-            return match dirs {
-                Ok(d) => {
+            return match s.finish(msg, self.fault, log) {
+                Ok((rsp, dirs)) => {
                     log.push(
                         "FINISH (encrypted, RequesterVerifyData verified) -> FINISH_RSP"
                             .to_string(),
                     );
-                    (rsp[..n].to_vec(), After::Established(Box::new(d)))
+                    (rsp, After::Established(Box::new(dirs)))
                 }
-                Err(e) => (
-                    err(
-                        self,
-                        SPDM_ERROR_UNSPECIFIED,
-                        0,
-                        format!("key schedule: {e}"),
-                        log,
-                    ),
-                    After::End,
+                Err((code, reason, end)) => (
+                    err(self, code, 0, reason, log),
+                    if end { After::End } else { After::Nothing },
                 ),
             };
         }

@@ -355,12 +355,26 @@ fn explicit_ports_and_usage_errors() {
         .local_addr()
         .unwrap()
         .port();
-    let (mut ep, ports) = Endpoint::start(&["--port", &port.to_string()], "explicit");
+    let (mut ep, ports) = Endpoint::start(
+        &[
+            "--port",
+            &port.to_string(),
+            "--heartbeat-period",
+            "3",
+            "--handshake-in-clear",
+        ],
+        "explicit",
+    );
     assert_eq!(ports, [port]);
     let mut a = connect(port);
     assert_eq!(get_version(&mut a), ALL);
     shutdown(&mut a);
     assert!(ep.wait_exit().success());
+    let log = ep.log();
+    assert!(
+        log.contains("HeartbeatPeriod 3 s, handshake in the clear if the requester agrees"),
+        "{log}"
+    );
 
     let bin = env!("CARGO_BIN_EXE_coco-endpoint");
     let run = |args: &[&str]| {
@@ -379,5 +393,12 @@ fn explicit_ports_and_usage_errors() {
     );
     assert_eq!(run(&["--count", "1", "--versions", "1.16"]).code(), Some(2));
     assert_eq!(run(&["--count", "1", "--fault", "explode"]).code(), Some(2));
+    for bad in ["256", "-1", "x"] {
+        assert_eq!(
+            run(&["--count", "1", "--heartbeat-period", bad]).code(),
+            Some(2),
+            "{bad}"
+        );
+    }
     assert_eq!(run(&["--help"]).code(), Some(0));
 }

@@ -8,8 +8,14 @@
 //! then application messages (GET_MEASUREMENTS), HEARTBEAT, KEY_UPDATE (UpdateKey and
 //! UpdateAllKeys, each followed by VerifyNewKey) and END_SESSION. Each session fault must be
 //! detected.
+//!
+//! With HANDSHAKE_IN_THE_CLEAR_CAP on both sides (`--handshake-in-clear`) the requester expects
+//! KEY_EXCHANGE_RSP without ResponderVerifyData, sends FINISH in the clear and verifies the
+//! ResponderVerifyData of FINISH_RSP itself. The HeartbeatPeriod (`--heartbeat-period`) tests
+//! advance the responder's clock instead of sleeping.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use coco_doe::{
     decode_object, encode_object, object_size, DOE_TYPE_CMA, DOE_TYPE_SECURED_CMA,
@@ -20,7 +26,7 @@ use coco_endpoint::pki::{
     build_identity, spdm_hash, ChainFault, Identity, KeyKind, PkiOptions, PrivateKey,
     DEFAULT_CMA_ID,
 };
-use coco_endpoint::{Fault, Responder};
+use coco_endpoint::{Fault, Responder, SessionOptions};
 use coco_spdm::auth::*;
 use coco_spdm::meas::{encode_get_measurements, GetMeasurements, SPDM_MEAS_OP_ALL};
 use coco_spdm::session::*;
@@ -72,6 +78,11 @@ struct ReqSession {
     ks: KeySchedule<RustHmac>,
     hs: Secret,
     req_finished: Secret,
+    rsp_finished: Secret,
+    /// The handshake is in the clear (both sides set HANDSHAKE_IN_THE_CLEAR_CAP).
+    in_clear: bool,
+    /// HeartbeatPeriod of KEY_EXCHANGE_RSP.
+    heartbeat_period: u8,
     req: Direction,
     rsp: Direction,
     transcript: Vec<u8>,
@@ -87,29 +98,65 @@ struct Requester {
     aead: u16,
     vca: Vec<u8>,
     s: Option<ReqSession>,
+    /// Whether the requester sets HANDSHAKE_IN_THE_CLEAR_CAP.
+    clear_cap: bool,
+    /// Whether the responder announced it.
+    rsp_clear_cap: bool,
+    /// Every log line of the responder.
+    log: Vec<String>,
+}
+
+/// The SPDM error code of `msg` if it is an ERROR.
+fn error_of(msg: &[u8]) -> Option<String> {
+    parse_error_response(msg)
+        .ok()
+        .map(|e| error_code_name(e.code).to_string())
 }
 
 impl Requester {
+    /// Sends one DOE object, returns the reply object (keeping the responder's log).
+    fn send(&mut self, object: &[u8]) -> Vec<u8> {
+        let reply = self.responder.respond(object);
+        self.log.extend(reply.log);
+        reply.object.unwrap()
+    }
+
     fn clear(&mut self, msg: &[u8]) -> Vec<u8> {
-        let reply = self
-            .responder
-            .respond(&object(DOE_TYPE_CMA, msg))
-            .object
-            .unwrap();
+        let reply = self.send(&object(DOE_TYPE_CMA, msg));
         let obj = decode_object(&reply).unwrap();
         assert!(obj.header.is(PCI_SIG_VENDOR_ID, DOE_TYPE_CMA));
         obj.payload.to_vec()
     }
 
+    /// Whether the log has a line containing `text`.
+    fn logged(&self, text: &str) -> bool {
+        self.log.iter().any(|l| l.contains(text))
+    }
+
     fn open(key: KeyKind, fault: Fault, v: SpdmVersion, dhe: u16, aead: u16) -> Requester {
+        Requester::open_with(key, fault, v, dhe, aead, SessionOptions::default(), false)
+    }
+
+    /// Connects to a responder with `options`; the requester sets HANDSHAKE_IN_THE_CLEAR_CAP
+    /// if `clear_cap`.
+    fn open_with(
+        key: KeyKind,
+        fault: Fault,
+        v: SpdmVersion,
+        dhe: u16,
+        aead: u16,
+        options: SessionOptions,
+        clear_cap: bool,
+    ) -> Requester {
         let id = identity(key);
-        let responder = Responder::with_identity(
+        let mut responder = Responder::with_identity(
             [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3]
                 .map(SpdmVersion::to_entry)
                 .to_vec(),
             fault,
             Arc::clone(&id),
         );
+        responder.set_session_options(options);
         let mut r = Requester {
             responder,
             id,
@@ -120,6 +167,9 @@ impl Requester {
             aead: 0,
             vca: Vec::new(),
             s: None,
+            clear_cap,
+            rsp_clear_cap: false,
+            log: Vec::new(),
         };
         let gv = [0x10, SPDM_GET_VERSION, 0, 0];
         let rsp = r.clear(&gv);
@@ -136,6 +186,9 @@ impl Requester {
             | SPDM_CAP_MAC
             | SPDM_CAP_HBEAT
             | SPDM_CAP_KEY_UPD;
+        if clear_cap {
+            caps.flags |= SPDM_CAP_HANDSHAKE_IN_THE_CLEAR;
+        }
         caps.data_transfer_size = 4096;
         caps.max_spdm_msg_size = 4096;
         let mut buf = [0u8; 64];
@@ -155,7 +208,11 @@ impl Requester {
                 "capability {f:#x} at {v:?}"
             );
         }
-        assert!(!rc.has(SPDM_CAP_HANDSHAKE_IN_THE_CLEAR));
+        assert_eq!(
+            rc.has(SPDM_CAP_HANDSHAKE_IN_THE_CLEAR),
+            options.handshake_in_clear && v >= SpdmVersion::V1_2
+        );
+        r.rsp_clear_cap = rc.has(SPDM_CAP_HANDSHAKE_IN_THE_CLEAR);
         r.vca.extend_from_slice(&buf[..n]);
         r.vca.extend_from_slice(&rsp[..capabilities_size(v)]);
         let mut na = NegotiateAlgorithms::new(v);
@@ -192,7 +249,17 @@ impl Requester {
 
     /// KEY_EXCHANGE then FINISH; returns the SessionID.
     fn establish(&mut self, slot: u8) -> Result<u32, String> {
+        let sid = self.key_exchange(slot)?;
+        self.finish(false)?;
+        Ok(sid)
+    }
+
+    /// KEY_EXCHANGE: checks KEY_EXCHANGE_RSP (signature; ResponderVerifyData unless the
+    /// handshake is in the clear, when there must be none) and keeps the handshake state;
+    /// returns the SessionID.
+    fn key_exchange(&mut self, slot: u8) -> Result<u32, String> {
         let v = self.v;
+        let in_clear = self.clear_cap && self.rsp_clear_cap;
         let ecdhe = Ecdhe::generate(self.dhe).unwrap();
         let exchange = ecdhe.exchange_data();
         let random: [u8; 32] = rand::rng().random();
@@ -225,10 +292,21 @@ impl Requester {
             signature_size: signature_size(self.asym).unwrap(),
             exchange_size: dhe_exchange_size(self.dhe).unwrap(),
             measurement_summary: false,
-            verify_data: true,
+            verify_data: !in_clear,
         };
         let kr = parse_key_exchange_rsp(&rsp, &params)
             .map_err(|e| format!("KEY_EXCHANGE_RSP: {}", e.as_str()))?;
+        // The other layout must not fit: the presence of ResponderVerifyData is exact.
+        let other = KeyExchangeRspParams {
+            verify_data: in_clear,
+            ..params
+        };
+        if parse_key_exchange_rsp(&rsp, &other).is_ok() {
+            return Err(format!(
+                "KEY_EXCHANGE_RSP also parses {} ResponderVerifyData",
+                if in_clear { "with" } else { "without" }
+            ));
+        }
         if kr.mut_auth_requested != 0 {
             return Err("mutual authentication requested".into());
         }
@@ -257,13 +335,15 @@ impl Requester {
         let mut ks = key_schedule(v, self.hash).unwrap();
         let hs = ks.handshake_secret(&shared).unwrap();
         let (req_hs, rsp_hs) = ks.handshake_traffic_secrets(&hs, &th1).unwrap();
-        let rsp_fk = ks.finished_key(&rsp_hs).unwrap();
+        let rsp_finished = ks.finished_key(&rsp_hs).unwrap();
         let req_finished = ks.finished_key(&req_hs).unwrap();
-        let expected = ks.verify_data(&rsp_fk, &th1).unwrap();
-        if expected.as_bytes() != kr.verify_data {
-            return Err("ResponderVerifyData does not verify".into());
+        if !in_clear {
+            let expected = ks.verify_data(&rsp_finished, &th1).unwrap();
+            if expected.as_bytes() != kr.verify_data {
+                return Err("ResponderVerifyData does not verify".into());
+            }
+            t.extend_from_slice(kr.verify_data);
         }
-        t.extend_from_slice(kr.verify_data);
         let sid = session_id(req_session_id, kr.rsp_session_id);
         self.s = Some(ReqSession {
             id: sid,
@@ -272,29 +352,72 @@ impl Requester {
             ks,
             hs,
             req_finished,
+            rsp_finished,
+            in_clear,
+            heartbeat_period: kr.heartbeat_period,
             transcript: t,
         });
-        // FINISH inside the session with the handshake keys.
+        Ok(sid)
+    }
+
+    /// FINISH (RequesterVerifyData with a byte flipped if `tamper`).
+    fn finish_msg(&mut self, tamper: bool) -> Vec<u8> {
+        let v = self.v;
         let s = self.s.as_mut().unwrap();
         let mut fin = s.transcript.clone();
         fin.extend_from_slice(&[v.as_byte(), SPDM_FINISH, 0, 0]);
         let th = spdm_hash(self.hash, &fin).unwrap();
-        let vd = s.ks.verify_data(&s.req_finished, &th).unwrap();
+        let mut vd =
+            s.ks.verify_data(&s.req_finished, &th)
+                .unwrap()
+                .as_bytes()
+                .to_vec();
+        if tamper {
+            vd[3] ^= 0x10;
+        }
         let mut buf = [0u8; 80];
-        let n = encode_finish(v, 0, &[], vd.as_bytes(), &mut buf).unwrap();
-        let fin_msg = buf[..n].to_vec();
-        let rsp = self.secured(&fin_msg)?;
-        let (_, len) =
-            parse_finish_rsp(&rsp, v, 0).map_err(|e| format!("FINISH_RSP: {}", e.as_str()))?;
+        let n = encode_finish(v, 0, &[], &vd, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// FINISH: inside the session with the handshake keys, or in the clear (then FINISH_RSP's
+    /// ResponderVerifyData is verified); then the application keys from TH2.
+    fn finish(&mut self, tamper: bool) -> Result<(), String> {
+        let v = self.v;
+        let h = hash_size(self.hash).unwrap();
+        let fin_msg = self.finish_msg(tamper);
+        let in_clear = self.s.as_ref().unwrap().in_clear;
+        let rsp = if in_clear {
+            self.clear(&fin_msg)
+        } else {
+            self.secured(&fin_msg)?
+        };
+        if let Some(code) = error_of(&rsp) {
+            return Err(format!("FINISH answered ERROR {code}"));
+        }
+        let (rsp_vd, len) = parse_finish_rsp(&rsp, v, if in_clear { h } else { 0 })
+            .map_err(|e| format!("FINISH_RSP: {}", e.as_str()))?;
         let s = self.s.as_mut().unwrap();
         s.transcript.extend_from_slice(&fin_msg);
-        s.transcript.extend_from_slice(&rsp[..len]);
+        if in_clear {
+            // ResponderVerifyData = HMAC(rsp finished key, Hash(... || FINISH || FINISH_RSP
+            // header)).
+            s.transcript.extend_from_slice(&rsp[..SPDM_HEADER_SIZE]);
+            let th = spdm_hash(self.hash, &s.transcript).unwrap();
+            let expected = s.ks.verify_data(&s.rsp_finished, &th).unwrap();
+            if expected.as_bytes() != rsp_vd {
+                return Err("FINISH_RSP ResponderVerifyData does not verify".into());
+            }
+            s.transcript.extend_from_slice(rsp_vd);
+        } else {
+            s.transcript.extend_from_slice(&rsp[..len]);
+        }
         let th2 = spdm_hash(self.hash, &s.transcript).unwrap();
         let ms = s.ks.master_secret(&s.hs).unwrap();
         let (ra, rs) = s.ks.app_traffic_secrets(&ms, &th2).unwrap();
         s.req = Direction::new(&mut s.ks, self.aead, ra)?;
         s.rsp = Direction::new(&mut s.ks, self.aead, rs)?;
-        Ok(sid)
+        Ok(())
     }
 
     /// Sends `msg` in the session, returns the decrypted response.
@@ -309,11 +432,7 @@ impl Requester {
         };
         let mut rec = vec![0u8; msg.len() + 64];
         let n = encode_record(&mut s.req.aead, &p, msg, &[], &mut rec).unwrap();
-        let reply = self
-            .responder
-            .respond(&object(DOE_TYPE_SECURED_CMA, &rec[..n]))
-            .object
-            .unwrap();
+        let reply = self.send(&object(DOE_TYPE_SECURED_CMA, &rec[..n]));
         let obj = decode_object(&reply).unwrap();
         if obj.header.object_type != DOE_TYPE_SECURED_CMA {
             let e = parse_error_response(obj.payload).map_err(|e| e.as_str().to_string())?;
@@ -572,4 +691,333 @@ fn every_session_fault_is_tested() {
     for f in Fault::SESSION {
         assert!(Fault::ALL.contains(&f));
     }
+}
+
+// --- Handshake in the clear ------------------------------------------------------------------
+
+fn clear_options() -> SessionOptions {
+    SessionOptions {
+        heartbeat_period: 0,
+        handshake_in_clear: true,
+    }
+}
+
+/// Sends `msg` as a secured record with the current request keys and returns the reply's DOE
+/// object type and payload, without decrypting.
+fn raw_secured(r: &mut Requester, msg: &[u8]) -> (u8, Vec<u8>) {
+    let s = r.s.as_mut().unwrap();
+    let seq = s.req.seq.take().unwrap();
+    let p = RecordParams {
+        session_id: s.id,
+        iv: &s.req.iv,
+        seq,
+        seq_size: SPDM_PCI_DOE_SEQ_NUM_SIZE,
+    };
+    let mut rec = vec![0u8; msg.len() + 64];
+    let n = encode_record(&mut s.req.aead, &p, msg, &[], &mut rec).unwrap();
+    let reply = r.send(&object(DOE_TYPE_SECURED_CMA, &rec[..n]));
+    let obj = decode_object(&reply).unwrap();
+    (obj.header.object_type, obj.payload.to_vec())
+}
+
+#[test]
+fn handshake_in_the_clear_full_session() {
+    for (key, v, dhe, aead) in [
+        (
+            KeyKind::P384,
+            SpdmVersion::V1_3,
+            SPDM_DHE_SECP384R1,
+            SPDM_AEAD_AES_256_GCM,
+        ),
+        (
+            KeyKind::P256,
+            SpdmVersion::V1_2,
+            SPDM_DHE_SECP256R1,
+            SPDM_AEAD_CHACHA20_POLY1305,
+        ),
+    ] {
+        let mut r = Requester::open_with(key, Fault::None, v, dhe, aead, clear_options(), true);
+        assert!(r.rsp_clear_cap);
+        // key_exchange() checks that there is no ResponderVerifyData, finish() that FINISH_RSP
+        // comes in a CMA object (clear()) with a ResponderVerifyData that verifies.
+        let sid = r.establish(0).unwrap();
+        assert!(r.s.as_ref().unwrap().in_clear);
+        assert_eq!(r.s.as_ref().unwrap().heartbeat_period, 0);
+        assert_eq!(r.responder.session_id(), Some(sid));
+        assert!(r.logged("handshake in the clear, no ResponderVerifyData"));
+        assert!(r.logged(
+            "FINISH (in the clear, RequesterVerifyData verified) -> FINISH_RSP (ResponderVerifyData)"
+        ));
+        assert!(r.logged(&format!(
+            "session {sid:#010x} established (application keys)"
+        )));
+        // The application keys come from TH2 over the whole FINISH_RSP: the session works.
+        r.heartbeat().unwrap();
+        assert!(r.measurements().unwrap() > 0);
+        r.key_update(false, 3).unwrap();
+        r.heartbeat().unwrap();
+        r.key_update(true, 5).unwrap();
+        assert!(r.measurements().unwrap() > 0);
+        r.end().unwrap();
+        assert_eq!(r.responder.session_id(), None);
+        // Again on the same connection, with slot 1.
+        r.establish(1).unwrap();
+        r.heartbeat().unwrap();
+        r.end().unwrap();
+    }
+}
+
+#[test]
+fn handshake_stays_encrypted_without_the_requesters_cap() {
+    let mut r = Requester::open_with(
+        KeyKind::P256,
+        Fault::None,
+        SpdmVersion::V1_2,
+        ALL_DHE,
+        ALL_AEAD,
+        clear_options(),
+        false,
+    );
+    // The endpoint offers it, the requester does not: KEY_EXCHANGE_RSP has
+    // ResponderVerifyData, FINISH goes inside the session.
+    assert!(r.rsp_clear_cap);
+    r.establish(0).unwrap();
+    assert!(!r.s.as_ref().unwrap().in_clear);
+    assert!(r.logged("encrypted handshake"));
+    assert!(r.logged("FINISH (encrypted, RequesterVerifyData verified) -> FINISH_RSP"));
+    r.heartbeat().unwrap();
+    assert!(r.measurements().unwrap() > 0);
+    r.key_update(true, 1).unwrap();
+    r.end().unwrap();
+}
+
+#[test]
+fn requester_cap_alone_does_not_clear_the_handshake() {
+    // The requester asks, the endpoint does not announce it: encrypted as always.
+    let mut r = Requester::open_with(
+        KeyKind::P256,
+        Fault::None,
+        SpdmVersion::V1_3,
+        ALL_DHE,
+        ALL_AEAD,
+        SessionOptions::default(),
+        true,
+    );
+    assert!(!r.rsp_clear_cap);
+    r.establish(0).unwrap();
+    assert!(!r.s.as_ref().unwrap().in_clear);
+    r.heartbeat().unwrap();
+    r.end().unwrap();
+}
+
+#[test]
+fn tampered_requester_verify_data_ends_the_session() {
+    for clear in [true, false] {
+        let mut r = Requester::open_with(
+            KeyKind::P256,
+            Fault::None,
+            SpdmVersion::V1_2,
+            ALL_DHE,
+            ALL_AEAD,
+            clear_options(),
+            clear,
+        );
+        r.key_exchange(0).unwrap();
+        assert_eq!(r.s.as_ref().unwrap().in_clear, clear);
+        let e = r.finish(true).unwrap_err();
+        assert_eq!(e, "FINISH answered ERROR DecryptError", "clear {clear}");
+        assert_eq!(r.responder.session_id(), None, "clear {clear}");
+        assert!(r.logged("FINISH RequesterVerifyData does not verify"));
+        // The session is gone: a correct FINISH in the clear is unexpected, a secured message
+        // gets ERROR InvalidRequest in the clear.
+        let fin = r.finish_msg(false);
+        assert_eq!(
+            error_of(&r.clear(&fin)).as_deref(),
+            Some("UnexpectedRequest")
+        );
+        let (ty, rsp) = raw_secured(&mut r, &fin);
+        assert_eq!(ty, DOE_TYPE_CMA);
+        assert_eq!(error_of(&rsp).as_deref(), Some("InvalidRequest"));
+        // A new session works.
+        r.establish(0).unwrap();
+        r.heartbeat().unwrap();
+    }
+}
+
+#[test]
+fn finish_in_the_wrong_form_is_unexpected() {
+    // Handshake in the clear: FINISH as a secured message (handshake keys) is refused in the
+    // clear, the session is kept and FINISH in the clear then works.
+    let mut r = Requester::open_with(
+        KeyKind::P256,
+        Fault::None,
+        SpdmVersion::V1_2,
+        ALL_DHE,
+        ALL_AEAD,
+        clear_options(),
+        true,
+    );
+    let sid = r.key_exchange(0).unwrap();
+    let fin = r.finish_msg(false);
+    let (ty, rsp) = raw_secured(&mut r, &fin);
+    assert_eq!(ty, DOE_TYPE_CMA);
+    assert_eq!(error_of(&rsp).as_deref(), Some("UnexpectedRequest"));
+    assert_eq!(r.responder.session_id(), Some(sid));
+    r.finish(false).unwrap();
+    r.heartbeat().unwrap();
+    // Once established, another FINISH in the clear is unexpected too.
+    let fin = r.finish_msg(false);
+    assert_eq!(
+        error_of(&r.clear(&fin)).as_deref(),
+        Some("UnexpectedRequest")
+    );
+    r.heartbeat().unwrap();
+
+    // Encrypted handshake: FINISH in the clear is refused, the session is kept and the secured
+    // FINISH then works.
+    let mut r = Requester::open(
+        KeyKind::P256,
+        Fault::None,
+        SpdmVersion::V1_3,
+        ALL_DHE,
+        ALL_AEAD,
+    );
+    let sid = r.key_exchange(0).unwrap();
+    let fin = r.finish_msg(false);
+    assert_eq!(
+        error_of(&r.clear(&fin)).as_deref(),
+        Some("UnexpectedRequest")
+    );
+    assert!(r.logged("whose handshake is encrypted"));
+    assert_eq!(r.responder.session_id(), Some(sid));
+    r.finish(false).unwrap();
+    r.heartbeat().unwrap();
+    r.end().unwrap();
+    // Without any session, FINISH in the clear is unexpected.
+    assert_eq!(
+        error_of(&r.clear(&fin)).as_deref(),
+        Some("UnexpectedRequest")
+    );
+}
+
+#[test]
+fn fault_wrong_verify_data_in_the_clear() {
+    let mut r = Requester::open_with(
+        KeyKind::P256,
+        Fault::WrongVerifyData,
+        SpdmVersion::V1_2,
+        ALL_DHE,
+        ALL_AEAD,
+        clear_options(),
+        true,
+    );
+    // KEY_EXCHANGE_RSP has no verify data to corrupt: FINISH_RSP's is wrong.
+    r.key_exchange(0).unwrap();
+    let e = r.finish(false).unwrap_err();
+    assert_eq!(e, "FINISH_RSP ResponderVerifyData does not verify");
+}
+
+// --- HeartbeatPeriod -------------------------------------------------------------------------
+
+fn heartbeat_requester(period: u8, clear: bool) -> Requester {
+    Requester::open_with(
+        KeyKind::P256,
+        Fault::None,
+        SpdmVersion::V1_2,
+        ALL_DHE,
+        ALL_AEAD,
+        SessionOptions {
+            heartbeat_period: period,
+            handshake_in_clear: clear,
+        },
+        clear,
+    )
+}
+
+#[test]
+fn heartbeat_period_is_sent_in_key_exchange_rsp() {
+    for period in [0u8, 1, 5, 255] {
+        let mut r = heartbeat_requester(period, false);
+        r.establish(0).unwrap();
+        assert_eq!(r.s.as_ref().unwrap().heartbeat_period, period);
+        assert!(r.logged(&format!("HeartbeatPeriod {period} s, encrypted handshake")));
+    }
+}
+
+#[test]
+fn session_expires_after_twice_the_heartbeat_period() {
+    for clear in [false, true] {
+        let mut r = heartbeat_requester(5, clear);
+        let sid = r.key_exchange(0).unwrap();
+        // FINISH 9 s after KEY_EXCHANGE_RSP: in time.
+        r.responder.advance_clock(Duration::from_secs(9));
+        r.finish(false).unwrap();
+        // Each request within 2 x 5 s of the previous one keeps the session.
+        for _ in 0..3 {
+            r.responder.advance_clock(Duration::from_secs(9));
+            r.heartbeat().unwrap();
+        }
+        r.responder.advance_clock(Duration::from_millis(9900));
+        assert!(r.measurements().unwrap() > 0);
+        // Requests in the clear do not count.
+        r.responder.advance_clock(Duration::from_secs(9));
+        let rsp = r.clear(&[r.v.as_byte(), SPDM_GET_DIGESTS, 0, 0]);
+        assert_eq!(rsp[1], SPDM_DIGESTS);
+        assert_eq!(r.responder.session_id(), Some(sid));
+        r.responder.advance_clock(Duration::from_millis(1500));
+        // 10.5 s without a request: the next secured message finds the session expired and
+        // gets ERROR InvalidRequest in the clear, like any secured message without a session.
+        let e = r.heartbeat().unwrap_err();
+        assert_eq!(e, "clear ERROR InvalidRequest", "clear {clear}");
+        assert_eq!(r.responder.session_id(), None);
+        let line = r
+            .log
+            .iter()
+            .find(|l| l.contains("expired"))
+            .expect("an expiry log line");
+        assert!(
+            line.starts_with(&format!("session {sid:#010x} expired: no request for 10."))
+                && line.ends_with(" s (HeartbeatPeriod 5 s)"),
+            "{line}"
+        );
+        assert!(r.logged("secured CMA object (type 2) without a session"));
+        // Still nothing for a later secured message; a new session works.
+        assert_eq!(r.heartbeat().unwrap_err(), "clear ERROR InvalidRequest");
+        r.establish(0).unwrap();
+        r.heartbeat().unwrap();
+        r.end().unwrap();
+    }
+}
+
+#[test]
+fn session_expires_before_finish() {
+    for clear in [false, true] {
+        let mut r = heartbeat_requester(1, clear);
+        r.key_exchange(0).unwrap();
+        r.responder.advance_clock(Duration::from_millis(2100));
+        let e = r.finish(false).unwrap_err();
+        let want = if clear {
+            // FINISH in the clear without a session.
+            "FINISH answered ERROR UnexpectedRequest"
+        } else {
+            "clear ERROR InvalidRequest"
+        };
+        assert_eq!(e, want);
+        assert_eq!(r.responder.session_id(), None);
+        assert!(r.logged("(HeartbeatPeriod 1 s)"));
+    }
+}
+
+#[test]
+fn heartbeat_period_0_never_expires() {
+    let mut r = heartbeat_requester(0, false);
+    let sid = r.establish(0).unwrap();
+    r.responder
+        .advance_clock(Duration::from_secs(10 * 365 * 24 * 3600));
+    r.heartbeat().unwrap();
+    r.responder.advance_clock(Duration::from_secs(1000));
+    assert!(r.measurements().unwrap() > 0);
+    assert_eq!(r.responder.session_id(), Some(sid));
+    assert!(!r.logged("expired"));
+    r.end().unwrap();
 }
