@@ -9,7 +9,7 @@
 #   - 100 synchronous probes (rescan: discovery, GET_VERSION and a re-authentication each),
 #   - a cold and a warm authentication: exchanges, bytes, time,
 #   - reading the measurements all at once vs per index, and the memory held,
-#   - establishing a secure session,
+#   - establishing a secure session, and secured messages per second over it,
 #   - authenticating 1 vs 8 endpoints at once.
 # Prints a table; logs go to $COCO_CACHE/logs/bench-*.
 set -uo pipefail
@@ -21,7 +21,10 @@ logdir=$COCO_CACHE/logs/bench-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$logdir"
 rescan='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); s=$(cut -d" " -f1 /proc/uptime); i=0; while [ $i -lt 100 ]; do echo 1 >"$d/rescan" || exit 1; i=$((i + 1)); done; e=$(cut -d" " -f1 /proc/uptime); echo "bench: 100 rescans in $(echo "$e $s" | awk "{printf \"%.2f\", \$1 - \$2}") s"'
 
-printf '%-8s %10s %12s %12s %16s\n' kernel "boot(s)" "probed(s)" "tests(s)" "100 rescans(s)"
+# 500 HEARTBEATs written to coco/session, one secured request and response each.
+msgs='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); m0=$(cat "$d/session_messages"); s=$(cut -d" " -f1 /proc/uptime); i=0; while [ $i -lt 500 ]; do echo heartbeat >"$d/session" || exit 1; i=$((i + 1)); done; e=$(cut -d" " -f1 /proc/uptime); m1=$(cat "$d/session_messages"); echo "bench: $((m1 - m0)) session messages in $(echo "$e $s" | awk "{printf \"%.2f\", \$1 - \$2}") s"'
+
+printf '%-8s %10s %12s %12s %16s %14s\n' kernel "boot(s)" "probed(s)" "tests(s)" "100 rescans(s)" "session msg/s"
 for v in debug nodebug; do
 	COCO_KVARIANT=$v scripts/build-kernel.sh >/dev/null 2>"$logdir/$v-build.log" || { echo "$v: kernel build failed"; continue; }
 	COCO_KVARIANT=$v scripts/qemu-run.sh --no-setup --test --endpoints "$endpoints" \
@@ -33,9 +36,14 @@ for v in debug nodebug; do
 	COCO_KVARIANT=$v scripts/qemu-run.sh --no-setup --endpoints 1 -- sh -c "$rescan" \
 		>"$logdir/$v-rescan.out" 2>&1
 	r=$(sed -n 's/^bench: 100 rescans in \([0-9.]*\) s/\1/p' "$logdir/$v-rescan.out")
-	printf '%-8s %10s %12s %12s %16s\n' "$v" "$boot" "$probed" "$total" "${r:-n/a}"
+	COCO_KVARIANT=$v scripts/qemu-run.sh --no-setup --endpoints 1 -- sh -c "$msgs" \
+		>"$logdir/$v-session.out" 2>&1
+	m=$(sed -nE 's/^bench: ([0-9]+) session messages in ([0-9.]+) s/\1 \2/p' "$logdir/$v-session.out" |
+		awk '$2 > 0 { printf "%.0f", $1 / $2 }')
+	printf '%-8s %10s %12s %12s %16s %14s\n' "$v" "$boot" "$probed" "$total" "${r:-n/a}" "${m:-n/a}"
 done
 echo "# tests(s) is QEMU start to power-off of 'qemu-run.sh --test --endpoints $endpoints'"
+echo "# session msg/s: 500 HEARTBEATs written to coco/session (one secured DOE exchange each)"
 
 # Authentication, from the kernel log of a boot in cmd mode (debug kernel).
 # The first run after insmod is cold (no chain cached) and ends "not

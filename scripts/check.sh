@@ -63,6 +63,7 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	fi
 	echo "# guest: KUnit + kselftests"
 	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
+		--variant heartbeat:3 --variant handshake:clear \
 		--log-dir "$logdir" --timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig.log"
 	rig_verdict "$logdir/rig.log"
 	echo "# guest: authentication against misbehaving endpoints (one boot, one endpoint each)"
@@ -76,6 +77,8 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		fault:bad-kex-signature fault:wrong-verify-data fault:tampered-mac \
 		fault:replayed-sequence fault:skipped-sequence fault:wrong-session-id \
 		fault:refuse-key-update \
+		handshake:clear+fault:wrong-verify-data handshake:clear+fault:bad-kex-signature \
+		handshake:clear+fault:tampered-mac \
 		key:p256 key:rsa3072 versions:1.0,1.1 slots:1,3 \
 		cma-id:Vendor=1b36:Device=0011:CC=010802; do
 		faults+=(--variant "$v")

@@ -12,8 +12,10 @@
 #                        of starting the project's endpoint (repeatable: one
 #                        NVMe function per port)
 #   --variant KIND:VALUE one more endpoint started with that option (repeatable;
-#                        KIND: fault, key, versions, slots, cma-id):
-#                        fault:K (coco-endpoint --fault K), key:K, versions:L, slots:L;
+#                        KIND: fault, key, versions, slots, cma-id, heartbeat,
+#                        handshake): fault:K (coco-endpoint --fault K), key:K,
+#                        versions:L, slots:L, heartbeat:SECS (--heartbeat-period),
+#                        handshake:clear (--handshake-in-clear);
 #                        the guest sees COCO_VARIANTS="<index>:<variant> ..."
 #   --tests "T..."       in --test mode, run only these kselftests (in this order)
 #   --shell              interactive shell on the serial console

@@ -91,16 +91,25 @@ def log(msg):
 
 
 # Endpoint variants (--variant): what the endpoint process is started with.
-VARIANT_OPTIONS = {"fault": "--fault", "key": "--key", "versions": "--versions", "slots": "--slots", "cma-id": "--cma-id"}
+VARIANT_OPTIONS = {"fault": "--fault", "key": "--key", "versions": "--versions", "slots": "--slots", "cma-id": "--cma-id",
+                   "heartbeat": "--heartbeat-period"}
+# Variants that are a flag: KIND:VALUE -> options.
+VARIANT_FLAGS = {"handshake:clear": ["--handshake-in-clear"], "handshake:encrypted": []}
 
 
 def variant_args(variant):
-    """coco-endpoint options for a variant "KIND:VALUE" (e.g. "fault:bad-signature")."""
+    """coco-endpoint options for a variant "KIND:VALUE" (e.g. "fault:bad-signature"), or
+    several joined by "+" (e.g. "handshake:clear+fault:wrong-verify-data")."""
     if not variant:
         return []
+    if "+" in variant:
+        return [a for v in variant.split("+") for a in variant_args(v)]
+    if variant in VARIANT_FLAGS:
+        return list(VARIANT_FLAGS[variant])
     kind, _, value = variant.partition(":")
     if kind not in VARIANT_OPTIONS or not value:
-        raise RuntimeError(f"bad endpoint variant {variant!r} (want fault:K, key:K, versions:L, slots:L or cma-id:S)")
+        raise RuntimeError(f"bad endpoint variant {variant!r} (want fault:K, key:K, versions:L, slots:L, "
+                           "cma-id:S, heartbeat:SECS or handshake:clear)")
     return [VARIANT_OPTIONS[kind], value]
 
 

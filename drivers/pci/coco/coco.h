@@ -30,6 +30,18 @@ enum coco_attr {
 	COCO_ATTR_CMA_IDENTITY_STATUS = 11,
 	COCO_ATTR_SESSION = 12,
 	COCO_ATTR_SESSION_ALGORITHMS = 13,
+	COCO_ATTR_SESSION_HANDSHAKE = 14,
+	COCO_ATTR_SESSION_HEARTBEAT_PERIOD = 15,
+	COCO_ATTR_SESSION_MESSAGES = 16,
+	COCO_ATTR_SESSION_KEY_UPDATES = 17,
+	COCO_ATTR_SESSION_HEARTBEATS = 18,
+};
+
+/* Requests written to coco/session; the Rust side matches these values. */
+enum coco_session_op {
+	COCO_SESSION_HEARTBEAT = 0,
+	COCO_SESSION_KEY_UPDATE = 1,
+	COCO_SESSION_END = 2,
 };
 
 /* Attributes of the "measurements" directory. */
@@ -75,6 +87,7 @@ ssize_t coco_rs_cert_chain_read(struct device *dev, char *buf, loff_t off,
 				size_t count);
 int coco_rs_authenticate(struct device *dev);
 int coco_rs_set_preferred_slot(struct device *dev, int slot);
+int coco_rs_session_op(struct device *dev, unsigned int op);
 bool coco_rs_slot_populated(struct device *dev, unsigned int slot);
 ssize_t coco_rs_slot_read(struct device *dev, unsigned int slot, char *buf,
 			  loff_t off, size_t count);

@@ -71,12 +71,21 @@ module! {
             default: false,
             description: "Fail authentication when the leaf certificate's CMA identity is missing or does not match the function's IDs (default: report it only)",
         },
+        session_rekey_messages: u32 {
+            default: 1000000,
+            description: "Secured messages sent with one session key before coco updates both keys (KEY_UPDATE UpdateAllKeys); 0: only when asked (default: 1000000)",
+        },
     },
 }
 
 /// The `strict_identity` module parameter.
 pub(crate) fn strict_identity() -> bool {
     module_parameters::strict_identity.value()
+}
+
+/// The `session_rekey_messages` module parameter.
+pub(crate) fn session_rekey_messages() -> u32 {
+    module_parameters::session_rekey_messages.value()
 }
 
 /// The trust anchors, while the module is loaded.
@@ -436,6 +445,20 @@ unsafe extern "C" fn coco_rs_set_preferred_slot(dev: *mut bindings::device, slot
     store_with(dev, |cd| cd.set_preferred_slot(slot))
 }
 
+/// sysfs write to `coco/session`: one request inside the secure session (`op` is a
+/// `enum coco_session_op`).
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_session_op(dev: *mut bindings::device, op: c_uint) -> c_int {
+    let Some(op) = cocodev::SessionOp::from_raw(op) else {
+        return EINVAL.to_errno();
+    };
+    store_with(dev, |cd| cd.session_op(op))
+}
+
 /// Visibility of `certificates/slot<slot>`: whether the slot holds a chain.
 ///
 /// # Safety
@@ -520,7 +543,7 @@ unsafe fn read_with(
 }
 
 /// Looks `dev` up and runs the write handler `f`; returns 0 or an errno.
-fn store_with(dev: *mut bindings::device, f: impl FnOnce(&CocoDev) -> Result) -> c_int {
+fn store_with(dev: *mut bindings::device, f: impl FnOnce(&Arc<CocoDev>) -> Result) -> c_int {
     let Some(cd) = registry().and_then(|r| r.find(dev)) else {
         return ENODEV.to_errno();
     };

@@ -4,8 +4,8 @@
  * (see Documentation/ABI/testing/sysfs-bus-pci-coco).
  *
  * Reads only report what the last protocol run stored; they never cause
- * device traffic. Writes are root-only (mode 0200) and run the protocol
- * synchronously.
+ * device traffic. Writes are root-only (modes 0200 and 0644) and run the
+ * protocol synchronously.
  */
 #include <linux/device.h>
 #include <linux/bitmap.h>
@@ -59,8 +59,38 @@ COCO_ATTR_RO(cert_slot, COCO_ATTR_CERT_SLOT);
 COCO_ATTR_RO(challenge, COCO_ATTR_CHALLENGE);
 COCO_ATTR_RO(cma_identity, COCO_ATTR_CMA_IDENTITY);
 COCO_ATTR_RO(cma_identity_status, COCO_ATTR_CMA_IDENTITY_STATUS);
-COCO_ATTR_RO(session, COCO_ATTR_SESSION);
 COCO_ATTR_RO(session_algorithms, COCO_ATTR_SESSION_ALGORITHMS);
+COCO_ATTR_RO(session_handshake, COCO_ATTR_SESSION_HANDSHAKE);
+COCO_ATTR_RO(session_heartbeat_period, COCO_ATTR_SESSION_HEARTBEAT_PERIOD);
+COCO_ATTR_RO(session_messages, COCO_ATTR_SESSION_MESSAGES);
+COCO_ATTR_RO(session_key_updates, COCO_ATTR_SESSION_KEY_UPDATES);
+COCO_ATTR_RO(session_heartbeats, COCO_ATTR_SESSION_HEARTBEATS);
+
+static ssize_t session_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	return coco_show(dev, COCO_ATTR_SESSION, buf);
+}
+
+/* "heartbeat", "key_update" or "end": one request inside the session. */
+static ssize_t session_store(struct device *dev, struct device_attribute *attr,
+			     const char *buf, size_t count)
+{
+	unsigned int op;
+	int rc;
+
+	if (sysfs_streq(buf, "heartbeat"))
+		op = COCO_SESSION_HEARTBEAT;
+	else if (sysfs_streq(buf, "key_update"))
+		op = COCO_SESSION_KEY_UPDATE;
+	else if (sysfs_streq(buf, "end"))
+		op = COCO_SESSION_END;
+	else
+		return -EINVAL;
+	rc = coco_rs_session_op(dev, op);
+	return rc ? rc : count;
+}
+static DEVICE_ATTR_RW(session);
 
 static ssize_t preferred_slot_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
@@ -128,6 +158,11 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_cma_identity_status.attr,
 	&dev_attr_session.attr,
 	&dev_attr_session_algorithms.attr,
+	&dev_attr_session_handshake.attr,
+	&dev_attr_session_heartbeat_period.attr,
+	&dev_attr_session_messages.attr,
+	&dev_attr_session_key_updates.attr,
+	&dev_attr_session_heartbeats.attr,
 	NULL,
 };
 

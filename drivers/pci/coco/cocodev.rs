@@ -9,7 +9,7 @@ use crate::{
     spdm,
     spdm_auth::{self, AuthInfo, IdentityStatus, Policy, SLOTS},
     spdm_meas::MeasInfo,
-    spdm_session::{self, Session},
+    spdm_session::{self, Session, SessionInfo},
 };
 use core::{
     fmt::Write,
@@ -22,7 +22,11 @@ use kernel::{
     pci::{self, doe as pcidoe},
     prelude::*,
     sync::{aref::ARef, new_mutex, Arc, Mutex},
-    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+    time::msecs_to_jiffies,
+    workqueue::{
+        self, impl_has_delayed_work, impl_has_work, new_delayed_work, new_work, DelayedWork, Work,
+        WorkItem,
+    },
 };
 
 /// Most DOE features a mailbox may report before discovery is considered broken (the index is a
@@ -48,6 +52,33 @@ const ATTR_CMA_IDENTITY: c_uint = 10;
 const ATTR_CMA_IDENTITY_STATUS: c_uint = 11;
 const ATTR_SESSION: c_uint = 12;
 const ATTR_SESSION_ALGORITHMS: c_uint = 13;
+const ATTR_SESSION_HANDSHAKE: c_uint = 14;
+const ATTR_SESSION_HEARTBEAT_PERIOD: c_uint = 15;
+const ATTR_SESSION_MESSAGES: c_uint = 16;
+const ATTR_SESSION_KEY_UPDATES: c_uint = 17;
+const ATTR_SESSION_HEARTBEATS: c_uint = 18;
+
+/// A request root writes to `coco/session` (`enum coco_session_op` in coco.h).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionOp {
+    /// One HEARTBEAT.
+    Heartbeat,
+    /// KEY_UPDATE of both keys (UpdateAllKeys, then VerifyNewKey).
+    KeyUpdate,
+    /// END_SESSION.
+    End,
+}
+
+impl SessionOp {
+    pub(crate) fn from_raw(op: c_uint) -> Option<Self> {
+        match op {
+            0 => Some(Self::Heartbeat),
+            1 => Some(Self::KeyUpdate),
+            2 => Some(Self::End),
+            _ => None,
+        }
+    }
+}
 
 /// Attributes of `measurements/` (`enum coco_meas_attr` in coco.h).
 const MEAS_STATUS: c_uint = 0;
@@ -169,8 +200,8 @@ struct State {
 enum SessionStatus {
     /// None (not supported, not attempted, or ended).
     None,
-    /// Established with this DHE group and AEAD.
-    Established(u16, u16),
+    /// Established; its parameters and counters as of its last use.
+    Established(SessionInfo),
     /// Failed (and torn down).
     Failed(&'static str),
 }
@@ -289,10 +320,25 @@ pub(crate) struct CocoDev {
     session: Mutex<Option<(Session, u64)>>,
     #[pin]
     work: Work<CocoDev>,
+    /// Keeps the session alive when the device set a HeartbeatPeriod.
+    #[pin]
+    heartbeat: DelayedWork<CocoDev, 1>,
 }
 
 impl_has_work! {
     impl HasWork<Self> for CocoDev { self.work }
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self, 1> for CocoDev { self.heartbeat }
+}
+
+impl WorkItem<1> for CocoDev {
+    type Pointer = Arc<CocoDev>;
+
+    fn run(this: Arc<CocoDev>) {
+        this.keep_alive();
+    }
 }
 
 impl WorkItem for CocoDev {
@@ -341,6 +387,7 @@ impl CocoDev {
                 state <- new_mutex!(State::empty(Status::Pending, MeasState::new())),
                 session <- new_mutex!(None),
                 work <- new_work!("CocoDev::work"),
+                heartbeat <- new_delayed_work!("CocoDev::heartbeat"),
             }),
             GFP_KERNEL,
         )?;
@@ -364,7 +411,54 @@ impl CocoDev {
     /// Queues an asynchronous probe: device discovery never blocks enumeration. A probe that is
     /// already queued covers this request.
     pub(crate) fn start_probe(self: &Arc<Self>) {
-        let _ = workqueue::system_unbound().enqueue(self.clone());
+        let _ = workqueue::system_unbound().enqueue::<_, 0>(self.clone());
+    }
+
+    /// Queues the next heartbeat check of a session whose device set a HeartbeatPeriod of
+    /// `period` seconds, half a period from now. Called with `op` held, so that `teardown()`,
+    /// which sets `removed` before it takes `op` and flushes the work after, never leaves one
+    /// queued.
+    fn arm_heartbeat(self: &Arc<Self>, period: u8) {
+        if period == 0 || self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        let delay = msecs_to_jiffies(u32::from(period) * 500);
+        // Already queued: that check covers this session too.
+        let _ = workqueue::system_unbound().enqueue_delayed::<_, 1>(self.clone(), delay);
+    }
+
+    /// The heartbeat check: DSP0274 lets a device end a session that carried no request for
+    /// twice its HeartbeatPeriod, so a HEARTBEAT is sent when nothing was sent for a quarter
+    /// of it (checks run every half period: the longest silence is three quarters of one).
+    fn keep_alive(self: &Arc<Self>) {
+        let _ = self.with_session(|s, mb| {
+            let period = s.info().heartbeat_period;
+            if period == 0 {
+                return Ok(());
+            }
+            if s.idle_ms() >= u64::from(period) * 250 {
+                s.heartbeat(mb)?;
+            }
+            self.arm_heartbeat(period);
+            Ok(())
+        });
+    }
+
+    /// Runs a request root wrote to `coco/session`.
+    pub(crate) fn session_op(self: &Arc<Self>, op: SessionOp) -> Result {
+        let r = self.with_session(|s, mb| match op {
+            SessionOp::Heartbeat => s.heartbeat(mb),
+            SessionOp::KeyUpdate => s.key_update(mb, true),
+            SessionOp::End => s.end(mb),
+        });
+        match r {
+            Ok(()) if op == SessionOp::End => {
+                dev_info!(self.dev(), "coco: session ended (END_SESSION)\n");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+            Err(f) => Err(f.err),
+        }
     }
 
     /// The device was reset or resumed: what it answered before may no longer hold (new
@@ -407,7 +501,7 @@ impl CocoDev {
 
     /// Re-runs the probe and the authentication synchronously (root wrote `authenticated`);
     /// returns the authentication's errno if it failed.
-    pub(crate) fn reauthenticate(&self) -> Result {
+    pub(crate) fn reauthenticate(self: &Arc<Self>) -> Result {
         self.probe_with(false)?;
         match self.state.lock().auth_status {
             AuthStatus::Ok => Ok(()),
@@ -459,6 +553,14 @@ impl CocoDev {
             self.end_session(true);
             op.take()
         };
+        // A heartbeat check queued before `removed` was seen under `op` runs now and finds the
+        // device removed; none is queued after (see `arm_heartbeat()`).
+        let dwork = core::ptr::addr_of!(self.heartbeat)
+            .cast::<bindings::delayed_work>()
+            .cast_mut();
+        // SAFETY: `DelayedWork` is a transparent wrapper of the `struct delayed_work` that
+        // `new_delayed_work!` initialised; flushing runs a queued check at once and waits.
+        unsafe { bindings::flush_delayed_work(dwork) };
         if let Some(dir) = dir {
             // SAFETY: Created by `coco_meas_dir_create()` for this device; no probe uses it any
             // more (see above).
@@ -516,7 +618,6 @@ impl CocoDev {
     /// `ENODEV` once the device is being removed. A failure of `f` that ends the session (any
     /// [`Session`] failure does) is shown in `session` as "error: <reason>" and the session is
     /// dropped.
-    #[allow(dead_code)]
     pub(crate) fn with_session<R>(
         &self,
         f: impl FnOnce(&mut Session, &pcidoe::Mailbox<'_>) -> Result<R, Failure>,
@@ -540,19 +641,26 @@ impl CocoDev {
             .map(|(s, _)| s)
             .ok_or(Failure::new("no session (it ended or failed)", ENOTCONN))?;
         let r = f(s, &mb);
-        if let Err(e) = &r {
-            if !s.is_open() {
-                *guard = None;
-                drop(guard);
+        let info = s.is_open().then(|| s.info());
+        if info.is_none() {
+            *guard = None;
+        }
+        drop(guard);
+        let status = match (info, &r) {
+            (Some(i), _) => SessionStatus::Established(i),
+            // Ended on request (END_SESSION).
+            (None, Ok(_)) => SessionStatus::None,
+            (None, Err(e)) => {
                 dev_err!(
                     self.dev(),
                     "coco: session failed: {} ({:?})\n",
                     e.reason,
                     e.err
                 );
-                self.state.lock().session = SessionStatus::Failed(e.reason);
+                SessionStatus::Failed(e.reason)
             }
-        }
+        };
+        self.state.lock().session = status;
         r
     }
 
@@ -573,12 +681,12 @@ impl CocoDev {
     /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION, then the authentication) and
     /// stores the outcome. Fails only if discovery or GET_VERSION fail: the authentication's
     /// outcome is stored in `auth_status`.
-    pub(crate) fn probe(&self) -> Result {
+    pub(crate) fn probe(self: &Arc<Self>) -> Result {
         self.probe_with(true)
     }
 
     /// [`CocoDev::probe`], with DOE discovery only if `discover` or if the last probe failed.
-    fn probe_with(&self, discover: bool) -> Result {
+    fn probe_with(self: &Arc<Self>, discover: bool) -> Result {
         let op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
@@ -586,6 +694,11 @@ impl CocoDev {
         let before = self.outcome();
         let ret = self.run_probe(discover);
         let after = self.outcome();
+        let period = match &*self.session.lock() {
+            Some((s, _)) if s.is_open() => s.info().heartbeat_period,
+            _ => 0,
+        };
+        self.arm_heartbeat(period);
         if !self.removed.load(Ordering::Acquire) {
             let mask = self.state.lock().auth.shown_slots();
             if self.sysfs_added.load(Ordering::Acquire)
@@ -883,20 +996,22 @@ impl CocoDev {
         let session = match info.session.take() {
             None => SessionStatus::None,
             Some(Ok(s)) => {
-                let (dhe, aead) = s.algorithms();
+                let i = s.info();
                 if !removed {
                     dev_info!(
                         self.dev(),
-                        "coco: session established: {} {}, slot {}; {} SPDM exchanges, {} us\n",
-                        spdm_session::dhe_name(dhe),
-                        spdm_session::aead_name(aead),
+                        "coco: session established: {} {}, slot {}, handshake {}, heartbeat period {} s; {} SPDM exchanges, {} us\n",
+                        spdm_session::dhe_name(i.dhe),
+                        spdm_session::aead_name(i.aead),
                         info.slot.unwrap_or(0),
+                        handshake_name(i.handshake_in_clear),
+                        i.heartbeat_period,
                         info.session_exchanges,
                         info.session_elapsed_us
                     );
                 }
                 *self.session.lock() = Some((s, generation));
-                SessionStatus::Established(dhe, aead)
+                SessionStatus::Established(i)
             }
             Some(Err(f)) => {
                 if !removed {
@@ -941,7 +1056,7 @@ impl CocoDev {
 
     /// Reads the measurements again (with a re-authentication on a new connection); returns
     /// the reading's errno if it failed.
-    pub(crate) fn refresh_measurements(&self) -> Result {
+    pub(crate) fn refresh_measurements(self: &Arc<Self>) -> Result {
         self.probe_with(false)?;
         match self.state.lock().meas.status {
             MeasStatus::Ok => Ok(()),
@@ -1122,18 +1237,43 @@ impl CocoDev {
                 SessionStatus::Failed(r) => writeln!(w, "error: {}", r),
             },
             ATTR_SESSION_ALGORITHMS => match state.session {
-                SessionStatus::Established(dhe, aead) => writeln!(
+                SessionStatus::Established(i) => writeln!(
                     w,
                     "{} {}",
-                    spdm_session::dhe_name(dhe),
-                    spdm_session::aead_name(aead)
+                    spdm_session::dhe_name(i.dhe),
+                    spdm_session::aead_name(i.aead)
                 ),
+                _ => writeln!(w),
+            },
+            ATTR_SESSION_HANDSHAKE
+            | ATTR_SESSION_HEARTBEAT_PERIOD
+            | ATTR_SESSION_MESSAGES
+            | ATTR_SESSION_KEY_UPDATES
+            | ATTR_SESSION_HEARTBEATS => match state.session {
+                SessionStatus::Established(i) => match attr {
+                    ATTR_SESSION_HANDSHAKE => {
+                        writeln!(w, "{}", handshake_name(i.handshake_in_clear))
+                    }
+                    ATTR_SESSION_HEARTBEAT_PERIOD => writeln!(w, "{}", i.heartbeat_period),
+                    ATTR_SESSION_MESSAGES => writeln!(w, "{}", i.messages),
+                    ATTR_SESSION_KEY_UPDATES => writeln!(w, "{}", i.key_updates),
+                    _ => writeln!(w, "{}", i.heartbeats),
+                },
                 _ => writeln!(w),
             },
             _ => return Err(EINVAL),
         };
         r.map_err(|_| EOVERFLOW)?;
         Ok(w.len)
+    }
+}
+
+/// How the session's handshake travelled, for sysfs and the log.
+fn handshake_name(in_clear: bool) -> &'static str {
+    if in_clear {
+        "clear"
+    } else {
+        "encrypted"
     }
 }
 

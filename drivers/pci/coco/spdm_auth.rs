@@ -543,6 +543,9 @@ pub(crate) struct Negotiated {
     pub(crate) aead: u16,
     /// The SPDM key schedule was selected.
     pub(crate) key_schedule_spdm: bool,
+    /// The device also announced HANDSHAKE_IN_THE_CLEAR_CAP (coco.ko always does): FINISH
+    /// and FINISH_RSP travel in the clear.
+    pub(crate) handshake_in_clear: bool,
 }
 
 /// GET_CAPABILITIES and NEGOTIATE_ALGORITHMS; returns the negotiated parameters and the
@@ -576,7 +579,8 @@ fn negotiate(
             | auth::SPDM_CAP_ENCRYPT
             | auth::SPDM_CAP_MAC
             | auth::SPDM_CAP_HBEAT
-            | auth::SPDM_CAP_KEY_UPD;
+            | auth::SPDM_CAP_KEY_UPD
+            | auth::SPDM_CAP_HANDSHAKE_IN_THE_CLEAR;
     }
     let len = auth::encode_get_capabilities(&caps, &mut req)
         .map_err(|_| fail("cannot encode GET_CAPABILITIES", EINVAL))?;
@@ -662,6 +666,8 @@ fn negotiate(
             dhe: algs.structs.dhe.unwrap_or(0),
             aead: algs.structs.aead.unwrap_or(0),
             key_schedule_spdm: algs.structs.key_schedule == Some(auth::SPDM_KEY_SCHEDULE_SPDM),
+            handshake_in_clear: version >= SpdmVersion::V1_2
+                && rsp_caps.has(auth::SPDM_CAP_HANDSHAKE_IN_THE_CLEAR),
         },
         th,
     ))
@@ -1060,7 +1066,7 @@ fn session(
         .and_then(|()| s.key_update(mb, false))
         .and_then(|()| s.key_update(mb, true))
         .and_then(|()| s.heartbeat(mb));
-    *secured = s.exchanges;
+    *secured = s.exchanges();
     r.map(|()| s)
 }
 

@@ -195,12 +195,28 @@ impl Drop for Direction {
     }
 }
 
+/// What userspace may see of a session: parameters and counters, never key material.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SessionInfo {
+    /// The negotiated DHE group and AEAD (SPDM algorithm bits).
+    pub(crate) dhe: u16,
+    pub(crate) aead: u16,
+    /// FINISH / FINISH_RSP travelled in the clear (HANDSHAKE_IN_THE_CLEAR_CAP on both sides).
+    pub(crate) handshake_in_clear: bool,
+    /// The device's HeartbeatPeriod in seconds (0: none asked for).
+    pub(crate) heartbeat_period: u8,
+    /// Secured messages sent in the session (FINISH included).
+    pub(crate) messages: usize,
+    /// KEY_UPDATE operations completed (UpdateKey or UpdateAllKeys, each verified).
+    pub(crate) key_updates: u32,
+    /// HEARTBEAT requests answered.
+    pub(crate) heartbeats: u32,
+}
+
 /// An SPDM secure session with a device.
 pub(crate) struct Session {
     id: u32,
     version: SpdmVersion,
-    dhe: u16,
-    aead: u16,
     alg: sc::AeadAlg,
     ks: ss::KeySchedule<KHmac>,
     req: Direction,
@@ -209,14 +225,34 @@ pub(crate) struct Session {
     gone: Option<&'static str>,
     /// KEY_UPDATE tag of the next update.
     tag: u8,
-    /// Secured messages sent.
-    pub(crate) exchanges: usize,
+    /// Records sent with one request key after which [`Session::send`] and
+    /// [`Session::heartbeat`] first update both keys (0: never).
+    rekey_after: u64,
+    /// ktime (ns) of the last secured message sent.
+    last_sent: i64,
+    info: SessionInfo,
+}
+
+/// The current monotonic time in nanoseconds.
+fn now_ns() -> i64 {
+    // SAFETY: `ktime_get()` has no preconditions.
+    unsafe { bindings::ktime_get() }
 }
 
 impl Session {
-    /// The negotiated DHE group and AEAD (SPDM algorithm bits).
-    pub(crate) fn algorithms(&self) -> (u16, u16) {
-        (self.dhe, self.aead)
+    /// Parameters and counters of the session.
+    pub(crate) fn info(&self) -> SessionInfo {
+        self.info
+    }
+
+    /// Secured messages sent so far.
+    pub(crate) fn exchanges(&self) -> usize {
+        self.info.messages
+    }
+
+    /// Milliseconds since the last secured message was sent.
+    pub(crate) fn idle_ms(&self) -> u64 {
+        u64::try_from(now_ns().saturating_sub(self.last_sent) / 1_000_000).unwrap_or(0)
     }
 
     /// Whether the session can still carry requests.
@@ -231,9 +267,39 @@ impl Session {
     }
 
     /// Sends the SPDM request `req` inside the session and writes the decrypted response to
-    /// `rsp`; returns its length. One request at a time (`&mut self`). Any failure ends the
-    /// session; a session that is gone fails with `ENOTCONN`.
+    /// `rsp`; returns its length. The response is not an SPDM ERROR and carries the session's
+    /// version (Busy and ResponseNotReady are handled as in [`Session::request`]). One request
+    /// at a time (`&mut self`). Any failure ends the session; a session that is gone fails with
+    /// `ENOTCONN`.
+    ///
+    /// When the request key has protected `session_rekey_messages` records, both keys are
+    /// updated first (KEY_UPDATE UpdateAllKeys, verified).
     pub(crate) fn send(
+        &mut self,
+        mb: &pcidoe::Mailbox<'_>,
+        req: &[u8],
+        rsp: &mut [u8],
+    ) -> Result<usize, Failure> {
+        self.rekey_if_due(mb)?;
+        self.request(
+            mb,
+            req,
+            rsp,
+            None,
+            "device answered a request in the session with an SPDM ERROR",
+        )
+    }
+
+    /// Updates both keys when the request key reached its record budget.
+    fn rekey_if_due(&mut self, mb: &pcidoe::Mailbox<'_>) -> Result<(), Failure> {
+        if self.rekey_after != 0 && self.req.seq.next() >= self.rekey_after {
+            self.key_update(mb, true)?;
+        }
+        Ok(())
+    }
+
+    /// One secured request and its response, without the key budget check.
+    fn send_record(
         &mut self,
         mb: &pcidoe::Mailbox<'_>,
         req: &[u8],
@@ -272,7 +338,8 @@ impl Session {
             .saturating_add(ss::SPDM_PCI_DOE_RECORD_OVERHEAD)
             .saturating_add(8);
         let mut rx = SecretBuf::zeroed(rx_size).map_err(|_| OOM)?;
-        self.exchanges = self.exchanges.saturating_add(1);
+        self.info.messages = self.info.messages.saturating_add(1);
+        self.last_sent = now_ns();
         let got = mb
             .exchange(
                 pcidoe::VENDOR_PCI_SIG,
@@ -314,27 +381,33 @@ impl Session {
         Ok(msg.len())
     }
 
-    /// [`Session::send`], then checks that the response is `code`. ERROR Busy resends the
-    /// request and ERROR ResponseNotReady waits and asks with RESPOND_IF_READY, inside the
-    /// session, as in the clear (at most `MAX_RETRIES` times); any other SPDM ERROR fails with
-    /// `on_error` and the error code, and ends the session.
+    /// One request inside the session and its response, which must be `code` (any response
+    /// but an ERROR if `None`) with the session's version. ERROR Busy resends the request and
+    /// ERROR ResponseNotReady waits and asks with RESPOND_IF_READY, inside the session, as in
+    /// the clear (at most `MAX_RETRIES` times); any other SPDM ERROR fails with `on_error` and
+    /// the error code, and ends the session. No key budget check (key updates use it too).
     fn request(
         &mut self,
         mb: &pcidoe::Mailbox<'_>,
         req: &[u8],
         rsp: &mut [u8],
-        code: u8,
+        code: Option<u8>,
         on_error: &'static str,
     ) -> Result<usize, Failure> {
         let mut riy = [0u8; spdm::SPDM_RESPOND_IF_READY_SIZE];
         let mut use_riy = false;
         for _ in 0..=spdm_auth::MAX_RETRIES {
             let r = if use_riy { &riy[..] } else { req };
-            let n = self.send(mb, r, rsp)?;
+            let n = self.send_record(mb, r, rsp)?;
             let msg = rsp.get(..n).unwrap_or(&[]);
             let Ok(e) = spdm::parse_error_response(msg) else {
                 return match spdm::SpdmHeader::parse(msg) {
-                    Ok(h) if h.code == code && h.version == self.version.as_byte() => Ok(n),
+                    Ok(h)
+                        if code.is_none_or(|c| c == h.code)
+                            && h.version == self.version.as_byte() =>
+                    {
+                        Ok(n)
+                    }
                     _ => Err(self.kill(proto("unexpected response inside the session"))),
                 };
             };
@@ -382,8 +455,9 @@ impl Session {
         )))
     }
 
-    /// HEARTBEAT / HEARTBEAT_ACK.
+    /// HEARTBEAT / HEARTBEAT_ACK (after a key update if the request key's budget is spent).
     pub(crate) fn heartbeat(&mut self, mb: &pcidoe::Mailbox<'_>) -> Result<(), Failure> {
+        self.rekey_if_due(mb)?;
         let mut b = [0u8; 4];
         let n = ss::encode_heartbeat(self.version, &mut b)
             .map_err(|_| fail("cannot encode HEARTBEAT", EINVAL))?;
@@ -392,11 +466,13 @@ impl Session {
             mb,
             b.get(..n).unwrap_or(&[]),
             &mut r,
-            spdm::SPDM_HEARTBEAT_ACK,
+            Some(spdm::SPDM_HEARTBEAT_ACK),
             "device answered HEARTBEAT with an SPDM ERROR",
         )?;
         ss::parse_heartbeat_ack(r.get(..m).unwrap_or(&[]), self.version)
-            .map_err(|e| self.kill(proto(e.as_str())))
+            .map_err(|e| self.kill(proto(e.as_str())))?;
+        self.info.heartbeats = self.info.heartbeats.saturating_add(1);
+        Ok(())
     }
 
     /// KEY_UPDATE: UpdateAllKeys when `all` (both directions), else UpdateKey (the request
@@ -409,8 +485,9 @@ impl Session {
         if self.gone.is_some() {
             return Err(fail("no session (it ended or failed)", ENOTCONN));
         }
-        let r = self.key_update_inner(mb, all);
-        r.map_err(|f| self.kill(f))
+        self.key_update_inner(mb, all).map_err(|f| self.kill(f))?;
+        self.info.key_updates = self.info.key_updates.saturating_add(1);
+        Ok(())
     }
 
     fn key_update_inner(&mut self, mb: &pcidoe::Mailbox<'_>, all: bool) -> Result<(), Failure> {
@@ -438,7 +515,7 @@ impl Session {
             mb,
             b.get(..n).unwrap_or(&[]),
             &mut r,
-            spdm::SPDM_KEY_UPDATE_ACK,
+            Some(spdm::SPDM_KEY_UPDATE_ACK),
             "device refused KEY_UPDATE (SPDM ERROR)",
         )?;
         let ack = ss::parse_key_update_ack(r.get(..m).unwrap_or(&[]), v)
@@ -456,7 +533,7 @@ impl Session {
             mb,
             b.get(..n).unwrap_or(&[]),
             &mut r,
-            spdm::SPDM_KEY_UPDATE_ACK,
+            Some(spdm::SPDM_KEY_UPDATE_ACK),
             "device refused KEY_UPDATE VerifyNewKey (SPDM ERROR)",
         )?;
         let ack = ss::parse_key_update_ack(r.get(..m).unwrap_or(&[]), v)
@@ -475,7 +552,7 @@ impl Session {
                 mb,
                 b.get(..n).unwrap_or(&[]),
                 &mut r,
-                spdm::SPDM_END_SESSION_ACK,
+                Some(spdm::SPDM_END_SESSION_ACK),
                 "device answered END_SESSION with an SPDM ERROR",
             )
             .and_then(|m| {
@@ -492,14 +569,11 @@ impl Session {
         let n = auth::encode_get_digests(self.version, &mut b)
             .map_err(|_| fail("cannot encode GET_DIGESTS", EINVAL))?;
         let mut r = KVec::from_elem(0u8, MAX_SESSION_MSG, GFP_KERNEL).map_err(|_| OOM)?;
-        self.request(
-            mb,
-            b.get(..n).unwrap_or(&[]),
-            &mut r,
-            spdm::SPDM_DIGESTS,
-            "device answered GET_DIGESTS in the session with an SPDM ERROR",
-        )
-        .map(|_| ())
+        let m = self.send(mb, b.get(..n).unwrap_or(&[]), &mut r)?;
+        match spdm::SpdmHeader::parse(r.get(..m).unwrap_or(&[])) {
+            Ok(h) if h.code == spdm::SPDM_DIGESTS => Ok(()),
+            _ => Err(self.kill(proto("GET_DIGESTS in the session got another response"))),
+        }
     }
 }
 
@@ -559,6 +633,7 @@ pub(crate) fn establish(
     let curve = curve(neg.dhe).ok_or(proto("no DHE group negotiated"))?;
     let alg = aead_alg(neg.aead).ok_or(proto("no AEAD negotiated"))?;
     let exchange_size = ss::dhe_exchange_size(neg.dhe).ok_or(proto("unknown DHE group"))?;
+    let clear = neg.handshake_in_clear;
 
     // KEY_EXCHANGE
     let mut pubkey = [0u8; 2 * 48];
@@ -593,7 +668,8 @@ pub(crate) fn establish(
         signature_size: neg.ssize,
         exchange_size,
         measurement_summary: false,
-        verify_data: true,
+        // In the clear, ResponderVerifyData comes in FINISH_RSP instead.
+        verify_data: !clear,
     };
     let kr = ss::parse_key_exchange_rsp(c.rsp(n), &params).map_err(|e| proto(e.as_str()))?;
     if kr.mut_auth_requested != 0 {
@@ -652,28 +728,37 @@ pub(crate) fn establish(
     let (req_hs, rsp_hs) = ks.handshake_traffic_secrets(&hs, th1).map_err(ks_fail)?;
     let rsp_fk = ks.finished_key(&rsp_hs).map_err(ks_fail)?;
     let req_fk = ks.finished_key(&req_hs).map_err(ks_fail)?;
-    let expected = ks.verify_data(&rsp_fk, th1).map_err(ks_fail)?;
-    if !ct_eq(expected.as_bytes(), kr.verify_data) {
-        return Err(fail("ResponderVerifyData does not verify", EKEYREJECTED));
+    if !clear {
+        let expected = ks.verify_data(&rsp_fk, th1).map_err(ks_fail)?;
+        if !ct_eq(expected.as_bytes(), kr.verify_data) {
+            return Err(fail("ResponderVerifyData does not verify", EKEYREJECTED));
+        }
+        add(&mut t, kr.verify_data)?;
     }
-    add(&mut t, kr.verify_data)?;
     let rsp_session_id = kr.rsp_session_id;
+    let heartbeat_period = kr.heartbeat_period;
     let mut s = Session {
         id: ss::session_id(req_session_id, rsp_session_id),
         version: v,
-        dhe: neg.dhe,
-        aead: neg.aead,
         alg,
         req: Direction::new(&mut ks, alg, req_hs)?,
         rsp: Direction::new(&mut ks, alg, rsp_hs)?,
         ks,
         gone: None,
         tag: 1,
-        exchanges: 0,
+        rekey_after: u64::from(crate::session_rekey_messages()),
+        last_sent: now_ns(),
+        info: SessionInfo {
+            dhe: neg.dhe,
+            aead: neg.aead,
+            handshake_in_clear: clear,
+            heartbeat_period,
+            ..SessionInfo::default()
+        },
     };
 
-    // FINISH inside the session (handshake keys): RequesterVerifyData over the transcript
-    // through FINISH's header.
+    // FINISH with RequesterVerifyData over the transcript through FINISH's header: inside the
+    // session (handshake keys), or in the clear.
     let mut fin_hdr = [0u8; 4];
     let fh = ss::encode_finish(v, 0, &[], &[], &mut fin_hdr)
         .map_err(|_| fail("cannot encode FINISH", EINVAL))?;
@@ -686,19 +771,47 @@ pub(crate) fn establish(
     let fnn = ss::encode_finish(v, 0, &[], vd.as_bytes(), &mut fin)
         .map_err(|_| fail("cannot encode FINISH", EINVAL))?;
     add(&mut t, vd.as_bytes())?;
-    let mut r = [0u8; 16];
-    let m = s.request(
-        c.mb(),
-        fin.get(..fnn).unwrap_or(&[]),
-        &mut r,
-        spdm::SPDM_FINISH_RSP,
-        "device answered FINISH with an SPDM ERROR",
-    );
-    *secured = s.exchanges;
+    let fin_b = fin.get(..fnn).unwrap_or(&[]);
+    let mut r = [0u8; 4 + auth::SPDM_MAX_HASH_SIZE];
+    let m = if clear {
+        c.exchange(fin_b, "device answered FINISH with an SPDM ERROR")
+            .and_then(|n| {
+                copy(
+                    r.get_mut(..n).ok_or(proto("FINISH_RSP too long"))?,
+                    c.rsp(n),
+                );
+                Ok(n)
+            })
+    } else {
+        s.request(
+            c.mb(),
+            fin_b,
+            &mut r,
+            Some(spdm::SPDM_FINISH_RSP),
+            "device answered FINISH with an SPDM ERROR",
+        )
+    };
+    *secured = s.exchanges();
     let m = m?;
-    let (_, flen) =
-        ss::parse_finish_rsp(r.get(..m).unwrap_or(&[]), v, 0).map_err(|e| proto(e.as_str()))?;
-    add(&mut t, r.get(..flen).unwrap_or(&[]))?;
+    let (rvd, flen) = ss::parse_finish_rsp(r.get(..m).unwrap_or(&[]), v, if clear { h } else { 0 })
+        .map_err(|e| proto(e.as_str()))?;
+    if clear {
+        // ResponderVerifyData over the transcript through FINISH_RSP's header.
+        add(&mut t, r.get(..flen.saturating_sub(h)).unwrap_or(&[]))?;
+        digest(neg, &t, &mut d)?;
+        let expected =
+            s.ks.verify_data(&rsp_fk, d.get(..h).unwrap_or(&[]))
+                .map_err(ks_fail)?;
+        if !ct_eq(expected.as_bytes(), rvd) {
+            return Err(fail(
+                "FINISH_RSP ResponderVerifyData does not verify",
+                EKEYREJECTED,
+            ));
+        }
+        add(&mut t, rvd)?;
+    } else {
+        add(&mut t, r.get(..flen).unwrap_or(&[]))?;
+    }
     let mut th2 = [0u8; crypto::MAX_DIGEST_SIZE];
     digest(neg, &t, &mut th2)?;
     let ms = s.ks.master_secret(&hs).map_err(ks_fail)?;
@@ -707,6 +820,7 @@ pub(crate) fn establish(
             .map_err(ks_fail)?;
     s.req = Direction::new(&mut s.ks, alg, ra)?;
     s.rsp = Direction::new(&mut s.ks, alg, rs)?;
+    s.last_sent = now_ns();
     Ok(s)
 }
 

@@ -35,9 +35,12 @@ set -- $COCO_VARIANTS
 ktap_set_plan $(($# * 2))
 
 # expected VARIANT: "ok" or the reason auth_status must report after "error: ".
+# A combined variant "handshake:clear+V" expects what V does.
 expected() {
 	case "$1" in
+	handshake:*+*) expected "${1#*+}" ;;
 	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:* | \
+		heartbeat:* | handshake:* | \
 		fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
 		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks | \
 		fault:bad-kex-signature | fault:wrong-verify-data | fault:tampered-mac | \
@@ -64,6 +67,7 @@ expected() {
 # reason after "error: " (the authentication itself succeeds).
 expected_meas() {
 	case "$1" in
+	handshake:*+*) expected_meas "${1#*+}" ;;
 	fault:bad-meas-signature) echo "MEASUREMENTS signature does not verify with the leaf key" ;;
 	fault:malformed-block) echo "measurement block size inconsistent with its value" ;;
 	fault:duplicate-index) echo "duplicate measurement block index" ;;
@@ -124,6 +128,9 @@ check_outcome() {
 # authenticated), or the reason after "error: ".
 expected_session() {
 	case "$1" in
+	# In the clear, ResponderVerifyData travels in FINISH_RSP.
+	handshake:clear+fault:wrong-verify-data) echo "FINISH_RSP ResponderVerifyData does not verify" ;;
+	handshake:*+*) expected_session "${1#*+}" ;;
 	fault:bad-kex-signature) echo "KEY_EXCHANGE_RSP signature does not verify with the leaf key" ;;
 	fault:wrong-verify-data) echo "ResponderVerifyData does not verify" ;;
 	fault:tampered-mac | fault:replayed-sequence | fault:skipped-sequence)
@@ -141,7 +148,14 @@ check_session() {
 	_ss=$(coco_attr "$1" session)
 	coco_diag "$1 ($2): session '$_ss'"
 	case "$_sw" in
-	established | none) [ "$_ss" = "$_sw" ] ;;
+	established)
+		[ "$_ss" = established ] || return 1
+		# The handshake as the endpoint announced it.
+		_hw=encrypted
+		case "$2" in handshake:clear*) _hw=clear ;; esac
+		_hs=$(coco_attr "$1" session_handshake)
+		[ "$_hs" = "$_hw" ] || { coco_diag "$1: session_handshake '$_hs', wanted '$_hw'"; return 1; } ;;
+	none) [ "$_ss" = none ] ;;
 	*) case "$_ss" in "error: $_sw"*) return 0 ;; esac; return 1 ;;
 	esac
 }

@@ -282,11 +282,12 @@ coco_auth_settled() {
 	return 0
 }
 
-# coco_insmod: load coco.ko as an administrator would: insmod, add the trust
-# anchor to the new (empty) .coco keyring, and once the first (untrusted)
-# authentications are over, authenticate every function again.
+# coco_insmod [PARAM=VALUE...]: load coco.ko (with those module parameters)
+# as an administrator would: insmod, add the trust anchor to the new (empty)
+# .coco keyring, and once the first (untrusted) authentications are over,
+# authenticate every function again.
 coco_insmod() {
-	coco_run 60 insmod "$COCO_KO" || return
+	coco_run 60 insmod "$COCO_KO" "$@" || return
 	[ -r "$COCO_ROOT_DER" ] || return 0
 	coco_trust_root || { coco_diag "keyctl padd %:.coco failed"; return 1; }
 	# shellcheck disable=SC2046 # a list of BDFs, split on purpose
