@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 use coco_endpoint::measurements::{parse_blocks, MeasConfig};
 use coco_endpoint::pki::{build_identity, Identity, KeyKind, PkiOptions, DEFAULT_CMA_ID};
+use coco_endpoint::socket::QuickAckStream;
 use coco_endpoint::{
     fault_for, key_for, parse_slot_list, parse_version_list, serve, Fault, FaultSpec, KeySpec,
     Logger, Responder, SessionEnd, SessionOptions, FAULT_HELP,
@@ -255,7 +256,7 @@ fn run_endpoint(
         if persist { ", persistent" } else { "" }
     ));
     loop {
-        let (mut stream, peer) = match listener.accept() {
+        let (stream, peer) = match listener.accept() {
             Ok(conn) => conn,
             Err(e) => {
                 log(&format!("accept failed: {e}; retrying"));
@@ -263,7 +264,7 @@ fn run_endpoint(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        let mut stream = QuickAckStream::new(stream);
         log(&format!("connection from {peer}"));
         let mut responder =
             Responder::with_identity(versions.clone(), fault, Arc::clone(&identity));

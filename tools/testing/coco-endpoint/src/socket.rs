@@ -7,6 +7,9 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
+#[cfg(target_os = "linux")]
+use std::os::linux::net::TcpStreamExt;
 
 /// A normal request/response exchange carrying one transport message.
 pub const SOCKET_COMMAND_NORMAL: u32 = 0x0001;
@@ -208,6 +211,46 @@ pub fn command_name(command: u32) -> &'static str {
     }
 }
 
+/// QEMU's side of the connection, acknowledged at once.
+///
+/// QEMU writes each message with four `send()` calls (command, transport, size, payload) on a
+/// socket with Nagle's algorithm on: everything after the first four bytes waits until they
+/// are acknowledged. With the receiver's delayed ACK that is up to 40 ms per DOE exchange, so
+/// every read re-arms TCP_QUICKACK (Linux clears it on its own). The endpoint's own replies are
+/// one write each on a TCP_NODELAY socket.
+pub struct QuickAckStream(TcpStream);
+
+impl QuickAckStream {
+    /// Wraps an accepted connection and sets TCP_NODELAY on it.
+    pub fn new(stream: TcpStream) -> Self {
+        let _ = stream.set_nodelay(true);
+        QuickAckStream(stream)
+    }
+
+    /// The connection.
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl Read for QuickAckStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        let _ = self.0.set_quickack(true);
+        self.0.read(buf)
+    }
+}
+
+impl Write for QuickAckStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +341,36 @@ mod tests {
         );
         assert_eq!(command_name(SOCKET_COMMAND_SHUTDOWN), "SHUTDOWN");
         assert_eq!(command_name(7), "unknown");
+    }
+
+    #[test]
+    fn quickack_stream_carries_frames_both_ways() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut server = QuickAckStream::new(listener.accept().unwrap().0);
+        assert!(server.get_ref().nodelay().unwrap());
+        // As QEMU sends it: the header fields and the payload in separate writes.
+        let frame = encode_frame(
+            SOCKET_COMMAND_NORMAL,
+            SOCKET_TRANSPORT_PCI_DOE,
+            &[1, 2, 3, 4],
+        );
+        for part in [&frame[..4], &frame[4..8], &frame[8..12], &frame[12..]] {
+            client.write_all(part).unwrap();
+        }
+        let f = read_frame(&mut server, 16).unwrap();
+        assert_eq!(f.payload, vec![1, 2, 3, 4]);
+        write_frame(
+            &mut server,
+            SOCKET_COMMAND_NORMAL,
+            SOCKET_TRANSPORT_PCI_DOE,
+            &[9],
+        )
+        .unwrap();
+        let back = read_frame(&mut client, 16).unwrap();
+        assert_eq!(
+            (back.command, back.payload),
+            (SOCKET_COMMAND_NORMAL, vec![9])
+        );
     }
 }
