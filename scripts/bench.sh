@@ -84,7 +84,7 @@ printf '%-22s %s\n' "per index" "$(mstats "$per")"
 # checks: an application message, KEY_UPDATE of both directions with their
 # verification, HEARTBEAT).
 sess=$(grep '0000:01:00.0: coco: session established: ' "$logdir/auth-meas.out" | tail -n 1)
-printf '%-22s %s\n' "session" "$(sed -nE 's/.*session established: ([^,]*), slot [0-9]+; ([0-9]+) SPDM exchanges, ([0-9]+) us.*/\1: \2 exchanges, \3 us/p' <<<"$sess")"
+printf '%-22s %s\n' "session" "$(sed -nE 's/.*session established: ([^,]*), slot [0-9]+[^;]*; ([0-9]+) SPDM exchanges, ([0-9]+) us.*/\1: \2 exchanges, \3 us/p' <<<"$sess")"
 
 # 1 vs 8 endpoints authenticated at once (the first, parallel runs after
 # insmod): span from the earliest start to the latest end, from the log

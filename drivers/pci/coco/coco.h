@@ -35,6 +35,7 @@ enum coco_attr {
 	COCO_ATTR_SESSION_MESSAGES = 16,
 	COCO_ATTR_SESSION_KEY_UPDATES = 17,
 	COCO_ATTR_SESSION_HEARTBEATS = 18,
+	COCO_ATTR_SESSION_VERSION = 19,
 };
 
 /* Requests written to coco/session; the Rust side matches these values. */

@@ -60,6 +60,7 @@ COCO_ATTR_RO(challenge, COCO_ATTR_CHALLENGE);
 COCO_ATTR_RO(cma_identity, COCO_ATTR_CMA_IDENTITY);
 COCO_ATTR_RO(cma_identity_status, COCO_ATTR_CMA_IDENTITY_STATUS);
 COCO_ATTR_RO(session_algorithms, COCO_ATTR_SESSION_ALGORITHMS);
+COCO_ATTR_RO(session_version, COCO_ATTR_SESSION_VERSION);
 COCO_ATTR_RO(session_handshake, COCO_ATTR_SESSION_HANDSHAKE);
 COCO_ATTR_RO(session_heartbeat_period, COCO_ATTR_SESSION_HEARTBEAT_PERIOD);
 COCO_ATTR_RO(session_messages, COCO_ATTR_SESSION_MESSAGES);
@@ -158,6 +159,7 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_cma_identity_status.attr,
 	&dev_attr_session.attr,
 	&dev_attr_session_algorithms.attr,
+	&dev_attr_session_version.attr,
 	&dev_attr_session_handshake.attr,
 	&dev_attr_session_heartbeat_period.attr,
 	&dev_attr_session_messages.attr,

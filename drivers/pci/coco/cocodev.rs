@@ -57,6 +57,7 @@ const ATTR_SESSION_HEARTBEAT_PERIOD: c_uint = 15;
 const ATTR_SESSION_MESSAGES: c_uint = 16;
 const ATTR_SESSION_KEY_UPDATES: c_uint = 17;
 const ATTR_SESSION_HEARTBEATS: c_uint = 18;
+const ATTR_SESSION_VERSION: c_uint = 19;
 
 /// A request root writes to `coco/session` (`enum coco_session_op` in coco.h).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -423,8 +424,11 @@ impl CocoDev {
             return;
         }
         let delay = msecs_to_jiffies(u32::from(period) * 500);
-        // Already queued: that check covers this session too.
-        let _ = workqueue::system_unbound().enqueue_delayed::<_, 1>(self.clone(), delay);
+        // Freezable: no HEARTBEAT reaches a device while the system suspends (the resume
+        // re-authenticates it and opens a new session). Already queued: that check covers this
+        // session too.
+        let _ = workqueue::system_freezable_power_efficient()
+            .enqueue_delayed::<_, 1>(self.clone(), delay);
     }
 
     /// The heartbeat check: DSP0274 lets a device end a session that carried no request for
@@ -1245,12 +1249,19 @@ impl CocoDev {
                 ),
                 _ => writeln!(w),
             },
-            ATTR_SESSION_HANDSHAKE
+            ATTR_SESSION_VERSION
+            | ATTR_SESSION_HANDSHAKE
             | ATTR_SESSION_HEARTBEAT_PERIOD
             | ATTR_SESSION_MESSAGES
             | ATTR_SESSION_KEY_UPDATES
             | ATTR_SESSION_HEARTBEATS => match state.session {
                 SessionStatus::Established(i) => match attr {
+                    ATTR_SESSION_VERSION => writeln!(
+                        w,
+                        "{}.{}",
+                        i.secured_version >> 12,
+                        (i.secured_version >> 8) & 0xf
+                    ),
                     ATTR_SESSION_HANDSHAKE => {
                         writeln!(w, "{}", handshake_name(i.handshake_in_clear))
                     }

@@ -203,6 +203,8 @@ pub(crate) struct SessionInfo {
     pub(crate) aead: u16,
     /// FINISH / FINISH_RSP travelled in the clear (HANDSHAKE_IN_THE_CLEAR_CAP on both sides).
     pub(crate) handshake_in_clear: bool,
+    /// The secured-message (DSP0277) version the device selected: major [15:12], minor [11:8].
+    pub(crate) secured_version: u16,
     /// The device's HeartbeatPeriod in seconds (0: none asked for).
     pub(crate) heartbeat_period: u8,
     /// Secured messages sent in the session (FINISH included).
@@ -678,10 +680,11 @@ pub(crate) fn establish(
             EOPNOTSUPP,
         ));
     }
-    match ss::parse_sm_versions(kr.opaque).map_err(|e| proto(e.as_str()))? {
-        ss::SmVersions::Selected(sv) if SM_VERSIONS.contains(&sv) => {}
+    let secured_version = match ss::parse_sm_versions(kr.opaque).map_err(|e| proto(e.as_str()))? {
+        // Major and minor decide; update and alpha numbers may be anything.
+        ss::SmVersions::Selected(sv) if SM_VERSIONS.iter().any(|&o| o >> 8 == sv >> 8) => sv,
         _ => return Err(proto("device selected no offered secured message version")),
-    }
+    };
 
     // TH for the signature: VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP up to the
     // signature.
@@ -752,6 +755,7 @@ pub(crate) fn establish(
             dhe: neg.dhe,
             aead: neg.aead,
             handshake_in_clear: clear,
+            secured_version,
             heartbeat_period,
             ..SessionInfo::default()
         },

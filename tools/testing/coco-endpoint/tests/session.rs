@@ -137,6 +137,20 @@ impl Requester {
         Requester::open_with(key, fault, v, dhe, aead, SessionOptions::default(), false)
     }
 
+    /// A P-256 endpoint without faults, every DHE group and AEAD offered, with `options`;
+    /// the requester sets HANDSHAKE_IN_THE_CLEAR_CAP if `clear_cap`.
+    fn p256(v: SpdmVersion, options: SessionOptions, clear_cap: bool) -> Requester {
+        Requester::open_with(
+            KeyKind::P256,
+            Fault::None,
+            v,
+            ALL_DHE,
+            ALL_AEAD,
+            options,
+            clear_cap,
+        )
+    }
+
     /// Connects to a responder with `options`; the requester sets HANDSHAKE_IN_THE_CLEAR_CAP
     /// if `clear_cap`.
     fn open_with(
@@ -769,15 +783,7 @@ fn handshake_in_the_clear_full_session() {
 
 #[test]
 fn handshake_stays_encrypted_without_the_requesters_cap() {
-    let mut r = Requester::open_with(
-        KeyKind::P256,
-        Fault::None,
-        SpdmVersion::V1_2,
-        ALL_DHE,
-        ALL_AEAD,
-        clear_options(),
-        false,
-    );
+    let mut r = Requester::p256(SpdmVersion::V1_2, clear_options(), false);
     // The endpoint offers it, the requester does not: KEY_EXCHANGE_RSP has
     // ResponderVerifyData, FINISH goes inside the session.
     assert!(r.rsp_clear_cap);
@@ -794,15 +800,7 @@ fn handshake_stays_encrypted_without_the_requesters_cap() {
 #[test]
 fn requester_cap_alone_does_not_clear_the_handshake() {
     // The requester asks, the endpoint does not announce it: encrypted as always.
-    let mut r = Requester::open_with(
-        KeyKind::P256,
-        Fault::None,
-        SpdmVersion::V1_3,
-        ALL_DHE,
-        ALL_AEAD,
-        SessionOptions::default(),
-        true,
-    );
+    let mut r = Requester::p256(SpdmVersion::V1_3, SessionOptions::default(), true);
     assert!(!r.rsp_clear_cap);
     r.establish(0).unwrap();
     assert!(!r.s.as_ref().unwrap().in_clear);
@@ -813,15 +811,7 @@ fn requester_cap_alone_does_not_clear_the_handshake() {
 #[test]
 fn tampered_requester_verify_data_ends_the_session() {
     for clear in [true, false] {
-        let mut r = Requester::open_with(
-            KeyKind::P256,
-            Fault::None,
-            SpdmVersion::V1_2,
-            ALL_DHE,
-            ALL_AEAD,
-            clear_options(),
-            clear,
-        );
+        let mut r = Requester::p256(SpdmVersion::V1_2, clear_options(), clear);
         r.key_exchange(0).unwrap();
         assert_eq!(r.s.as_ref().unwrap().in_clear, clear);
         let e = r.finish(true).unwrap_err();
@@ -848,15 +838,7 @@ fn tampered_requester_verify_data_ends_the_session() {
 fn finish_in_the_wrong_form_is_unexpected() {
     // Handshake in the clear: FINISH as a secured message (handshake keys) is refused in the
     // clear, the session is kept and FINISH in the clear then works.
-    let mut r = Requester::open_with(
-        KeyKind::P256,
-        Fault::None,
-        SpdmVersion::V1_2,
-        ALL_DHE,
-        ALL_AEAD,
-        clear_options(),
-        true,
-    );
+    let mut r = Requester::p256(SpdmVersion::V1_2, clear_options(), true);
     let sid = r.key_exchange(0).unwrap();
     let fin = r.finish_msg(false);
     let (ty, rsp) = raw_secured(&mut r, &fin);
@@ -920,12 +902,8 @@ fn fault_wrong_verify_data_in_the_clear() {
 // --- HeartbeatPeriod -------------------------------------------------------------------------
 
 fn heartbeat_requester(period: u8, clear: bool) -> Requester {
-    Requester::open_with(
-        KeyKind::P256,
-        Fault::None,
+    Requester::p256(
         SpdmVersion::V1_2,
-        ALL_DHE,
-        ALL_AEAD,
         SessionOptions {
             heartbeat_period: period,
             handshake_in_clear: clear,

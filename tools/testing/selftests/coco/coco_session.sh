@@ -68,7 +68,7 @@ algorithms() {
 coco_check "session_algorithms names an offered DHE group and AEAD" coco_for_all algorithms
 
 modes() {
-	for _f in session_algorithms session_handshake session_heartbeat_period \
+	for _f in session_algorithms session_version session_handshake session_heartbeat_period \
 		session_messages session_key_updates session_heartbeats; do
 		_m=$(stat -c %a "$COCO_PCI/$1/coco/$_f" 2>/dev/null)
 		[ "$_m" = 444 ] || { coco_diag "$1: coco/$_f has mode '$_m', wanted 444"; return 1; }
@@ -105,7 +105,10 @@ counters() {
 	_ku=$(coco_attr "$1" session_key_updates)
 	_hb=$(coco_attr "$1" session_heartbeats)
 	_hp=$(coco_attr "$1" session_heartbeat_period)
-	coco_diag "$1: handshake '$_hs', heartbeat period '$_hp', messages '$_msg', key updates '$_ku', heartbeats '$_hb'"
+	_sv=$(coco_attr "$1" session_version)
+	coco_diag "$1: secured messages $_sv, handshake '$_hs', heartbeat period '$_hp', messages '$_msg', key updates '$_ku', heartbeats '$_hb'"
+	# The endpoint selects the highest version offered (1.0 and 1.1).
+	[ "$_sv" = 1.1 ] || return 1
 	if [ "$1" = "$CLEAR_DEV" ]; then
 		[ "$_hs" = clear ] && [ "$_msg" = 6 ] || return 1
 	else
@@ -126,15 +129,20 @@ send() {
 	coco_write 15 "$COCO_PCI/$1/coco/session" "$2"
 }
 
+# beats BDF N: N "heartbeat" requests, each answered.
+beats() {
+	_b_i=0
+	while [ $_b_i -lt "$2" ]; do
+		send "$1" heartbeat || { coco_run_diag "$1: heartbeat $_b_i" "$?"; return 1; }
+		_b_i=$((_b_i + 1))
+	done
+}
+
 # 20 HEARTBEATs carry 20 messages; no key update is due (default budget).
 carries() {
 	_m0=$(coco_attr "$1" session_messages) _h0=$(coco_attr "$1" session_heartbeats)
 	_k0=$(coco_attr "$1" session_key_updates)
-	_i=0
-	while [ $_i -lt 20 ]; do
-		send "$1" heartbeat || { coco_run_diag "$1: heartbeat $_i" "$?"; return 1; }
-		_i=$((_i + 1))
-	done
+	beats "$1" 20 || return 1
 	_m1=$(coco_attr "$1" session_messages) _h1=$(coco_attr "$1" session_heartbeats)
 	_k1=$(coco_attr "$1" session_key_updates)
 	coco_diag "$1: messages $_m0 -> $_m1, heartbeats $_h0 -> $_h1, key updates $_k0 -> $_k1"
@@ -171,11 +179,7 @@ coco_check "an unknown session request fails with EINVAL" coco_for_all bad_reque
 rekeyed() {
 	established "$1" || return 1
 	_k0=$(coco_attr "$1" session_key_updates)
-	_i=0
-	while [ $_i -lt 12 ]; do
-		send "$1" heartbeat || { coco_run_diag "$1: heartbeat $_i" "$?"; return 1; }
-		_i=$((_i + 1))
-	done
+	beats "$1" 12 || return 1
 	_k1=$(coco_attr "$1" session_key_updates)
 	coco_diag "$1: key updates $_k0 -> $_k1 over 12 heartbeats (budget 5)"
 	[ $((_k1 - _k0)) -ge 2 ] && is_established "$1"
