@@ -434,8 +434,9 @@ impl Requester {
         Ok(())
     }
 
-    /// Sends `msg` in the session, returns the decrypted response.
-    fn secured(&mut self, msg: &[u8]) -> Result<Vec<u8>, String> {
+    /// Sends `msg` in a secured message of the session; returns the reply's DOE object type
+    /// and payload, not decrypted.
+    fn send_record(&mut self, msg: &[u8]) -> Result<(u8, Vec<u8>), String> {
         let s = self.s.as_mut().ok_or("no session")?;
         let seq = s.req.seq.take().map_err(|e| e.to_string())?;
         let p = RecordParams {
@@ -448,11 +449,16 @@ impl Requester {
         let n = encode_record(&mut s.req.aead, &p, msg, &[], &mut rec).unwrap();
         let reply = self.send(&object(DOE_TYPE_SECURED_CMA, &rec[..n]));
         let obj = decode_object(&reply).unwrap();
-        if obj.header.object_type != DOE_TYPE_SECURED_CMA {
-            let e = parse_error_response(obj.payload).map_err(|e| e.as_str().to_string())?;
+        Ok((obj.header.object_type, obj.payload.to_vec()))
+    }
+
+    /// Sends `msg` in the session, returns the decrypted response.
+    fn secured(&mut self, msg: &[u8]) -> Result<Vec<u8>, String> {
+        let (ty, mut buf) = self.send_record(msg)?;
+        if ty != DOE_TYPE_SECURED_CMA {
+            let e = parse_error_response(&buf).map_err(|e| e.as_str().to_string())?;
             return Err(format!("clear ERROR {}", error_code_name(e.code)));
         }
-        let mut buf = obj.payload.to_vec();
         let s = self.s.as_mut().unwrap();
         let seq = s.rsp.seq.next();
         let p = RecordParams {
@@ -716,24 +722,6 @@ fn clear_options() -> SessionOptions {
     }
 }
 
-/// Sends `msg` as a secured record with the current request keys and returns the reply's DOE
-/// object type and payload, without decrypting.
-fn raw_secured(r: &mut Requester, msg: &[u8]) -> (u8, Vec<u8>) {
-    let s = r.s.as_mut().unwrap();
-    let seq = s.req.seq.take().unwrap();
-    let p = RecordParams {
-        session_id: s.id,
-        iv: &s.req.iv,
-        seq,
-        seq_size: SPDM_PCI_DOE_SEQ_NUM_SIZE,
-    };
-    let mut rec = vec![0u8; msg.len() + 64];
-    let n = encode_record(&mut s.req.aead, &p, msg, &[], &mut rec).unwrap();
-    let reply = r.send(&object(DOE_TYPE_SECURED_CMA, &rec[..n]));
-    let obj = decode_object(&reply).unwrap();
-    (obj.header.object_type, obj.payload.to_vec())
-}
-
 #[test]
 fn handshake_in_the_clear_full_session() {
     for (key, v, dhe, aead) in [
@@ -825,7 +813,7 @@ fn tampered_requester_verify_data_ends_the_session() {
             error_of(&r.clear(&fin)).as_deref(),
             Some("UnexpectedRequest")
         );
-        let (ty, rsp) = raw_secured(&mut r, &fin);
+        let (ty, rsp) = r.send_record(&fin).unwrap();
         assert_eq!(ty, DOE_TYPE_CMA);
         assert_eq!(error_of(&rsp).as_deref(), Some("InvalidRequest"));
         // A new session works.
@@ -841,7 +829,7 @@ fn finish_in_the_wrong_form_is_unexpected() {
     let mut r = Requester::p256(SpdmVersion::V1_2, clear_options(), true);
     let sid = r.key_exchange(0).unwrap();
     let fin = r.finish_msg(false);
-    let (ty, rsp) = raw_secured(&mut r, &fin);
+    let (ty, rsp) = r.send_record(&fin).unwrap();
     assert_eq!(ty, DOE_TYPE_CMA);
     assert_eq!(error_of(&rsp).as_deref(), Some("UnexpectedRequest"));
     assert_eq!(r.responder.session_id(), Some(sid));
