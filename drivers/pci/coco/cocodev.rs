@@ -1256,12 +1256,10 @@ impl CocoDev {
             | ATTR_SESSION_KEY_UPDATES
             | ATTR_SESSION_HEARTBEATS => match state.session {
                 SessionStatus::Established(i) => match attr {
-                    ATTR_SESSION_VERSION => writeln!(
-                        w,
-                        "{}.{}",
-                        i.secured_version >> 12,
-                        (i.secured_version >> 8) & 0xf
-                    ),
+                    ATTR_SESSION_VERSION => {
+                        let v = spdm::VersionEntry::from_raw(i.secured_version);
+                        writeln!(w, "{}.{}", v.major(), v.minor())
+                    }
                     ATTR_SESSION_HANDSHAKE => {
                         writeln!(w, "{}", handshake_name(i.handshake_in_clear))
                     }

@@ -1066,7 +1066,7 @@ fn session(
         .and_then(|()| s.key_update(mb, false))
         .and_then(|()| s.key_update(mb, true))
         .and_then(|()| s.heartbeat(mb));
-    *secured = s.exchanges();
+    *secured = s.info().messages;
     r.map(|()| s)
 }
 

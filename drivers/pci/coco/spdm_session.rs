@@ -247,11 +247,6 @@ impl Session {
         self.info
     }
 
-    /// Secured messages sent so far.
-    pub(crate) fn exchanges(&self) -> usize {
-        self.info.messages
-    }
-
     /// Milliseconds since the last secured message was sent.
     pub(crate) fn idle_ms(&self) -> u64 {
         u64::try_from(now_ns().saturating_sub(self.last_sent) / 1_000_000).unwrap_or(0)
@@ -589,6 +584,12 @@ fn digest(
         .map_err(|e| fail("transcript hash failed", e))
 }
 
+/// Whether the version number `raw` has the major and minor version of `v`.
+fn same_major_minor(v: spdm::VersionEntry, raw: u16) -> bool {
+    let r = spdm::VersionEntry::from_raw(raw);
+    (v.major(), v.minor()) == (r.major(), r.minor())
+}
+
 /// Constant-time comparison of two byte strings of equal length.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -682,7 +683,13 @@ pub(crate) fn establish(
     }
     let secured_version = match ss::parse_sm_versions(kr.opaque).map_err(|e| proto(e.as_str()))? {
         // Major and minor decide; update and alpha numbers may be anything.
-        ss::SmVersions::Selected(sv) if SM_VERSIONS.iter().any(|&o| o >> 8 == sv >> 8) => sv,
+        ss::SmVersions::Selected(sv)
+            if SM_VERSIONS
+                .iter()
+                .any(|&o| same_major_minor(spdm::VersionEntry::from_raw(o), sv)) =>
+        {
+            sv
+        }
         _ => return Err(proto("device selected no offered secured message version")),
     };
 
@@ -795,7 +802,7 @@ pub(crate) fn establish(
             "device answered FINISH with an SPDM ERROR",
         )
     };
-    *secured = s.exchanges();
+    *secured = s.info().messages;
     let m = m?;
     let (rvd, flen) = ss::parse_finish_rsp(r.get(..m).unwrap_or(&[]), v, if clear { h } else { 0 })
         .map_err(|e| proto(e.as_str()))?;
@@ -939,5 +946,16 @@ mod tests {
             "chacha20-poly1305"
         );
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn secured_version_major_minor() {
+        let v11 = spdm::VersionEntry::from_raw(ss::SPDM_SECURED_VERSION_1_1);
+        // Update and alpha numbers do not matter; major and minor do.
+        assert!(same_major_minor(v11, 0x1100));
+        assert!(same_major_minor(v11, 0x1112));
+        assert!(!same_major_minor(v11, 0x1000));
+        assert!(!same_major_minor(v11, 0x1200));
+        assert!(!same_major_minor(v11, 0x2100));
     }
 }
