@@ -45,6 +45,9 @@ use cocodev::CocoDev;
 #[path = "../../../rust/spdm/src/auth.rs"]
 mod auth;
 #[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/spdm/src/cert.rs"]
+mod cert;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/cma.rs"]
 mod cma;
 #[allow(dead_code, unreachable_pub)]

@@ -116,6 +116,8 @@ pub(crate) struct Failure {
     pub(crate) err: Error,
     /// SPDM error code, when the device answered with an SPDM ERROR.
     pub(crate) spdm_error: Option<u8>,
+    /// The certificate a chain failure is about.
+    pub(crate) cert: Option<CertRef>,
 }
 
 impl Failure {
@@ -124,7 +126,85 @@ impl Failure {
             reason,
             err,
             spdm_error: None,
+            cert: None,
         }
+    }
+
+    /// This failure, about `cert`.
+    pub(crate) fn about(self, cert: CertRef) -> Self {
+        Self {
+            cert: Some(cert),
+            ..self
+        }
+    }
+}
+
+/// The reason, then the certificate it is about: "<reason> (slot 0, depth 1, subject '...')".
+impl core::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.reason)?;
+        if let Some(c) = &self.cert {
+            write!(f, " ({c})")?;
+        }
+        Ok(())
+    }
+}
+
+impl kernel::fmt::Display for Failure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Longest subject kept in a [`CertRef`]; longer ones are cut and end in "...".
+const CERT_REF_SUBJECT: usize = 64;
+
+/// A certificate of a device's chain, as failure reasons name it: its slot, its depth (0 is the
+/// leaf, as OpenSSL counts) and its subject as the kernel's X.509 parser names it (printable
+/// ASCII only: anything else, the device's choice, is shown as '?').
+#[derive(Clone, Copy)]
+pub(crate) struct CertRef {
+    pub(crate) slot: u8,
+    pub(crate) depth: u8,
+    subject: [u8; CERT_REF_SUBJECT],
+    len: u8,
+    cut: bool,
+}
+
+impl CertRef {
+    pub(crate) fn new(slot: u8, depth: usize, subject: &[u8]) -> Self {
+        let mut out = [0u8; CERT_REF_SUBJECT];
+        let mut len = 0u8;
+        for (o, &b) in out.iter_mut().zip(subject) {
+            *o = if b.is_ascii_graphic() || b == b' ' { b } else { b'?' };
+            len += 1;
+        }
+        Self {
+            slot,
+            depth: u8::try_from(depth).unwrap_or(u8::MAX),
+            subject: out,
+            len,
+            cut: subject.len() > CERT_REF_SUBJECT,
+        }
+    }
+
+    fn subject(&self) -> &str {
+        // Printable ASCII only (see `new`): always UTF-8.
+        core::str::from_utf8(self.subject.get(..usize::from(self.len)).unwrap_or(&[]))
+            .unwrap_or("")
+    }
+}
+
+impl core::fmt::Display for CertRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "slot {}, depth {}, subject '{}{}'",
+            self.slot,
+            self.depth,
+            self.subject(),
+            if self.cut { "..." } else { "" }
+        )
     }
 }
 
@@ -205,6 +285,9 @@ enum SessionStatus {
     Established(SessionInfo),
     /// Failed (and torn down).
     Failed(&'static str),
+    /// The device supports sessions but none can be had with it (no common algorithm); the
+    /// authentication and measurements went ahead without.
+    Unavailable(&'static str),
 }
 
 impl State {
@@ -919,7 +1002,7 @@ impl CocoDev {
             (Err(f), _) if f.err == ENOKEY => dev_warn!(
                 self.dev(),
                 "coco: not authenticated: {} ({:?}); {} SPDM exchanges, {} bytes sent, {} received, {} connection(s), {} us; chains: {} read, {} cached\n",
-                f.reason,
+                f,
                 f.err,
                 info.exchanges,
                 info.tx_bytes,
@@ -933,7 +1016,7 @@ impl CocoDev {
                 Some(code) => dev_err!(
                     self.dev(),
                     "coco: authentication failed: {}: {} ({:?}); {} SPDM exchanges\n",
-                    f.reason,
+                    f,
                     spdm::error_code_name(code),
                     f.err,
                     info.exchanges
@@ -941,7 +1024,7 @@ impl CocoDev {
                 None => dev_err!(
                     self.dev(),
                     "coco: authentication failed: {} ({:?}); {} SPDM exchanges\n",
-                    f.reason,
+                    f,
                     f.err,
                     info.exchanges
                 ),
@@ -998,7 +1081,15 @@ impl CocoDev {
             }
         }
         let session = match info.session.take() {
-            None => SessionStatus::None,
+            None => match info.session_unavailable.filter(|_| result.is_ok()) {
+                Some(r) => {
+                    if !removed {
+                        dev_warn!(self.dev(), "coco: session unavailable: {}\n", r);
+                    }
+                    SessionStatus::Unavailable(r)
+                }
+                None => SessionStatus::None,
+            },
             Some(Ok(s)) => {
                 let i = s.info();
                 if !removed {
@@ -1189,7 +1280,7 @@ impl CocoDev {
             ATTR_AUTH_STATUS => match state.auth_status {
                 AuthStatus::Pending => writeln!(w, "pending"),
                 AuthStatus::Ok => writeln!(w, "ok"),
-                AuthStatus::Failed(f) => writeln!(w, "error: {}", f.reason),
+                AuthStatus::Failed(f) => writeln!(w, "error: {}", f),
             },
             ATTR_SPDM_VERSION => match state.auth.negotiated {
                 Some((v, _, _)) => writeln!(w, "{}.{}", v.major(), v.minor()),
@@ -1239,6 +1330,7 @@ impl CocoDev {
                 SessionStatus::None => writeln!(w, "none"),
                 SessionStatus::Established(..) => writeln!(w, "established"),
                 SessionStatus::Failed(r) => writeln!(w, "error: {}", r),
+                SessionStatus::Unavailable(r) => writeln!(w, "unavailable: {}", r),
             },
             ATTR_SESSION_ALGORITHMS => match state.session {
                 SessionStatus::Established(i) => writeln!(
@@ -1478,6 +1570,35 @@ mod tests {
         let len = w.len;
         buf.truncate(len);
         Ok(buf)
+    }
+
+    #[test]
+    fn failure_names_the_certificate() -> Result {
+        let f = Failure::new("certificate exceeds a CA's pathLenConstraint", EKEYREJECTED);
+        assert_eq!(
+            &render(f)?[..],
+            b"certificate exceeds a CA's pathLenConstraint"
+        );
+        let mut buf = KVec::from_elem(0u8, 160, GFP_KERNEL)?;
+        let mut w = SliceWriter {
+            buf: &mut buf,
+            len: 0,
+        };
+        let at = CertRef::new(3, 1, b"CA\n2\x1b");
+        write!(w, "{}", f.about(at)).map_err(|_| EOVERFLOW)?;
+        let len = w.len;
+        assert_eq!(
+            &buf[..len],
+            b"certificate exceeds a CA's pathLenConstraint (slot 3, depth 1, subject 'CA?2?')"
+        );
+        // A long subject is cut, and says so.
+        let long = [b'x'; 100];
+        let c = CertRef::new(0, 300, &long);
+        assert_eq!(c.depth, u8::MAX);
+        let r = render(c.subject())?;
+        assert_eq!(r.len(), CERT_REF_SUBJECT);
+        assert!(c.cut);
+        Ok(())
     }
 
     #[test]

@@ -345,6 +345,7 @@ impl Drop for Ecdh {
 /// An AEAD algorithm of secured messages.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum AeadAlg {
+    Aes128Gcm,
     Aes256Gcm,
     ChaCha20Poly1305,
 }
@@ -352,14 +353,18 @@ pub(crate) enum AeadAlg {
 impl AeadAlg {
     const fn name(self) -> &'static CStr {
         match self {
-            Self::Aes256Gcm => c"gcm(aes)",
+            // The key size selects AES-128 or AES-256.
+            Self::Aes128Gcm | Self::Aes256Gcm => c"gcm(aes)",
             Self::ChaCha20Poly1305 => c"rfc7539(chacha20,poly1305)",
         }
     }
 
     /// Key size.
     pub(crate) const fn key_size(self) -> usize {
-        32
+        match self {
+            Self::Aes128Gcm => 16,
+            Self::Aes256Gcm | Self::ChaCha20Poly1305 => 32,
+        }
     }
 }
 
@@ -545,8 +550,9 @@ mod tests {
     const GCM_A: &str = "feedfacedeadbeeffeedfacedeadbeefabaddad2";
 
     fn aead_kat(alg: AeadAlg, want_ct_tag: &str) -> Result {
+        // AES-128 takes the first half (GCM test case 4), the others all 32 bytes.
         let key = unhex(GCM_KEY);
-        let a = Aead::new(alg, &key)?;
+        let a = Aead::new(alg, &key[..alg.key_size()])?;
         let mut iv = [0u8; AEAD_IV_SIZE];
         iv.copy_from_slice(&unhex(GCM_IV));
         let aad = unhex(GCM_A);
@@ -568,6 +574,14 @@ mod tests {
             assert_eq!(a.open(&iv, aad.len(), &mut t).err(), Some(EBADMSG));
         }
         Ok(())
+    }
+
+    #[test]
+    fn aes128_gcm_kat() -> Result {
+        aead_kat(
+            AeadAlg::Aes128Gcm,
+            "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e0915bc94fbc3221a5db94fae95ae7121a47",
+        )
     }
 
     #[test]

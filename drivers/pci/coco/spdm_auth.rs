@@ -21,7 +21,8 @@
 use crate::{
     auth::{self, Capabilities, GetCertificate, NegotiateAlgorithms},
     cma::{self, FunctionIds, Identity},
-    cocodev::{self, Failure},
+    cert,
+    cocodev::{self, CertRef, Failure},
     crypto::{self, HashAlg, SigAlg, X509Cert},
     meas,
     spdm::{self, SpdmVersion},
@@ -108,12 +109,19 @@ pub(crate) struct AuthInfo {
     pub(crate) certs_offset: usize,
     /// Slot that was challenged: the authenticated one on success.
     pub(crate) slot: Option<u8>,
+    /// That slot's chain passed validation (`validate_chain`): only then is it shown as the
+    /// authentication's chain.
+    pub(crate) chain_valid: bool,
     /// The CMA identity string of that slot's leaf certificate, if it has one.
     pub(crate) identity: KVec<u8>,
     pub(crate) identity_status: IdentityStatus,
     /// CHALLENGE was sent (on the last connection), and its signature verified.
     pub(crate) challenge_sent: bool,
     pub(crate) challenge_ok: bool,
+    /// This authentication reads the measurements (its policy says so).
+    measure: bool,
+    /// The MeasurementSummaryHash (type "all") of the verified CHALLENGE_AUTH, if asked for.
+    summary: Option<([u8; crypto::MAX_DIGEST_SIZE], usize)>,
     /// SPDM requests sent after VERSION (Busy/ResponseNotReady retries not counted), and bytes
     /// sent and received, for the log and `make bench`.
     pub(crate) exchanges: usize,
@@ -139,6 +147,9 @@ pub(crate) struct AuthInfo {
     /// The secure session established after the authentication, or why it failed; `None` if
     /// the device or the version does not support sessions.
     pub(crate) session: Option<Result<Session, Failure>>,
+    /// Why no session can be had with this device although it supports them (no common DHE
+    /// group or AEAD): the connection was negotiated again without the session capabilities.
+    pub(crate) session_unavailable: Option<&'static str>,
     /// SPDM exchanges (clear and secured) and wall time of the session setup (not counted in
     /// `exchanges` and `elapsed_us`).
     pub(crate) session_exchanges: usize,
@@ -167,11 +178,12 @@ impl AuthInfo {
         })
     }
 
-    /// The DER certificates of the authenticated (or last challenged) slot's chain.
+    /// The DER certificates of the authenticated (or last challenged) slot's chain, once it
+    /// passed validation; empty otherwise.
     pub(crate) fn certificates(&self) -> &[u8] {
         match self.slot {
-            Some(s) => self.slot_certificates(usize::from(s)),
-            None => &[],
+            Some(s) if self.chain_valid => self.slot_certificates(usize::from(s)),
+            _ => &[],
         }
     }
 }
@@ -196,11 +208,7 @@ pub(crate) struct Policy<'a> {
 }
 
 pub(crate) const fn fail(reason: &'static str, err: Error) -> Failure {
-    Failure {
-        reason,
-        err,
-        spdm_error: None,
-    }
+    Failure::new(reason, err)
 }
 
 pub(crate) const fn proto(reason: &'static str) -> Failure {
@@ -407,6 +415,7 @@ pub(crate) fn authenticate(
     policy: &Policy<'_>,
     info: &mut AuthInfo,
 ) -> Result<(), Failure> {
+    info.measure = policy.measure.is_some();
     let mut c = Conn {
         count: 0,
         tx: 0,
@@ -444,6 +453,8 @@ pub(crate) fn authenticate(
             info.challenge_sent = false;
             info.challenge_ok = false;
             info.slot = None;
+            info.chain_valid = false;
+            info.summary = None;
         }
         info.connections = n.saturating_add(1);
         match run(
@@ -461,6 +472,14 @@ pub(crate) fn authenticate(
                 break;
             }
             Err(Attempt::NextSlot) => continue,
+            Err(Attempt::Fail(f)) if f.err == ENOPROTOOPT && info.session_unavailable.is_none() => {
+                // Refused with the session algorithms offered: authenticate and measure without
+                // them, on a new connection; the session is shown unavailable.
+                info.session_unavailable = Some(
+                    "no common session algorithm (NEGOTIATE_ALGORITHMS refused with DHE groups and AEADs offered)",
+                );
+                continue;
+            }
             Err(Attempt::Fail(f))
                 if f.spdm_error == Some(spdm::SPDM_ERROR_REQUEST_RESYNCH) && resynchs < 2 =>
             {
@@ -554,6 +573,7 @@ fn negotiate(
     c: &mut Conn<'_, '_>,
     vca: &[u8],
     versions: &[u16],
+    session_caps: bool,
     info: &mut AuthInfo,
 ) -> Result<(Negotiated, crypto::Hash), Failure> {
     let version = spdm::highest_common(
@@ -574,6 +594,10 @@ fn negotiate(
     if version >= SpdmVersion::V1_2 {
         caps.data_transfer_size = REQ_DATA_TRANSFER_SIZE;
         caps.max_spdm_msg_size = REQ_DATA_TRANSFER_SIZE;
+    }
+    // Sessions exist from SPDM 1.1.
+    let session_caps = session_caps && version >= SpdmVersion::V1_1;
+    if session_caps {
         // What a responder needs from a requester for secure sessions.
         caps.flags = auth::SPDM_CAP_KEY_EX
             | auth::SPDM_CAP_ENCRYPT
@@ -610,7 +634,7 @@ fn negotiate(
     neg.other_params = auth::SPDM_OPAQUE_DATA_FMT1;
     neg.base_asym = OFFERED_ASYM;
     neg.base_hash = OFFERED_HASH;
-    if version >= SpdmVersion::V1_2 {
+    if session_caps {
         neg.structs = auth::AlgStructs {
             dhe: Some(spdm_session::OFFERED_DHE),
             aead: Some(spdm_session::OFFERED_AEAD),
@@ -621,10 +645,20 @@ fn negotiate(
     let len = auth::encode_negotiate_algorithms(&neg, &mut req)
         .map_err(|_| fail("cannot encode NEGOTIATE_ALGORITHMS", EINVAL))?;
     let req_b = req.get(..len).unwrap_or(&[]);
-    let n = c.exchange(
-        req_b,
-        "device answered NEGOTIATE_ALGORITHMS with an SPDM ERROR",
-    )?;
+    let n = c
+        .exchange(
+            req_b,
+            "device answered NEGOTIATE_ALGORITHMS with an SPDM ERROR",
+        )
+        .map_err(|f| match f.spdm_error {
+            // A responder with no DHE group or AEAD in common refuses the whole negotiation:
+            // the caller tries again without the session capabilities.
+            Some(code) if session_caps && code != spdm::SPDM_ERROR_REQUEST_RESYNCH => Failure {
+                err: ENOPROTOOPT,
+                ..f
+            },
+            _ => f,
+        })?;
     let algs = auth::parse_algorithms(c.rsp(n), version).map_err(|e| proto(e.as_str()))?;
     algs.check_against(&neg, true)
         .map_err(|e| proto(e.as_str()))?;
@@ -662,11 +696,12 @@ fn negotiate(
             meas_fresh: rsp_caps.has(auth::SPDM_CAP_MEAS_FRESH),
             meas_hash_size,
             vca: vca_buf,
-            key_ex: rsp_caps.has(auth::SPDM_CAP_KEY_EX),
+            key_ex: session_caps && rsp_caps.has(auth::SPDM_CAP_KEY_EX),
             dhe: algs.structs.dhe.unwrap_or(0),
             aead: algs.structs.aead.unwrap_or(0),
             key_schedule_spdm: algs.structs.key_schedule == Some(auth::SPDM_KEY_SCHEDULE_SPDM),
-            handshake_in_clear: version >= SpdmVersion::V1_2
+            handshake_in_clear: session_caps
+                && version >= SpdmVersion::V1_2
                 && rsp_caps.has(auth::SPDM_CAP_HANDSHAKE_IN_THE_CLEAR),
         },
         th,
@@ -729,53 +764,73 @@ fn read_chain(
     ))
 }
 
-/// Validates a chain that matched its digest (see the module documentation); returns the
-/// verifier of the leaf's key.
+/// Validates `slot`'s chain, which matched its digest (see the module documentation); returns
+/// the verifier of the leaf's key and the first certificate. A failure names the certificate at
+/// fault.
 fn validate_chain(
     chain: &[u8],
     neg: &Negotiated,
     policy: &Policy<'_>,
+    slot: u8,
     info: &mut AuthInfo,
-) -> Result<(crypto::Verifier, X509Cert), Failure> {
+) -> Result<(crypto::Verifier, X509Cert, CertRef), Failure> {
     let hsize = neg.hsize;
     let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
     let parsed = auth::parse_cert_chain(chain, hsize).map_err(|e| proto(e.as_str()))?;
     let root_hash = parsed.root_hash;
-    let mut certs: KVec<X509Cert> = KVec::new();
-    for der in parsed.certificates() {
+    let count = parsed.certificates().count();
+    let mut certs: KVec<X509Cert> = KVec::with_capacity(count, GFP_KERNEL).map_err(|_| OOM)?;
+    let mut facts: KVec<cert::CertFacts> =
+        KVec::with_capacity(count, GFP_KERNEL).map_err(|_| OOM)?;
+    for (i, der) in parsed.certificates().enumerate() {
+        let depth = count.saturating_sub(i).saturating_sub(1);
         let der = der.map_err(|e| proto(e.as_str()))?;
-        let x = X509Cert::parse(der)
-            .map_err(|e| fail("device certificate cannot be parsed (X.509)", e))?;
+        let x = X509Cert::parse(der).map_err(|e| {
+            fail("device certificate cannot be parsed (X.509)", e).about(CertRef::new(
+                slot,
+                depth,
+                b"",
+            ))
+        })?;
+        let at = CertRef::new(slot, depth, x.subject().to_bytes());
+        let ext = cert::read_extensions(der).map_err(|e| proto(e.as_str()).about(at))?;
+        facts
+            .push(
+                cert::CertFacts {
+                    ext,
+                    self_issued: x.raw_subject() == x.raw_issuer(),
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| OOM)?;
         certs.push(x, GFP_KERNEL).map_err(|_| OOM)?;
     }
+    let at = |i: usize| {
+        let depth = count.saturating_sub(i).saturating_sub(1);
+        let subject = certs.get(i).map(|c| c.subject().to_bytes()).unwrap_or(b"");
+        CertRef::new(slot, depth, subject)
+    };
     let first = certs.first().ok_or(proto("empty certificate chain"))?;
-    if first.is_self_signed() {
+    let anchor_first = first.is_self_signed();
+    if anchor_first {
         crypto::digest(neg.halg, first.der(), &mut d)
             .map_err(|e| fail("cannot hash the root", e))?;
         if d.get(..hsize) != Some(root_hash) {
-            return Err(proto(
-                "chain's root hash does not match its root certificate",
-            ));
+            return Err(proto("chain's root hash does not match its root certificate").about(at(0)));
         }
     }
     // SAFETY: No requirement; reads the wall clock.
     let now = unsafe { bindings::ktime_get_real_seconds() };
-    let count = certs.len();
     for (i, x) in certs.iter().enumerate() {
         if x.is_blacklisted() {
-            return Err(fail("device certificate is blacklisted", EKEYREJECTED));
+            return Err(fail("device certificate is blacklisted", EKEYREJECTED).about(at(i)));
         }
         if now < x.valid_from() || now > x.valid_to() {
             return Err(fail(
                 "device certificate is not valid now (expired or not yet valid)",
                 EKEYEXPIRED,
-            ));
-        }
-        if i + 1 < count && !(x.is_ca() && x.key_cert_sign()) {
-            return Err(fail(
-                "non-leaf certificate is not a CA (basicConstraints, keyUsage keyCertSign)",
-                EKEYREJECTED,
-            ));
+            )
+            .about(at(i)));
         }
         if i > 0 {
             let issuer = certs.get(i - 1).ok_or(proto("empty certificate chain"))?;
@@ -783,30 +838,32 @@ fn validate_chain(
                 return Err(fail(
                     "certificate issuer does not match the previous certificate's subject",
                     EKEYREJECTED,
-                ));
+                )
+                .about(at(i)));
             }
             x.verify_signed_by(issuer).map_err(|e| {
                 fail(
                     "certificate signature does not verify with its issuer's key",
                     e,
                 )
+                .about(at(i))
             })?;
         }
     }
+    // keyUsage, basicConstraints and pathLenConstraint (RFC 5280 sec 6.1.4); a self-signed
+    // first certificate is the trust anchor (checked in `trust()`), whose own extensions are
+    // not inputs.
+    cert::check_path(&facts, anchor_first)
+        .map_err(|(i, e)| fail(e.as_str(), EKEYREJECTED).about(at(i)))?;
+    let leaf_at = at(count.saturating_sub(1));
     let leaf = certs.last().ok_or(proto("empty certificate chain"))?;
-    if !leaf.digital_signature() {
-        return Err(fail(
-            "leaf certificate may not sign (keyUsage lacks digitalSignature)",
-            EKEYREJECTED,
-        ));
-    }
-    let verifier = crypto::Verifier::new(neg.salg, leaf.public_key())
-        .map_err(|e| fail("leaf key does not fit the negotiated algorithm", e))?;
+    let verifier = crypto::Verifier::new(neg.salg, leaf.public_key()).map_err(|e| {
+        fail("leaf key does not fit the negotiated algorithm", e).about(leaf_at)
+    })?;
     if leaf.sig_alg(neg.halg).ok() != Some(neg.salg) || verifier.key_bits() != neg.key_bits {
-        return Err(fail(
-            "leaf key does not fit the negotiated algorithm",
-            EKEYREJECTED,
-        ));
+        return Err(
+            fail("leaf key does not fit the negotiated algorithm", EKEYREJECTED).about(leaf_at),
+        );
     }
 
     // The CMA identity: recorded, compared, and only fatal with `strict_identity`.
@@ -825,44 +882,47 @@ fn validate_chain(
     if policy.strict_identity {
         match info.identity_status {
             IdentityStatus::Match => {}
-            IdentityStatus::Mismatch(r) => return Err(fail(r, EKEYREJECTED)),
+            IdentityStatus::Mismatch(r) => return Err(fail(r, EKEYREJECTED).about(leaf_at)),
             _ => {
                 return Err(fail(
                     "leaf certificate has no CMA identity (strict_identity)",
                     EKEYREJECTED,
-                ))
+                )
+                .about(leaf_at))
             }
         }
     }
 
     // The first certificate, whose signer must be a trust anchor (checked after the
     // CHALLENGE, see `trust()`).
+    let first_at = at(0);
     let first = certs
         .remove(0)
         .map_err(|_| proto("empty certificate chain"))?;
-    Ok((verifier, first))
+    Ok((verifier, first, first_at))
 }
 
 /// Checks that `first`, the first certificate of a chain whose leaf key passed the CHALLENGE,
 /// is signed by a trust anchor. Done last, so that an untrusted device still shows that it
 /// holds the key of its chain ("challenge" reads ok), and a cold authentication makes the same
 /// exchanges whether the root is trusted or not.
-fn trust(first: &X509Cert, policy: &Policy<'_>) -> Result<(), Failure> {
-    let keyring = policy.keyring.ok_or(fail(
-        "root certificate is not trusted (no .coco keyring)",
-        ENOKEY,
-    ))?;
+fn trust(first: &X509Cert, at: CertRef, policy: &Policy<'_>) -> Result<(), Failure> {
+    let keyring = policy.keyring.ok_or(
+        fail("root certificate is not trusted (no .coco keyring)", ENOKEY).about(at),
+    )?;
     keyring.verify_anchor(first).map_err(|e| {
         if e == ENOKEY {
             fail(
                 "root certificate is not trusted (no matching key in the .coco keyring)",
                 e,
             )
+            .about(at)
         } else {
             fail(
                 "certificate chain does not verify with its trust anchor in .coco",
                 EKEYREJECTED,
             )
+            .about(at)
         }
     })
 }
@@ -890,7 +950,7 @@ fn run(
     first: &mut Option<Failure>,
     info: &mut AuthInfo,
 ) -> Result<(), Attempt> {
-    let (neg, mut th) = negotiate(c, vca, versions, info)?;
+    let (neg, mut th) = negotiate(c, vca, versions, policy.session && info.session_unavailable.is_none(), info)?;
     let version = neg.version;
     let hsize = neg.hsize;
     info.certs_offset = auth::SPDM_CERT_CHAIN_HEADER_SIZE + hsize;
@@ -967,6 +1027,7 @@ fn run(
         }
         *tried |= 1 << slot;
         info.slot = Some(slot);
+        info.chain_valid = false;
         let i = usize::from(slot);
         if let Some(Some(f)) = digest_failure.get(i) {
             first.get_or_insert(*f);
@@ -977,12 +1038,15 @@ fn run(
             .get_mut(i)
             .map(core::mem::take)
             .unwrap_or_default();
-        let validated = validate_chain(&chain, &neg, policy, info);
+        let validated = validate_chain(&chain, &neg, policy, slot, info);
         if let Some(c) = info.chains.get_mut(i) {
             *c = chain;
         }
-        let (verifier, root) = match validated {
-            Ok(v) => v,
+        let (verifier, root, root_at) = match validated {
+            Ok(v) => {
+                info.chain_valid = true;
+                v
+            }
             Err(f) => {
                 first.get_or_insert(f);
                 continue;
@@ -990,14 +1054,26 @@ fn run(
         };
         let digest = digests.get(i).and_then(|x| x.get(..hsize)).unwrap_or(&[]);
         return match challenge(c, &neg, slot, digest, &verifier, th, info)
-            .and_then(|()| trust(&root, policy))
+            .and_then(|()| trust(&root, root_at, policy))
         {
             Ok(()) => {
                 if let Some(nonce) = policy.measure {
                     let (n, tx, rx) = (c.count, c.tx, c.rx_bytes);
                     // SAFETY: No requirement; reads the monotonic clock.
                     let t0 = unsafe { bindings::ktime_get() };
-                    info.meas = Some(spdm_meas::measure(c, &neg, slot, &verifier, nonce));
+                    let m = spdm_meas::measure(c, &neg, slot, &verifier, nonce).and_then(|m| {
+                        match info.summary {
+                            Some((s, n)) => check_summary(
+                                s.get(..n).unwrap_or(&[]),
+                                &m,
+                                &neg,
+                                "measurement summary hash of CHALLENGE_AUTH does not match the measurements read",
+                            )
+                            .map(|()| m),
+                            None => Ok(m),
+                        }
+                    });
+                    info.meas = Some(m);
                     // SAFETY: As above.
                     let t1 = unsafe { bindings::ktime_get() };
                     info.meas_elapsed_us = u64::try_from(t1.saturating_sub(t0) / 1000).unwrap_or(0);
@@ -1005,13 +1081,23 @@ fn run(
                     info.meas_tx_bytes = c.tx.saturating_sub(tx);
                     info.meas_rx_bytes = c.rx_bytes.saturating_sub(rx);
                 }
-                if policy.session && version >= SpdmVersion::V1_2 && neg.key_ex {
+                if policy.session
+                    && neg.key_ex
+                    && (neg.dhe == 0 || neg.aead == 0 || !neg.key_schedule_spdm)
+                {
+                    info.session_unavailable =
+                        Some("device selected no DHE group, AEAD or SPDM key schedule");
+                } else if policy.session && version >= SpdmVersion::V1_1 && neg.key_ex {
                     let (n, tx, rx) = (c.count, c.tx, c.rx_bytes);
                     // SAFETY: No requirement; reads the monotonic clock.
                     let t0 = unsafe { bindings::ktime_get() };
                     let chain = info.chains.get(i).map(|c| &c[..]).unwrap_or(&[]);
                     let mut secured = 0;
-                    let r = session(c, &neg, slot, chain, &verifier, &mut secured);
+                    let summary = spdm_session::Summary {
+                        want: want_summary(&neg, info),
+                        meas: info.meas.as_ref().and_then(|m| m.as_ref().ok()),
+                    };
+                    let r = session(c, &neg, slot, chain, &verifier, summary, &mut secured);
                     // SAFETY: As above.
                     let t1 = unsafe { bindings::ktime_get() };
                     info.session_elapsed_us =
@@ -1051,15 +1137,10 @@ fn session(
     slot: u8,
     chain: &[u8],
     verifier: &crypto::Verifier,
+    summary: spdm_session::Summary<'_>,
     secured: &mut usize,
 ) -> Result<Session, Failure> {
-    if neg.dhe == 0 || neg.aead == 0 || !neg.key_schedule_spdm {
-        return Err(fail(
-            "device selected no DHE group, AEAD or SPDM key schedule",
-            EOPNOTSUPP,
-        ));
-    }
-    let mut s = spdm_session::establish(c, neg, slot, chain, verifier, secured)?;
+    let mut s = spdm_session::establish(c, neg, slot, chain, verifier, summary, secured)?;
     let mb = c.mb();
     let r = s
         .probe_app(mb)
@@ -1084,10 +1165,17 @@ fn challenge(
     let version = neg.version;
     let hsize = neg.hsize;
     let mut req = [0u8; 64];
+    // With measurements to read, the summary of all of them comes along (signed) at no cost
+    // and is checked against the blocks read next.
+    let summary = want_summary(neg, info);
     let mut ch = auth::Challenge {
         version,
         slot,
-        meas_summary_type: auth::SPDM_MEAS_SUMMARY_NONE,
+        meas_summary_type: if summary {
+            auth::SPDM_MEAS_SUMMARY_ALL
+        } else {
+            auth::SPDM_MEAS_SUMMARY_NONE
+        },
         nonce: [0; spdm::SPDM_NONCE_SIZE],
         requester_context: [0; auth::SPDM_REQ_CONTEXT_SIZE],
     };
@@ -1109,7 +1197,7 @@ fn challenge(
         version,
         hash_size: hsize,
         signature_size: neg.ssize,
-        measurement_summary: false,
+        measurement_summary: summary,
     };
     let ca = auth::parse_challenge_auth(c.rsp(n), &params).map_err(|e| proto(e.as_str()))?;
     ca.check(&ch).map_err(|e| proto(e.as_str()))?;
@@ -1145,6 +1233,35 @@ fn challenge(
         )
     })?;
     info.challenge_ok = true;
+    if summary {
+        let mut s = [0u8; crypto::MAX_DIGEST_SIZE];
+        let n = ca.measurement_summary_hash.len().min(s.len());
+        s.get_mut(..n)
+            .unwrap_or(&mut [])
+            .copy_from_slice(ca.measurement_summary_hash.get(..n).unwrap_or(&[]));
+        info.summary = Some((s, n));
+    }
+    Ok(())
+}
+
+/// Whether CHALLENGE (and KEY_EXCHANGE) ask for the summary of all measurements: when the
+/// device measures (MEAS_CAP) and this authentication reads its measurements.
+fn want_summary(neg: &Negotiated, info: &AuthInfo) -> bool {
+    neg.meas_cap != 0 && info.measure
+}
+
+/// Checks a MeasurementSummaryHash (`what` sent it) against the blocks read on this connection.
+pub(crate) fn check_summary(
+    summary: &[u8],
+    meas: &MeasInfo,
+    neg: &Negotiated,
+    what: &'static str,
+) -> Result<(), Failure> {
+    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
+    let n = spdm_meas::summary_hash(&meas.blocks, neg.halg, &mut d)?;
+    if d.get(..n) != Some(summary) {
+        return Err(fail(what, EKEYREJECTED));
+    }
     Ok(())
 }
 
@@ -1170,6 +1287,50 @@ mod tests {
         }
     }
 
+    fn unhex32(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (o, c) in out.iter_mut().zip(s.as_bytes().chunks(2)) {
+            let d = |x: u8| if x >= b'a' { x - b'a' + 10 } else { x - b'0' };
+            *o = d(c[0]) * 16 + d(c[1]);
+        }
+        out
+    }
+
+    #[test]
+    fn measurement_summary_hash() -> Result {
+        let mut a = KVec::new();
+        a.extend_from_slice(&[0xaa; 32], GFP_KERNEL)?;
+        let mut b = KVec::new();
+        b.extend_from_slice(&[0x55; 16], GFP_KERNEL)?;
+        let blocks = [
+            spdm_meas::Block {
+                index: 1,
+                value_type: 0x00,
+                value: a,
+            },
+            spdm_meas::Block {
+                index: 2,
+                value_type: 0x81,
+                value: b,
+            },
+        ];
+        let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
+        // SHA-256 of 01 01 23 00 00 20 00 || aa*32 || 02 01 13 00 81 10 00 || 55*16.
+        let n = spdm_meas::summary_hash(&blocks, HashAlg::Sha256, &mut d)
+            .map_err(|f| f.err)?;
+        assert_eq!(
+            &d[..n],
+            &unhex32("871223bcfd357ec9670cc42dd820e2919c68f96cf887f714e5d3c0b34abb1692")
+        );
+        // A block changed: another summary.
+        let n = spdm_meas::summary_hash(&blocks[..1], HashAlg::Sha256, &mut d).map_err(|f| f.err)?;
+        assert_ne!(
+            &d[..n],
+            &unhex32("871223bcfd357ec9670cc42dd820e2919c68f96cf887f714e5d3c0b34abb1692")
+        );
+        Ok(())
+    }
+
     #[test]
     fn algorithm_names() {
         assert_eq!(asym_short_name(auth::SPDM_ASYM_ECDSA_P384), "ecdsa-p384");
@@ -1190,6 +1351,9 @@ mod tests {
         info.certs_offset = 4;
         assert!(info.certificates().is_empty());
         info.slot = Some(2);
+        // Not shown until the chain was validated.
+        assert!(info.certificates().is_empty());
+        info.chain_valid = true;
         assert_eq!(info.certificates(), &[0x30, 0x00]);
         assert_eq!(info.slot_certificates(2), &[0x30, 0x00]);
         assert!(info.slot_certificates(0).is_empty());

@@ -147,6 +147,30 @@ fn request(
     Ok(m.param1)
 }
 
+/// The measurement summary hash of `blocks` for the summary type "all" (0xFF): the
+/// negotiated hash of every block, in index order, as MEASUREMENTS carries it (Index,
+/// MeasurementSpecification, MeasurementSize, then the DMTF value type, size and value). Early
+/// DSP0274 1.0/1.1 texts hashed the measurement values alone; 1.1.2 and later, and libspdm at
+/// every version, hash whole blocks, as here. Returns the digest size written into `out`.
+pub(crate) fn summary_hash(
+    blocks: &[Block],
+    halg: crypto::HashAlg,
+    out: &mut [u8; crypto::MAX_DIGEST_SIZE],
+) -> Result<usize, Failure> {
+    let mut h = crypto::Hash::new(halg).map_err(|e| fail("cannot allocate the hash", e))?;
+    for b in blocks {
+        let mut buf = KVec::from_elem(0u8, b.value.len().saturating_add(7), GFP_KERNEL)
+            .map_err(|_| OOM)?;
+        let n = meas::encode_measurement_block(b.index, b.value_type, &b.value, &mut buf)
+            .map_err(|_| fail("cannot encode a measurement block", EINVAL))?;
+        h.update(buf.get(..n).unwrap_or(&[]))
+            .map_err(|e| fail("measurement summary hash failed", e))?;
+    }
+    h.finalize(out)
+        .map_err(|e| fail("measurement summary hash failed", e))?;
+    Ok(halg.digest_size())
+}
+
 /// Reads and verifies the measurements on an authenticated connection; `slot` is the slot that
 /// authenticated, `verifier` its leaf key, `nonce` root's nonce for the signed request.
 pub(crate) fn measure(

@@ -22,6 +22,7 @@ use crate::{
     session_crypto::{self as sc, SecretBuf},
     spdm::{self, SpdmVersion},
     spdm_auth::{self, add, fail, proto, Conn, Negotiated, OOM},
+    spdm_meas::MeasInfo,
 };
 use kernel::{bindings, ffi::c_ulong, pci::doe as pcidoe, prelude::*};
 
@@ -33,8 +34,9 @@ pub(crate) const MAX_SESSION_MSG: usize = 4096;
 
 /// The DHE groups and AEADs coco.ko offers (it implements exactly these).
 pub(crate) const OFFERED_DHE: u16 = auth::SPDM_DHE_SECP256R1 | auth::SPDM_DHE_SECP384R1;
-pub(crate) const OFFERED_AEAD: u16 =
-    auth::SPDM_AEAD_AES_256_GCM | auth::SPDM_AEAD_CHACHA20_POLY1305;
+pub(crate) const OFFERED_AEAD: u16 = auth::SPDM_AEAD_AES_128_GCM
+    | auth::SPDM_AEAD_AES_256_GCM
+    | auth::SPDM_AEAD_CHACHA20_POLY1305;
 
 /// Short name of a DHE group, for sysfs.
 pub(crate) fn dhe_name(dhe: u16) -> &'static str {
@@ -48,6 +50,7 @@ pub(crate) fn dhe_name(dhe: u16) -> &'static str {
 /// Short name of an AEAD, for sysfs.
 pub(crate) fn aead_name(aead: u16) -> &'static str {
     match aead {
+        auth::SPDM_AEAD_AES_128_GCM => "aes-128-gcm",
         auth::SPDM_AEAD_AES_256_GCM => "aes-256-gcm",
         auth::SPDM_AEAD_CHACHA20_POLY1305 => "chacha20-poly1305",
         _ => "unknown",
@@ -64,6 +67,7 @@ fn curve(dhe: u16) -> Option<sc::Curve> {
 
 fn aead_alg(aead: u16) -> Option<sc::AeadAlg> {
     match aead {
+        auth::SPDM_AEAD_AES_128_GCM => Some(sc::AeadAlg::Aes128Gcm),
         auth::SPDM_AEAD_AES_256_GCM => Some(sc::AeadAlg::Aes256Gcm),
         auth::SPDM_AEAD_CHACHA20_POLY1305 => Some(sc::AeadAlg::ChaCha20Poly1305),
         _ => None,
@@ -620,6 +624,15 @@ fn ephemeral(curve: sc::Curve, public: &mut [u8]) -> Result<(sc::Ecdh, usize), F
     Err(fail("cannot generate the ECDH key", err))
 }
 
+/// The measurement summary KEY_EXCHANGE asks for, and the measurements to check it against.
+#[derive(Clone, Copy)]
+pub(crate) struct Summary<'a> {
+    /// Ask for the summary of all measurements.
+    pub(crate) want: bool,
+    /// The measurements read on this connection (none: the summary is not checked).
+    pub(crate) meas: Option<&'a MeasInfo>,
+}
+
 /// Establishes a session with `slot` (authenticated with `verifier`, whose SPDM chain as the
 /// device sent it is `chain`) on the connection `c`: KEY_EXCHANGE, FINISH in the session.
 /// `secured` receives the number of secured messages sent (also on failure).
@@ -629,6 +642,7 @@ pub(crate) fn establish(
     slot: u8,
     chain: &[u8],
     verifier: &Verifier,
+    summary: Summary<'_>,
     secured: &mut usize,
 ) -> Result<Session, Failure> {
     let v = neg.version;
@@ -647,11 +661,16 @@ pub(crate) fn establish(
     random(&mut sid);
     let req_session_id = u16::from_le_bytes(sid) | 1;
     let mut opaque = [0u8; 32];
-    let on = ss::encode_sm_supported_versions(&SM_VERSIONS, &mut opaque)
+    // SPDM 1.1 uses DSP0277 1.0's opaque data format, 1.2+ the general format 1.
+    let on = ss::encode_sm_supported_versions_for(v, &SM_VERSIONS, &mut opaque)
         .map_err(|_| fail("cannot encode the opaque data", EINVAL))?;
     let ke = ss::KeyExchange {
         version: v,
-        meas_summary_type: ss::SPDM_KEY_EXCHANGE_MEAS_SUMMARY_NONE,
+        meas_summary_type: if summary.want {
+            auth::SPDM_MEAS_SUMMARY_ALL
+        } else {
+            ss::SPDM_KEY_EXCHANGE_MEAS_SUMMARY_NONE
+        },
         slot,
         req_session_id,
         session_policy: 0,
@@ -670,7 +689,7 @@ pub(crate) fn establish(
         hash_size: h,
         signature_size: neg.ssize,
         exchange_size,
-        measurement_summary: false,
+        measurement_summary: summary.want,
         // In the clear, ResponderVerifyData comes in FINISH_RSP instead.
         verify_data: !clear,
     };
@@ -681,7 +700,9 @@ pub(crate) fn establish(
             EOPNOTSUPP,
         ));
     }
-    let secured_version = match ss::parse_sm_versions(kr.opaque).map_err(|e| proto(e.as_str()))? {
+    let secured_version = match ss::parse_sm_versions_for(v, kr.opaque)
+        .map_err(|e| proto(e.as_str()))?
+    {
         // Major and minor decide; update and alpha numbers may be anything.
         ss::SmVersions::Selected(sv)
             if SM_VERSIONS
@@ -703,24 +724,38 @@ pub(crate) fn establish(
     add(&mut t, ke_b)?;
     add(&mut t, c.rsp(n).get(..kr.signature_offset).unwrap_or(&[]))?;
     digest(neg, &t, &mut d)?;
-    let mut msg = [0u8; auth::SPDM_SIGNING_CONTEXT_SIZE + auth::SPDM_MAX_HASH_SIZE];
-    let len = auth::signed_message(
-        v,
-        auth::SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT,
-        d.get(..h).unwrap_or(&[]),
-        &mut msg,
-    )
-    .map_err(|_| fail("cannot build the signed message", EINVAL))?;
     let mut sd = [0u8; crypto::MAX_DIGEST_SIZE];
-    digest(neg, msg.get(..len).unwrap_or(&[]), &mut sd)?;
+    let signed: &[u8] = if v >= SpdmVersion::V1_2 {
+        let mut msg = [0u8; auth::SPDM_SIGNING_CONTEXT_SIZE + auth::SPDM_MAX_HASH_SIZE];
+        let len = auth::signed_message(
+            v,
+            auth::SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT,
+            d.get(..h).unwrap_or(&[]),
+            &mut msg,
+        )
+        .map_err(|_| fail("cannot build the signed message", EINVAL))?;
+        digest(neg, msg.get(..len).unwrap_or(&[]), &mut sd)?;
+        sd.get(..h).unwrap_or(&[])
+    } else {
+        // SPDM 1.1 signs the transcript hash itself (no signing prefix).
+        d.get(..h).unwrap_or(&[])
+    };
     verifier
-        .verify(sd.get(..h).unwrap_or(&[]), kr.signature)
+        .verify(signed, kr.signature)
         .map_err(|_| {
             fail(
                 "KEY_EXCHANGE_RSP signature does not verify with the leaf key",
                 EKEYREJECTED,
             )
         })?;
+    if let Some(m) = summary.meas {
+        spdm_auth::check_summary(
+            kr.measurement_summary_hash,
+            m,
+            neg,
+            "measurement summary hash of KEY_EXCHANGE_RSP does not match the measurements read",
+        )?;
+    }
     add(&mut t, kr.signature)?;
     let mut th1 = [0u8; crypto::MAX_DIGEST_SIZE];
     digest(neg, &t, &mut th1)?;
@@ -871,8 +906,9 @@ mod tests {
     fn record_round_trip(alg: sc::AeadAlg) -> Result {
         let key = [0x42u8; 32];
         let iv = [7u8; ss::SPDM_AEAD_IV_SIZE];
-        let mut tx = KAead(sc::Aead::new(alg, &key)?);
-        let mut rx = KAead(sc::Aead::new(alg, &key)?);
+        let key = &key[..alg.key_size()];
+        let mut tx = KAead(sc::Aead::new(alg, key)?);
+        let mut rx = KAead(sc::Aead::new(alg, key)?);
         let msg = [0x13u8, 0xe8, 0, 0];
         let p = ss::RecordParams {
             session_id: 0x1234_5678,
@@ -911,6 +947,11 @@ mod tests {
             Some(RecordError::WrongSessionId)
         );
         Ok(())
+    }
+
+    #[test]
+    fn kaead_record_aes_128_gcm() -> Result {
+        record_round_trip(sc::AeadAlg::Aes128Gcm)
     }
 
     #[test]

@@ -20,11 +20,13 @@ pub const SUBJECT_ALT_NAME_OID: [u8; 3] = [0x55, 0x1d, 0x11];
 /// Longest identity string accepted (the six fields need 61 characters).
 pub const MAX_IDENTITY_LEN: usize = 255;
 
-const TAG_BOOLEAN: u8 = 0x01;
-const TAG_OCTET_STRING: u8 = 0x04;
-const TAG_OID: u8 = 0x06;
+pub(crate) const TAG_BOOLEAN: u8 = 0x01;
+pub(crate) const TAG_INTEGER: u8 = 0x02;
+pub(crate) const TAG_BIT_STRING: u8 = 0x03;
+pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
+pub(crate) const TAG_OID: u8 = 0x06;
 const TAG_UTF8_STRING: u8 = 0x0c;
-const TAG_SEQUENCE: u8 = 0x30;
+pub(crate) const TAG_SEQUENCE: u8 = 0x30;
 /// `[0]` constructed: the explicit version of a TBSCertificate, an otherName (IMPLICIT), and
 /// the explicit value inside an otherName.
 const TAG_CTX0: u8 = 0xa0;
@@ -82,10 +84,10 @@ impl CmaError {
 }
 
 /// One DER TLV: its tag, its contents, and what follows it.
-struct Tlv<'a> {
-    tag: u8,
-    value: &'a [u8],
-    rest: &'a [u8],
+pub(crate) struct Tlv<'a> {
+    pub(crate) tag: u8,
+    pub(crate) value: &'a [u8],
+    pub(crate) rest: &'a [u8],
 }
 
 /// `s` split after `n` bytes, if it has that many (`split_at_checked` is newer than the
@@ -95,7 +97,7 @@ fn split(s: &[u8], n: usize) -> Option<(&[u8], &[u8])> {
 }
 
 /// Reads one definite-length TLV with a single-byte tag.
-fn tlv(input: &[u8]) -> Result<Tlv<'_>, CmaError> {
+pub(crate) fn tlv(input: &[u8]) -> Result<Tlv<'_>, CmaError> {
     let (&tag, after_tag) = input.split_first().ok_or(CmaError::BadDer)?;
     if tag & 0x1f == 0x1f {
         // High tag numbers do not occur where this walker looks.
@@ -126,7 +128,7 @@ fn tlv(input: &[u8]) -> Result<Tlv<'_>, CmaError> {
 }
 
 /// Reads one TLV that must carry `tag`.
-fn expect(input: &[u8], tag: u8) -> Result<Tlv<'_>, CmaError> {
+pub(crate) fn expect(input: &[u8], tag: u8) -> Result<Tlv<'_>, CmaError> {
     let t = tlv(input)?;
     if t.tag == tag {
         Ok(t)
@@ -135,8 +137,9 @@ fn expect(input: &[u8], tag: u8) -> Result<Tlv<'_>, CmaError> {
     }
 }
 
-/// The contents of the subjectAltName extension of `cert` (GeneralNames), if it has one.
-fn subject_alt_name(cert: &[u8]) -> Result<Option<&[u8]>, CmaError> {
+/// The contents of the `[3]` extensions field of the DER certificate `cert` (the
+/// `Extensions` SEQUENCE, tag and length included), if it has one.
+fn extensions_field(cert: &[u8]) -> Result<Option<&[u8]>, CmaError> {
     let certificate = expect(cert, TAG_SEQUENCE)?;
     let tbs = expect(certificate.value, TAG_SEQUENCE)?;
     let mut t = tbs.value;
@@ -159,14 +162,28 @@ fn subject_alt_name(cert: &[u8]) -> Result<Option<&[u8]>, CmaError> {
         }
         t = f.rest;
     }
-    let Some(ext) = extensions else {
-        return Ok(None);
+    Ok(extensions)
+}
+
+/// One extension of a certificate: its OID and extnValue (contents).
+pub(crate) struct Extension<'a> {
+    pub(crate) oid: &'a [u8],
+    pub(crate) value: &'a [u8],
+}
+
+/// Calls `f` for every extension of the DER certificate `cert`, in order; stops at the first
+/// error (malformed DER, or one returned by `f`).
+pub(crate) fn for_each_extension<'a>(
+    cert: &'a [u8],
+    mut f: impl FnMut(Extension<'a>) -> Result<(), CmaError>,
+) -> Result<(), CmaError> {
+    let Some(ext) = extensions_field(cert)? else {
+        return Ok(());
     };
     let list = expect(ext, TAG_SEQUENCE)?;
     if !list.rest.is_empty() {
         return Err(CmaError::BadDer);
     }
-    let mut found = None;
     let mut e = list.value;
     while !e.is_empty() {
         let extension = expect(e, TAG_SEQUENCE)?;
@@ -179,13 +196,26 @@ fn subject_alt_name(cert: &[u8]) -> Result<Option<&[u8]>, CmaError> {
         if v.tag != TAG_OCTET_STRING || !v.rest.is_empty() {
             return Err(CmaError::BadDer);
         }
-        if oid.value == SUBJECT_ALT_NAME_OID {
+        f(Extension {
+            oid: oid.value,
+            value: v.value,
+        })?;
+    }
+    Ok(())
+}
+
+/// The contents of the subjectAltName extension of `cert` (GeneralNames), if it has one.
+fn subject_alt_name(cert: &[u8]) -> Result<Option<&[u8]>, CmaError> {
+    let mut found = None;
+    for_each_extension(cert, |e| {
+        if e.oid == SUBJECT_ALT_NAME_OID {
             if found.is_some() {
                 return Err(CmaError::Duplicate);
             }
-            found = Some(v.value);
+            found = Some(e.value);
         }
-    }
+        Ok(())
+    })?;
     Ok(found)
 }
 

@@ -14,7 +14,9 @@
 //! #[path = ".../rust/spdm/src/session.rs"] mod session;
 //! ```
 //!
-//! `cma.rs` (the CMA identity in a leaf certificate's subjectAltName) stands alone.
+//! `cma.rs` (the CMA identity in a leaf certificate's subjectAltName, and the DER walker) and
+//! `cert.rs` (the RFC 5280 path checks the kernel's X.509 parser leaves to its callers:
+//! keyUsage, basicConstraints, pathLenConstraint) stand apart from the codec.
 //!
 //! `auth.rs` and `meas.rs` refer to the codec as `crate::spdm` (and `meas.rs` to `crate::auth`),
 //! which resolves identically in both builds.
@@ -51,6 +53,8 @@ pub use spdm::*;
 pub mod auth;
 
 pub mod cma;
+
+pub mod cert;
 
 pub mod meas;
 

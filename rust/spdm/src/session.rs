@@ -29,6 +29,18 @@
 //! coordinate of the product. The SessionID of the session is ReqSessionID in the low and
 //! RspSessionID in the high 16 bits ([`session_id`]); on the wire it is little-endian.
 //!
+//! # Secured-message version negotiation (OpaqueData)
+//!
+//! KEY_EXCHANGE carries the requester's supported secured-message (DSP0277) versions and
+//! KEY_EXCHANGE_RSP the responder's selection in OpaqueData, whose layout depends on the SPDM
+//! version ([`encode_sm_supported_versions_for`], [`encode_sm_version_selection_for`],
+//! [`parse_sm_versions_for`]): at 1.1 DSP0277 1.0's format (SpecID u32 0x444D5446 "DMTF",
+//! OpaqueVersion 1, TotalElements, reserved u16, elements), from 1.2 DSP0274's general opaque
+//! data format 1 (TotalElements, 3 reserved bytes, elements; [`encode_sm_supported_versions`],
+//! [`encode_sm_version_selection`], [`parse_sm_versions`]). The DMTF element itself is the
+//! same in both. At 1.1 KEY_EXCHANGE has no SessionPolicy (reserved) and the KEY_EXCHANGE_RSP
+//! signature covers the transcript hash itself (no 1.2 signing prefix).
+//!
 //! # Secured messages over PCI DOE
 //!
 //! A secured message travels as the payload of a DOE data object of type 2 (secured CMA/SPDM):
@@ -154,6 +166,15 @@ pub const SPDM_SM_DATA_ID_VERSION_SELECTION: u8 = 0;
 pub const SPDM_SM_DATA_ID_SUPPORTED_VERSIONS: u8 = 1;
 /// Most versions the codec reads from a supported version list.
 pub const SPDM_MAX_SM_VERSIONS: usize = 16;
+/// SpecID of the DSP0277 1.0 secured-message opaque data header (SPDM 1.1): "DMTF" as the
+/// little-endian u32 0x444D5446 (bytes 0x46 0x54 0x4D 0x44 on the wire).
+pub const SPDM_SM_OPAQUE_SPEC_ID: u32 = 0x444D_5446;
+/// OpaqueVersion of the DSP0277 1.0 secured-message opaque data header.
+pub const SPDM_SM_OPAQUE_VERSION: u8 = 1;
+/// Size of the DSP0277 1.0 opaque data header (SpecID, OpaqueVersion, TotalElements, reserved).
+pub const SPDM_SM_OPAQUE_HEADER_SIZE_1_1: usize = 8;
+/// Size of the DSP0274 1.2 general opaque data header (TotalElements, 3 reserved bytes).
+pub const SPDM_GENERAL_OPAQUE_HEADER_SIZE: usize = 4;
 
 /// Key schedule label: "derived".
 pub const LABEL_DERIVED: &str = "derived";
@@ -788,7 +809,7 @@ pub fn parse_end_session_ack(buf: &[u8], version: SpdmVersion) -> Result<(), Spd
     Ok(())
 }
 
-// --- Opaque data: secured message versions (format 1) -----------------------------------------
+// --- Opaque data: secured message versions (1.1: DSP0277 1.0 format; 1.2+: format 1) ---------
 
 /// Writes OpaqueData in the general format 1 (DSP0274 1.2 "General opaque data format":
 /// TotalElements, 3 reserved bytes, then elements of RegistryID, VendorIDLen,
@@ -796,13 +817,96 @@ pub fn parse_end_session_ack(buf: &[u8], version: SpdmVersion) -> Result<(), Spd
 /// element: SMDataVersion 1, SMDataID 1 (supported version list), NumberOfVersions, then
 /// 16-bit version entries (e.g. [`SPDM_SECURED_VERSION_1_1`]). Returns the size.
 pub fn encode_sm_supported_versions(versions: &[u16], out: &mut [u8]) -> Result<usize, SpdmError> {
+    encode_sm_supported(OpaqueFormat::General, versions, out)
+}
+
+/// Writes OpaqueData (format 1) holding the secured-message version selection element
+/// (SMDataID 0, SelectedVersion). Returns the size (12).
+pub fn encode_sm_version_selection(version: u16, out: &mut [u8]) -> Result<usize, SpdmError> {
+    encode_sm_selection(OpaqueFormat::General, version, out)
+}
+
+/// The layout of the OpaqueData that carries the secured-message element: it depends on the
+/// negotiated SPDM version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum OpaqueFormat {
+    /// SPDM 1.1: DSP0277 1.0's header (SpecID "DMTF", OpaqueVersion 1, TotalElements, reserved
+    /// u16).
+    Dsp0277V10,
+    /// SPDM 1.2+: DSP0274's general opaque data format 1 (TotalElements, 3 reserved bytes).
+    General,
+}
+
+impl OpaqueFormat {
+    fn for_version(version: SpdmVersion) -> Result<Self, SpdmError> {
+        if version < SpdmVersion::V1_1 {
+            Err(SpdmError::UnexpectedVersion)
+        } else if version < SpdmVersion::V1_2 {
+            Ok(OpaqueFormat::Dsp0277V10)
+        } else {
+            Ok(OpaqueFormat::General)
+        }
+    }
+}
+
+/// Writes the secured-message supported version list as OpaqueData in the format of SPDM
+/// `version` (KEY_EXCHANGE, requester side):
+///
+/// * 1.1 (DSP0277 1.0 "Secured message opaque data"): SpecID u32 = 0x444D5446 ("DMTF",
+///   [`SPDM_SM_OPAQUE_SPEC_ID`]), OpaqueVersion u8 = 1, TotalElements u8 = 1, reserved u16,
+///   then the element;
+/// * 1.2 and later: exactly [`encode_sm_supported_versions`] (general opaque data format 1:
+///   TotalElements u8 = 1, 3 reserved bytes, then the element).
+///
+/// The element is the same in both: RegistryID 0 (DMTF), VendorIDLen 0,
+/// OpaqueElementDataLen u16, SMDataVersion 1, SMDataID 1, NumberOfVersions, the 16-bit
+/// version entries (e.g. [`SPDM_SECURED_VERSION_1_1`]), zero padding to a multiple of 4.
+/// Returns the size. Fails with [`SpdmError::UnexpectedVersion`] below 1.1 and
+/// [`SpdmError::InvalidField`] for 0 or more than 16 versions.
+pub fn encode_sm_supported_versions_for(
+    version: SpdmVersion,
+    versions: &[u16],
+    out: &mut [u8],
+) -> Result<usize, SpdmError> {
+    encode_sm_supported(OpaqueFormat::for_version(version)?, versions, out)
+}
+
+/// Writes the secured-message version selection (`selected`, KEY_EXCHANGE_RSP, responder
+/// side) as OpaqueData in the format of SPDM `version` (see
+/// [`encode_sm_supported_versions_for`]): 16 bytes at 1.1, 12 bytes (exactly
+/// [`encode_sm_version_selection`]) at 1.2 and later. Returns the size.
+pub fn encode_sm_version_selection_for(
+    version: SpdmVersion,
+    selected: u16,
+    out: &mut [u8],
+) -> Result<usize, SpdmError> {
+    encode_sm_selection(OpaqueFormat::for_version(version)?, selected, out)
+}
+
+/// Finds the DMTF secured-message element in OpaqueData in the format of SPDM `version` (see
+/// [`encode_sm_supported_versions_for`]): at 1.2 and later exactly [`parse_sm_versions`]; at
+/// 1.1 the DSP0277 1.0 header must carry SpecID 0x444D5446 and OpaqueVersion 1 (else
+/// [`SpdmError::InvalidField`]) and its reserved field is ignored. The elements are checked as
+/// [`parse_sm_versions`] does. Below 1.1: [`SpdmError::UnexpectedVersion`].
+pub fn parse_sm_versions_for(
+    version: SpdmVersion,
+    opaque: &[u8],
+) -> Result<SmVersions<'_>, SpdmError> {
+    parse_sm(OpaqueFormat::for_version(version)?, opaque)
+}
+
+fn encode_sm_supported(
+    format: OpaqueFormat,
+    versions: &[u16],
+    out: &mut [u8],
+) -> Result<usize, SpdmError> {
     if versions.is_empty() || versions.len() > SPDM_MAX_SM_VERSIONS {
         return Err(SpdmError::InvalidField);
     }
     let count = u8::try_from(versions.len()).map_err(|_| SpdmError::InvalidField)?;
     let data_len = versions.len().saturating_mul(2).saturating_add(3);
     let mut w = Writer::new(out);
-    sm_element_start(&mut w, data_len, SPDM_SM_DATA_ID_SUPPORTED_VERSIONS)?;
+    sm_element_start(&mut w, format, data_len, SPDM_SM_DATA_ID_SUPPORTED_VERSIONS)?;
     w.u8(count)?;
     for v in versions {
         w.u16(*v)?;
@@ -811,21 +915,38 @@ pub fn encode_sm_supported_versions(versions: &[u16], out: &mut [u8]) -> Result<
     Ok(w.len())
 }
 
-/// Writes OpaqueData (format 1) holding the secured-message version selection element
-/// (SMDataID 0, SelectedVersion). Returns the size (12).
-pub fn encode_sm_version_selection(version: u16, out: &mut [u8]) -> Result<usize, SpdmError> {
+fn encode_sm_selection(
+    format: OpaqueFormat,
+    version: u16,
+    out: &mut [u8],
+) -> Result<usize, SpdmError> {
     let data_len = 4;
     let mut w = Writer::new(out);
-    sm_element_start(&mut w, data_len, SPDM_SM_DATA_ID_VERSION_SELECTION)?;
+    sm_element_start(&mut w, format, data_len, SPDM_SM_DATA_ID_VERSION_SELECTION)?;
     w.u16(version)?;
     sm_element_pad(&mut w, data_len)?;
     Ok(w.len())
 }
 
-fn sm_element_start(w: &mut Writer<'_>, data_len: usize, id: u8) -> Result<(), SpdmError> {
+fn sm_element_start(
+    w: &mut Writer<'_>,
+    format: OpaqueFormat,
+    data_len: usize,
+    id: u8,
+) -> Result<(), SpdmError> {
     let data_len16 = u16::try_from(data_len).map_err(|_| SpdmError::InvalidField)?;
-    w.u8(1)?; // TotalElements
-    w.bytes(&[0, 0, 0])?;
+    match format {
+        OpaqueFormat::Dsp0277V10 => {
+            w.u32(SPDM_SM_OPAQUE_SPEC_ID)?;
+            w.u8(SPDM_SM_OPAQUE_VERSION)?;
+            w.u8(1)?; // TotalElements
+            w.u16(0)?;
+        }
+        OpaqueFormat::General => {
+            w.u8(1)?; // TotalElements
+            w.bytes(&[0, 0, 0])?;
+        }
+    }
     w.u8(SPDM_REGISTRY_ID_DMTF)?;
     w.u8(0)?; // VendorIDLen
     w.u16(data_len16)?;
@@ -872,10 +993,29 @@ impl<'a> SmVersions<'a> {
 /// such element or more than one, or the element is malformed (SMDataVersion not 1, unknown
 /// SMDataID, a list of 0 or more than 16 versions, lengths that disagree).
 pub fn parse_sm_versions(opaque: &[u8]) -> Result<SmVersions<'_>, SpdmError> {
+    parse_sm(OpaqueFormat::General, opaque)
+}
+
+fn parse_sm(format: OpaqueFormat, opaque: &[u8]) -> Result<SmVersions<'_>, SpdmError> {
     let bad = |_| SpdmError::InvalidField;
     let mut r = Reader::new(opaque, 0);
-    let total = r.u8().map_err(bad)?;
-    r.take(3).map_err(bad)?;
+    let total = match format {
+        OpaqueFormat::Dsp0277V10 => {
+            if r.u32().map_err(bad)? != SPDM_SM_OPAQUE_SPEC_ID
+                || r.u8().map_err(bad)? != SPDM_SM_OPAQUE_VERSION
+            {
+                return Err(SpdmError::InvalidField);
+            }
+            let total = r.u8().map_err(bad)?;
+            r.u16().map_err(bad)?;
+            total
+        }
+        OpaqueFormat::General => {
+            let total = r.u8().map_err(bad)?;
+            r.take(3).map_err(bad)?;
+            total
+        }
+    };
     let mut found = None;
     for _ in 0..total {
         let start = r.pos();

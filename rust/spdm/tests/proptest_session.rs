@@ -79,6 +79,12 @@ fn all_parsers(buf: &[u8], a: u8, b: u8) {
     let _ = parse_key_update_ack(buf, v);
     let _ = parse_end_session(buf);
     let _ = parse_end_session_ack(buf, v);
+    for sv in [SpdmVersion::V1_0, SpdmVersion::V1_1, v] {
+        if let Ok(sm) = parse_sm_versions_for(sv, buf) {
+            assert!(sv >= SpdmVersion::V1_1);
+            assert!(sm.versions().count() <= SPDM_MAX_SM_VERSIONS);
+        }
+    }
     if let Ok(sm) = parse_sm_versions(buf) {
         let _ = select_sm_version(&sm, &[SPDM_SECURED_VERSION_1_1]);
         assert!(sm.versions().count() <= SPDM_MAX_SM_VERSIONS);
@@ -154,5 +160,32 @@ proptest! {
         let n = encode_key_exchange(&req, &mut buf).unwrap();
         let p = parse_key_exchange(&buf[..n], exchange.len()).unwrap();
         prop_assert_eq!(p, KeyExchange { len: n, ..req });
+    }
+
+    #[test]
+    fn sm_opaque_round_trip(
+        v in 0usize..3,
+        versions in proptest::collection::vec(any::<u16>(), 1..=SPDM_MAX_SM_VERSIONS),
+        selected: u16,
+    ) {
+        let version = [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3][v];
+        let mut buf = [0u8; 64];
+        let n = encode_sm_supported_versions_for(version, &versions, &mut buf).unwrap();
+        prop_assert_eq!(n % 4, 0);
+        let sm = parse_sm_versions_for(version, &buf[..n]).unwrap();
+        prop_assert_eq!(sm.versions().collect::<Vec<_>>(), versions.clone());
+        // The other layout never accepts it.
+        let other = if version == SpdmVersion::V1_1 { SpdmVersion::V1_2 } else { SpdmVersion::V1_1 };
+        prop_assert!(parse_sm_versions_for(other, &buf[..n]).is_err());
+        if version >= SpdmVersion::V1_2 {
+            let mut g = [0u8; 64];
+            let gn = encode_sm_supported_versions(&versions, &mut g).unwrap();
+            prop_assert_eq!(&g[..gn], &buf[..n]);
+        }
+        let n = encode_sm_version_selection_for(version, selected, &mut buf).unwrap();
+        prop_assert_eq!(
+            parse_sm_versions_for(version, &buf[..n]).unwrap(),
+            SmVersions::Selected(selected)
+        );
     }
 }

@@ -578,3 +578,84 @@ fn bin_concat_layout() {
         Some(SPDM_DHE_SECP384R1)
     );
 }
+
+#[test]
+fn opaque_data_formats_per_version() {
+    // SPDM 1.1: DSP0277 1.0 header (SpecID "DMTF" LE, OpaqueVersion 1, TotalElements 1,
+    // reserved u16), then the same element as format 1.
+    let mut buf = [0u8; 32];
+    let n =
+        encode_sm_supported_versions_for(SpdmVersion::V1_1, &[0x1000, 0x1100], &mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        &[
+            0x46, 0x54, 0x4D, 0x44, 1, 1, 0, 0, // header
+            0, 0, 7, 0, 1, 1, 2, 0x00, 0x10, 0x00, 0x11, 0 // element + 1 byte padding
+        ]
+    );
+    let sm = parse_sm_versions_for(SpdmVersion::V1_1, &buf[..n]).unwrap();
+    assert_eq!(sm.versions().collect::<Vec<_>>(), [0x1000, 0x1100]);
+    assert_eq!(select_sm_version(&sm, &[0x1000, 0x1100]), Some(0x1100));
+    // The 1.2 parser does not accept the 1.1 layout, nor the other way round.
+    assert!(parse_sm_versions(&buf[..n]).is_err());
+    assert!(parse_sm_versions_for(SpdmVersion::V1_2, &buf[..n]).is_err());
+    let mut g = [0u8; 32];
+    let gn = encode_sm_supported_versions(&[0x1000, 0x1100], &mut g).unwrap();
+    assert!(parse_sm_versions_for(SpdmVersion::V1_1, &g[..gn]).is_err());
+    // 1.2 and 1.3: identical to the format-1 functions.
+    for v in [SpdmVersion::V1_2, SpdmVersion::V1_3] {
+        let mut b = [0u8; 32];
+        let bn = encode_sm_supported_versions_for(v, &[0x1000, 0x1100], &mut b).unwrap();
+        assert_eq!(&b[..bn], &g[..gn]);
+        assert_eq!(
+            parse_sm_versions_for(v, &b[..bn]),
+            parse_sm_versions(&g[..gn])
+        );
+        let mut s1 = [0u8; 16];
+        let mut s2 = [0u8; 16];
+        let n1 = encode_sm_version_selection_for(v, 0x1100, &mut s1).unwrap();
+        let n2 = encode_sm_version_selection(0x1100, &mut s2).unwrap();
+        assert_eq!(&s1[..n1], &s2[..n2]);
+    }
+    // Selection at 1.1: 16 bytes.
+    let mut sel = [0u8; 16];
+    let sn = encode_sm_version_selection_for(SpdmVersion::V1_1, 0x1100, &mut sel).unwrap();
+    assert_eq!(
+        &sel[..sn],
+        &[0x46, 0x54, 0x4D, 0x44, 1, 1, 0, 0, 0, 0, 4, 0, 1, 0, 0x00, 0x11]
+    );
+    assert_eq!(
+        parse_sm_versions_for(SpdmVersion::V1_1, &sel[..sn]),
+        Ok(SmVersions::Selected(0x1100))
+    );
+    // A wrong SpecID or OpaqueVersion is refused; the reserved field is ignored.
+    let mut bad = sel;
+    bad[0] ^= 1;
+    assert!(parse_sm_versions_for(SpdmVersion::V1_1, &bad[..sn]).is_err());
+    let mut bad = sel;
+    bad[4] = 2;
+    assert!(parse_sm_versions_for(SpdmVersion::V1_1, &bad[..sn]).is_err());
+    let mut reserved = sel;
+    reserved[6] = 0xAA;
+    assert!(parse_sm_versions_for(SpdmVersion::V1_1, &reserved[..sn]).is_ok());
+    assert!(parse_sm_versions_for(SpdmVersion::V1_1, &sel[..sn - 1]).is_err());
+    assert!(parse_sm_versions_for(SpdmVersion::V1_1, &[]).is_err());
+    // No sessions at 1.0.
+    assert_eq!(
+        encode_sm_supported_versions_for(SpdmVersion::V1_0, &[0x1100], &mut buf),
+        Err(SpdmError::UnexpectedVersion)
+    );
+    assert_eq!(
+        encode_sm_version_selection_for(SpdmVersion::V1_0, 0x1100, &mut buf),
+        Err(SpdmError::UnexpectedVersion)
+    );
+    assert_eq!(
+        parse_sm_versions_for(SpdmVersion::V1_0, &sel[..sn]),
+        Err(SpdmError::UnexpectedVersion)
+    );
+    // Too small a buffer is an error, not a panic.
+    assert!(
+        encode_sm_supported_versions_for(SpdmVersion::V1_1, &[0x1100], &mut buf[..15]).is_err()
+    );
+    assert!(encode_sm_version_selection_for(SpdmVersion::V1_1, 0x1100, &mut buf[..15]).is_err());
+}

@@ -319,7 +319,7 @@ impl Verifier {
         match chain::parse_chain(&chain_bytes) {
             Err(e) => self.fail(format!("certificates/slot{slot}: {e}")),
             Ok(certs) => {
-                if let Err(e) = chain::check_chain(&certs) {
+                if let Err(e) = chain::check_chain(&certs, anchor.as_ref()) {
                     self.fail(format!("certificates/slot{slot}: {e}"));
                 }
                 if let (Some(a), Some(first)) = (&anchor, certs.first()) {

@@ -1,9 +1,11 @@
 //! KEY_EXCHANGE_RSP parser (version, H, S, D, summary and verify-data presence picked by the
-//! first two input bytes) and the secured-message opaque data inside it.
+//! first two input bytes) and the secured-message opaque data inside it (format 1 and the
+//! layout of the negotiated version).
 #![no_main]
 
 use coco_spdm::session::{
-    parse_key_exchange_rsp, parse_sm_versions, select_sm_version, KeyExchangeRspParams,
+    parse_key_exchange_rsp, parse_sm_versions, parse_sm_versions_for, select_sm_version,
+    KeyExchangeRspParams,
 };
 use coco_spdm::SpdmVersion;
 use libfuzzer_sys::fuzz_target;
@@ -25,6 +27,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(r.signature_offset + params.signature_size, r.verify_data_offset);
         assert!(msg.len() >= r.len && msg.len() <= r.len + 3);
         if let Ok(sm) = parse_sm_versions(r.opaque) {
+            let _ = select_sm_version(&sm, &[0x1000, 0x1100]);
+        }
+        // The layout of the negotiated version (DSP0277 1.0 header at 1.1).
+        if let Ok(sm) = parse_sm_versions_for(params.version, r.opaque) {
+            assert!(params.version >= SpdmVersion::V1_1);
             let _ = select_sm_version(&sm, &[0x1000, 0x1100]);
         }
     }

@@ -102,6 +102,9 @@ pub enum Fault {
     WrongSessionId,
     /// KEY_UPDATE is answered with ERROR Unspecified.
     RefuseKeyUpdate,
+    /// The MeasurementSummaryHash of CHALLENGE_AUTH and KEY_EXCHANGE_RSP has a bit flipped
+    /// (the signature covers what is sent).
+    BadSummary,
 }
 
 /// The `--fault` kinds, one per line: name and what it does. Shown by `--help`.
@@ -147,7 +150,10 @@ skipped-sequence      application-phase secured responses advance the sequence n
                       (decryption with the expected number fails)
 wrong-session-id      application-phase secured responses carry another SessionID (RspSessionID
                       bits inverted)
-refuse-key-update     KEY_UPDATE answered with ERROR Unspecified (inside the session)";
+refuse-key-update     KEY_UPDATE answered with ERROR Unspecified (inside the session)
+bad-summary           the MeasurementSummaryHash of CHALLENGE_AUTH and KEY_EXCHANGE_RSP (requested
+                      with type 1 TCB or 0xFF all) has a bit flipped; the signature is valid over
+                      what is sent, so only the requester's comparison with the measurements fails";
 
 impl Fault {
     /// The name used on the command line (without the count of `busy:N`).
@@ -182,11 +188,12 @@ impl Fault {
             Fault::SkippedSequence => "skipped-sequence",
             Fault::WrongSessionId => "wrong-session-id",
             Fault::RefuseKeyUpdate => "refuse-key-update",
+            Fault::BadSummary => "bad-summary",
         }
     }
 
     /// Every fault kind (with `busy:1`), for tests and help.
-    pub const ALL: [Fault; 29] = [
+    pub const ALL: [Fault; 30] = [
         Fault::None,
         Fault::NoAnswer,
         Fault::Garbage,
@@ -216,6 +223,7 @@ impl Fault {
         Fault::SkippedSequence,
         Fault::WrongSessionId,
         Fault::RefuseKeyUpdate,
+        Fault::BadSummary,
     ];
 
     /// The secure-session faults (they only affect KEY_EXCHANGE_RSP and secured messages).

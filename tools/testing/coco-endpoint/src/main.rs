@@ -10,8 +10,12 @@ use std::thread;
 use std::time::Duration;
 
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
+use coco_endpoint::crypto;
 use coco_endpoint::measurements::{parse_blocks, MeasConfig};
-use coco_endpoint::pki::{build_identity, Identity, KeyKind, PkiOptions, DEFAULT_CMA_ID};
+use coco_endpoint::pki::{
+    build_profile_identity, profile_for, Identity, KeyKind, PkiOptions, PkiProfile, ProfileSpec,
+    DEFAULT_CMA_ID,
+};
 use coco_endpoint::socket::QuickAckStream;
 use coco_endpoint::{
     fault_for, key_for, parse_slot_list, parse_version_list, serve, Fault, FaultSpec, KeySpec,
@@ -39,7 +43,7 @@ Each endpoint listens on its own 127.0.0.1 port and serves one connection at a t
 1.0-1.3 responder for device authentication: GET_VERSION (VERSION lists --versions), \
 GET_CAPABILITIES (CERT_CAP and CHAL_CAP, CTExponent 20, DataTransferSize = MaxSPDMmsgSize = 4600 \
 so that every response fits QEMU's 4608-byte DOE reply), NEGOTIATE_ALGORITHMS (the strongest \
-offered asymmetric algorithm the leaf key can sign with - ECDSA P-256/P-384, RSASSA or RSAPSS \
+offered asymmetric algorithm the leaf key can sign with - ECDSA P-256/P-384/P-521, RSASSA or RSAPSS \
 2048/3072/4096, PSS preferred - and the strongest offered of SHA-512/384/256), GET_DIGESTS, \
 GET_CERTIFICATE (chunked by offset and length), CHALLENGE (CHALLENGE_AUTH signed over the \
 transcript, with the SPDM 1.2+ signing prefix) and GET_MEASUREMENTS (CAPABILITIES announce \
@@ -62,15 +66,29 @@ endpoint number; process-wide lines use coco-endpoint[*:*]:). Exit status: 0 whe
 finished, 1 on a runtime error (cannot listen, cannot write the port file or the PKI), 2 on bad \
 usage.
 
-PKI: a root CA and an intermediate CA (ECDSA P-384, SHA-384 signatures) and, for each slot in \
---slots, a leaf with its own key of the --key type, basicConstraints CA:false, keyUsage \
+PKI: a root CA, the CA certificates below it that --pki-profile asks for (all ECDSA P-384 with \
+SHA-384 signatures and basicConstraints CA:TRUE) and, for each slot in --slots, a leaf with its \
+own key of the --key type (p256, p384, p521, rsa2048, rsa3072, rsa4096: the key that signs \
+CHALLENGE_AUTH, MEASUREMENTS and KEY_EXCHANGE_RSP), basicConstraints CA:false, keyUsage \
 digitalSignature, extendedKeyUsage id-DMTF-eku-responder-auth and the CMA identity (--cma-id) as \
 a subjectAltName otherName of type 2.23.147 (UTF8String). Each slot's SPDM certificate chain is \
-the 4-byte header, the hash of the root certificate, then root, intermediate and leaf in DER. With \
---pki-dir the root (root.der, root.pem, root.key.pem) is created once and reused, so it can be \
-loaded into a kernel keyring as the trust anchor; intermediate and leaf keys are kept there too, \
-their certificates are issued at every start (intermediate.der, leaf-<key>-slot<N>.der). Without \
---pki-dir everything is generated in memory. The port file is written after the PKI is ready.
+the 4-byte header, the hash of the root certificate, then root, CAs and leaf in DER. PKI \
+profiles (--pki-profile [INDEX:]PROFILE; the root is the same in every profile, so one trust \
+anchor serves all endpoints): standard (default; root, one intermediate with pathLenConstraint 0 \
+and keyUsage keyCertSign, cRLSign, digitalSignature, leaf: 3 certificates); no-keyusage (root, an \
+intermediate with no keyUsage extension at all and no pathLenConstraint, leaf: valid, RFC 5280 \
+checks keyCertSign only when keyUsage is present); long-chain (root, four intermediates with \
+pathLenConstraint 3, 2, 1, 0 and the standard keyUsage, leaf: 6 certificates, valid); \
+pathlen-exceeded (root, an intermediate with pathLenConstraint 0, a sub-CA it issued anyway, \
+leaf: 4 certificates, invalid, a requester must refuse it); ca-no-keycertsign (root, an \
+intermediate whose keyUsage is digitalSignature only, no pathLenConstraint, leaf: invalid, a \
+requester must refuse it). Chain faults (--fault untrusted-root, expired-leaf, broken-chain) \
+apply to the profile's chain. With --pki-dir the root (root.der, root.pem, root.key.pem) is \
+created once and reused, so it can be loaded into a kernel keyring as the trust anchor; the other \
+CA keys and the leaf keys are kept there too (*.key.pem), the certificates are issued at every \
+start (intermediate.der, leaf-<key>-slot<N>.der; other profiles: <profile>-ca<N>.der, N = 1 right \
+below the root, and <profile>-leaf-<key>-slot<N>.der). Without --pki-dir everything is generated \
+in memory. The port file is written after the PKI is ready.
 
 Measurement blocks, by default: 1 immutable_rom, 2 mutable_firmware, 3 hardware_config, 4 \
 firmware_config (digests of fixed strings, with the negotiated hash), 5 version (raw \"1.4.2\"), 6 \
@@ -84,24 +102,40 @@ firmware update: while PATH exists (checked at every GET_MEASUREMENTS), mutable_
 are computed from PATH's content (\"coco-endpoint firmware image 1.5.0\" if empty) and raw version \
 blocks read \"1.5.0\"; deleting PATH reverts.
 
-Secure sessions (SPDM 1.2+): CAPABILITIES also announce KEY_EX_CAP, ENCRYPT_CAP, MAC_CAP, \
-HBEAT_CAP and KEY_UPD_CAP; ALGORITHMS select DHE secp384r1 or secp256r1, AEAD AES-256-GCM or \
-ChaCha20-Poly1305 and the SPDM key schedule. KEY_EXCHANGE (ECDHE, KEY_EXCHANGE_RSP signed with the \
-slot's leaf key) opens a session; then HEARTBEAT, KEY_UPDATE, END_SESSION and any other request \
-(GET_MEASUREMENTS, ...) are served inside it, as secured CMA objects (DOE type 2, AES-256-GCM or \
-ChaCha20-Poly1305, no sequence number field, no padding). One session at a time; GET_VERSION or a \
-new KEY_EXCHANGE ends it; a secured object without a session gets ERROR InvalidRequest in a CMA \
-object. --heartbeat-period SECS (0-255, default 0) is the HeartbeatPeriod in KEY_EXCHANGE_RSP \
-(Param1): a session that receives no request within it (secured message or FINISH) for more than \
-twice that long is terminated, noticed when the next request arrives, and a secured message for it \
-is then answered like one without a session; 0 means no heartbeat and no expiry. By default the \
-handshake is encrypted: KEY_EXCHANGE_RSP carries ResponderVerifyData and FINISH / FINISH_RSP are \
-secured messages with the handshake keys. --handshake-in-clear makes CAPABILITIES announce \
-HANDSHAKE_IN_THE_CLEAR_CAP too; when the requester's GET_CAPABILITIES sets it as well, the \
-handshake is in the clear (DSP0274 1.2/1.3): KEY_EXCHANGE_RSP carries no ResponderVerifyData, \
-FINISH and FINISH_RSP are CMA objects (DOE type 1) and FINISH_RSP carries ResponderVerifyData. A \
-FINISH in the wrong form gets ERROR UnexpectedRequest, a RequesterVerifyData that does not verify \
-ERROR DecryptError and ends the session. Both options apply to every endpoint of the process.";
+Secure sessions (SPDM 1.1+, secured messages DSP0277 1.0/1.1): CAPABILITIES also announce \
+KEY_EX_CAP, ENCRYPT_CAP, MAC_CAP, HBEAT_CAP and KEY_UPD_CAP. Only when the requester's \
+GET_CAPABILITIES sets KEY_EX_CAP too do ALGORITHMS select a DHE group (of --dhe, preference \
+secp521r1 > secp384r1 > secp256r1), an AEAD (of --aead, when the requester also sets ENCRYPT_CAP \
+or MAC_CAP; preference AES-256-GCM > ChaCha20-Poly1305 > AES-128-GCM) and the SPDM key schedule; \
+no common group, AEAD or key schedule (or, 1.2+, no opaque data format 1) is then ERROR \
+InvalidRequest, as libspdm answers. A requester without KEY_EX_CAP gets none of them selected and \
+can still authenticate and read measurements; its KEY_EXCHANGE gets ERROR UnexpectedRequest. \
+KEY_EXCHANGE (ECDHE, KEY_EXCHANGE_RSP signed with the slot's leaf key: over the transcript hash \
+at 1.1, with the signing prefix from 1.2; secured-message versions in DSP0277 1.0's opaque data \
+format at 1.1, in format 1 from 1.2; key schedule labels \"spdm1.N \") opens a session; then \
+HEARTBEAT, KEY_UPDATE, END_SESSION and any other request (GET_MEASUREMENTS, ...) are served inside \
+it, as secured CMA objects (DOE type 2, no sequence number field, no padding). FINISH, HEARTBEAT, \
+KEY_UPDATE and END_SESSION outside a session get ERROR SessionRequired (1.2+; UnexpectedRequest \
+at 1.1, which has no such code). One session at a time; GET_VERSION or a new KEY_EXCHANGE ends \
+it; a secured object without a session gets ERROR InvalidRequest in a CMA object. \
+CHALLENGE and KEY_EXCHANGE may ask for a MeasurementSummaryHash: type 0xFF (all) is the \
+negotiated hash of every measurement block (Index, MeasurementSpecification, MeasurementSize, \
+Measurement) as a non-raw GET_MEASUREMENTS for all blocks would return them at that moment, type \
+1 (TCB) the same over the immutable_rom blocks only. --heartbeat-period SECS (0-255, default 0) \
+is the HeartbeatPeriod in KEY_EXCHANGE_RSP (Param1): a session that receives no request within \
+it (secured message or FINISH) for more than twice that long is terminated, noticed when the next \
+request arrives, and a secured message for it is then answered like one without a session; 0 \
+means no heartbeat and no expiry. By default the handshake is encrypted: KEY_EXCHANGE_RSP carries \
+ResponderVerifyData and FINISH / FINISH_RSP are secured messages with the handshake keys. \
+--handshake-in-clear makes CAPABILITIES announce HANDSHAKE_IN_THE_CLEAR_CAP too; when the \
+requester's GET_CAPABILITIES sets it as well, the handshake is in the clear: KEY_EXCHANGE_RSP \
+carries no ResponderVerifyData, FINISH and FINISH_RSP are CMA objects (DOE type 1) and FINISH_RSP \
+carries ResponderVerifyData. A FINISH in the clear for a session whose handshake is encrypted \
+gets ERROR SessionRequired, a secured FINISH for one in the clear ERROR UnexpectedRequest, a \
+RequesterVerifyData that does not verify ERROR DecryptError and ends the session. ERRORs carry \
+the negotiated version, before GET_CAPABILITIES succeeded the request's (1.0 for GET_VERSION). \
+--heartbeat-period, --handshake-in-clear, --dhe and --aead apply to every endpoint of the \
+process.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -109,8 +143,10 @@ Examples:
   coco-endpoint --count 2 --port-file /tmp/ports --log /tmp/endpoint.log
   coco-endpoint --count 3 --versions 1.2,1.3 --fault 2:no-answer
   coco-endpoint --count 2 --pki-dir /tmp/pki --key rsa3072 --key 1:p256 --slots 0,1 --fault 1:busy:2
+  coco-endpoint --count 2 --pki-dir /tmp/pki --key p521 --pki-profile 1:no-keyusage
   coco-endpoint --port 0 --port-file /tmp/port --measurements blocks.txt --fw-update-file /tmp/fw0
   coco-endpoint --count 2 --heartbeat-period 5 --handshake-in-clear
+  coco-endpoint --dhe secp521r1 --aead aes128-gcm --fault bad-summary
 
 Measurements file example:
   # INDEX TYPE FORM VALUE
@@ -154,9 +190,18 @@ struct Args {
     faults: Vec<FaultSpec>,
 
     /// Leaf key type: KIND for all endpoints or INDEX:KIND for one (repeatable, per-endpoint specs
-    /// win). KIND: p256, p384, rsa2048, rsa3072, rsa4096
+    /// win). KIND: p256, p384, p521, rsa2048, rsa3072, rsa4096
     #[arg(long = "key", value_name = "[INDEX:]KIND", default_value = "p384")]
     keys: Vec<KeySpec>,
+
+    /// Shape of the CA chain between the shared root and the leaves: PROFILE for all endpoints or
+    /// INDEX:PROFILE for one (repeatable, per-endpoint specs win). standard: one intermediate
+    /// (default); no-keyusage: the intermediate has no keyUsage extension (valid); long-chain:
+    /// four intermediates (valid); pathlen-exceeded: an intermediate with pathLenConstraint 0
+    /// issues a sub-CA that issues the leaf (invalid); ca-no-keycertsign: the intermediate's
+    /// keyUsage lacks keyCertSign (invalid)
+    #[arg(long = "pki-profile", value_name = "[INDEX:]PROFILE")]
+    pki_profiles: Vec<ProfileSpec>,
 
     /// Populated certificate slots, each with its own leaf under the same root (comma-separated, 0-7)
     #[arg(long, value_name = "LIST", default_value = "0", value_parser = parse_slot_list)]
@@ -202,6 +247,29 @@ struct Args {
     /// KEY_EXCHANGE_RSP has no ResponderVerifyData and FINISH / FINISH_RSP travel in the clear
     #[arg(long)]
     handshake_in_clear: bool,
+
+    /// DHE groups every endpoint supports for KEY_EXCHANGE, comma-separated: secp256r1,
+    /// secp384r1, secp521r1 (the kernel requester cannot do secp521r1)
+    #[arg(long, value_name = "LIST", default_value = "secp256r1,secp384r1", value_parser = dhe_parser)]
+    dhe: u16,
+
+    /// AEADs every endpoint supports for secure sessions, comma-separated: aes128-gcm,
+    /// aes256-gcm, chacha20-poly1305
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "aes128-gcm,aes256-gcm,chacha20-poly1305",
+        value_parser = aead_parser
+    )]
+    aead: u16,
+}
+
+fn dhe_parser(s: &str) -> Result<u16, String> {
+    crypto::parse_alg_list(s, &crypto::DHE_NAMES, "DHE group")
+}
+
+fn aead_parser(s: &str) -> Result<u16, String> {
+    crypto::parse_alg_list(s, &crypto::AEAD_NAMES, "AEAD")
 }
 
 /// The parsed `--slots` list.
@@ -350,6 +418,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if let Some(bad) = args
+        .pki_profiles
+        .iter()
+        .filter_map(|p| p.index)
+        .find(|&i| i >= requested.len())
+    {
+        eprintln!(
+            "coco-endpoint[*:*]: --pki-profile names endpoint {bad}, but there are only {} endpoints",
+            requested.len()
+        );
+        return ExitCode::from(2);
+    }
 
     let blocks = match &args.measurements {
         None => coco_endpoint::measurements::default_blocks(),
@@ -396,13 +476,20 @@ fn main() -> ExitCode {
     }
 
     // The PKI first, so that the port file only appears once the root is on disk.
-    let mut identities: Vec<((KeyKind, coco_endpoint::pki::ChainFault), Arc<Identity>)> =
-        Vec::new();
+    type PkiKey = (KeyKind, coco_endpoint::pki::ChainFault, PkiProfile);
+    let mut identities: Vec<(PkiKey, Arc<Identity>)> = Vec::new();
     let mut endpoint_identities = Vec::new();
     for index in 0..requested.len() {
         let key = key_for(&args.keys, index, KeyKind::P384);
         let chain_fault = fault_for(&args.faults, index).chain_fault();
-        let id = match identities.iter().find(|(k, _)| *k == (key, chain_fault)) {
+        let profile = profile_for(&args.pki_profiles, index);
+        if profile != PkiProfile::Standard {
+            logger.line(&index, &"*", &format!("PKI profile {profile}"));
+        }
+        let id = match identities
+            .iter()
+            .find(|(k, _)| *k == (key, chain_fault, profile))
+        {
             Some((_, id)) => Arc::clone(id),
             None => {
                 let opts = PkiOptions {
@@ -412,10 +499,10 @@ fn main() -> ExitCode {
                     cma_id: args.cma_id.clone(),
                     fault: chain_fault,
                 };
-                match build_identity(&opts) {
+                match build_profile_identity(&opts, profile) {
                     Ok(id) => {
                         let id = Arc::new(id);
-                        identities.push(((key, chain_fault), Arc::clone(&id)));
+                        identities.push(((key, chain_fault, profile), Arc::clone(&id)));
                         id
                     }
                     Err(e) => {
@@ -486,6 +573,8 @@ fn main() -> ExitCode {
     let session_options = SessionOptions {
         heartbeat_period: args.heartbeat_period,
         handshake_in_clear: args.handshake_in_clear,
+        dhe: args.dhe,
+        aead: args.aead,
     };
     let mut handles = Vec::new();
     for (index, (listener, port)) in listeners.into_iter().enumerate() {
@@ -496,7 +585,7 @@ fn main() -> ExitCode {
             &index,
             &port,
             &format!(
-                "key {}, slots {:?}, fault {fault}, HeartbeatPeriod {} s, handshake {}",
+                "key {}, slots {:?}, fault {fault}, HeartbeatPeriod {} s, handshake {}, DHE {}, AEAD {}",
                 identity.key_kind().map_or("none", |k| k.name()),
                 identity.slots.iter().map(|s| s.slot).collect::<Vec<_>>(),
                 session_options.heartbeat_period,
@@ -504,7 +593,9 @@ fn main() -> ExitCode {
                     "in the clear if the requester agrees"
                 } else {
                     "encrypted"
-                }
+                },
+                crypto::alg_names(session_options.dhe, &crypto::DHE_NAMES),
+                crypto::alg_names(session_options.aead, &crypto::AEAD_NAMES),
             ),
         );
         let logger_for_thread = Arc::clone(&logger);

@@ -1,20 +1,28 @@
-//! The endpoint's keys and certificates: a root CA, an intermediate CA and one leaf per
-//! certificate slot, built with rcgen and signed through RustCrypto keys.
+//! The endpoint's keys and certificates: a root CA, one or more intermediate CAs and one leaf
+//! per certificate slot, built with rcgen and signed through RustCrypto keys.
 //!
 //! The CA hierarchy always uses ECDSA P-384 with SHA-384 certificate signatures; the leaves use
-//! the key type chosen with `--key` (P-256, P-384, RSA 2048/3072/4096), which is also the key
-//! that signs CHALLENGE_AUTH. Every leaf carries the CMA identity (PCIe r6.1 sec 6.31.3) as a
-//! subjectAltName otherName with type-id 2.23.147 and a UTF8String value, basicConstraints
+//! the key type chosen with `--key` (P-256, P-384, P-521, RSA 2048/3072/4096), which is also the
+//! key that signs CHALLENGE_AUTH. Every leaf carries the CMA identity (PCIe r6.1 sec 6.31.3) as
+//! a subjectAltName otherName with type-id 2.23.147 and a UTF8String value, basicConstraints
 //! CA:false and keyUsage digitalSignature.
 //!
+//! The CAs between the root and the leaves follow a [`PkiProfile`] (`--pki-profile`): the
+//! standard single intermediate, or the shapes real devices use (no keyUsage on the CAs, a
+//! longer chain) and two that RFC 5280 path validation must refuse (a pathLenConstraint
+//! exceeded, a CA whose keyUsage lacks keyCertSign). The root is the same in every profile.
+//!
 //! With a PKI directory the root (key and certificate) is kept across runs, so a trust anchor
-//! loaded into a keyring stays valid; intermediate and leaf keys are kept too (RSA key
-//! generation is slow), while the intermediate and leaf certificates are issued anew at every
-//! start (so a changed `--cma-id` takes effect). Files in the directory:
+//! loaded into a keyring stays valid; the other CA keys and the leaf keys are kept too (RSA key
+//! generation is slow, and a leaf on disk keeps verifying with its CA's certificate on disk),
+//! while the CA and leaf certificates are issued anew at every start (so a changed `--cma-id`
+//! takes effect). Files in the directory:
 //!
 //! * `root.der`, `root.pem` (the trust anchor), `root.key.pem`
-//! * `intermediate.der`, `intermediate.key.pem`
-//! * `leaf-<key>-slot<N>.der`, `leaf-<key>-slot<N>.key.pem`
+//! * standard profile: `intermediate.der`, `intermediate.key.pem`, `leaf-<key>-slot<N>.der`
+//! * other profiles: `<profile>-ca<N>.der`, `<profile>-ca<N>.key.pem` (N = 1 right below the
+//!   root), `<profile>-leaf-<key>-slot<N>.der`
+//! * `leaf-<key>-slot<N>.key.pem` (every profile)
 
 use std::fmt;
 use std::fs;
@@ -22,9 +30,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use coco_spdm::auth::{
-    SPDM_ASYM_ECDSA_P256, SPDM_ASYM_ECDSA_P384, SPDM_ASYM_RSAPSS_2048, SPDM_ASYM_RSAPSS_3072,
-    SPDM_ASYM_RSAPSS_4096, SPDM_ASYM_RSASSA_2048, SPDM_ASYM_RSASSA_3072, SPDM_ASYM_RSASSA_4096,
-    SPDM_HASH_SHA256, SPDM_HASH_SHA384, SPDM_HASH_SHA512,
+    SPDM_ASYM_ECDSA_P256, SPDM_ASYM_ECDSA_P384, SPDM_ASYM_ECDSA_P521, SPDM_ASYM_RSAPSS_2048,
+    SPDM_ASYM_RSAPSS_3072, SPDM_ASYM_RSAPSS_4096, SPDM_ASYM_RSASSA_2048, SPDM_ASYM_RSASSA_3072,
+    SPDM_ASYM_RSASSA_4096, SPDM_HASH_SHA256, SPDM_HASH_SHA384, SPDM_HASH_SHA512,
 };
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rand::RngExt;
@@ -54,6 +62,8 @@ pub enum KeyKind {
     P256,
     /// ECDSA NIST P-384.
     P384,
+    /// ECDSA NIST P-521.
+    P521,
     /// RSA 2048.
     Rsa2048,
     /// RSA 3072.
@@ -64,9 +74,10 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// All kinds, in command line order.
-    pub const ALL: [KeyKind; 5] = [
+    pub const ALL: [KeyKind; 6] = [
         KeyKind::P256,
         KeyKind::P384,
+        KeyKind::P521,
         KeyKind::Rsa2048,
         KeyKind::Rsa3072,
         KeyKind::Rsa4096,
@@ -77,6 +88,7 @@ impl KeyKind {
         match self {
             KeyKind::P256 => "p256",
             KeyKind::P384 => "p384",
+            KeyKind::P521 => "p521",
             KeyKind::Rsa2048 => "rsa2048",
             KeyKind::Rsa3072 => "rsa3072",
             KeyKind::Rsa4096 => "rsa4096",
@@ -88,6 +100,7 @@ impl KeyKind {
         match self {
             KeyKind::P256 => SPDM_ASYM_ECDSA_P256,
             KeyKind::P384 => SPDM_ASYM_ECDSA_P384,
+            KeyKind::P521 => SPDM_ASYM_ECDSA_P521,
             KeyKind::Rsa2048 => SPDM_ASYM_RSASSA_2048 | SPDM_ASYM_RSAPSS_2048,
             KeyKind::Rsa3072 => SPDM_ASYM_RSASSA_3072 | SPDM_ASYM_RSAPSS_3072,
             KeyKind::Rsa4096 => SPDM_ASYM_RSASSA_4096 | SPDM_ASYM_RSAPSS_4096,
@@ -118,7 +131,9 @@ impl FromStr for KeyKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown key type '{s}' (known: p256, p384, rsa2048, rsa3072, rsa4096)")
+                format!(
+                    "unknown key type '{s}' (known: p256, p384, p521, rsa2048, rsa3072, rsa4096)"
+                )
             })
     }
 }
@@ -143,6 +158,8 @@ pub enum PrivateKey {
     P256(p256::ecdsa::SigningKey),
     /// ECDSA P-384.
     P384(p384::ecdsa::SigningKey),
+    /// ECDSA P-521 (leaves only: it signs SPDM messages, never certificates).
+    P521(p521::ecdsa::SigningKey),
     /// RSA of the given kind.
     Rsa(Box<rsa::PrivateKey>, KeyKind),
 }
@@ -164,6 +181,9 @@ impl PrivateKey {
             KeyKind::P384 => PrivateKey::P384(
                 <p384::ecdsa::SigningKey as rsa::Generate>::generate_from_rng(&mut rng),
             ),
+            KeyKind::P521 => PrivateKey::P521(
+                <p521::ecdsa::SigningKey as rsa::Generate>::generate_from_rng(&mut rng),
+            ),
             _ => {
                 let bits = kind.rsa_bits().unwrap_or(3072);
                 let key = rsa::PrivateKey::new(&mut rng, bits)
@@ -178,6 +198,7 @@ impl PrivateKey {
         match self {
             PrivateKey::P256(_) => KeyKind::P256,
             PrivateKey::P384(_) => KeyKind::P384,
+            PrivateKey::P521(_) => KeyKind::P521,
             PrivateKey::Rsa(_, kind) => *kind,
         }
     }
@@ -187,6 +208,7 @@ impl PrivateKey {
         let pem = match self {
             PrivateKey::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
             PrivateKey::P384(k) => k.to_pkcs8_pem(LineEnding::LF),
+            PrivateKey::P521(k) => k.to_pkcs8_pem(LineEnding::LF),
             PrivateKey::Rsa(k, _) => k.to_pkcs8_pem(LineEnding::LF),
         }
         .map_err(|e| format!("cannot encode the private key: {e}"))?;
@@ -202,6 +224,9 @@ impl PrivateKey {
             }
             KeyKind::P384 => {
                 PrivateKey::P384(p384::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|e| bad(&e))?)
+            }
+            KeyKind::P521 => {
+                PrivateKey::P521(p521::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|e| bad(&e))?)
             }
             _ => {
                 let k = rsa::PrivateKey::from_pkcs8_pem(pem).map_err(|e| bad(&e))?;
@@ -221,6 +246,7 @@ impl PrivateKey {
         match self {
             PrivateKey::P256(k) => k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
             PrivateKey::P384(k) => k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+            PrivateKey::P521(k) => k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
             PrivateKey::Rsa(k, _) => {
                 use rsa::pkcs1::EncodeRsaPublicKey;
                 k.to_public_key()
@@ -231,11 +257,14 @@ impl PrivateKey {
         }
     }
 
-    /// The certificate signature algorithm used when this key signs a certificate.
+    /// The certificate signature algorithm used when this key signs a certificate, which also
+    /// names the key's type in the SubjectPublicKeyInfo rcgen writes. rcgen knows P-521 only
+    /// with its aws-lc-rs backend: a P-521 key poses as P-384 here, and [`leaf_cert`] rewrites
+    /// the curve in the SubjectPublicKeyInfo and signs the certificate again.
     fn cert_algorithm(&self) -> &'static SignatureAlgorithm {
         match self {
             PrivateKey::P256(_) => &rcgen::PKCS_ECDSA_P256_SHA256,
-            PrivateKey::P384(_) => &rcgen::PKCS_ECDSA_P384_SHA384,
+            PrivateKey::P384(_) | PrivateKey::P521(_) => &rcgen::PKCS_ECDSA_P384_SHA384,
             PrivateKey::Rsa(..) => &rcgen::PKCS_RSA_SHA256,
         }
     }
@@ -253,6 +282,7 @@ impl PrivateKey {
                 let sig: p384::ecdsa::Signature = k.try_sign(msg).map_err(|e| e.to_string())?;
                 sig.to_der().as_bytes().to_vec()
             }
+            PrivateKey::P521(_) => return Err("P-521 keys sign no certificates".to_string()),
             PrivateKey::Rsa(k, _) => {
                 let key = rsa::pkcs1v15::SigningKey::<Sha256>::new((**k).clone());
                 let sig = key.try_sign(msg).map_err(|e| e.to_string())?;
@@ -280,6 +310,10 @@ impl PrivateKey {
             }
             PrivateKey::P384(k) => {
                 let sig: p384::ecdsa::Signature = k.sign_prehash(digest).map_err(err)?;
+                Ok(sig.to_bytes().to_vec())
+            }
+            PrivateKey::P521(k) => {
+                let sig: p521::ecdsa::Signature = k.sign_prehash(digest).map_err(err)?;
                 Ok(sig.to_bytes().to_vec())
             }
             PrivateKey::Rsa(k, _) => {
@@ -380,7 +414,24 @@ fn valid_params(params: &mut CertificateParams) {
     params.not_after = rcgen::date_time_ymd(2049, 12, 31);
 }
 
+/// The keyUsage of a CA certificate in the standard chain.
+const CA_KEY_USAGES: [KeyUsagePurpose; 3] = [
+    KeyUsagePurpose::KeyCertSign,
+    KeyUsagePurpose::CrlSign,
+    KeyUsagePurpose::DigitalSignature,
+];
+
 fn ca_params(common_name: &str, key: &PrivateKey, path_len: Option<u8>) -> CertificateParams {
+    ca_params_with(common_name, key, path_len, &CA_KEY_USAGES)
+}
+
+/// CA certificate parameters; an empty `key_usages` leaves the keyUsage extension out.
+fn ca_params_with(
+    common_name: &str,
+    key: &PrivateKey,
+    path_len: Option<u8>,
+    key_usages: &[KeyUsagePurpose],
+) -> CertificateParams {
     let mut p = CertificateParams::default();
     valid_params(&mut p);
     p.distinguished_name = dn(common_name);
@@ -389,11 +440,7 @@ fn ca_params(common_name: &str, key: &PrivateKey, path_len: Option<u8>) -> Certi
         Some(n) => IsCa::Ca(BasicConstraints::Constrained(n)),
         None => IsCa::Ca(BasicConstraints::Unconstrained),
     };
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.key_usages = key_usages.to_vec();
     p.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key));
     p.use_authority_key_identifier_extension = true;
     p
@@ -401,6 +448,161 @@ fn ca_params(common_name: &str, key: &PrivateKey, path_len: Option<u8>) -> Certi
 
 const ROOT_CN: &str = "coco test root CA";
 const INTERMEDIATE_CN: &str = "coco test intermediate CA";
+
+/// The shape of the CA hierarchy between the shared root and the leaves (`--pki-profile`).
+/// Every CA below the root is an ECDSA P-384 key with basicConstraints CA:TRUE; the leaves are
+/// the same in every profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PkiProfile {
+    /// root → intermediate (pathLen 0, keyUsage keyCertSign, cRLSign, digitalSignature) → leaf.
+    #[default]
+    Standard,
+    /// root → intermediate (no keyUsage extension, no pathLenConstraint) → leaf: valid
+    /// (RFC 5280 sec 6.1.4 (n) checks keyCertSign only when keyUsage is present).
+    NoKeyUsage,
+    /// root → 4 intermediates (pathLen 3, 2, 1, 0, keyUsage as in the standard chain) → leaf:
+    /// valid, six certificates.
+    LongChain,
+    /// root → intermediate (pathLen 0) → sub-CA (pathLen 0) → leaf: invalid, the sub-CA is a
+    /// CA below a CA whose pathLenConstraint allows none (RFC 5280 sec 6.1.4 (l)).
+    PathlenExceeded,
+    /// root → intermediate (keyUsage digitalSignature only, no keyCertSign, no
+    /// pathLenConstraint) → leaf: invalid (RFC 5280 sec 6.1.4 (n)).
+    CaNoKeyCertSign,
+}
+
+/// One CA below the root, as a profile wants it.
+struct CaSpec {
+    name: String,
+    path_len: Option<u8>,
+    /// Empty: no keyUsage extension.
+    key_usages: Vec<KeyUsagePurpose>,
+}
+
+impl PkiProfile {
+    /// All profiles, in command line order.
+    pub const ALL: [PkiProfile; 5] = [
+        PkiProfile::Standard,
+        PkiProfile::NoKeyUsage,
+        PkiProfile::LongChain,
+        PkiProfile::PathlenExceeded,
+        PkiProfile::CaNoKeyCertSign,
+    ];
+
+    /// The name used on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            PkiProfile::Standard => "standard",
+            PkiProfile::NoKeyUsage => "no-keyusage",
+            PkiProfile::LongChain => "long-chain",
+            PkiProfile::PathlenExceeded => "pathlen-exceeded",
+            PkiProfile::CaNoKeyCertSign => "ca-no-keycertsign",
+        }
+    }
+
+    /// Whether RFC 5280 path validation accepts the chain (with the root as trust anchor).
+    pub fn rfc5280_valid(self) -> bool {
+        !matches!(
+            self,
+            PkiProfile::PathlenExceeded | PkiProfile::CaNoKeyCertSign
+        )
+    }
+
+    /// The number of CA certificates between the root and the leaf.
+    pub fn intermediates(self) -> usize {
+        self.cas().len()
+    }
+
+    fn cas(self) -> Vec<CaSpec> {
+        let ca = |name: &str, path_len: Option<u8>, key_usages: &[KeyUsagePurpose]| CaSpec {
+            name: name.to_string(),
+            path_len,
+            key_usages: key_usages.to_vec(),
+        };
+        match self {
+            PkiProfile::Standard => vec![ca(INTERMEDIATE_CN, Some(0), &CA_KEY_USAGES)],
+            // No pathLenConstraint either: RFC 5280 sec 4.2.1.9 allows one only with keyUsage
+            // keyCertSign, and the missing keyUsage is to be the chain's only peculiarity.
+            PkiProfile::NoKeyUsage => {
+                vec![ca("coco test intermediate CA without keyUsage", None, &[])]
+            }
+            PkiProfile::LongChain => (1..=4u8)
+                .map(|n| {
+                    ca(
+                        &format!("coco test intermediate CA {n} of 4"),
+                        Some(4 - n),
+                        &CA_KEY_USAGES,
+                    )
+                })
+                .collect(),
+            PkiProfile::PathlenExceeded => vec![
+                ca(
+                    "coco test intermediate CA with pathLen 0",
+                    Some(0),
+                    &CA_KEY_USAGES,
+                ),
+                ca("coco test sub-CA beyond pathLen 0", Some(0), &CA_KEY_USAGES),
+            ],
+            PkiProfile::CaNoKeyCertSign => vec![ca(
+                "coco test intermediate CA without keyCertSign",
+                None,
+                &[KeyUsagePurpose::DigitalSignature],
+            )],
+        }
+    }
+}
+
+impl fmt::Display for PkiProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PkiProfile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        PkiProfile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = PkiProfile::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown PKI profile '{s}' (known: {})", known.join(", "))
+            })
+    }
+}
+
+/// A `--pki-profile` argument: `PROFILE` for every endpoint or `INDEX:PROFILE` for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileSpec {
+    /// Endpoint index, or `None` for all endpoints.
+    pub index: Option<usize>,
+    /// The profile.
+    pub profile: PkiProfile,
+}
+
+impl FromStr for ProfileSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (index, profile) = crate::split_index(s)?;
+        Ok(ProfileSpec {
+            index,
+            profile: profile.parse()?,
+        })
+    }
+}
+
+/// The PKI profile of endpoint `index`: the last `INDEX:PROFILE` for it, else the last global
+/// `PROFILE`, else the standard one.
+pub fn profile_for(specs: &[ProfileSpec], index: usize) -> PkiProfile {
+    specs
+        .iter()
+        .rev()
+        .find(|s| s.index == Some(index))
+        .or_else(|| specs.iter().rev().find(|s| s.index.is_none()))
+        .map_or(PkiProfile::Standard, |s| s.profile)
+}
 
 /// Which deliberately broken chain to build (fault injection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -449,6 +651,8 @@ pub struct Identity {
     pub slots: Vec<SlotIdentity>,
     /// The root certificate that is written to the PKI directory (the trust anchor).
     pub trusted_root: Vec<u8>,
+    /// The shape of the chains.
+    pub profile: PkiProfile,
 }
 
 impl Identity {
@@ -586,17 +790,18 @@ fn new_root(key: PrivateKey) -> Result<Ca, String> {
     })
 }
 
-/// Issues the intermediate CA certificate for `key`, signed by `signer` as `issuer_params`.
-fn intermediate_ca(
+/// Issues the CA certificate `spec` for `key`, signed by `signer` as `issuer_params`.
+fn issue_ca(
     key: PrivateKey,
+    spec: &CaSpec,
     issuer_params: &CertificateParams,
     signer: &PrivateKey,
 ) -> Result<Ca, String> {
-    let params = ca_params(INTERMEDIATE_CN, &key, Some(0));
+    let params = ca_params_with(&spec.name, &key, spec.path_len, &spec.key_usages);
     let issuer = Issuer::from_params(issuer_params, CertSigner::new(signer));
     let cert = params
         .signed_by(&CertSigner::new(&key), &issuer)
-        .map_err(|e| format!("cannot build the intermediate certificate: {e}"))?;
+        .map_err(|e| format!("cannot build the certificate of '{}': {e}", spec.name))?;
     Ok(Ca {
         der: cert.der().to_vec(),
         params,
@@ -635,7 +840,82 @@ fn leaf_cert(
     let cert = p
         .signed_by(&CertSigner::new(key), &iss)
         .map_err(|e| format!("cannot build the leaf certificate: {e}"))?;
-    Ok(cert.der().to_vec())
+    match key {
+        PrivateKey::P521(_) => respell_p521_leaf(cert.der(), key, &issuer.key),
+        _ => Ok(cert.der().to_vec()),
+    }
+}
+
+/// Rewrites a certificate that rcgen issued for a P-521 key posing as P-384 (see
+/// [`PrivateKey::cert_algorithm`]): the SubjectPublicKeyInfo gets the real one (curve
+/// secp521r1) and the TBSCertificate is signed again with the issuer's key.
+fn respell_p521_leaf(der: &[u8], key: &PrivateKey, issuer: &PrivateKey) -> Result<Vec<u8>, String> {
+    use p521::pkcs8::EncodePublicKey;
+    let PrivateKey::P521(k) = key else {
+        return Err("not a P-521 key".to_string());
+    };
+    let bad = || "cannot rewrite the P-521 leaf certificate".to_string();
+    let posing = CertSigner::new(key).subject_public_key_info();
+    let real = k
+        .verifying_key()
+        .to_public_key_der()
+        .map_err(|e| format!("cannot encode the P-521 public key: {e}"))?;
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+    let (h, len) = der_header(der).ok_or_else(bad)?;
+    let body = der.get(h..h + len).ok_or_else(bad)?;
+    let (th, tl) = der_header(body).ok_or_else(bad)?;
+    let (tbs, rest) = body.split_at(th + tl);
+    let (ah, al) = der_header(rest).ok_or_else(bad)?;
+    let sig_alg = &rest[..ah + al];
+    let mut content = tbs[th..].to_vec();
+    let at = content
+        .windows(posing.len())
+        .position(|w| w == posing.as_slice())
+        .ok_or_else(bad)?;
+    content.splice(at..at + posing.len(), real.as_bytes().iter().copied());
+    let tbs = der_wrap(0x30, &content);
+    let mut bits = vec![0u8];
+    bits.extend(issuer.sign_cert(&tbs)?);
+    let mut cert = tbs;
+    cert.extend_from_slice(sig_alg);
+    cert.extend(der_wrap(0x03, &bits));
+    Ok(der_wrap(0x30, &cert))
+}
+
+/// The header length and content length of the DER TLV at the start of `der` (definite
+/// lengths up to 4 bytes), if it fits in `der`.
+fn der_header(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    let (h, len) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let n = usize::from(first & 0x7F);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let len = der
+            .get(2..2 + n)?
+            .iter()
+            .fold(0usize, |l, &b| (l << 8) | usize::from(b));
+        (2 + n, len)
+    };
+    (der.len() >= h + len).then_some((h, len))
+}
+
+/// A DER TLV with tag `tag` around `content`.
+fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// What to build.
@@ -653,9 +933,16 @@ pub struct PkiOptions {
     pub fault: ChainFault,
 }
 
-/// Builds (or loads) the PKI and returns the endpoint identity. With a directory, the root,
-/// intermediate and leaf certificates of the correct chain are written there as well.
+/// Builds (or loads) the PKI with the standard profile and returns the endpoint identity. With
+/// a directory, the root, intermediate and leaf certificates of the correct chain are written
+/// there as well.
 pub fn build_identity(opts: &PkiOptions) -> Result<Identity, String> {
+    build_profile_identity(opts, PkiProfile::Standard)
+}
+
+/// Builds (or loads) the PKI with the CA hierarchy of `profile` below the root and returns the
+/// endpoint identity (see the module documentation for what is written to the directory).
+pub fn build_profile_identity(opts: &PkiOptions, profile: PkiProfile) -> Result<Identity, String> {
     if opts.slots.is_empty() {
         return Err("no certificate slot".to_string());
     }
@@ -668,27 +955,48 @@ pub fn build_identity(opts: &PkiOptions) -> Result<Identity, String> {
     }
     let root = root_ca(dir)?;
     let trusted_root = root.der.clone();
-    let inter_key = load_or_generate_key(dir, "intermediate.key.pem", KeyKind::P384)?;
-    let (root, inter) = match opts.fault {
-        ChainFault::UntrustedRoot => {
-            let other = new_root(PrivateKey::generate(KeyKind::P384)?)?;
-            let inter = intermediate_ca(inter_key, &other.params, &other.key)?;
-            (other, inter)
-        }
-        ChainFault::BrokenChain => {
-            // Same issuer name and key identifier as the real root, other signing key.
-            let forger = PrivateKey::generate(KeyKind::P384)?;
-            let inter = intermediate_ca(inter_key, &root.params, &forger)?;
-            (root, inter)
-        }
-        _ => {
-            let inter = intermediate_ca(inter_key, &root.params, &root.key)?;
-            (root, inter)
-        }
+    let root = match opts.fault {
+        ChainFault::UntrustedRoot => new_root(PrivateKey::generate(KeyKind::P384)?)?,
+        _ => root,
     };
-    if let (Some(d), ChainFault::None) = (dir, opts.fault) {
-        write_file(&d.join("intermediate.der"), &inter.der)?;
+    // BrokenChain: the first CA names the real root (name and key identifier) as its issuer,
+    // but another key signs it.
+    let forger = match opts.fault {
+        ChainFault::BrokenChain => Some(PrivateKey::generate(KeyKind::P384)?),
+        _ => None,
+    };
+    let prefix = match profile {
+        PkiProfile::Standard => String::new(),
+        p => format!("{p}-"),
+    };
+    // The CA files of a profile: `intermediate` for the standard one, else `<profile>-ca<N>`.
+    let ca_file = |i: usize| match profile {
+        PkiProfile::Standard => "intermediate".to_string(),
+        _ => format!("{prefix}ca{}", i + 1),
+    };
+    let mut cas: Vec<Ca> = Vec::new();
+    for (i, spec) in profile.cas().iter().enumerate() {
+        // Kept in the directory, so that a leaf issued by an earlier build still verifies with
+        // the CA certificate on disk.
+        let key = load_or_generate_key(dir, &format!("{}.key.pem", ca_file(i)), KeyKind::P384)?;
+        let issuer = cas.last().unwrap_or(&root);
+        let signer = match (&forger, i) {
+            (Some(f), 0) => f,
+            _ => &issuer.key,
+        };
+        let ca = issue_ca(key, spec, &issuer.params, signer)?;
+        cas.push(ca);
     }
+    let write = match (dir, opts.fault) {
+        (Some(d), ChainFault::None) => Some(d),
+        _ => None,
+    };
+    if let Some(d) = write {
+        for (i, ca) in cas.iter().enumerate() {
+            write_file(&d.join(format!("{}.der", ca_file(i))), &ca.der)?;
+        }
+    }
+    let issuer = cas.last().ok_or("a profile without an intermediate CA")?;
     let mut slots = Vec::new();
     let mut sorted = opts.slots.clone();
     sorted.sort_unstable();
@@ -700,21 +1008,28 @@ pub fn build_identity(opts: &PkiOptions) -> Result<Identity, String> {
             &key,
             slot,
             &opts.cma_id,
-            &inter,
+            issuer,
             opts.fault == ChainFault::ExpiredLeaf,
         )?;
-        if let (Some(d), ChainFault::None) = (dir, opts.fault) {
-            write_file(&d.join(format!("{base}.der")), &leaf)?;
+        if let Some(d) = write {
+            write_file(&d.join(format!("{prefix}{base}.der")), &leaf)?;
         }
-        slots.push(SlotIdentity {
-            slot,
-            certs: vec![root.der.clone(), inter.der.clone(), leaf],
-            key,
-        });
+        let mut certs = vec![root.der.clone()];
+        certs.extend(cas.iter().map(|ca| ca.der.clone()));
+        certs.push(leaf);
+        // The SPDM chain's Length is a u16; the largest hash (SHA-512) makes the longest.
+        let size = 4 + 64 + certs.iter().map(Vec::len).sum::<usize>();
+        if size > coco_spdm::auth::SPDM_MAX_CERT_CHAIN_SIZE {
+            return Err(format!(
+                "the {profile} chain of slot {slot} is {size} bytes, more than an SPDM chain holds"
+            ));
+        }
+        slots.push(SlotIdentity { slot, certs, key });
     }
     Ok(Identity {
         slots,
         trusted_root,
+        profile,
     })
 }
 
@@ -747,6 +1062,51 @@ mod tests {
         let k2 = PrivateKey::from_pkcs8_pem(KeyKind::P256, &pem).unwrap();
         assert_eq!(k.public_key_raw(), k2.public_key_raw());
         assert!(PrivateKey::from_pkcs8_pem(KeyKind::P384, &pem).is_err());
+    }
+
+    #[test]
+    fn p521_signs_spdm_with_every_hash() {
+        use signature::hazmat::PrehashVerifier;
+        let k = PrivateKey::generate(KeyKind::P521).unwrap();
+        let pem = k.to_pkcs8_pem().unwrap();
+        let k = PrivateKey::from_pkcs8_pem(KeyKind::P521, &pem).unwrap();
+        assert!(PrivateKey::from_pkcs8_pem(KeyKind::P384, &pem).is_err());
+        let PrivateKey::P521(sk) = &k else {
+            panic!("not P-521")
+        };
+        for hash in [SPDM_HASH_SHA256, SPDM_HASH_SHA384, SPDM_HASH_SHA512] {
+            let digest = spdm_hash(hash, b"transcript").unwrap();
+            let sig = k.sign_spdm(SPDM_ASYM_ECDSA_P521, hash, &digest).unwrap();
+            assert_eq!(
+                Some(sig.len()),
+                coco_spdm::auth::signature_size(SPDM_ASYM_ECDSA_P521)
+            );
+            let sig = p521::ecdsa::Signature::from_slice(&sig).unwrap();
+            sk.verifying_key().verify_prehash(&digest, &sig).unwrap();
+        }
+        assert!(k
+            .sign_spdm(SPDM_ASYM_ECDSA_P384, SPDM_HASH_SHA384, &[0; 48])
+            .is_err());
+        assert!(k.sign_cert(b"tbs").is_err());
+    }
+
+    #[test]
+    fn der_lengths_roundtrip() {
+        for len in [0usize, 1, 127, 128, 255, 256, 300, 65535, 70000] {
+            let tlv = der_wrap(0x30, &vec![0xAB; len]);
+            let (h, l) = der_header(&tlv).unwrap();
+            assert_eq!((h + l, l), (tlv.len(), len));
+        }
+        assert_eq!(der_header(&[0x30, 0x05, 0]), None);
+        assert_eq!(der_header(&[0x30, 0x80]), None);
+    }
+
+    #[test]
+    fn profiles_have_their_depth() {
+        let depths: Vec<usize> = PkiProfile::ALL.iter().map(|p| p.intermediates()).collect();
+        assert_eq!(depths, [1, 1, 4, 2, 1]);
+        let valid: Vec<bool> = PkiProfile::ALL.iter().map(|p| p.rfc5280_valid()).collect();
+        assert_eq!(valid, [true, true, true, false, false]);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! GET_CAPABILITIES must follow VERSION, NEGOTIATE_ALGORITHMS must follow CAPABILITIES, and
 //! GET_DIGESTS, GET_CERTIFICATE and CHALLENGE need negotiated algorithms; anything out of order
 //! gets ERROR UnexpectedRequest. After GET_CAPABILITIES every request must carry the negotiated
-//! version (else ERROR VersionMismatch). The responder keeps the transcript (VCA, then
+//! version (else ERROR VersionMismatch). An ERROR carries the negotiated version; before
+//! GET_CAPABILITIES succeeded, the version of the request if the endpoint offers it, else (and
+//! for GET_VERSION) 1.0. The responder keeps the transcript (VCA, then
 //! GET_DIGESTS/GET_CERTIFICATE exchanges, then CHALLENGE) and signs CHALLENGE_AUTH over it, with
 //! the 1.2+ signing prefix; after a CHALLENGE the digest/certificate part starts afresh.
 //!
@@ -25,15 +27,32 @@
 //! the content-changed field: changed if the firmware update switch flipped since the first
 //! GET_MEASUREMENTS of the current L1/L2, else unchanged.
 //!
-//! Secure sessions (SPDM 1.2+, with an identity): CAPABILITIES add KEY_EX_CAP, ENCRYPT_CAP,
+//! Measurement summary: CHALLENGE and KEY_EXCHANGE with MeasurementSummaryHashType 0xFF (all)
+//! or 1 (TCB) get the MeasurementSummaryHash (H bytes) in CHALLENGE_AUTH / KEY_EXCHANGE_RSP:
+//! the negotiated hash of the concatenated measurement blocks (Index, MeasurementSpecification,
+//! MeasurementSize, Measurement) as a non-raw GET_MEASUREMENTS for all blocks would return them
+//! at that moment; TCB takes only the immutable ROM blocks (value type 0), as libspdm does.
+//! Without MEAS_CAP (no measurements) the request gets ERROR InvalidRequest.
+//!
+//! Secure sessions (SPDM 1.1+, with an identity): CAPABILITIES add KEY_EX_CAP, ENCRYPT_CAP,
 //! MAC_CAP, HBEAT_CAP and KEY_UPD_CAP, and HANDSHAKE_IN_THE_CLEAR_CAP only when configured
-//! ([`SessionOptions::handshake_in_clear`], `--handshake-in-clear`); ALGORITHMS select DHE
-//! secp384r1 > secp256r1, AEAD AES-256-GCM > ChaCha20-Poly1305 and the SPDM key schedule from
-//! what was offered. KEY_EXCHANGE (in the clear, DOE type 1) needs the requester's KEY_EX_CAP,
-//! ENCRYPT_CAP and MAC_CAP, no measurement summary and a secured-message version list (format
-//! 1 opaque data) containing 1.0 or 1.1; the answer carries HeartbeatPeriod
-//! ([`SessionOptions::heartbeat_period`]) in Param1 and is signed with the slot's leaf key over
-//! VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP.
+//! ([`SessionOptions::handshake_in_clear`], `--handshake-in-clear`). When the requester sets
+//! KEY_EX_CAP too, ALGORITHMS select a DHE group of [`SessionOptions::dhe`] (preference
+//! [`crate::crypto::DHE_PREFERENCE`]: secp521r1 > secp384r1 > secp256r1), an AEAD of
+//! [`SessionOptions::aead`] when it also sets ENCRYPT_CAP or MAC_CAP
+//! ([`crate::crypto::AEAD_PREFERENCE`]: AES-256-GCM > ChaCha20-Poly1305 > AES-128-GCM) and the
+//! SPDM key schedule; nothing in common (or, 1.2+, no opaque data format 1) is ERROR
+//! InvalidRequest, as in libspdm. Without the requester's KEY_EX_CAP none is selected (the
+//! requester can still authenticate and read measurements). KEY_EXCHANGE (in the clear, DOE
+//! type 1) needs the requester's KEY_EX_CAP, ENCRYPT_CAP and MAC_CAP (else ERROR
+//! UnexpectedRequest) and a secured-message version list containing 1.0 or 1.1 in the opaque
+//! data format of the version (1.1: DSP0277 1.0's, SpecID "DMTF"; 1.2+: format 1); the answer
+//! carries HeartbeatPeriod ([`SessionOptions::heartbeat_period`]) in Param1 and is signed with
+//! the slot's leaf key over VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP (1.2+: with
+//! the signing prefix; 1.1: the transcript hash itself). FINISH, HEARTBEAT, KEY_UPDATE and
+//! END_SESSION outside a session (in a CMA object; FINISH in the clear for a session whose
+//! handshake is encrypted included) get ERROR SessionRequired (UnexpectedRequest at 1.1, which
+//! has no SessionRequired).
 //!
 //! The handshake is encrypted unless both sides set HANDSHAKE_IN_THE_CLEAR_CAP. Encrypted:
 //! KEY_EXCHANGE_RSP carries ResponderVerifyData = HMAC(response finished key, TH1), and FINISH
@@ -44,8 +63,9 @@
 //! FINISH and the FINISH_RSP header)). The finished keys come from the handshake secrets
 //! (TH1) in both modes; RequesterVerifyData covers the transcript through the FINISH header,
 //! and TH2 (application secrets) everything through the whole FINISH_RSP. A FINISH in the
-//! wrong form for the session's mode gets ERROR UnexpectedRequest, and so does any secured
-//! message before FINISH when the handshake is in the clear (answered in the clear, the
+//! clear for an encrypted handshake gets ERROR SessionRequired (see above); a secured FINISH,
+//! or any secured message before FINISH, when the handshake is in the clear gets ERROR
+//! UnexpectedRequest (answered in the clear, the
 //! session is kept); a RequesterVerifyData that does not verify gets ERROR DecryptError and
 //! ends the session.
 //!
@@ -80,7 +100,7 @@ use coco_spdm::auth::{
     signed_message, strongest_asym, strongest_hash, AlgStructs, Algorithms, Capabilities,
     ChallengeAuthBody, SPDM_CAP_CERT, SPDM_CAP_CHAL, SPDM_CERTIFICATE_FIXED_SIZE,
     SPDM_CHALLENGE_AUTH_SIGN_CONTEXT, SPDM_GET_CERTIFICATE_SLOT_SIZE_REQUESTED,
-    SPDM_MEAS_SUMMARY_NONE, SPDM_OPAQUE_DATA_FMT1,
+    SPDM_MEAS_SUMMARY_ALL, SPDM_MEAS_SUMMARY_NONE, SPDM_MEAS_SUMMARY_TCB, SPDM_OPAQUE_DATA_FMT1,
 };
 use coco_spdm::auth::{
     SPDM_CAP_ENCRYPT, SPDM_CAP_HANDSHAKE_IN_THE_CLEAR, SPDM_CAP_HBEAT, SPDM_CAP_KEY_EX,
@@ -95,16 +115,15 @@ use coco_spdm::meas::{
     encode_measurement_block, encode_measurements_body, measurements_signed_message,
     parse_get_measurements, MeasurementsBody, SPDM_MEAS_ATTR_RAW_BIT_STREAM,
     SPDM_MEAS_CONTENT_CHANGED, SPDM_MEAS_CONTENT_UNCHANGED, SPDM_MEAS_OP_ALL, SPDM_MEAS_OP_TOTAL,
-    SPDM_MEAS_SLOT_MASK,
+    SPDM_MEAS_SLOT_MASK, SPDM_MEAS_TYPE_IMMUTABLE_ROM, SPDM_MEAS_VALUE_TYPE_MASK,
 };
 use coco_spdm::session::{
     dhe_exchange_size, encode_end_session_ack, encode_finish_rsp, encode_heartbeat_ack,
     encode_key_exchange_rsp, encode_key_exchange_rsp_body, encode_key_update_ack, encode_record,
-    encode_sm_version_selection, open_record, parse_end_session, parse_finish, parse_heartbeat,
-    parse_key_exchange, parse_key_update, parse_record_header, parse_sm_versions,
+    encode_sm_version_selection_for, open_record, parse_end_session, parse_finish, parse_heartbeat,
+    parse_key_exchange, parse_key_update, parse_record_header, parse_sm_versions_for,
     select_sm_version, session_id, strongest_u16, KeyExchangeRspBody, KeySchedule, RecordParams,
-    Secret, SmVersions, SPDM_AEAD_PREFERENCE, SPDM_DHE_PREFERENCE,
-    SPDM_KEY_UPDATE_OP_UPDATE_ALL_KEYS, SPDM_KEY_UPDATE_OP_UPDATE_KEY,
+    Secret, SmVersions, SPDM_KEY_UPDATE_OP_UPDATE_ALL_KEYS, SPDM_KEY_UPDATE_OP_UPDATE_KEY,
     SPDM_KEY_UPDATE_OP_VERIFY_NEW_KEY, SPDM_PCI_DOE_SEQ_NUM_SIZE, SPDM_SECURED_VERSION_1_0,
     SPDM_SECURED_VERSION_1_1,
 };
@@ -118,12 +137,15 @@ use coco_spdm::{
     SPDM_VERSION_1_0, SPDM_VERSION_RESPONSE_MAX_SIZE,
 };
 use coco_spdm::{
-    SPDM_END_SESSION, SPDM_ERROR_DECRYPT_ERROR, SPDM_FINISH, SPDM_HEARTBEAT, SPDM_KEY_EXCHANGE,
-    SPDM_KEY_UPDATE,
+    SPDM_END_SESSION, SPDM_ERROR_DECRYPT_ERROR, SPDM_ERROR_SESSION_REQUIRED, SPDM_FINISH,
+    SPDM_HEARTBEAT, SPDM_KEY_EXCHANGE, SPDM_KEY_UPDATE,
 };
 use rand::RngExt;
 
-use crate::crypto::{key_schedule, Direction, Ecdhe, RustHmac, SUPPORTED_AEAD, SUPPORTED_DHE};
+use crate::crypto::{
+    alg_names, key_schedule, Direction, Ecdhe, RustHmac, AEAD_NAMES, AEAD_PREFERENCE, DEFAULT_AEAD,
+    DEFAULT_DHE, DHE_NAMES, DHE_PREFERENCE, SUPPORTED_AEAD, SUPPORTED_DHE,
+};
 use crate::measurements::MeasConfig;
 use crate::pki::{spdm_hash, Identity, SUPPORTED_HASHES};
 use crate::socket::QEMU_MAX_RESPONSE_SIZE;
@@ -166,9 +188,9 @@ enum State {
     Negotiated,
 }
 
-/// Secure-session options of an endpoint (the command line's `--heartbeat-period` and
-/// `--handshake-in-clear`, the same for every endpoint of the process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Secure-session options of an endpoint (the command line's `--heartbeat-period`,
+/// `--handshake-in-clear`, `--dhe` and `--aead`, the same for every endpoint of the process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
     /// HeartbeatPeriod in seconds, sent in KEY_EXCHANGE_RSP Param1. A session that receives no
     /// request for more than twice this long is terminated; 0: no heartbeat, never expires.
@@ -177,6 +199,23 @@ pub struct SessionOptions {
     /// ResponderVerifyData, FINISH / FINISH_RSP in the clear) is in the clear with a requester
     /// that sets it too, encrypted otherwise.
     pub handshake_in_clear: bool,
+    /// The DHE groups the endpoint supports (`SPDM_DHE_*` bits, within
+    /// [`crate::crypto::SUPPORTED_DHE`]; default [`crate::crypto::DEFAULT_DHE`]).
+    pub dhe: u16,
+    /// The AEADs the endpoint supports (`SPDM_AEAD_*` bits, within
+    /// [`crate::crypto::SUPPORTED_AEAD`]; default all three).
+    pub aead: u16,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            heartbeat_period: 0,
+            handshake_in_clear: false,
+            dhe: DEFAULT_DHE,
+            aead: DEFAULT_AEAD,
+        }
+    }
 }
 
 /// A response held back by ResponseNotReady.
@@ -194,8 +233,11 @@ pub struct Responder {
     fault: Fault,
     identity: Option<Arc<Identity>>,
     state: State,
-    /// The version of the connection, from GET_CAPABILITIES on; ERRORs use it (else 1.0).
+    /// The version of the connection, from GET_CAPABILITIES on; ERRORs use it.
     negotiated: Option<SpdmVersion>,
+    /// The SPDMVersion of the request being answered, if the endpoint offers it (not for
+    /// GET_VERSION): ERRORs carry it until a version is negotiated.
+    request_version: Option<SpdmVersion>,
     requester_caps: Capabilities,
     asym: u32,
     hash: u32,
@@ -410,6 +452,19 @@ fn unexpected(reason: impl Into<String>) -> (u8, u8, String) {
     (SPDM_ERROR_UNEXPECTED_REQUEST, 0, reason.into())
 }
 
+fn internal(reason: impl Into<String>) -> (u8, u8, String) {
+    (SPDM_ERROR_UNSPECIFIED, 0, reason.into())
+}
+
+/// ", with the TCB / all measurement summary" for logs (empty for none).
+fn summary_name(summary_type: u8) -> &'static str {
+    match summary_type {
+        SPDM_MEAS_SUMMARY_TCB => ", TCB measurement summary",
+        SPDM_MEAS_SUMMARY_ALL => ", all-measurements summary",
+        _ => "",
+    }
+}
+
 impl Responder {
     /// A responder that offers `versions` (in this order) in VERSION and applies `fault`,
     /// without certificates: it negotiates but answers GET_DIGESTS, GET_CERTIFICATE and
@@ -429,6 +484,7 @@ impl Responder {
             identity: None,
             state: State::Start,
             negotiated: None,
+            request_version: None,
             requester_caps: Capabilities::new(SpdmVersion::V1_0),
             asym: 0,
             hash: 0,
@@ -492,9 +548,27 @@ impl Responder {
         }
     }
 
-    /// Whether secure sessions are offered: with an identity, from SPDM 1.2.
+    /// Whether secure sessions are offered (KEY_EX_CAP and the other session capabilities are
+    /// announced): with an identity, from SPDM 1.1.
     fn sessions_enabled(&self) -> bool {
-        self.identity.is_some() && self.negotiated.is_some_and(|v| v >= SpdmVersion::V1_2)
+        self.identity.is_some() && self.negotiated.is_some_and(|v| v >= SpdmVersion::V1_1)
+    }
+
+    /// Whether both sides set KEY_EX_CAP: then DHE, AEAD and key schedule are selected (and
+    /// required) in ALGORITHMS.
+    fn key_exchange_agreed(&self) -> bool {
+        self.sessions_enabled() && self.requester_caps.has(SPDM_CAP_KEY_EX)
+    }
+
+    /// The ERROR for a session-only request (FINISH, HEARTBEAT, KEY_UPDATE, END_SESSION)
+    /// outside a session: SessionRequired (an error code DSP0274 defines from 1.2); at 1.1,
+    /// which has no such code, UnexpectedRequest.
+    fn session_required(&self, reason: String) -> (u8, u8, String) {
+        if self.error_version() >= SpdmVersion::V1_2 {
+            (SPDM_ERROR_SESSION_REQUIRED, 0, reason)
+        } else {
+            (SPDM_ERROR_UNEXPECTED_REQUEST, 0, reason)
+        }
     }
 
     /// The SessionID of the current session, if any.
@@ -573,9 +647,13 @@ impl Responder {
         }
     }
 
-    /// The SPDMVersion used in ERROR responses: the negotiated one, else 1.0.
+    /// The SPDMVersion used in ERROR responses: the negotiated one; before GET_CAPABILITIES
+    /// succeeded, the request's version if the endpoint offers it; else (GET_VERSION, a message
+    /// too short for a header, a version the endpoint does not offer) 1.0.
     fn error_version(&self) -> SpdmVersion {
-        self.negotiated.unwrap_or(SpdmVersion::V1_0)
+        self.negotiated
+            .or(self.request_version)
+            .unwrap_or(SpdmVersion::V1_0)
     }
 
     /// An SPDM ERROR message.
@@ -606,6 +684,7 @@ impl Responder {
 
     /// Builds the correct answer; returns the DOE type used and the object.
     fn answer(&mut self, request: &[u8], log: &mut Vec<String>) -> (u8, Vec<u8>) {
+        self.request_version = None;
         self.expire_idle_session(log);
         let obj = match decode_object(request) {
             Ok(obj) => obj,
@@ -684,6 +763,10 @@ impl Responder {
             }
         };
         let name = code_name(header.code);
+        // ERRORs before GET_CAPABILITIES carry the request's version (GET_VERSION's: 1.0).
+        self.request_version = (header.code != SPDM_GET_VERSION)
+            .then(|| header.spdm_version())
+            .filter(|v| self.versions.iter().any(|e| e.version() == *v));
         if let Fault::Busy(n) = self.fault {
             if self.busy.0 != payload {
                 self.busy = (payload.to_vec(), 0);
@@ -727,6 +810,9 @@ impl Responder {
             }
             SPDM_KEY_EXCHANGE if self.sessions_enabled() => self.key_exchange(payload, header, log),
             SPDM_FINISH if self.sessions_enabled() => self.finish_in_clear(payload, header, log),
+            SPDM_HEARTBEAT | SPDM_KEY_UPDATE | SPDM_END_SESSION if self.sessions_enabled() => self
+                .check_request(header, State::Negotiated)
+                .and_then(|_| Err(self.session_required(format!("{name} outside a session")))),
             code => Err((
                 SPDM_ERROR_UNSUPPORTED_REQUEST,
                 code,
@@ -878,7 +964,7 @@ impl Responder {
                     SPDM_CAP_MEAS_SIG
                 };
         }
-        if self.identity.is_some() && v >= SpdmVersion::V1_2 {
+        if self.identity.is_some() && v >= SpdmVersion::V1_1 {
             caps.flags |= SPDM_CAP_KEY_EX
                 | SPDM_CAP_ENCRYPT
                 | SPDM_CAP_MAC
@@ -947,26 +1033,63 @@ impl Responder {
                 _ => SPDM_MEAS_HASH_RAW,
             };
         }
-        let sessions = self.identity.is_some() && v >= SpdmVersion::V1_2;
-        let pick = |offered: Option<u16>, ours: u16, preference: &[u16]| {
+        // DHE, AEAD and key schedule are selected only when both sides set KEY_EX_CAP (the
+        // AEAD when both set ENCRYPT_CAP or MAC_CAP too): a requester that retries without
+        // session capabilities can still authenticate and read measurements. Then they are
+        // required, as libspdm does: no common DHE group, AEAD or key schedule (or, from 1.2, no
+        // opaque data format 1) is ERROR InvalidRequest.
+        let key_ex = self.key_exchange_agreed();
+        let aead_needed = key_ex
+            && (self.requester_caps.has(SPDM_CAP_ENCRYPT) || self.requester_caps.has(SPDM_CAP_MAC));
+        let pick = |offered: Option<u16>, wanted: bool, ours: u16, preference: &[u16]| {
             offered.map(|o| {
-                if sessions {
+                if wanted {
                     strongest_u16(o & ours, preference).unwrap_or(0)
                 } else {
                     0
                 }
             })
         };
+        let dhe_ours = self.session_options.dhe & SUPPORTED_DHE;
+        let aead_ours = self.session_options.aead & SUPPORTED_AEAD;
         rsp.structs = AlgStructs {
-            dhe: pick(req.structs.dhe, SUPPORTED_DHE, &SPDM_DHE_PREFERENCE),
-            aead: pick(req.structs.aead, SUPPORTED_AEAD, &SPDM_AEAD_PREFERENCE),
+            dhe: pick(req.structs.dhe, key_ex, dhe_ours, &DHE_PREFERENCE),
+            aead: pick(req.structs.aead, aead_needed, aead_ours, &AEAD_PREFERENCE),
             req_base_asym: req.structs.req_base_asym.map(|_| 0),
             key_schedule: pick(
                 req.structs.key_schedule,
+                key_ex,
                 SPDM_KEY_SCHEDULE_SPDM,
                 &[SPDM_KEY_SCHEDULE_SPDM],
             ),
         };
+        if key_ex {
+            let offered = |o: Option<u16>| o.unwrap_or(0);
+            let missing = if rsp.structs.dhe.unwrap_or(0) == 0 {
+                Some(format!(
+                    "no common DHE group (offered {:#x}, supported {})",
+                    offered(req.structs.dhe),
+                    alg_names(dhe_ours, &DHE_NAMES)
+                ))
+            } else if aead_needed && rsp.structs.aead.unwrap_or(0) == 0 {
+                Some(format!(
+                    "no common AEAD (offered {:#x}, supported {})",
+                    offered(req.structs.aead),
+                    alg_names(aead_ours, &AEAD_NAMES)
+                ))
+            } else if rsp.structs.key_schedule.unwrap_or(0) == 0 {
+                Some("no SPDM key schedule offered".to_string())
+            } else if v >= SpdmVersion::V1_2 && rsp.other_params & SPDM_OPAQUE_DATA_FMT1 == 0 {
+                Some("opaque data format 1 not offered".to_string())
+            } else {
+                None
+            };
+            if let Some(what) = missing {
+                return Err(invalid(format!(
+                    "NEGOTIATE_ALGORITHMS: both sides set KEY_EX_CAP but {what}"
+                )));
+            }
+        }
         self.dhe = rsp.structs.dhe.unwrap_or(0);
         self.aead = rsp.structs.aead.unwrap_or(0);
         self.key_schedule = rsp.structs.key_schedule.unwrap_or(0);
@@ -1129,11 +1252,7 @@ impl Responder {
         let v = self.check_request(header, State::Negotiated)?;
         let req = parse_challenge(payload)
             .map_err(|e| invalid(format!("malformed CHALLENGE: {}", e.as_str())))?;
-        if req.meas_summary_type != SPDM_MEAS_SUMMARY_NONE {
-            return Err(invalid(
-                "CHALLENGE asks for a measurement summary, which this endpoint does not provide",
-            ));
-        }
+        let summary = self.measurement_summary(req.meas_summary_type, "CHALLENGE_AUTH", log)?;
         let id = self.identity()?;
         let slot = id
             .slot(req.slot)
@@ -1157,7 +1276,7 @@ impl Responder {
             slot_mask: id.slot_mask(),
             cert_chain_hash: &chain_hash,
             nonce: &nonce,
-            measurement_summary_hash: &[],
+            measurement_summary_hash: &summary,
             opaque: &[],
             requester_context: &req.requester_context,
         };
@@ -1238,15 +1357,96 @@ impl Responder {
         // The digest/certificate part of the transcript starts afresh after a CHALLENGE.
         self.transcript.truncate(self.vca_len);
         log.push(format!(
-            "CHALLENGE {}.{} slot {} -> CHALLENGE_AUTH ({} over {} transcript bytes, {})",
+            "CHALLENGE {}.{} slot {} -> CHALLENGE_AUTH ({} over {} transcript bytes, {}{})",
             v.major(),
             v.minor(),
             req.slot,
             asym_name(self.asym),
             m1.len(),
-            hash_name(self.hash)
+            hash_name(self.hash),
+            summary_name(req.meas_summary_type)
         ));
         Ok(msg)
+    }
+
+    /// The MeasurementSummaryHash of CHALLENGE_AUTH / KEY_EXCHANGE_RSP (`what`) for the
+    /// requested type: empty for 0 (none); for 0xFF (all) and 1 (TCB) the negotiated hash of
+    /// the concatenation of measurement blocks (Index, MeasurementSpecification,
+    /// MeasurementSize, Measurement) as a MEASUREMENTS response to a non-raw GET_MEASUREMENTS
+    /// for all blocks would carry them right now (digest form, firmware update switch
+    /// applied), in index order: every block for 0xFF, only the blocks whose
+    /// DMTFSpecMeasurementValueType is immutable ROM (0) for TCB (libspdm's rule; the hash of
+    /// nothing if there is none). libspdm does the same at every version (DSP0274 1.0.x and
+    /// 1.1.0/1.1.1 said the Measurement fields only; 1.1.2 and 1.2+ whole blocks).
+    /// Without MEAS_CAP or a negotiated measurement specification, or for another type: ERROR
+    /// InvalidRequest. Fault `bad-summary` flips a bit of the hash (the signature still covers
+    /// what is sent).
+    fn measurement_summary(
+        &self,
+        summary_type: u8,
+        what: &str,
+        log: &mut Vec<String>,
+    ) -> Result<Vec<u8>, (u8, u8, String)> {
+        match summary_type {
+            SPDM_MEAS_SUMMARY_NONE => return Ok(Vec::new()),
+            SPDM_MEAS_SUMMARY_TCB | SPDM_MEAS_SUMMARY_ALL => {}
+            t => {
+                return Err(invalid(format!(
+                    "{what}: unknown MeasurementSummaryHashType {t:#04x}"
+                )))
+            }
+        }
+        let cfg = self.measurements.as_ref().filter(|_| self.meas_enabled());
+        let Some(cfg) = cfg else {
+            return Err(invalid(format!(
+                "{what}: a measurement summary was asked for, but the endpoint has no MEAS_CAP"
+            )));
+        };
+        if self.meas_spec == 0 {
+            return Err(invalid(format!(
+                "{what}: a measurement summary was asked for without a negotiated measurement specification"
+            )));
+        }
+        let (blocks, _) = cfg.current();
+        let mut data = Vec::new();
+        let mut count = 0;
+        for b in &blocks {
+            let (value_type, value) = b
+                .render(self.hash, false)
+                .ok_or_else(|| internal("no hash negotiated"))?;
+            if summary_type == SPDM_MEAS_SUMMARY_TCB
+                && value_type & SPDM_MEAS_VALUE_TYPE_MASK != SPDM_MEAS_TYPE_IMMUTABLE_ROM
+            {
+                continue;
+            }
+            let mut buf = vec![0u8; 7 + value.len()];
+            let n =
+                encode_measurement_block(b.index, value_type, &value, &mut buf).map_err(|e| {
+                    internal(format!(
+                        "cannot encode measurement block {}: {}",
+                        b.index,
+                        e.reason()
+                    ))
+                })?;
+            data.extend_from_slice(&buf[..n]);
+            count += 1;
+        }
+        let mut hash = spdm_hash(self.hash, &data).ok_or_else(|| internal("no hash negotiated"))?;
+        log.push(format!(
+            "{what}: MeasurementSummaryHash over {count} block(s) ({})",
+            if summary_type == SPDM_MEAS_SUMMARY_TCB {
+                "TCB: immutable ROM blocks"
+            } else {
+                "all blocks"
+            }
+        ));
+        if self.fault == Fault::BadSummary {
+            hash[0] ^= 0x01;
+            log.push(format!(
+                "fault bad-summary: {what} MeasurementSummaryHash has a bit flipped"
+            ));
+        }
+        Ok(hash)
     }
 
     fn get_measurements(
@@ -1493,11 +1693,7 @@ impl Responder {
         let d = dhe_exchange_size(self.dhe).unwrap_or(0);
         let req = parse_key_exchange(payload, d)
             .map_err(|e| invalid(format!("malformed KEY_EXCHANGE: {}", e.as_str())))?;
-        if req.meas_summary_type != 0 {
-            return Err(invalid(
-                "KEY_EXCHANGE asks for a measurement summary, which this endpoint does not provide",
-            ));
-        }
+        let summary = self.measurement_summary(req.meas_summary_type, "KEY_EXCHANGE_RSP", log)?;
         let id = self.identity()?;
         let slot = id
             .slot(req.slot)
@@ -1511,7 +1707,7 @@ impl Responder {
                 ))
             })?
             .clone();
-        let sm = parse_sm_versions(req.opaque).map_err(|e| {
+        let sm = parse_sm_versions_for(v, req.opaque).map_err(|e| {
             invalid(format!(
                 "KEY_EXCHANGE opaque data without a secured message version list: {}",
                 e.as_str()
@@ -1531,7 +1727,7 @@ impl Responder {
         let rsp_session_id = self.next_rsp_session_id;
         self.next_rsp_session_id = self.next_rsp_session_id.wrapping_add(1).max(1);
         let mut opaque = [0u8; 16];
-        let on = encode_sm_version_selection(sm_version, &mut opaque).expect("16 bytes");
+        let on = encode_sm_version_selection_for(v, sm_version, &mut opaque).expect("16 bytes");
         let random: [u8; 32] = rand::rng().random();
         let heartbeat_period = self.session_options.heartbeat_period;
         let in_clear = self.session_options.handshake_in_clear
@@ -1544,7 +1740,7 @@ impl Responder {
             req_slot_id_param: 0,
             random_data: &random,
             exchange: &exchange,
-            measurement_summary_hash: &[],
+            measurement_summary_hash: &summary,
             opaque: &opaque[..on],
         };
         let internal = |what: &str, e: &dyn std::fmt::Display| {
@@ -1564,7 +1760,12 @@ impl Responder {
         let mut signed = [0u8; 200];
         let sn = signed_message(v, SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT, &th, &mut signed)
             .map_err(|e| internal("signing prefix", &e))?;
-        let digest = spdm_hash(self.hash, &signed[..sn]).unwrap_or_default();
+        // 1.1: the signature covers the transcript hash itself (no signing prefix).
+        let digest = if v >= SpdmVersion::V1_2 {
+            spdm_hash(self.hash, &signed[..sn]).unwrap_or_default()
+        } else {
+            th
+        };
         let mut sig = slot
             .key
             .sign_spdm(self.asym, self.hash, &digest)
@@ -1627,15 +1828,16 @@ impl Responder {
             pending_update: None,
         });
         log.push(format!(
-            "KEY_EXCHANGE {}.{} slot {} -> KEY_EXCHANGE_RSP session {sid:#010x} (DHE {:#x}, AEAD {:#x}, secured messages {}.{}, {} signature, HeartbeatPeriod {heartbeat_period} s, {})",
+            "KEY_EXCHANGE {}.{} slot {} -> KEY_EXCHANGE_RSP session {sid:#010x} (DHE {}, AEAD {}, secured messages {}.{}, {} signature{}, HeartbeatPeriod {heartbeat_period} s, {})",
             v.major(),
             v.minor(),
             req.slot,
-            self.dhe,
-            self.aead,
+            alg_names(self.dhe, &DHE_NAMES),
+            alg_names(self.aead, &AEAD_NAMES),
             sm_version >> 12,
             (sm_version >> 8) & 0xF,
             asym_name(self.asym),
+            summary_name(req.meas_summary_type),
             if in_clear {
                 "handshake in the clear, no ResponderVerifyData"
             } else {
@@ -1791,20 +1993,23 @@ impl Responder {
     ) -> Outcome {
         self.check_request(header, State::Negotiated)?;
         let Some(mut s) = self.session.take() else {
-            return Err(unexpected("FINISH in the clear without a session"));
+            return Err(self.session_required("FINISH in the clear without a session".into()));
         };
-        if !s.handshake_in_clear || s.established {
+        if s.established {
             let reason = format!(
-                "FINISH in the clear for session {:#010x}, {}",
-                s.id,
-                if s.established {
-                    "which is established"
-                } else {
-                    "whose handshake is encrypted (FINISH must be a secured message)"
-                }
+                "FINISH in the clear for session {:#010x}, which is established",
+                s.id
             );
             self.session = Some(s);
             return Err(unexpected(reason));
+        }
+        if !s.handshake_in_clear {
+            let reason = format!(
+                "FINISH in the clear for session {:#010x}, whose handshake is encrypted (FINISH must be a secured message)",
+                s.id
+            );
+            self.session = Some(s);
+            return Err(self.session_required(reason));
         }
         match s.finish(payload, self.fault, log) {
             Ok((rsp, (req, rsp_dir))) => {
@@ -2202,10 +2407,12 @@ mod tests {
     fn other_requests_are_unsupported() {
         let mut r = Responder::new(all_versions(), Fault::None);
         let reply = r.respond(&cma(&[0x12, SPDM_GET_MEASUREMENTS, 0, 0, 0, 0, 0, 0]));
-        assert_error(
-            &reply,
-            SPDM_ERROR_UNSUPPORTED_REQUEST,
-            SPDM_GET_MEASUREMENTS,
+        // Nothing negotiated: the ERROR carries the request's version.
+        let payload = cma_payload(&reply);
+        let e = parse_error_response(&payload).unwrap();
+        assert_eq!(
+            (e.version, e.code, e.data),
+            (0x12, SPDM_ERROR_UNSUPPORTED_REQUEST, SPDM_GET_MEASUREMENTS)
         );
         assert!(
             reply.log[0].starts_with("GET_MEASUREMENTS (0xe0"),
@@ -2322,6 +2529,63 @@ mod tests {
                 Some(bytes.len())
             );
         }
+    }
+
+    /// The (version, code) of an ERROR reply.
+    fn error_version_code(reply: &Reply) -> (u8, u8) {
+        let payload = cma_payload(reply);
+        let e = parse_error_response(&payload).unwrap();
+        (e.version, e.code)
+    }
+
+    #[test]
+    fn errors_carry_the_request_version_before_negotiation() {
+        let mut r = Responder::new(all_versions(), Fault::None);
+        r.respond(&cma(&[0x10, SPDM_GET_VERSION, 0, 0]));
+        // Malformed GET_CAPABILITIES at 1.2 (too short): InvalidRequest with version 1.2.
+        let reply = r.respond(&cma(&[0x12, SPDM_GET_CAPABILITIES, 0, 0]));
+        assert_eq!(
+            error_version_code(&reply),
+            (0x12, SPDM_ERROR_INVALID_REQUEST)
+        );
+        // Out of order before CAPABILITIES: UnexpectedRequest with the request's version.
+        let reply = r.respond(&cma(&[0x13, SPDM_NEGOTIATE_ALGORITHMS, 0, 0]));
+        assert_eq!(
+            error_version_code(&reply),
+            (0x13, SPDM_ERROR_UNEXPECTED_REQUEST)
+        );
+        // A version the endpoint does not offer, and GET_VERSION's errors: 1.0.
+        let reply = r.respond(&cma(&[0x14, SPDM_GET_CAPABILITIES, 0, 0]));
+        assert_eq!(
+            error_version_code(&reply),
+            (0x10, SPDM_ERROR_VERSION_MISMATCH)
+        );
+        let reply = r.respond(&cma(&[0x12, SPDM_GET_VERSION, 0, 0]));
+        assert_eq!(
+            error_version_code(&reply),
+            (0x10, SPDM_ERROR_VERSION_MISMATCH)
+        );
+        // Busy before CAPABILITIES: the request's version too.
+        let mut r = Responder::new(all_versions(), Fault::Busy(1));
+        r.respond(&cma(&[0x10, SPDM_GET_VERSION, 0, 0]));
+        r.respond(&cma(&[0x10, SPDM_GET_VERSION, 0, 0]));
+        let mut caps = Capabilities::new(SpdmVersion::V1_1);
+        caps.ct_exponent = 10;
+        let mut buf = [0u8; 32];
+        let n = coco_spdm::auth::encode_get_capabilities(&caps, &mut buf).unwrap();
+        let reply = r.respond(&cma(&buf[..n]));
+        assert_eq!(error_version_code(&reply), (0x11, SPDM_ERROR_BUSY));
+        // Once negotiated, ERRORs carry the negotiated version whatever the request says.
+        let reply = r.respond(&cma(&buf[..n]));
+        assert_eq!(cma_payload(&reply)[..2], [0x11, 0x61]);
+        let mut bad = buf;
+        bad[0] = 0x12;
+        r.respond(&cma(&bad[..n])); // busy
+        let reply = r.respond(&cma(&bad[..n]));
+        assert_eq!(
+            error_version_code(&reply),
+            (0x11, SPDM_ERROR_UNEXPECTED_REQUEST)
+        );
     }
 
     #[test]

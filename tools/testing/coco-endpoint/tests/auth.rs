@@ -1011,6 +1011,8 @@ fn bad_requests_get_invalid_request() {
         error_of(&t.exchange(&out[..n]).unwrap()).0,
         SPDM_ERROR_INVALID_REQUEST
     );
+    // The endpoint announces MEAS_CAP: a summary is provided (tests/session.rs checks its
+    // value); without measurements it is refused.
     let ch = Challenge {
         version: v,
         slot: 0,
@@ -1019,6 +1021,8 @@ fn bad_requests_get_invalid_request() {
         requester_context: [0; 8],
     };
     let n = encode_challenge(&ch, &mut out).unwrap();
+    assert_eq!(t.exchange(&out[..n]).unwrap()[1], SPDM_CHALLENGE_AUTH);
+    t.responder.set_measurements(None);
     assert_eq!(
         error_of(&t.exchange(&out[..n]).unwrap()).0,
         SPDM_ERROR_INVALID_REQUEST

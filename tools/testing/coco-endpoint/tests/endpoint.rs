@@ -155,11 +155,12 @@ fn get_version(s: &mut TcpStream) -> Vec<SpdmVersion> {
     v.entries().map(|e| e.version()).collect()
 }
 
-fn spdm_error(f: &Frame) -> (u8, u8) {
+/// The (code, data) of an ERROR reply, which must carry SPDMVersion `version`.
+fn spdm_error(f: &Frame, version: u8) -> (u8, u8) {
     let obj = decode_object(&f.payload).expect("well-formed DOE reply");
     assert!(obj.header.is(PCI_SIG_VENDOR_ID, DOE_TYPE_CMA));
     let e = parse_error_response(obj.payload).expect("ERROR");
-    assert_eq!(e.version, 0x10);
+    assert_eq!(e.version, version);
     (e.code, e.data)
 }
 
@@ -199,23 +200,24 @@ fn two_endpoints_qemu_style() {
     let mut bad = cma(&[0x10, 0x84, 0, 0]);
     bad[4] = 5;
     assert_eq!(
-        spdm_error(&exchange(&mut a, &bad)),
+        spdm_error(&exchange(&mut a, &bad), 0x10),
         (SPDM_ERROR_INVALID_REQUEST, 0)
     );
     // Not even a DOE header.
     assert_eq!(
-        spdm_error(&exchange(&mut a, &[1, 2, 3])),
+        spdm_error(&exchange(&mut a, &[1, 2, 3]), 0x10),
         (SPDM_ERROR_INVALID_REQUEST, 0)
     );
 
-    // A GET_CAPABILITIES too short for its version 1.2 -> InvalidRequest.
+    // A GET_CAPABILITIES too short for its version 1.2 -> InvalidRequest, with version 1.2
+    // (an ERROR carries the request's version until one is negotiated).
     let f = exchange(&mut b, &cma(&[0x12, SPDM_GET_CAPABILITIES, 0, 0]));
-    assert_eq!(spdm_error(&f), (SPDM_ERROR_INVALID_REQUEST, 0));
+    assert_eq!(spdm_error(&f, 0x12), (SPDM_ERROR_INVALID_REQUEST, 0));
 
     // An unsupported request -> UnsupportedRequest with the code in param2.
     let f = exchange(&mut b, &cma(&[0x12, SPDM_GET_CSR, 0, 0]));
     assert_eq!(
-        spdm_error(&f),
+        spdm_error(&f, 0x12),
         (SPDM_ERROR_UNSUPPORTED_REQUEST, SPDM_GET_CSR)
     );
 

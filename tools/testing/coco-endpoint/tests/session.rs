@@ -3,7 +3,7 @@
 //! ECDHE, HMAC, AEAD, hashes and signature verification. The leaf key and chain come from the
 //! in-process PKI.
 //!
-//! The requester negotiates SPDM 1.2/1.3 with DHE, AEAD and the SPDM key schedule, runs
+//! The requester negotiates SPDM 1.1/1.2/1.3 with DHE, AEAD and the SPDM key schedule, runs
 //! KEY_EXCHANGE (verifying the signature and ResponderVerifyData), FINISH inside the session,
 //! then application messages (GET_MEASUREMENTS), HEARTBEAT, KEY_UPDATE (UpdateKey and
 //! UpdateAllKeys, each followed by VerifyNewKey) and END_SESSION. Each session fault must be
@@ -22,13 +22,17 @@ use coco_doe::{
     PCI_SIG_VENDOR_ID,
 };
 use coco_endpoint::crypto::{key_schedule, Direction, Ecdhe, RustHmac};
+use coco_endpoint::measurements::MeasConfig;
 use coco_endpoint::pki::{
     build_identity, spdm_hash, ChainFault, Identity, KeyKind, PkiOptions, PrivateKey,
     DEFAULT_CMA_ID,
 };
 use coco_endpoint::{Fault, Responder, SessionOptions};
 use coco_spdm::auth::*;
-use coco_spdm::meas::{encode_get_measurements, GetMeasurements, SPDM_MEAS_OP_ALL};
+use coco_spdm::meas::{
+    encode_get_measurements, encode_measurement_block, parse_measurements, GetMeasurements,
+    MeasurementsParams, SPDM_MEAS_OP_ALL, SPDM_MEAS_TYPE_IMMUTABLE_ROM,
+};
 use coco_spdm::session::*;
 use coco_spdm::*;
 use rand::RngExt;
@@ -63,7 +67,7 @@ fn verify(key: &PrivateKey, digest: &[u8], sig: &[u8]) -> Result<(), String> {
             .verifying_key()
             .verify_prehash(digest, &p384::ecdsa::Signature::from_slice(sig).map_err(e)?)
             .map_err(e),
-        PrivateKey::Rsa(..) => Err("RSA not used here".into()),
+        _ => Err("only P-256 and P-384 leaf keys are used here".into()),
     }
 }
 
@@ -104,7 +108,20 @@ struct Requester {
     rsp_clear_cap: bool,
     /// Every log line of the responder.
     log: Vec<String>,
+    /// MeasurementSummaryHashType of the next KEY_EXCHANGE.
+    summary_type: u8,
+    /// The MeasurementSummaryHash of the last KEY_EXCHANGE_RSP.
+    last_summary: Vec<u8>,
 }
+
+/// The requester's capabilities by default: authentication and sessions.
+const REQ_FLAGS: u32 = SPDM_CAP_CERT
+    | SPDM_CAP_CHAL
+    | SPDM_CAP_KEY_EX
+    | SPDM_CAP_ENCRYPT
+    | SPDM_CAP_MAC
+    | SPDM_CAP_HBEAT
+    | SPDM_CAP_KEY_UPD;
 
 /// The SPDM error code of `msg` if it is an ERROR.
 fn error_of(msg: &[u8]) -> Option<String> {
@@ -162,6 +179,23 @@ impl Requester {
         options: SessionOptions,
         clear_cap: bool,
     ) -> Requester {
+        Requester::connect(key, fault, v, dhe, aead, options, clear_cap, REQ_FLAGS).unwrap()
+    }
+
+    /// GET_VERSION, GET_CAPABILITIES (with `flags`, plus HANDSHAKE_IN_THE_CLEAR_CAP if
+    /// `clear_cap`) and NEGOTIATE_ALGORITHMS offering `dhe` and `aead`; an ERROR answer to
+    /// NEGOTIATE_ALGORITHMS is an `Err` naming it.
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        key: KeyKind,
+        fault: Fault,
+        v: SpdmVersion,
+        dhe: u16,
+        aead: u16,
+        options: SessionOptions,
+        clear_cap: bool,
+        flags: u32,
+    ) -> Result<Requester, String> {
         let id = identity(key);
         let mut responder = Responder::with_identity(
             [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3]
@@ -184,6 +218,8 @@ impl Requester {
             clear_cap,
             rsp_clear_cap: false,
             log: Vec::new(),
+            summary_type: 0,
+            last_summary: Vec::new(),
         };
         let gv = [0x10, SPDM_GET_VERSION, 0, 0];
         let rsp = r.clear(&gv);
@@ -193,13 +229,7 @@ impl Requester {
             .extend_from_slice(&rsp[..6 + 2 * usize::from(vr.count())]);
         let mut caps = Capabilities::new(v);
         caps.ct_exponent = 12;
-        caps.flags = SPDM_CAP_CERT
-            | SPDM_CAP_CHAL
-            | SPDM_CAP_KEY_EX
-            | SPDM_CAP_ENCRYPT
-            | SPDM_CAP_MAC
-            | SPDM_CAP_HBEAT
-            | SPDM_CAP_KEY_UPD;
+        caps.flags = flags;
         if clear_cap {
             caps.flags |= SPDM_CAP_HANDSHAKE_IN_THE_CLEAR;
         }
@@ -218,13 +248,13 @@ impl Requester {
         ] {
             assert_eq!(
                 rc.has(f),
-                v >= SpdmVersion::V1_2,
+                v >= SpdmVersion::V1_1,
                 "capability {f:#x} at {v:?}"
             );
         }
         assert_eq!(
             rc.has(SPDM_CAP_HANDSHAKE_IN_THE_CLEAR),
-            options.handshake_in_clear && v >= SpdmVersion::V1_2
+            options.handshake_in_clear && v >= SpdmVersion::V1_1
         );
         r.rsp_clear_cap = rc.has(SPDM_CAP_HANDSHAKE_IN_THE_CLEAR);
         r.vca.extend_from_slice(&buf[..n]);
@@ -243,6 +273,9 @@ impl Requester {
         let mut buf = [0u8; 128];
         let n = encode_negotiate_algorithms(&na, &mut buf).unwrap();
         let rsp = r.clear(&buf[..n]);
+        if let Some(code) = error_of(&rsp) {
+            return Err(format!("NEGOTIATE_ALGORITHMS answered ERROR {code}"));
+        }
         let alg = parse_algorithms(&rsp, v).unwrap();
         alg.check_against(&na, true).unwrap();
         r.vca.extend_from_slice(&buf[..n]);
@@ -251,14 +284,19 @@ impl Requester {
         r.asym = alg.base_asym;
         r.dhe = alg.structs.dhe.unwrap();
         r.aead = alg.structs.aead.unwrap();
-        if v >= SpdmVersion::V1_2 {
+        if flags & SPDM_CAP_KEY_EX != 0 {
             assert_eq!(alg.structs.key_schedule, Some(SPDM_KEY_SCHEDULE_SPDM));
             assert!(r.dhe & dhe != 0 && r.dhe.count_ones() == 1);
-            assert!(r.aead & aead != 0 && r.aead.count_ones() == 1);
+            if flags & (SPDM_CAP_ENCRYPT | SPDM_CAP_MAC) != 0 {
+                assert!(r.aead & aead != 0 && r.aead.count_ones() == 1);
+            } else {
+                assert_eq!(r.aead, 0);
+            }
         } else {
             assert_eq!(alg.structs.key_schedule, Some(0));
+            assert_eq!((r.dhe, r.aead), (0, 0));
         }
-        r
+        Ok(r)
     }
 
     /// KEY_EXCHANGE then FINISH; returns the SessionID.
@@ -278,7 +316,8 @@ impl Requester {
         let exchange = ecdhe.exchange_data();
         let random: [u8; 32] = rand::rng().random();
         let mut opaque = [0u8; 32];
-        let on = encode_sm_supported_versions(
+        let on = encode_sm_supported_versions_for(
+            v,
             &[SPDM_SECURED_VERSION_1_0, SPDM_SECURED_VERSION_1_1],
             &mut opaque,
         )
@@ -286,7 +325,7 @@ impl Requester {
         let req_session_id: u16 = 0x4242;
         let ke = KeyExchange {
             version: v,
-            meas_summary_type: 0,
+            meas_summary_type: self.summary_type,
             slot,
             req_session_id,
             session_policy: 0,
@@ -305,11 +344,15 @@ impl Requester {
             hash_size: h,
             signature_size: signature_size(self.asym).unwrap(),
             exchange_size: dhe_exchange_size(self.dhe).unwrap(),
-            measurement_summary: false,
+            measurement_summary: self.summary_type != 0,
             verify_data: !in_clear,
         };
+        if let Some(code) = error_of(&rsp) {
+            return Err(format!("KEY_EXCHANGE_RSP: ERROR {code}"));
+        }
         let kr = parse_key_exchange_rsp(&rsp, &params)
             .map_err(|e| format!("KEY_EXCHANGE_RSP: {}", e.as_str()))?;
+        self.last_summary = kr.measurement_summary_hash.to_vec();
         // The other layout must not fit: the presence of ResponderVerifyData is exact.
         let other = KeyExchangeRspParams {
             verify_data: in_clear,
@@ -324,7 +367,7 @@ impl Requester {
         if kr.mut_auth_requested != 0 {
             return Err("mutual authentication requested".into());
         }
-        match parse_sm_versions(kr.opaque).map_err(|e| e.as_str().to_string())? {
+        match parse_sm_versions_for(v, kr.opaque).map_err(|e| e.as_str().to_string())? {
             SmVersions::Selected(sv)
                 if sv == SPDM_SECURED_VERSION_1_0 || sv == SPDM_SECURED_VERSION_1_1 => {}
             other => return Err(format!("bad secured version selection {other:?}")),
@@ -338,7 +381,12 @@ impl Requester {
         let th = spdm_hash(self.hash, &t).unwrap();
         let mut signed = [0u8; 200];
         let sn = signed_message(v, SPDM_KEY_EXCHANGE_RSP_SIGN_CONTEXT, &th, &mut signed).unwrap();
-        let digest = spdm_hash(self.hash, &signed[..sn]).unwrap();
+        // 1.1: over the transcript hash itself; 1.2+: over the hash of the prefixed message.
+        let digest = if v >= SpdmVersion::V1_2 {
+            spdm_hash(self.hash, &signed[..sn]).unwrap()
+        } else {
+            th.clone()
+        };
         verify(&slot_id.key, &digest, kr.signature)
             .map_err(|e| format!("KEY_EXCHANGE_RSP signature: {e}"))?;
         t.extend_from_slice(kr.signature);
@@ -541,6 +589,77 @@ impl Requester {
         verify.check_ack(&ack).map_err(|e| e.as_str().to_string())
     }
 
+    /// CHALLENGE in the clear on slot 0 with `summary_type`: checks the signature of
+    /// CHALLENGE_AUTH (over VCA || CHALLENGE || CHALLENGE_AUTH; no GET_DIGESTS before) and
+    /// returns its MeasurementSummaryHash.
+    fn challenge(&mut self, summary_type: u8) -> Result<Vec<u8>, String> {
+        let v = self.v;
+        let req = Challenge {
+            version: v,
+            slot: 0,
+            meas_summary_type: summary_type,
+            nonce: rand::rng().random(),
+            requester_context: [0; 8],
+        };
+        let mut b = [0u8; 64];
+        let n = encode_challenge(&req, &mut b).unwrap();
+        let rsp = self.clear(&b[..n]);
+        if let Some(code) = error_of(&rsp) {
+            return Err(format!("CHALLENGE answered ERROR {code}"));
+        }
+        let params = ChallengeAuthParams {
+            version: v,
+            hash_size: hash_size(self.hash).unwrap(),
+            signature_size: signature_size(self.asym).unwrap(),
+            measurement_summary: summary_type != 0,
+        };
+        let ca = parse_challenge_auth(&rsp, &params).map_err(|e| e.as_str().to_string())?;
+        let mut t = self.vca.clone();
+        t.extend_from_slice(&b[..n]);
+        t.extend_from_slice(&rsp[..ca.signature_offset]);
+        let m1 = spdm_hash(self.hash, &t).unwrap();
+        let mut signed = [0u8; 200];
+        let sn = signed_message(v, SPDM_CHALLENGE_AUTH_SIGN_CONTEXT, &m1, &mut signed).unwrap();
+        let digest = if v >= SpdmVersion::V1_2 {
+            spdm_hash(self.hash, &signed[..sn]).unwrap()
+        } else {
+            m1
+        };
+        let key = &self.id.slot(0).unwrap().key;
+        verify(key, &digest, ca.signature).map_err(|e| format!("CHALLENGE_AUTH signature: {e}"))?;
+        Ok(ca.measurement_summary_hash.to_vec())
+    }
+
+    /// The summary hash a requester computes from an unsigned, non-raw GET_MEASUREMENTS of all
+    /// blocks (in the clear): the hash of the concatenated blocks, only the immutable ROM ones
+    /// if `tcb`.
+    fn expected_summary(&mut self, tcb: bool) -> Vec<u8> {
+        let req = GetMeasurements {
+            version: self.v,
+            attributes: 0,
+            operation: SPDM_MEAS_OP_ALL,
+            nonce: [0; 32],
+            slot_id: 0,
+            requester_context: [0; 8],
+        };
+        let mut b = [0u8; 64];
+        let n = encode_get_measurements(&req, &mut b).unwrap();
+        let rsp = self.clear(&b[..n]);
+        let params = MeasurementsParams::for_request(&req, 0, None);
+        let m = parse_measurements(&rsp, &params).unwrap();
+        let mut data = Vec::new();
+        for blk in m.blocks() {
+            if tcb && blk.kind() != SPDM_MEAS_TYPE_IMMUTABLE_ROM {
+                continue;
+            }
+            let mut out = vec![0u8; blk.encoded_size()];
+            let k =
+                encode_measurement_block(blk.index, blk.value_type, blk.value, &mut out).unwrap();
+            data.extend_from_slice(&out[..k]);
+        }
+        spdm_hash(self.hash, &data).unwrap()
+    }
+
     fn end(&mut self) -> Result<(), String> {
         let mut b = [0u8; 4];
         encode_end_session(self.v, 0, &mut b).unwrap();
@@ -635,7 +754,27 @@ fn tampered_finish_and_record_end_the_session() {
 }
 
 #[test]
-fn no_sessions_before_1_2() {
+fn sessions_at_1_1() {
+    // DSP0274 1.1 sessions: no SessionPolicy, signature without prefix, DSP0277 1.0 opaque
+    // data, "spdm1.1 " key schedule labels; every AEAD.
+    full_session(
+        KeyKind::P256,
+        SpdmVersion::V1_1,
+        SPDM_DHE_SECP256R1,
+        SPDM_AEAD_AES_256_GCM,
+    );
+    full_session(
+        KeyKind::P384,
+        SpdmVersion::V1_1,
+        SPDM_DHE_SECP384R1,
+        SPDM_AEAD_CHACHA20_POLY1305,
+    );
+    full_session(
+        KeyKind::P256,
+        SpdmVersion::V1_1,
+        SPDM_DHE_SECP384R1,
+        SPDM_AEAD_AES_128_GCM,
+    );
     let mut r = Requester::open(
         KeyKind::P256,
         Fault::None,
@@ -643,12 +782,363 @@ fn no_sessions_before_1_2() {
         ALL_DHE,
         ALL_AEAD,
     );
-    assert_eq!((r.dhe, r.aead), (0, 0));
-    // KEY_EXCHANGE is unsupported: the responder answers ERROR.
-    r.dhe = SPDM_DHE_SECP256R1;
-    let e = r.establish(0).unwrap_err();
-    assert!(e.contains("KEY_EXCHANGE_RSP"), "{e}");
-    assert_eq!(r.responder.session_id(), None);
+    r.establish(0).unwrap();
+    assert!(r.logged("KEY_EXCHANGE 1.1 slot 0"));
+    assert!(r.logged("secured messages 1.1"));
+    // The 1.2 opaque data layout is refused at 1.1.
+    let mut opaque = [0u8; 32];
+    let on = encode_sm_supported_versions(&[SPDM_SECURED_VERSION_1_1], &mut opaque).unwrap();
+    let exchange = Ecdhe::generate(r.dhe).unwrap().exchange_data();
+    let ke = KeyExchange {
+        version: SpdmVersion::V1_1,
+        meas_summary_type: 0,
+        slot: 0,
+        req_session_id: 7,
+        session_policy: 0,
+        random_data: &[0; 32],
+        exchange: &exchange,
+        opaque: &opaque[..on],
+        len: 0,
+    };
+    let mut buf = vec![0u8; 512];
+    let n = encode_key_exchange(&ke, &mut buf).unwrap();
+    assert_eq!(
+        error_of(&r.clear(&buf[..n])).as_deref(),
+        Some("InvalidRequest")
+    );
+}
+
+#[test]
+fn session_aes128_gcm() {
+    full_session(
+        KeyKind::P384,
+        SpdmVersion::V1_2,
+        SPDM_DHE_SECP256R1,
+        SPDM_AEAD_AES_128_GCM,
+    );
+    full_session(
+        KeyKind::P256,
+        SpdmVersion::V1_3,
+        SPDM_DHE_SECP384R1,
+        SPDM_AEAD_AES_128_GCM,
+    );
+}
+
+fn with_algs(dhe: u16, aead: u16) -> SessionOptions {
+    SessionOptions {
+        dhe,
+        aead,
+        ..SessionOptions::default()
+    }
+}
+
+const DHE_ALL3: u16 = SPDM_DHE_SECP256R1 | SPDM_DHE_SECP384R1 | SPDM_DHE_SECP521R1;
+
+#[test]
+fn session_secp521r1() {
+    for v in [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3] {
+        let mut r = Requester::open_with(
+            KeyKind::P384,
+            Fault::None,
+            v,
+            SPDM_DHE_SECP521R1,
+            ALL_AEAD,
+            with_algs(DHE_ALL3, SPDM_AEAD_AES_128_GCM | SPDM_AEAD_AES_256_GCM),
+            false,
+        );
+        assert_eq!((r.dhe, r.aead), (SPDM_DHE_SECP521R1, SPDM_AEAD_AES_256_GCM));
+        r.establish(0).unwrap();
+        assert!(r.measurements().unwrap() > 0);
+        r.key_update(true, 2).unwrap();
+        r.heartbeat().unwrap();
+        r.end().unwrap();
+    }
+}
+
+#[test]
+fn selection_priority() {
+    let pick = |options: SessionOptions, dhe: u16, aead: u16| {
+        let r = Requester::open_with(
+            KeyKind::P256,
+            Fault::None,
+            SpdmVersion::V1_2,
+            dhe,
+            aead,
+            options,
+            false,
+        );
+        (r.dhe, r.aead)
+    };
+    let all_aead = ALL_AEAD | SPDM_AEAD_AES_128_GCM;
+    // Default: secp256r1 and secp384r1, all three AEADs.
+    assert_eq!(
+        pick(SessionOptions::default(), DHE_ALL3, all_aead),
+        (SPDM_DHE_SECP384R1, SPDM_AEAD_AES_256_GCM)
+    );
+    assert_eq!(
+        pick(with_algs(DHE_ALL3, all_aead), DHE_ALL3, all_aead),
+        (SPDM_DHE_SECP521R1, SPDM_AEAD_AES_256_GCM)
+    );
+    assert_eq!(
+        pick(
+            SessionOptions::default(),
+            SPDM_DHE_SECP256R1,
+            SPDM_AEAD_CHACHA20_POLY1305 | SPDM_AEAD_AES_128_GCM
+        ),
+        (SPDM_DHE_SECP256R1, SPDM_AEAD_CHACHA20_POLY1305)
+    );
+    assert_eq!(
+        pick(
+            with_algs(
+                DHE_ALL3,
+                SPDM_AEAD_AES_128_GCM | SPDM_AEAD_CHACHA20_POLY1305
+            ),
+            SPDM_DHE_SECP256R1 | SPDM_DHE_SECP521R1,
+            all_aead
+        ),
+        (SPDM_DHE_SECP521R1, SPDM_AEAD_CHACHA20_POLY1305)
+    );
+}
+
+#[test]
+fn no_common_dhe_or_aead_is_invalid_request() {
+    for v in [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3] {
+        let connect = |options: SessionOptions, dhe: u16, aead: u16, flags: u32| {
+            Requester::connect(
+                KeyKind::P256,
+                Fault::None,
+                v,
+                dhe,
+                aead,
+                options,
+                false,
+                flags,
+            )
+            .map(|r| (r.dhe, r.aead))
+        };
+        let invalid = Err("NEGOTIATE_ALGORITHMS answered ERROR InvalidRequest".to_string());
+        // --aead aes128-gcm against a requester with AES-256-GCM and ChaCha20-Poly1305 only
+        // (what the kernel requester offers).
+        assert_eq!(
+            connect(
+                with_algs(
+                    SPDM_DHE_SECP256R1 | SPDM_DHE_SECP384R1,
+                    SPDM_AEAD_AES_128_GCM
+                ),
+                ALL_DHE,
+                ALL_AEAD,
+                REQ_FLAGS
+            ),
+            invalid
+        );
+        // --dhe secp521r1 against secp256r1 and secp384r1.
+        assert_eq!(
+            connect(
+                with_algs(SPDM_DHE_SECP521R1, ALL_AEAD),
+                ALL_DHE,
+                ALL_AEAD,
+                REQ_FLAGS
+            ),
+            invalid
+        );
+        // The same requester without session capabilities: nothing is selected, nothing is
+        // required.
+        assert_eq!(
+            connect(
+                with_algs(SPDM_DHE_SECP521R1, SPDM_AEAD_AES_128_GCM),
+                ALL_DHE,
+                ALL_AEAD,
+                SPDM_CAP_CERT | SPDM_CAP_CHAL
+            ),
+            Ok((0, 0))
+        );
+        // KEY_EX_CAP without ENCRYPT_CAP and MAC_CAP: a DHE group but no AEAD needed.
+        let (dhe, aead) = connect(
+            with_algs(ALL_DHE, SPDM_AEAD_AES_128_GCM),
+            ALL_DHE,
+            ALL_AEAD,
+            SPDM_CAP_CERT | SPDM_CAP_CHAL | SPDM_CAP_KEY_EX,
+        )
+        .unwrap();
+        assert_eq!((dhe, aead), (SPDM_DHE_SECP384R1, 0));
+    }
+}
+
+#[test]
+fn requester_without_session_caps_authenticates_and_measures() {
+    for v in [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3] {
+        let mut r = Requester::connect(
+            KeyKind::P256,
+            Fault::None,
+            v,
+            ALL_DHE,
+            ALL_AEAD,
+            SessionOptions::default(),
+            false,
+            SPDM_CAP_CERT | SPDM_CAP_CHAL,
+        )
+        .unwrap();
+        assert_eq!((r.dhe, r.aead), (0, 0));
+        r.challenge(0).unwrap();
+        r.challenge(SPDM_MEAS_SUMMARY_ALL).unwrap();
+        assert!(!r.expected_summary(false).is_empty());
+        // KEY_EXCHANGE is refused (no KEY_EX_CAP from the requester, nothing negotiated).
+        r.dhe = SPDM_DHE_SECP256R1;
+        r.aead = SPDM_AEAD_AES_256_GCM;
+        let e = r.key_exchange(0).unwrap_err();
+        assert_eq!(e, "KEY_EXCHANGE_RSP: ERROR UnexpectedRequest", "{v:?}");
+        assert_eq!(r.responder.session_id(), None);
+    }
+}
+
+#[test]
+fn session_requests_outside_a_session() {
+    for v in [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3] {
+        let want = if v >= SpdmVersion::V1_2 {
+            "SessionRequired"
+        } else {
+            "UnexpectedRequest"
+        };
+        let mut r = Requester::open(KeyKind::P256, Fault::None, v, ALL_DHE, ALL_AEAD);
+        let b = v.as_byte();
+        for msg in [
+            vec![b, SPDM_HEARTBEAT, 0, 0],
+            vec![b, SPDM_KEY_UPDATE, SPDM_KEY_UPDATE_OP_UPDATE_KEY, 1],
+            vec![b, SPDM_END_SESSION, 0, 0],
+        ] {
+            assert_eq!(
+                error_of(&r.clear(&msg)).as_deref(),
+                Some(want),
+                "{v:?} {msg:?}"
+            );
+        }
+        // FINISH in the clear: without a session, and for a session whose handshake is
+        // encrypted (it must come inside the session).
+        r.key_exchange(0).unwrap();
+        let fin = r.finish_msg(false);
+        assert_eq!(error_of(&r.clear(&fin)).as_deref(), Some(want));
+        r.finish(false).unwrap();
+        // Inside the session they work; outside, still refused.
+        r.heartbeat().unwrap();
+        assert_eq!(
+            error_of(&r.clear(&[b, SPDM_HEARTBEAT, 0, 0])).as_deref(),
+            Some(want)
+        );
+        r.end().unwrap();
+        assert_eq!(error_of(&r.clear(&fin)).as_deref(), Some(want));
+        // With another version than the negotiated one: VersionMismatch first.
+        assert_eq!(
+            error_of(&r.clear(&[b.wrapping_add(1), SPDM_HEARTBEAT, 0, 0])).as_deref(),
+            Some("VersionMismatch")
+        );
+    }
+}
+
+// --- Measurement summary hash ------------------------------------------------------------------
+
+fn summary_requester(v: SpdmVersion, fault: Fault) -> (Requester, Arc<MeasConfig>) {
+    let mut r = Requester::open(KeyKind::P384, fault, v, ALL_DHE, ALL_AEAD);
+    let cfg = Arc::new(MeasConfig::default_device());
+    r.responder.set_measurements(Some(Arc::clone(&cfg)));
+    (r, cfg)
+}
+
+#[test]
+fn measurement_summary_in_challenge_and_key_exchange() {
+    for v in [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3] {
+        let (mut r, cfg) = summary_requester(v, Fault::None);
+        let all = r.expected_summary(false);
+        let tcb = r.expected_summary(true);
+        let h = hash_size(r.hash).unwrap();
+        assert_eq!((all.len(), tcb.len()), (h, h));
+        assert_ne!(all, tcb);
+        assert_eq!(r.challenge(SPDM_MEAS_SUMMARY_ALL).unwrap(), all, "{v:?}");
+        assert_eq!(r.challenge(SPDM_MEAS_SUMMARY_TCB).unwrap(), tcb, "{v:?}");
+        assert!(r.challenge(0).unwrap().is_empty());
+        for (t, want) in [(SPDM_MEAS_SUMMARY_ALL, &all), (SPDM_MEAS_SUMMARY_TCB, &tcb)] {
+            r.summary_type = t;
+            r.establish(0).unwrap();
+            assert_eq!(&r.last_summary, want, "{v:?} type {t:#x}");
+            r.heartbeat().unwrap();
+            r.end().unwrap();
+        }
+        assert!(r.logged("MeasurementSummaryHash over 6 block(s) (all blocks)"));
+        assert!(r.logged("MeasurementSummaryHash over 1 block(s) (TCB: immutable ROM blocks)"));
+        // A firmware update changes the all-measurements summary, not the TCB one (the
+        // immutable ROM does not change).
+        cfg.set_updated(true);
+        let all2 = r.expected_summary(false);
+        assert_ne!(all2, all);
+        assert_eq!(r.expected_summary(true), tcb);
+        assert_eq!(r.challenge(SPDM_MEAS_SUMMARY_ALL).unwrap(), all2);
+        assert_eq!(r.challenge(SPDM_MEAS_SUMMARY_TCB).unwrap(), tcb);
+        r.summary_type = SPDM_MEAS_SUMMARY_ALL;
+        r.establish(0).unwrap();
+        assert_eq!(r.last_summary, all2);
+        // An unknown type is refused (the codec does not even encode it: patch Param2/1).
+        let ch = Challenge {
+            version: v,
+            slot: 0,
+            meas_summary_type: 0,
+            nonce: [0; 32],
+            requester_context: [0; 8],
+        };
+        let mut b = [0u8; 64];
+        let n = encode_challenge(&ch, &mut b).unwrap();
+        b[3] = 2;
+        assert_eq!(
+            error_of(&r.clear(&b[..n])).as_deref(),
+            Some("InvalidRequest")
+        );
+    }
+}
+
+#[test]
+fn measurement_summary_without_measurements_is_invalid() {
+    let mut r = Requester::open(
+        KeyKind::P256,
+        Fault::None,
+        SpdmVersion::V1_2,
+        ALL_DHE,
+        ALL_AEAD,
+    );
+    r.responder.set_measurements(None);
+    // (CAPABILITIES were already sent with MEAS_CAP; the summary needs measurements now.)
+    assert_eq!(
+        r.challenge(SPDM_MEAS_SUMMARY_TCB).unwrap_err(),
+        "CHALLENGE answered ERROR InvalidRequest"
+    );
+    r.summary_type = SPDM_MEAS_SUMMARY_ALL;
+    assert_eq!(
+        r.key_exchange(0).unwrap_err(),
+        "KEY_EXCHANGE_RSP: ERROR InvalidRequest"
+    );
+}
+
+#[test]
+fn fault_bad_summary() {
+    for v in [SpdmVersion::V1_1, SpdmVersion::V1_2, SpdmVersion::V1_3] {
+        let (mut r, _) = summary_requester(v, Fault::BadSummary);
+        for t in [SPDM_MEAS_SUMMARY_ALL, SPDM_MEAS_SUMMARY_TCB] {
+            let want = r.expected_summary(t == SPDM_MEAS_SUMMARY_TCB);
+            // The signature verifies (challenge() checks it); the summary does not match.
+            let got = r.challenge(t).unwrap();
+            assert_eq!(got.len(), want.len());
+            assert_ne!(got, want, "{v:?}");
+            r.summary_type = t;
+            r.establish(0).unwrap();
+            assert_eq!(r.last_summary.len(), want.len());
+            assert_ne!(r.last_summary, want, "{v:?}");
+            r.end().unwrap();
+        }
+        // Without a summary nothing is corrupted.
+        r.summary_type = 0;
+        r.establish(0).unwrap();
+        assert!(r.last_summary.is_empty());
+        assert!(r.challenge(0).unwrap().is_empty());
+        assert!(r.logged("fault bad-summary: CHALLENGE_AUTH MeasurementSummaryHash"));
+        assert!(r.logged("fault bad-summary: KEY_EXCHANGE_RSP MeasurementSummaryHash"));
+    }
 }
 
 fn faulty(fault: Fault) -> Requester {
@@ -719,6 +1209,7 @@ fn clear_options() -> SessionOptions {
     SessionOptions {
         heartbeat_period: 0,
         handshake_in_clear: true,
+        ..SessionOptions::default()
     }
 }
 
@@ -736,6 +1227,12 @@ fn handshake_in_the_clear_full_session() {
             SpdmVersion::V1_2,
             SPDM_DHE_SECP256R1,
             SPDM_AEAD_CHACHA20_POLY1305,
+        ),
+        (
+            KeyKind::P256,
+            SpdmVersion::V1_1,
+            SPDM_DHE_SECP384R1,
+            SPDM_AEAD_AES_128_GCM,
         ),
     ] {
         let mut r = Requester::open_with(key, Fault::None, v, dhe, aead, clear_options(), true);
@@ -806,13 +1303,10 @@ fn tampered_requester_verify_data_ends_the_session() {
         assert_eq!(e, "FINISH answered ERROR DecryptError", "clear {clear}");
         assert_eq!(r.responder.session_id(), None, "clear {clear}");
         assert!(r.logged("FINISH RequesterVerifyData does not verify"));
-        // The session is gone: a correct FINISH in the clear is unexpected, a secured message
-        // gets ERROR InvalidRequest in the clear.
+        // The session is gone: a correct FINISH in the clear gets SessionRequired, a secured
+        // message ERROR InvalidRequest in the clear.
         let fin = r.finish_msg(false);
-        assert_eq!(
-            error_of(&r.clear(&fin)).as_deref(),
-            Some("UnexpectedRequest")
-        );
+        assert_eq!(error_of(&r.clear(&fin)).as_deref(), Some("SessionRequired"));
         let (ty, rsp) = r.send_record(&fin).unwrap();
         assert_eq!(ty, DOE_TYPE_CMA);
         assert_eq!(error_of(&rsp).as_deref(), Some("InvalidRequest"));
@@ -854,20 +1348,14 @@ fn finish_in_the_wrong_form_is_unexpected() {
     );
     let sid = r.key_exchange(0).unwrap();
     let fin = r.finish_msg(false);
-    assert_eq!(
-        error_of(&r.clear(&fin)).as_deref(),
-        Some("UnexpectedRequest")
-    );
+    assert_eq!(error_of(&r.clear(&fin)).as_deref(), Some("SessionRequired"));
     assert!(r.logged("whose handshake is encrypted"));
     assert_eq!(r.responder.session_id(), Some(sid));
     r.finish(false).unwrap();
     r.heartbeat().unwrap();
     r.end().unwrap();
-    // Without any session, FINISH in the clear is unexpected.
-    assert_eq!(
-        error_of(&r.clear(&fin)).as_deref(),
-        Some("UnexpectedRequest")
-    );
+    // Without any session, FINISH in the clear needs a session.
+    assert_eq!(error_of(&r.clear(&fin)).as_deref(), Some("SessionRequired"));
 }
 
 #[test]
@@ -895,6 +1383,7 @@ fn heartbeat_requester(period: u8, clear: bool) -> Requester {
         SessionOptions {
             heartbeat_period: period,
             handshake_in_clear: clear,
+            ..SessionOptions::default()
         },
         clear,
     )
@@ -964,7 +1453,7 @@ fn session_expires_before_finish() {
         let e = r.finish(false).unwrap_err();
         let want = if clear {
             // FINISH in the clear without a session.
-            "FINISH answered ERROR UnexpectedRequest"
+            "FINISH answered ERROR SessionRequired"
         } else {
             "clear ERROR InvalidRequest"
         };

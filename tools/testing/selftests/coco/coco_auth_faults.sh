@@ -45,7 +45,10 @@ expected() {
 		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks | \
 		fault:bad-kex-signature | fault:wrong-verify-data | fault:tampered-mac | \
 		fault:replayed-sequence | fault:skipped-sequence | fault:wrong-session-id | \
-		fault:refuse-key-update) echo ok ;;
+		fault:refuse-key-update | pki:no-keyusage | pki:long-chain | aead:* | dhe:* | \
+		fault:bad-summary) echo ok ;;
+	pki:pathlen-exceeded) echo "certificate exceeds a CA's pathLenConstraint" ;;
+	pki:ca-no-keycertsign) echo "CA certificate's keyUsage lacks keyCertSign" ;;
 	fault:untrusted-root)
 		echo "root certificate is not trusted (no matching key in the .coco keyring)" ;;
 	fault:wrong-version) echo "no common SPDM version" ;;
@@ -73,7 +76,9 @@ expected_meas() {
 	fault:duplicate-index) echo "duplicate measurement block index" ;;
 	fault:oversized-record) echo "measurement record length exceeds the message" ;;
 	fault:no-meas-sig) echo "device cannot sign its measurements (MEAS_CAP 1)" ;;
-	fault:untrusted-root | fault:wrong-version | fault:garbage | fault:bad-signature | \
+	fault:bad-summary)
+		echo "measurement summary hash of CHALLENGE_AUTH does not match the measurements read" ;;
+	pki:pathlen-exceeded | pki:ca-no-keycertsign | fault:untrusted-root | fault:wrong-version | fault:garbage | fault:bad-signature | \
 		fault:wrong-nonce | fault:truncated | fault:oversized | fault:digest-mismatch | \
 		fault:expired-leaf | fault:broken-chain | fault:unsupported-algorithm | \
 		fault:wrong-header-version)
@@ -116,6 +121,26 @@ check_outcome() {
 		return
 	fi
 	[ "$_au" = 0 ] || { coco_diag "authenticated '$_au', wanted 0"; return 1; }
+	# A chain failure names the slot, the certificate's depth (0: the leaf) and subject;
+	# a chain that failed validation is not shown.
+	_culprit=
+	case "$2" in
+	pki:pathlen-exceeded) _culprit=" (slot 0, depth 1, subject '" ;;
+	pki:ca-no-keycertsign) _culprit=" (slot 0, depth 1, subject '" ;;
+	fault:expired-leaf) _culprit=" (slot 0, depth 0, subject '" ;;
+	fault:untrusted-root) _culprit=" (slot 0, depth 2, subject '" ;;
+	esac
+	if [ -n "$_culprit" ]; then
+		case "$_auth" in
+		"error: $_want"*"$_culprit"*) ;;
+		*) coco_diag "reason does not name '$_culprit...'"; return 1 ;;
+		esac
+		case "$2" in
+		pki:* | fault:expired-leaf)
+			_cc=$(wc -c <"$COCO_PCI/$1/coco/certificate_chain")
+			[ "$_cc" = 0 ] || { coco_diag "certificate_chain shows $_cc bytes of an invalid chain"; return 1; } ;;
+		esac
+	fi
 	case "$_auth" in
 	"error: $_want"*) check_meas "$1" "$2"; return ;;
 	esac
@@ -137,7 +162,10 @@ expected_session() {
 		echo "secured message MAC does not verify" ;;
 	fault:wrong-session-id) echo "secured message for another session" ;;
 	fault:refuse-key-update) echo "device refused KEY_UPDATE (SPDM ERROR)" ;;
+	# Sessions exist from SPDM 1.1.
+	versions:*1.1*) echo established ;;
 	versions:*) echo none ;;
+	dhe:secp521r1) echo "unavailable: no common session algorithm" ;;
 	*) [ "$(expected "$1")" = ok ] && echo established || echo none ;;
 	esac
 }
@@ -154,8 +182,17 @@ check_session() {
 		_hw=encrypted
 		case "$2" in handshake:clear*) _hw=clear ;; esac
 		_hs=$(coco_attr "$1" session_handshake)
-		[ "$_hs" = "$_hw" ] || { coco_diag "$1: session_handshake '$_hs', wanted '$_hw'"; return 1; } ;;
+		[ "$_hs" = "$_hw" ] || { coco_diag "$1: session_handshake '$_hs', wanted '$_hw'"; return 1; }
+		# The algorithms and version the variant leaves.
+		_sa=$(coco_attr "$1" session_algorithms)
+		case "$2" in
+		aead:aes128-gcm) [ "${_sa#* }" = aes-128-gcm ] || { coco_diag "$1: session_algorithms '$_sa'"; return 1; } ;;
+		versions:*1.1)
+			_sv=$(coco_attr "$1" spdm_version)
+			[ "$_sv" = 1.1 ] || { coco_diag "$1: spdm_version '$_sv', wanted 1.1"; return 1; } ;;
+		esac ;;
 	none) [ "$_ss" = none ] ;;
+	unavailable:*) case "$_ss" in "$_sw"*) return 0 ;; esac; return 1 ;;
 	*) case "$_ss" in "error: $_sw"*) return 0 ;; esac; return 1 ;;
 	esac
 }
@@ -198,9 +235,12 @@ check_log() {
 	case "$2" in
 	fault:garbage) _want="coco: probe failed" ;;
 	fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
-		fault:oversized-record | fault:no-meas-sig)
+		fault:oversized-record | fault:no-meas-sig | fault:bad-summary)
 		log_after_trust | grep -F "$1" | grep -qF "coco: measurements failed: $(expected_meas "$2")" || {
 			coco_diag "no 'coco: measurements failed: $(expected_meas "$2")' line for $1"; return 1; } ;;
+	dhe:secp521r1)
+		log_after_trust | grep -F "$1" | grep -qF "coco: session unavailable: no common session algorithm" || {
+			coco_diag "no 'coco: session unavailable' line for $1"; return 1; } ;;
 	cma-id:*)
 		dmesg | grep -F "$1" | grep -q "coco: CMA identity names another" || {
 			coco_diag "no CMA identity warning for $1"; return 1; } ;;
