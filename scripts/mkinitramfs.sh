@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # mkinitramfs.sh OUT MODULE_DIR KSRC: builds the rig's base initramfs
-# (busybox, keyctl and openssl with their libraries, coco.ko, the kselftests and
+# (busybox, keyctl and openssl with their libraries, coco.ko, the trust-anchor
+# loader and its udev rule installed as `make install` does, the kselftests and
 # the kernel's KTAP helpers) as a gzip'd
 # newc cpio at OUT. The per-run configuration is a second archive appended by
 # qemu-run.sh.
@@ -32,6 +33,13 @@ for tool in keyctl openssl ${COCO_VERIFY_BIN:+"$COCO_VERIFY_BIN"}; do
 done
 cp "$COCO_ROOT/scripts/guest/init" "$stage/init"
 chmod 755 "$stage/init"
+# The trust anchors' loader, its udev rule and directory, where `make install`
+# puts them; busybox has no udev: udev-run runs what a rule would run.
+install -D -m 755 "$COCO_ROOT/tools/coco-trust/coco-trust-sync" "$stage/usr/sbin/coco-trust-sync"
+install -D -m 644 "$COCO_ROOT/tools/coco-trust/90-coco-trust.rules" \
+	"$stage/usr/lib/udev/rules.d/90-coco-trust.rules"
+install -D -m 755 "$COCO_ROOT/scripts/guest/udev-run" "$stage/usr/sbin/udev-run"
+mkdir -p "$stage/etc/coco/trust"
 find "$moddir" -name '*.ko' -exec cp {} "$stage/lib/modules/" \;
 [ -f "$stage/lib/modules/coco.ko" ] || die "coco.ko not found in $moddir"
 

@@ -17,7 +17,18 @@
 #                        versions:L, slots:L, heartbeat:SECS (--heartbeat-period),
 #                        handshake:clear (--handshake-in-clear);
 #                        the guest sees COCO_VARIANTS="<index>:<variant> ..."
+#   --trust-anchor FILE  a root certificate (DER or PEM; PEM is converted with
+#                        openssl here) for the guest's /etc/coco/trust, which
+#                        /init loads into .coco before authenticating the
+#                        devices again, e.g. the root of an --external-port
+#                        responder (repeatable; the key is named after FILE)
+#   --copy HOST:GUEST    copy the host file HOST to the absolute path GUEST in
+#                        the guest before /init runs (repeatable)
 #   --tests "T..."       in --test mode, run only these kselftests (in this order)
+#   --platform P         stock (Debian's QEMU, default) or tee-io (the project's
+#                        QEMU, scripts/build-qemu.sh: IDE on the endpoints and
+#                        their root ports, TEE-IO; variants platform:no-ide,
+#                        platform:no-tee-io, platform:rp-no-ide, ide-keys:STREAM)
 #   --shell              interactive shell on the serial console
 #   --test               run KUnit + the kselftests; last line "rig: N passed, N failed"
 #   --timeout S          watchdog: end a run that takes longer (default 900 s)
@@ -35,12 +46,17 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 endpoints=1 mode=summary timeout=900 setup=1 verbose=() logdir=() ext=() cmd=() variants=() tests=""
+platform=${COCO_PLATFORM:-stock}
+anchors=() copies=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--endpoints) endpoints=$2; shift 2 ;;
 	--external-port) ext+=(--external-port "$2"); shift 2 ;;
 	--variant) variants+=("$2"); shift 2 ;;
 	--tests) tests=$2; shift 2 ;;
+	--platform) platform=$2; shift 2 ;;
+	--trust-anchor) anchors+=("$2"); shift 2 ;;
+	--copy) copies+=("$2"); shift 2 ;;
 	--shell) mode=shell; shift ;;
 	--test) mode=test; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
@@ -48,7 +64,7 @@ while [ $# -gt 0 ]; do
 	--no-setup) setup=0; shift ;;
 	--verbose) verbose=(--verbose); shift ;;
 	--) shift; cmd=("$@"); mode=cmd; break ;;
-	-h | --help) sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
@@ -63,6 +79,15 @@ if [ "$setup" = 1 ]; then
 fi
 
 KB=$("$COCO_ROOT/scripts/build-kernel.sh")
+qemu=()
+case "$platform" in
+stock) ;;
+tee-io)
+	qemu_bin=$("$COCO_ROOT/scripts/build-qemu.sh") || die "cannot build the project's QEMU"
+	qemu=(--qemu "$qemu_bin" --platform tee-io)
+	;;
+*) die "--platform $platform: want stock or tee-io" ;;
+esac
 if [ -z "${COCO_ENDPOINT_BIN:-}" ]; then
 	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-endpoint) || die "cannot build coco-endpoint"
 	COCO_ENDPOINT_BIN=$COCO_ROOT/target/release/coco-endpoint
@@ -94,9 +119,34 @@ mkdir -p "$work/cfg/coco"
 	for v in "${variants[@]}"; do vlist="$vlist $i:$v" i=$((i + 1)); done
 	echo "COCO_VARIANTS='${vlist# }'"
 	echo "COCO_TESTS='$tests'"
+	echo "COCO_PLATFORM=$platform"
 	echo "COCO_EXPECTED_VERSIONS='${COCO_EXPECTED_VERSIONS:-1.0 1.1 1.2 1.3}'"
 } >"$work/cfg/coco/run.env"
 [ -f "$work/pki/root.der" ] && cp "$work/pki/root.der" "$work/cfg/coco/root.der"
+# Trust anchors for /etc/coco/trust (DER; a PEM file converted), named after the file.
+for a in "${anchors[@]}"; do
+	[ -f "$a" ] || die "--trust-anchor $a: no such file"
+	name=${a##*/}
+	name=${name%.*}
+	mkdir -p "$work/cfg/etc/coco/trust"
+	if grep -q -- '-----BEGIN CERTIFICATE-----' "$a"; then
+		openssl x509 -in "$a" -outform DER -out "$work/cfg/etc/coco/trust/$name.der" ||
+			die "--trust-anchor $a: openssl cannot read this PEM certificate"
+	else
+		openssl x509 -inform DER -in "$a" -noout ||
+			die "--trust-anchor $a: not a DER or PEM certificate"
+		cp "$a" "$work/cfg/etc/coco/trust/$name.der"
+	fi
+done
+# Files copied into the guest: the last ':' separates the host and guest paths.
+for c in "${copies[@]}"; do
+	src=${c%:*} dst=${c##*:}
+	[ "$src" != "$c" ] && [ -n "$src" ] || die "--copy $c: want HOSTFILE:GUESTPATH"
+	case "$dst" in /?*) ;; *) die "--copy $c: the guest path must be absolute" ;; esac
+	[ -f "$src" ] || die "--copy $c: no such file $src"
+	mkdir -p "$work/cfg$(dirname "$dst")"
+	cp -p "$src" "$work/cfg$dst"
+done
 # What the endpoints' default measurements look like with the hash they negotiate
 # (SHA-512), before and after a firmware update: the reference for coco-verify.
 if [ ${#ext[@]} -eq 0 ]; then
@@ -115,5 +165,5 @@ cat "$work/base.cpio.gz" "$work/cfg.cpio" >"$work/initrd"
 
 exec_rig=(python3 "$COCO_ROOT/scripts/rig.py" --kernel "$KB/arch/x86/boot/bzImage"
 	--initrd "$work/initrd" --mode "$mode" --endpoints "$endpoints" --timeout "$timeout"
-	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${pki[@]}" "${variants[@]/#/--variant=}" "${logdir[@]}" "${verbose[@]}")
+	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${pki[@]}" "${variants[@]/#/--variant=}" "${logdir[@]}" "${verbose[@]}" "${qemu[@]}")
 "${exec_rig[@]}"

@@ -170,7 +170,11 @@ untrusted_after_unlink() {
 	_st=$(coco_attr "$B" auth_status)
 	coco_diag "$B without its root in .coco: write status $_rc, authenticated '$_au', auth_status '$_st'"
 	[ "$_rc" -ne 0 ] && [ "$_au" = 0 ] &&
-		[ "$_st" = "error: root certificate is not trusted (no matching key in the .coco keyring)" ] &&
+		# The reason names the chain's root: slot 0, depth 2 (root, intermediate, leaf).
+		case "$_st" in
+		"error: root certificate is not trusted (no matching key in the .coco keyring) (slot 0, depth 2, subject '"*"')") ;;
+		*) return 1 ;;
+		esac &&
 		coco_log_since | grep -F "$B" | grep -qF 'coco: not authenticated: root certificate is not trusted'
 }
 coco_check "without its root in .coco, writing authenticated fails: authenticated 0, reason logged" \
