@@ -28,6 +28,7 @@ SPLATS = [
     re.compile(p)
     for p in (
         r"BUG: KASAN",
+        r"UBSAN: ",
         r"BUG: kernel NULL pointer",
         r"BUG: unable to handle",
         r"BUG: sleeping function called from invalid context",
@@ -74,7 +75,7 @@ def drop_known_upstream(lines):
 
 
 # KUnit suites of the project; each must report its results in a test run.
-KUNIT_SUITES = ("coco", "coco_crypto", "coco_auth", "coco_session_crypto", "coco_session")
+KUNIT_SUITES = ("coco", "coco_channel", "coco_crypto", "coco_auth", "coco_meas", "coco_session_crypto", "coco_session")
 
 # Written to the kernel log by the guest's /init before coco.ko is loaded.
 INIT_MARK = "coco-rig: /init started"
@@ -90,11 +91,23 @@ def log(msg):
     print(f"rig: {msg}", file=sys.stderr, flush=True)
 
 
+# The repository (this file is scripts/rig.py).
+COCO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # Endpoint variants (--variant): what the endpoint process is started with.
 VARIANT_OPTIONS = {"fault": "--fault", "key": "--key", "versions": "--versions", "slots": "--slots", "cma-id": "--cma-id",
-                   "heartbeat": "--heartbeat-period"}
+                   "heartbeat": "--heartbeat-period", "pki": "--pki-profile", "aead": "--aead", "dhe": "--dhe",
+                   "ide-keys": "--ide-test-keys"}
 # Variants that are a flag: KIND:VALUE -> options.
 VARIANT_FLAGS = {"handshake:clear": ["--handshake-in-clear"], "handshake:encrypted": []}
+# Variants of the emulated platform (--platform tee-io), not of the endpoint process: the
+# function without IDE or without TEE-IO, its root port without IDE.
+PLATFORM_VARIANTS = ("platform:no-ide", "platform:no-tee-io", "platform:rp-no-ide")
+
+
+def variant_parts(variant):
+    """The "+"-joined parts of a variant."""
+    return variant.split("+") if variant else []
 
 
 def variant_args(variant):
@@ -106,10 +119,19 @@ def variant_args(variant):
         return [a for v in variant.split("+") for a in variant_args(v)]
     if variant in VARIANT_FLAGS:
         return list(VARIANT_FLAGS[variant])
+    if variant in PLATFORM_VARIANTS:
+        return []
     kind, _, value = variant.partition(":")
+    if kind == "measurements":
+        # measurements:NAME is tools/testing/selftests/coco/NAME-measurements.txt.
+        path = os.path.join(COCO_ROOT, "tools/testing/selftests/coco", f"{value}-measurements.txt")
+        if not os.path.isfile(path):
+            raise RuntimeError(f"bad endpoint variant {variant!r}: no {path}")
+        return ["--measurements", path]
     if kind not in VARIANT_OPTIONS or not value:
         raise RuntimeError(f"bad endpoint variant {variant!r} (want fault:K, key:K, versions:L, slots:L, "
-                           "cma-id:S, heartbeat:SECS or handshake:clear)")
+                           "cma-id:S, heartbeat:SECS, pki:P, aead:L, dhe:L, ide-keys:STREAM, "
+                           "measurements:NAME, platform:no-ide|no-tee-io|rp-no-ide or handshake:clear)")
     return [VARIANT_OPTIONS[kind], value]
 
 
@@ -209,14 +231,33 @@ class Rig:
         log(f"started {len(self.endpoints)} endpoint(s) on port(s) {', '.join(map(str, self.ports))}")
 
     # ---- qemu ------------------------------------------------------------
+    def platform_props(self, i):
+        """(NVMe function properties, root port properties) of endpoint i on the platform."""
+        if self.args.platform != "tee-io":
+            return {}, {}
+        parts = variant_parts(self.variant_of(i))
+        ep = {"x-ide": "on", "x-tee-io": "on"}
+        if "platform:no-ide" in parts:
+            ep["x-ide"] = "off"
+        if "platform:no-tee-io" in parts:
+            ep["x-tee-io"] = "off"
+        rp = {"x-ide": "off" if "platform:rp-no-ide" in parts else "on"}
+        return ep, rp
+
+    def variant_of(self, i):
+        variants = [None] * self.args.endpoints + list(self.args.variant or [])
+        return variants[i] if i < len(variants) else None
+
     def device_args(self, i):
-        return f"nvme,id=coco-nvme{i},bus=coco-rp{i},serial=coco{i},spdm_port={self.ports[i]}"
+        ep, _ = self.platform_props(i)
+        props = "".join(f",{k}={v}" for k, v in ep.items())
+        return f"nvme,id=coco-nvme{i},bus=coco-rp{i},serial=coco{i},spdm_port={self.ports[i]}{props}"
 
     def qemu_cmd(self, interactive):
         a = self.args
         cmdline = "console=ttyS0 panic=-1 oops=panic loglevel=4 log_buf_len=4M " + a.append
         cmd = [
-            "qemu-system-x86_64",
+            a.qemu or "qemu-system-x86_64",
             "-machine", "q35",
             "-accel", "tcg",
             "-cpu", "max",
@@ -231,14 +272,20 @@ class Rig:
             "-append", cmdline,
             "-qmp", f"unix:{self.monitor_path},server=on,wait=off",
         ]
+        if a.platform == "tee-io":
+            # The project's QEMU runs from its build folder with Debian's firmware; its +ds
+            # source has no NIC option ROMs.
+            cmd += ["-L", "/usr/share/seabios", "-L", "/usr/share/qemu", "-nic", "none"]
         cmd += ["-serial", "mon:stdio" if interactive else "stdio"]
         for i in range(len(self.ports)):
             # Eight root ports per slot of pcie.0 (functions 0-7, from slot 4 on): a plain
             # slot each would run out of pcie.0's 32 slots with the fault matrix. Their order,
             # hence bus i + 1 for endpoint i, stays that of i.
             fn0 = ",multifunction=on" if i % 8 == 0 else ""
+            _, rp = self.platform_props(i)
+            rprops = "".join(f",{k}={v}" for k, v in rp.items())
             cmd += ["-device", f"pcie-root-port,id=coco-rp{i},bus=pcie.0,addr={4 + i // 8:x}.{i % 8}{fn0},"
-                    f"chassis={i + 1},slot={i + 1}"]
+                    f"chassis={i + 1},slot={i + 1}{rprops}"]
             cmd += ["-device", self.device_args(i)]
         return cmd
 
@@ -267,12 +314,14 @@ class Rig:
             s.close()
 
     def device_add_args(self, i):
+        ep, _ = self.platform_props(i)
         return {
             "driver": "nvme",
             "id": f"coco-nvme{i}",
             "bus": f"coco-rp{i}",
             "serial": f"coco{i}",
             "spdm_port": self.ports[i],
+            **ep,
         }
 
     def host_request(self, req, arg):
@@ -537,7 +586,7 @@ class Rig:
             self.fail("kernel log has crash/debug reports:\n    " + "\n    ".join(hits[:20]))
         else:
             self.passed += 1
-            print("ok - kernel log: no oops, KASAN, lockdep, kmemleak or WARN report", flush=True)
+            print("ok - kernel log: no oops, KASAN, UBSAN, lockdep, kmemleak or WARN report", flush=True)
 
     def cleanup(self):
         if self.qemu and self.qemu.poll() is None:
@@ -571,6 +620,9 @@ def main():
     p.add_argument("--append", default="")
     p.add_argument("--log-dir")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--qemu", help="QEMU binary (default: qemu-system-x86_64 from PATH)")
+    p.add_argument("--platform", choices=("stock", "tee-io"), default="stock",
+                   help="tee-io: the project's QEMU with IDE on the endpoints and root ports, TEE-IO")
     args = p.parse_args()
 
     rig = Rig(args)

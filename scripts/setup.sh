@@ -30,19 +30,6 @@ need_root() {
 	[ "$(id -u)" = 0 ] || die "setup must run as root (it installs packages)"
 }
 
-# The Debian mirror this machine already uses: the suites we add come from it.
-debian_mirror() {
-	local uri
-	uri=$(awk '/^URIs:/ {u=$2} /^Suites:/ && /bookworm( |$)/ {print u; exit}' \
-		/etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-	if [ -z "$uri" ]; then
-		uri=$(awk '$1=="deb" && $3 ~ /^bookworm$/ {print $2; exit}' \
-			/etc/apt/sources.list 2>/dev/null || true)
-	fi
-	[ -n "$uri" ] || die "cannot find the Debian bookworm mirror in /etc/apt sources"
-	echo "$uri"
-}
-
 add_suites() {
 	local src=/etc/apt/sources.list.d/coco-backports.sources mirror
 	mirror=$(debian_mirror)

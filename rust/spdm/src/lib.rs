@@ -59,3 +59,5 @@ pub mod cert;
 pub mod meas;
 
 pub mod session;
+
+pub mod vendor;

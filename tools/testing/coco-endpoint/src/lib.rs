@@ -13,6 +13,9 @@
 //! * [`session`]: [`serve`] runs one connection: framing, responder, SHUTDOWN, errors.
 //! * [`measurements`]: the measurement blocks (defaults, `--measurements` file format, the
 //!   `--fw-update-file` firmware update switch).
+//! * [`platform`]: the TEE-IO device: the PCI-SIG vendor-defined message dispatch to the
+//!   IDE_KM ([`idekm`]) and TDISP ([`tdisp`]) responders, and the side channel with QEMU
+//!   (Documentation/coco/tee-io-platform.rst).
 //!
 //! The binary (`src/main.rs`) adds the command line, one listener thread per endpoint, the
 //! port file and logging.
@@ -25,11 +28,14 @@ use std::sync::Mutex;
 use coco_spdm::VersionEntry;
 
 pub mod crypto;
+pub mod idekm;
 pub mod measurements;
 pub mod pki;
+pub mod platform;
 pub mod responder;
 pub mod session;
 pub mod socket;
+pub mod tdisp;
 
 pub use responder::{Reply, Responder, SessionOptions};
 pub use session::{serve, SessionEnd};
@@ -105,6 +111,22 @@ pub enum Fault {
     /// The MeasurementSummaryHash of CHALLENGE_AUTH and KEY_EXCHANGE_RSP has a bit flipped
     /// (the signature covers what is sent).
     BadSummary,
+    /// KEY_PROG is answered KP_ACK with status 4 (unspecified failure); the key is not stored.
+    KpAckFail,
+    /// K_SET_GO is answered SPDM ERROR Unspecified; no key set goes.
+    GoRefused,
+    /// KP_ACK and K_GOSTOP_ACK echo the stream ID plus one.
+    WrongStreamId,
+    /// The interface report's first MMIO range starts right after its BAR's end.
+    ReportOutsideBars,
+    /// The interface report's mmio_range_count is one more than the ranges present.
+    ReportBadLength,
+    /// START_INTERFACE accepts a nonce other than LOCK_INTERFACE_RSP's.
+    StartWrongNonce,
+    /// START_INTERFACE and STOP_INTERFACE are acknowledged but the TDI stays CONFIG_LOCKED.
+    StuckLocked,
+    /// LOCK_INTERFACE is answered TDISP ERROR with this code.
+    TdispError(u32),
 }
 
 /// The `--fault` kinds, one per line: name and what it does. Shown by `--help`.
@@ -153,7 +175,22 @@ wrong-session-id      application-phase secured responses carry another SessionI
 refuse-key-update     KEY_UPDATE answered with ERROR Unspecified (inside the session)
 bad-summary           the MeasurementSummaryHash of CHALLENGE_AUTH and KEY_EXCHANGE_RSP (requested
                       with type 1 TCB or 0xFF all) has a bit flipped; the signature is valid over
-                      what is sent, so only the requester's comparison with the measurements fails";
+                      what is sent, so only the requester's comparison with the measurements fails
+kp-ack-fail           IDE_KM KEY_PROG answered KP_ACK status 4 (unspecified failure); key not stored
+go-refused            IDE_KM K_SET_GO answered SPDM ERROR Unspecified (inside the session); no key
+                      set goes
+wrong-stream-id       IDE_KM KP_ACK and K_GOSTOP_ACK echo the stream ID plus one (keys are handled
+                      correctly)
+report-outside-bars   the TDISP interface report's first MMIO range starts right after its BAR's end
+report-bad-length     the TDISP interface report's mmio_range_count is one more than the ranges it
+                      holds (its lengths are inconsistent)
+start-wrong-nonce     TDISP START_INTERFACE accepts any nonce, not only LOCK_INTERFACE_RSP's
+stuck-locked          TDISP START_INTERFACE and STOP_INTERFACE are acknowledged but the TDI stays
+                      CONFIG_LOCKED
+tdisp-error:CODE      TDISP LOCK_INTERFACE answered TDISP ERROR CODE: invalid-request, busy,
+                      invalid-interface-state, unspecified, unsupported-request, version-mismatch,
+                      vendor-specific-error, invalid-interface, invalid-nonce, insufficient-entropy,
+                      invalid-device-configuration, or a number (0x104)";
 
 impl Fault {
     /// The name used on the command line (without the count of `busy:N`).
@@ -189,11 +226,19 @@ impl Fault {
             Fault::WrongSessionId => "wrong-session-id",
             Fault::RefuseKeyUpdate => "refuse-key-update",
             Fault::BadSummary => "bad-summary",
+            Fault::KpAckFail => "kp-ack-fail",
+            Fault::GoRefused => "go-refused",
+            Fault::WrongStreamId => "wrong-stream-id",
+            Fault::ReportOutsideBars => "report-outside-bars",
+            Fault::ReportBadLength => "report-bad-length",
+            Fault::StartWrongNonce => "start-wrong-nonce",
+            Fault::StuckLocked => "stuck-locked",
+            Fault::TdispError(_) => "tdisp-error",
         }
     }
 
-    /// Every fault kind (with `busy:1`), for tests and help.
-    pub const ALL: [Fault; 30] = [
+    /// Every fault kind (with `busy:1` and `tdisp-error:unspecified`), for tests and help.
+    pub const ALL: [Fault; 38] = [
         Fault::None,
         Fault::NoAnswer,
         Fault::Garbage,
@@ -224,6 +269,26 @@ impl Fault {
         Fault::WrongSessionId,
         Fault::RefuseKeyUpdate,
         Fault::BadSummary,
+        Fault::KpAckFail,
+        Fault::GoRefused,
+        Fault::WrongStreamId,
+        Fault::ReportOutsideBars,
+        Fault::ReportBadLength,
+        Fault::StartWrongNonce,
+        Fault::StuckLocked,
+        Fault::TdispError(coco_tdisp::TDISP_ERROR_UNSPECIFIED),
+    ];
+
+    /// The TEE-IO faults (IDE_KM and TDISP, inside the secure session).
+    pub const TEE_IO: [Fault; 8] = [
+        Fault::KpAckFail,
+        Fault::GoRefused,
+        Fault::WrongStreamId,
+        Fault::ReportOutsideBars,
+        Fault::ReportBadLength,
+        Fault::StartWrongNonce,
+        Fault::StuckLocked,
+        Fault::TdispError(coco_tdisp::TDISP_ERROR_UNSPECIFIED),
     ];
 
     /// The secure-session faults (they only affect KEY_EXCHANGE_RSP and secured messages).
@@ -263,6 +328,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Fault::Busy(n) => write!(f, "busy:{n}"),
+            Fault::TdispError(code) => write!(f, "tdisp-error:{}", tdisp::error_fault_name(*code)),
             other => f.write_str(other.name()),
         }
     }
@@ -280,6 +346,17 @@ impl FromStr for Fault {
         }
         if s == "busy" {
             return Ok(Fault::Busy(1));
+        }
+        if let Some(code) = s.strip_prefix("tdisp-error:") {
+            let parsed = tdisp::error_code_by_name(code).or_else(|| {
+                code.strip_prefix("0x")
+                    .map_or_else(|| code.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+            });
+            return parsed.map(Fault::TdispError).ok_or_else(|| {
+                format!(
+                    "bad TDISP error code in fault '{s}' (tdisp-error:NAME or tdisp-error:NUMBER)"
+                )
+            });
         }
         Fault::ALL
             .into_iter()
@@ -482,6 +559,32 @@ mod tests {
         assert_eq!("busy:5".parse::<Fault>(), Ok(Fault::Busy(5)));
         assert_eq!("busy".parse::<Fault>(), Ok(Fault::Busy(1)));
         assert!("busy:x".parse::<Fault>().is_err());
+        assert_eq!(
+            "tdisp-error:invalid-nonce".parse::<Fault>(),
+            Ok(Fault::TdispError(0x102))
+        );
+        assert_eq!(
+            "tdisp-error:0x104".parse::<Fault>(),
+            Ok(Fault::TdispError(0x104))
+        );
+        assert_eq!(
+            Fault::TdispError(0x104).to_string(),
+            "tdisp-error:invalid-device-configuration"
+        );
+        assert_eq!(Fault::TdispError(0x9999).to_string(), "tdisp-error:0x9999");
+        assert_eq!(
+            "tdisp-error:39321".parse::<Fault>(),
+            Ok(Fault::TdispError(0x9999))
+        );
+        assert!("tdisp-error:nope".parse::<Fault>().is_err());
+        for (code, _) in coco_tdisp::TDISP_ERROR_CODES {
+            let f = Fault::TdispError(code);
+            assert_eq!(f.to_string().parse::<Fault>(), Ok(f));
+            assert!(
+                FAULT_HELP.contains(tdisp::error_fault_name(code).as_str()),
+                "{f}"
+            );
+        }
         assert_eq!(
             "2:busy:3".parse::<FaultSpec>(),
             Ok(FaultSpec {

@@ -135,7 +135,26 @@ gets ERROR SessionRequired, a secured FINISH for one in the clear ERROR Unexpect
 RequesterVerifyData that does not verify ERROR DecryptError and ends the session. ERRORs carry \
 the negotiated version, before GET_CAPABILITIES succeeded the request's (1.0 for GET_VERSION). \
 --heartbeat-period, --handshake-in-clear, --dhe and --aead apply to every endpoint of the \
-process.";
+process.
+
+TEE-IO (Documentation/coco/tee-io-platform.rst): inside a secure session, VENDOR_DEFINED_REQUEST \
+with StandardID 3 (PCI-SIG), VendorID 0x0001 reaches the IDE_KM responder (protocol 0: QUERY \
+answered with the IDE registers QEMU pushed, else a default capability with 2 selective streams; \
+KEY_PROG for key sets K0/K1 x RX/TX x PR/NPR/CPL per stream ID; K_SET_GO; K_SET_STOP erases the \
+key) and the TDISP responder (protocol 1: one TDI; LOCK_INTERFACE needs the default stream's six \
+keys in go, returns a random nonce and freezes the interface report built from the BARs QEMU \
+pushed, else BAR0 16 KiB at 0xfe000000; the report in portions of up to 1024 bytes; \
+START_INTERFACE with the lock's nonce; STOP_INTERFACE; TDISP ERRORs). Outside a session it gets \
+ERROR SessionRequired. QEMU's side channel on the same socket: PLATFORM_IDE_KEYS (0xC0C00001, \
+SHA-256 digests of the keys in go, never keys), PLATFORM_EVENT (0xC0C00002: FLR and RESET erase \
+the keys and unlock the TDI, CONFIG_WRITE to a BAR or clearing memory/bus-master enable moves a \
+locked TDI to ERROR, BARS, IDE_REGISTERS, STREAM_DISABLED) and PLATFORM_TDI_STATE (0xC0C00003). \
+--ide-test-keys STREAM pre-programs, at every connection, K0 keys in go for the six \
+(direction, sub-stream) pairs of STREAM: key = SHA-256(\"coco-ide-test\" || stream || dir || \
+substream), IFV = the first 8 bytes of SHA-256(\"coco-ide-test\" || stream || dir || substream || \
+\"ifv\"), one byte each for stream, dir (0 RX, 1 TX, the endpoint's directions) and substream (0 \
+PR, 1 NPR, 2 CPL), so a guest test can program matching (or mismatched) root-port keys without \
+an IDE_KM requester.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -147,6 +166,7 @@ Examples:
   coco-endpoint --port 0 --port-file /tmp/port --measurements blocks.txt --fw-update-file /tmp/fw0
   coco-endpoint --count 2 --heartbeat-period 5 --handshake-in-clear
   coco-endpoint --dhe secp521r1 --aead aes128-gcm --fault bad-summary
+  coco-endpoint --count 2 --ide-test-keys 1 --fault 1:tdisp-error:invalid-device-configuration
 
 Measurements file example:
   # INDEX TYPE FORM VALUE
@@ -262,6 +282,11 @@ struct Args {
         value_parser = aead_parser
     )]
     aead: u16,
+
+    /// Pre-program, at every connection of every endpoint, K0 keys in go for the six
+    /// (direction, sub-stream) pairs of IDE stream STREAM (keys derived as described above)
+    #[arg(long, value_name = "STREAM")]
+    ide_test_keys: Option<u8>,
 }
 
 fn dhe_parser(s: &str) -> Result<u16, String> {
@@ -315,6 +340,7 @@ fn run_endpoint(
     identity: Arc<Identity>,
     measurements: Arc<MeasConfig>,
     session_options: SessionOptions,
+    ide_test_keys: Option<u8>,
     persist: bool,
     logger: Arc<Logger>,
 ) {
@@ -338,6 +364,12 @@ fn run_endpoint(
             Responder::with_identity(versions.clone(), fault, Arc::clone(&identity));
         responder.set_measurements(Some(Arc::clone(&measurements)));
         responder.set_session_options(session_options);
+        if let Some(stream) = ide_test_keys {
+            responder.tee_mut().ide.program_test_keys(stream);
+            log(&format!(
+                "--ide-test-keys: K0 keys in go for the six pairs of IDE stream {stream}"
+            ));
+        }
         let end = serve(&mut stream, &mut responder, &mut |msg: &str| log(msg));
         let how = match end {
             SessionEnd::Shutdown => "shutdown",
@@ -600,6 +632,7 @@ fn main() -> ExitCode {
         );
         let logger_for_thread = Arc::clone(&logger);
         let persist = args.persist;
+        let ide_test_keys = args.ide_test_keys;
         let measurements = Arc::clone(&measurements);
         let spawned = thread::Builder::new()
             .name(format!("endpoint-{index}"))
@@ -613,6 +646,7 @@ fn main() -> ExitCode {
                     identity,
                     measurements,
                     session_options,
+                    ide_test_keys,
                     persist,
                     logger_for_thread,
                 )

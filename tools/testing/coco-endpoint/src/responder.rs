@@ -83,6 +83,10 @@
 //! finds it expired and drops it first. A secured message for it then gets what any secured
 //! message without a session gets: ERROR InvalidRequest in a CMA object (DOE type 1). P = 0:
 //! sessions never expire. The clock can be advanced for tests ([`Responder::advance_clock`]).
+//!
+//! TEE-IO: VENDOR_DEFINED_REQUEST (PCI-SIG IDE_KM and TDISP) is served only inside an
+//! established session, by [`crate::platform::TeeIo`]; in a CMA object it gets ERROR
+//! SessionRequired (UnexpectedRequest at 1.1).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,7 +142,7 @@ use coco_spdm::{
 };
 use coco_spdm::{
     SPDM_END_SESSION, SPDM_ERROR_DECRYPT_ERROR, SPDM_ERROR_SESSION_REQUIRED, SPDM_FINISH,
-    SPDM_HEARTBEAT, SPDM_KEY_EXCHANGE, SPDM_KEY_UPDATE,
+    SPDM_HEARTBEAT, SPDM_KEY_EXCHANGE, SPDM_KEY_UPDATE, SPDM_VENDOR_DEFINED_REQUEST,
 };
 use rand::RngExt;
 
@@ -148,6 +152,7 @@ use crate::crypto::{
 };
 use crate::measurements::MeasConfig;
 use crate::pki::{spdm_hash, Identity, SUPPORTED_HASHES};
+use crate::platform::TeeIo;
 use crate::socket::QEMU_MAX_RESPONSE_SIZE;
 use crate::Fault;
 
@@ -272,6 +277,8 @@ pub struct Responder {
     session_options: SessionOptions,
     /// Added to the real clock ([`Responder::advance_clock`], for tests).
     clock_skew: Duration,
+    /// The TEE-IO device: IDE keys, TDI, platform state (IDE_KM and TDISP in the session).
+    tee: TeeIo,
 }
 
 /// Secured message versions the endpoint accepts (DSP0277 1.0 and 1.1).
@@ -507,6 +514,7 @@ impl Responder {
             next_rsp_session_id: 0x8001,
             session_options: SessionOptions::default(),
             clock_skew: Duration::ZERO,
+            tee: TeeIo::default(),
         }
     }
 
@@ -603,6 +611,24 @@ impl Responder {
     /// Whether GET_MEASUREMENTS is served.
     fn meas_enabled(&self) -> bool {
         self.identity.is_some() && self.measurements.is_some()
+    }
+
+    /// The TEE-IO device (IDE keys, TDI state), for the side channel and tests.
+    pub fn tee(&self) -> &TeeIo {
+        &self.tee
+    }
+
+    /// The TEE-IO device, mutable.
+    pub fn tee_mut(&mut self) -> &mut TeeIo {
+        &mut self.tee
+    }
+
+    /// Handles a side-channel command of QEMU ([`crate::platform`]); returns the reply command
+    /// and payload and the log lines.
+    pub fn platform(&mut self, command: u32, payload: &[u8]) -> (u32, Vec<u8>, Vec<String>) {
+        let mut log = Vec::new();
+        let (c, p) = self.tee.platform_command(command, payload, &mut log);
+        (c, p, log)
     }
 
     /// Number of requests handled so far.
@@ -810,6 +836,10 @@ impl Responder {
             }
             SPDM_KEY_EXCHANGE if self.sessions_enabled() => self.key_exchange(payload, header, log),
             SPDM_FINISH if self.sessions_enabled() => self.finish_in_clear(payload, header, log),
+            // IDE_KM and TDISP (PCI-SIG vendor-defined messages) only inside a session.
+            SPDM_VENDOR_DEFINED_REQUEST if self.sessions_enabled() => self
+                .check_request(header, State::Negotiated)
+                .and_then(|_| Err(self.session_required(format!("{name} outside a session")))),
             SPDM_HEARTBEAT | SPDM_KEY_UPDATE | SPDM_END_SESSION if self.sessions_enabled() => self
                 .check_request(header, State::Negotiated)
                 .and_then(|_| Err(self.session_required(format!("{name} outside a session")))),
@@ -2259,6 +2289,15 @@ impl Responder {
                 ),
                 After::Nothing,
             ),
+            SPDM_VENDOR_DEFINED_REQUEST => {
+                let fault = self.fault;
+                match self.tee.vendor_defined(msg, v, fault, log) {
+                    Ok(rsp) => (rsp, After::Nothing),
+                    Err((code, data, reason)) => {
+                        (err(self, code, data, reason, log), After::Nothing)
+                    }
+                }
+            }
             _ => {
                 // Application messages: any other request the endpoint serves (GET_MEASUREMENTS,
                 // GET_DIGESTS, GET_CERTIFICATE, ...), answered inside the session.

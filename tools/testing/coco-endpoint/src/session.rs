@@ -26,6 +26,8 @@ pub enum SessionEnd {
 /// * NORMAL: the payload goes to `responder`; its reply DOE object is sent back as NORMAL with
 ///   the request's transport type (unless the responder withholds it, fault `no-answer`).
 /// * TEST: answered with TEST echoing the payload.
+/// * PLATFORM_IDE_KEYS, PLATFORM_EVENT, PLATFORM_TDI_STATE (0xC0C00001-3): QEMU's TEE-IO side
+///   channel, answered by [`crate::platform::TeeIo::platform_command`].
 /// * SHUTDOWN: answered with SHUTDOWN and an empty payload (QEMU does not read it; spdm-emu
 ///   does the same), then the session ends.
 /// * Any other command: answered with UNKNOWN (0xFFFF) and an empty payload, as spdm-emu does;
@@ -66,6 +68,14 @@ pub fn serve<S: Read + Write>(
                     log(line);
                 }
                 reply.object.map(|object| (SOCKET_COMMAND_NORMAL, object))
+            }
+            command if crate::platform::is_platform_command(command) => {
+                // The TEE-IO side channel (Documentation/coco/tee-io-platform.rst).
+                let (command, payload, lines) = responder.platform(command, &frame.payload);
+                for line in &lines {
+                    log(line);
+                }
+                Some((command, payload))
             }
             SOCKET_COMMAND_TEST => {
                 log(&format!(

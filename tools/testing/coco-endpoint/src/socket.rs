@@ -207,6 +207,7 @@ pub fn command_name(command: u32) -> &'static str {
         SOCKET_COMMAND_SHUTDOWN => "SHUTDOWN",
         SOCKET_COMMAND_UNKNOWN => "UNKNOWN",
         SOCKET_COMMAND_TEST => "TEST",
+        c if crate::platform::is_platform_command(c) => crate::platform::command_name(c),
         _ => "unknown",
     }
 }
