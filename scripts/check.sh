@@ -4,7 +4,11 @@
 # make check: every test layer, one verdict.
 #   1. host: cargo fmt, cargo clippy -D warnings, cargo test (unit, integration, proptest)
 #   2. kernel: the cached kernel build, coco.ko built with CLIPPY=1
-#   3. guest: KUnit (coco suite) + the kselftests in QEMU, and a clean kernel log
+#   3. installation: the kernel-patch series (overlay and in-tree) apply to the pristine tree,
+#      the in-tree Kconfig entry selects what coco.ko needs, the installed layout, the kernel
+#      options coco.ko needs are set in the rig's kernel
+#   4. guest: KUnit + the kselftests in QEMU (and a boot with one misbehaving endpoint per
+#      fault), and a clean kernel log
 # The last line is "N passed, N failed"; the exit status is non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -79,7 +83,10 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		fault:refuse-key-update \
 		handshake:clear+fault:wrong-verify-data handshake:clear+fault:bad-kex-signature \
 		handshake:clear+fault:tampered-mac \
-		key:p256 key:rsa3072 versions:1.0,1.1 slots:1,3 \
+		key:p256 key:rsa3072 key:p521 versions:1.0,1.1 versions:1.0 slots:1,3 \
+		pki:no-keyusage pki:long-chain pki:pathlen-exceeded pki:ca-no-keycertsign \
+		aead:aes128-gcm dhe:secp521r1 fault:bad-summary \
+		measurements:sparse+fault:refuse-all-blocks \
 		cma-id:Vendor=1b36:Device=0011:CC=010802; do
 		faults+=(--variant "$v")
 	done
@@ -88,9 +95,61 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		--tests coco_auth_faults.sh --log-dir "$logdir/faults" \
 		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-faults.log"
 	rig_verdict "$logdir/rig-faults.log"
+	echo "# the emulated TEE-IO platform: the project's QEMU (tools/testing/qemu), host side and guest"
+	if qemu_bin=$(scripts/build-qemu.sh 2>"$logdir/qemu-build.log"); then
+		ok "the project's QEMU builds (cached, keyed by source version + patch series)"
+		tools/testing/qemu/test-platform.py --qemu "$qemu_bin" >"$logdir/qemu-platform.log" 2>&1
+		line=$(grep -E '^# [0-9]+ passed, [0-9]+ failed' "$logdir/qemu-platform.log" | tail -n 1)
+		if [ -n "$line" ]; then
+			p=$(echo "$line" | sed -E 's/^# ([0-9]+) passed.*/\1/')
+			f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
+			echo "# host platform model: $p passed, $f failed (see $logdir/qemu-platform.log)"
+			grep '^not ok' "$logdir/qemu-platform.log"
+			passed=$((passed + p)) failed=$((failed + f))
+		else
+			notok "tools/testing/qemu/test-platform.py printed no verdict (see $logdir/qemu-platform.log)"
+		fi
+		mkdir -p "$logdir/tee-io"
+		scripts/qemu-run.sh --no-setup --test --platform tee-io --endpoints 0 --variant ide-keys:1 \
+			--variant platform:rp-no-ide --variant platform:no-ide+platform:no-tee-io \
+			--tests "coco_load.sh coco_ide_platform.sh" --log-dir "$logdir/tee-io" \
+			--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-tee-io.log"
+		rig_verdict "$logdir/rig-tee-io.log"
+	else
+		notok "the project's QEMU does not build (see $logdir/qemu-build.log)"
+		tail -n 20 "$logdir/qemu-build.log"
+	fi
 else
 	notok "kernel build (see $logdir/kernel.log)"
 	tail -n 30 "$logdir/kernel.log"
+fi
+
+# Using coco on one's own machine (issue 17): the exported patch series, the
+# installed layout and the kernel options (the guest side is coco_trust_dir.sh).
+echo "# install: kernel patches, make install, kernel options"
+if scripts/kernel-patches.sh --check >"$logdir/patches.log" 2>&1; then
+	ok "make kernel-patches: the overlay series applies to the pristine kernel tree (git apply)"
+else
+	notok "the exported overlay series does not apply (see $logdir/patches.log)"
+	tail -n 10 "$logdir/patches.log"
+fi
+if scripts/kernel-patches.sh --check --in-tree --modules --kconfig >"$logdir/patches-in-tree.log" 2>&1; then
+	ok "make in-tree-patches: the in-tree series applies, its Kconfig entry selects what coco.ko needs, its drivers/pci/coco builds coco.ko"
+else
+	notok "the in-tree series does not apply or build (see $logdir/patches-in-tree.log)"
+	tail -n 10 "$logdir/patches-in-tree.log"
+fi
+if scripts/check-install.sh >"$logdir/install.log" 2>&1; then
+	ok "make install DESTDIR=... INSTALL_MOD_PATH=...: the layout README.md states"
+else
+	notok "make install layout (see $logdir/install.log)"
+	tail -n 10 "$logdir/install.log"
+fi
+if scripts/kernel-options.sh --config "$COCO_CACHE/build/.config" >"$logdir/kernel-options.log" 2>&1; then
+	ok "make kernel-options: every derived option is set in the rig's kernel"
+else
+	notok "make kernel-options: options missing from the rig's kernel (see $logdir/kernel-options.log)"
+	grep 'not set\|error' "$logdir/kernel-options.log" | head -n 10
 fi
 
 echo "# logs: $logdir"

@@ -36,6 +36,7 @@ enum coco_attr {
 	COCO_ATTR_SESSION_KEY_UPDATES = 17,
 	COCO_ATTR_SESSION_HEARTBEATS = 18,
 	COCO_ATTR_SESSION_VERSION = 19,
+	COCO_ATTR_MAILBOX_OWNER = 20,
 };
 
 /* Requests written to coco/session; the Rust side matches these values. */
@@ -100,5 +101,20 @@ ssize_t coco_rs_block_show(struct device *dev, unsigned int index,
 			   unsigned int attr, char *buf, size_t len);
 int coco_rs_meas_refresh(struct device *dev);
 int coco_rs_meas_set_nonce(struct device *dev, const u8 *nonce);
+
+/* coco_debugfs.c */
+struct dentry;
+void coco_debugfs_init(void);
+void coco_debugfs_exit(void);
+struct dentry *coco_debugfs_add(struct device *dev);
+void coco_debugfs_remove(struct dentry *dir);
+
+/* Rust callbacks of the debugfs test hooks */
+int coco_rs_debug_claim(struct device *dev, bool claim);
+int coco_rs_debug_relay(struct device *dev, unsigned int type, const u8 *req,
+			size_t len);
+ssize_t coco_rs_debug_relay_last(struct device *dev, u8 *buf, size_t len);
+int coco_rs_debug_session_hold(struct device *dev, bool hold);
+int coco_rs_debug_session_held(struct device *dev);
 
 #endif /* _DRIVERS_PCI_COCO_H */

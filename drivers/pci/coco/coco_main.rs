@@ -4,7 +4,7 @@
 //!
 //! Keeps per-device state for every PCI function whose DOE mailbox supports CMA/SPDM (PCI-SIG
 //! vendor 1, type 1), probes it asynchronously (DOE discovery, SPDM GET_VERSION, then SPDM
-//! authentication: certificate chain and CHALLENGE, see `spdm_auth.rs`) and follows
+//! authentication: certificate chain and CHALLENGE, see `requester/auth.rs`) and follows
 //! hotplug through a PCI bus notifier. A reset or resume (PCI restore notifier) withdraws the
 //! results and authenticates the device again. Trust anchors live in the `.coco` keyring
 //! (`trust.rs`). Results are exposed in sysfs: `authenticated` and `certificates/` in the device's
@@ -15,29 +15,33 @@
 
 use core::{
     ptr::{null_mut, NonNull},
-    sync::atomic::{AtomicPtr, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
 };
 use kernel::{
-    bindings, device,
+    bindings,
     ffi::{c_int, c_uint, c_ulong, c_void},
     prelude::*,
     sync::{new_mutex, Arc, Mutex},
     types::Opaque,
+    workqueue::{OwnedQueue, Queue},
 };
 
-mod cocodev;
+// Layers, each using only those below it: channel (transport, error type) → requester steps
+// (auth, meas, session) → connect → device (per-device state; device/sysfs.rs formats it) → this
+// module (registry, notifiers, sysfs callbacks).
+mod channel;
+mod connect;
+mod device;
+mod requester;
 // Kernel crypto glue for SPDM authentication; some accessors are only used by the KUnit tests.
 #[allow(dead_code)]
 mod crypto;
-mod spdm_auth;
-mod spdm_meas;
-mod spdm_session;
 // Crypto for SPDM secure sessions (HMAC/HKDF, ECDH, AEAD), checked by its KUnit suite.
 #[allow(dead_code)]
 mod session_crypto;
 mod trust;
 
-use cocodev::CocoDev;
+use device::CocoDev;
 
 // The protocol crates are shared with the userspace tools: their parsers are exercised by cargo
 // tests and proptest on the host. Items used by later features are not dead code there.
@@ -107,6 +111,10 @@ extern "C" {
     fn coco_meas_dir_create(dev: *mut bindings::device) -> *mut CocoMeasDir;
     fn coco_meas_dir_destroy(dir: *mut CocoMeasDir);
     fn coco_meas_dir_set_blocks(dir: *mut CocoMeasDir, indices: *const u8, count: c_uint) -> c_int;
+    fn coco_debugfs_init();
+    fn coco_debugfs_exit();
+    fn coco_debugfs_add(dev: *mut bindings::device) -> *mut bindings::dentry;
+    fn coco_debugfs_remove(dir: *mut bindings::dentry);
 }
 
 /// `struct coco_meas_dir` of coco_sysfs.c (opaque).
@@ -126,14 +134,18 @@ struct Coco {
     /// PCI restore notifier: resets and resumes.
     #[pin]
     restore_nb: Opaque<bindings::notifier_block>,
-    restore_registered: bool,
+    restore_registered: AtomicBool,
     /// The `.coco` keyring; `None` if it could not be created (nothing is then trusted).
     keyring: Option<trust::Keyring>,
     /// Tracked devices. Never held across sysfs group removal or a protocol run: sysfs callbacks
     /// take it to look a device up.
     #[pin]
     devices: Mutex<KVec<Arc<CocoDev>>>,
-    notifier_registered: bool,
+    notifier_registered: AtomicBool,
+    /// The module's work queue: probes and heartbeat checks run only here, so once it is
+    /// destroyed (drained) at unload none of them can outlive the module. Freezable: no
+    /// exchange reaches a device while the system suspends.
+    wq: OwnedQueue,
 }
 
 // SAFETY: `nb` is only touched by the notifier chain, which serialises (un)registration and
@@ -155,7 +167,7 @@ impl kernel::InPlaceModule for Coco {
                 next: null_mut(),
                 priority: 0,
             }),
-            restore_registered: false,
+            restore_registered: AtomicBool::new(false),
             keyring: match trust::Keyring::new() {
                 Ok(k) => {
                     pr_info!(
@@ -171,12 +183,18 @@ impl kernel::InPlaceModule for Coco {
                 }
             },
             devices <- new_mutex!(KVec::new()),
-            notifier_registered: false,
+            notifier_registered: AtomicBool::new(false),
+            wq: OwnedQueue::new(
+                c"coco",
+                bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE,
+                0,
+            )?,
         })
         .pin_chain(|this| {
-            // SAFETY: Only `notifier_registered` is changed; nothing is moved out of `this`.
-            let this = unsafe { this.get_unchecked_mut() };
-            REGISTRY.store(core::ptr::from_mut(this), Ordering::Release);
+            // Only shared references from here on: once published in `REGISTRY` (and once the
+            // notifiers are registered) other threads use the module through `&Coco` too.
+            let this: &Self = &this;
+            REGISTRY.store(core::ptr::from_ref(this).cast_mut(), Ordering::Release);
             // SAFETY: `this.nb` is a valid notifier block that stays at this address until
             // `PinnedDrop` unregisters it; `pci_bus_type` is a static of the PCI core.
             let ret = unsafe {
@@ -186,14 +204,16 @@ impl kernel::InPlaceModule for Coco {
                 pr_err!("cannot register the PCI bus notifier: {}\n", ret);
                 return Err(Error::from_errno(ret));
             }
-            this.notifier_registered = true;
+            this.notifier_registered.store(true, Ordering::Release);
             // SAFETY: As above, for the restore notifier block.
             let ret = unsafe { bindings::pci_register_restore_notifier(this.restore_nb.get()) };
             if ret != 0 {
                 pr_warn!("cannot register the PCI restore notifier: {}; resets and resumes will not re-authenticate\n", ret);
             } else {
-                this.restore_registered = true;
+                this.restore_registered.store(true, Ordering::Release);
             }
+            // SAFETY: No requirement; creates the debugfs root (removed in `PinnedDrop`).
+            unsafe { coco_debugfs_init() };
             this.scan();
             Ok(())
         })
@@ -240,7 +260,7 @@ impl Coco {
             Ok(None) => return,
             Err(e) => {
                 // SAFETY: As above.
-                let dev: &device::Device = unsafe { device::Device::from_raw(raw) };
+                let dev: &kernel::device::Device = unsafe { kernel::device::Device::from_raw(raw) };
                 dev_err!(dev, "coco: cannot track device: {:?}\n", e);
                 return;
             }
@@ -258,6 +278,7 @@ impl Coco {
             cd.set_sysfs_added();
         }
         cd.create_meas_dir();
+        cd.create_debugfs();
         cd.start_probe();
     }
 
@@ -284,13 +305,13 @@ impl Coco {
 #[pinned_drop]
 impl PinnedDrop for Coco {
     fn drop(self: Pin<&mut Self>) {
-        if self.notifier_registered {
+        if self.notifier_registered.load(Ordering::Acquire) {
             // SAFETY: Registered in `init` with the same bus and block.
             unsafe {
                 bindings::bus_unregister_notifier(&raw const bindings::pci_bus_type, self.nb.get())
             };
         }
-        if self.restore_registered {
+        if self.restore_registered.load(Ordering::Acquire) {
             // SAFETY: Registered in `init` with the same block.
             unsafe { bindings::pci_unregister_restore_notifier(self.restore_nb.get()) };
         }
@@ -300,8 +321,15 @@ impl PinnedDrop for Coco {
         for cd in devices.into_iter() {
             cd.teardown();
         }
+        // SAFETY: Every device's directory was removed by its teardown.
+        unsafe { coco_debugfs_exit() };
         REGISTRY.store(null_mut(), Ordering::Release);
     }
+}
+
+/// The module's work queue; `None` once the module is being unloaded.
+pub(crate) fn queue() -> Option<&'static Queue> {
+    registry().map(|c| &*c.wq)
 }
 
 /// Returns the module instance.
@@ -398,7 +426,7 @@ unsafe extern "C" fn coco_rs_attr_show(
 /// `dev` is the device the attribute belongs to.
 #[no_mangle]
 unsafe extern "C" fn coco_rs_rescan(dev: *mut bindings::device) -> c_int {
-    store_with(dev, |cd| cd.probe())
+    store_with(dev, |cd| cd.rescan())
 }
 
 /// sysfs read of the binary attribute `coco/certificate_chain`: copies at most `count` bytes
@@ -456,7 +484,7 @@ unsafe extern "C" fn coco_rs_set_preferred_slot(dev: *mut bindings::device, slot
 /// `dev` is the device the attribute belongs to.
 #[no_mangle]
 unsafe extern "C" fn coco_rs_session_op(dev: *mut bindings::device, op: c_uint) -> c_int {
-    let Some(op) = cocodev::SessionOp::from_raw(op) else {
+    let Some(op) = device::SessionOp::from_raw(op) else {
         return EINVAL.to_errno();
     };
     store_with(dev, |cd| cd.session_op(op))
@@ -642,4 +670,75 @@ unsafe extern "C" fn coco_rs_meas_set_nonce(dev: *mut bindings::device, nonce: *
         cd.set_meas_nonce(n);
         Ok(())
     })
+}
+
+/// debugfs `relay`: "claim" (`claim`) or "release" of the DOE mailbox by the test TSM.
+///
+/// # Safety
+///
+/// `dev` is the device the debugfs file belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_debug_claim(dev: *mut bindings::device, claim: bool) -> c_int {
+    store_with(dev, |cd| cd.debug_claim(claim))
+}
+
+/// debugfs `relay`: relays the data object payload `req` (`len` bytes) of `object_type`.
+///
+/// # Safety
+///
+/// `dev` is the device the debugfs file belongs to; `req` is valid for reads of `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_debug_relay(
+    dev: *mut bindings::device,
+    object_type: c_uint,
+    req: *const u8,
+    len: usize,
+) -> c_int {
+    let Ok(object_type) = u8::try_from(object_type) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: `req` is valid for reads of `len` bytes by the safety requirements.
+    let req = unsafe { core::slice::from_raw_parts(req, len) };
+    store_with(dev, |cd| cd.debug_relay(object_type, req))
+}
+
+/// debugfs `relay` (read): copies the last relayed response into `buf`; returns its length.
+///
+/// # Safety
+///
+/// `dev` is the device the debugfs file belongs to; `buf` is valid for writes of `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_debug_relay_last(
+    dev: *mut bindings::device,
+    buf: *mut u8,
+    len: usize,
+) -> isize {
+    let Some(cd) = registry().and_then(|r| r.find(dev)) else {
+        return ENODEV.to_errno() as isize;
+    };
+    // SAFETY: `buf` is valid for writes of `len` bytes by the safety requirements.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf, len) };
+    isize::try_from(cd.debug_relay_last(out)).unwrap_or(0)
+}
+
+/// debugfs `session_hold`: takes (`hold`) or drops the test hook's hold on the session.
+///
+/// # Safety
+///
+/// `dev` is the device the debugfs file belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_debug_session_hold(dev: *mut bindings::device, hold: bool) -> c_int {
+    store_with(dev, |cd| cd.debug_session_hold(hold))
+}
+
+/// debugfs `session_hold` (read): 1 if the test hook holds the session.
+///
+/// # Safety
+///
+/// `dev` is the device the debugfs file belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_debug_session_held(dev: *mut bindings::device) -> c_int {
+    registry()
+        .and_then(|r| r.find(dev))
+        .map_or(0, |cd| c_int::from(cd.debug_session_held()))
 }

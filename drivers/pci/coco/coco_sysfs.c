@@ -66,6 +66,7 @@ COCO_ATTR_RO(session_heartbeat_period, COCO_ATTR_SESSION_HEARTBEAT_PERIOD);
 COCO_ATTR_RO(session_messages, COCO_ATTR_SESSION_MESSAGES);
 COCO_ATTR_RO(session_key_updates, COCO_ATTR_SESSION_KEY_UPDATES);
 COCO_ATTR_RO(session_heartbeats, COCO_ATTR_SESSION_HEARTBEATS);
+COCO_ATTR_RO(mailbox_owner, COCO_ATTR_MAILBOX_OWNER);
 
 static ssize_t session_show(struct device *dev, struct device_attribute *attr,
 			    char *buf)
@@ -159,6 +160,7 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_cma_identity_status.attr,
 	&dev_attr_session.attr,
 	&dev_attr_session_algorithms.attr,
+	&dev_attr_mailbox_owner.attr,
 	&dev_attr_session_version.attr,
 	&dev_attr_session_handshake.attr,
 	&dev_attr_session_heartbeat_period.attr,

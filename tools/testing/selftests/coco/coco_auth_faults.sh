@@ -38,7 +38,7 @@ ktap_set_plan $(($# * 2))
 # A combined variant "handshake:clear+V" expects what V does.
 expected() {
 	case "$1" in
-	handshake:*+*) expected "${1#*+}" ;;
+	handshake:*+* | measurements:*+*) expected "${1#*+}" ;;
 	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:* | \
 		heartbeat:* | handshake:* | \
 		fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
@@ -46,7 +46,7 @@ expected() {
 		fault:bad-kex-signature | fault:wrong-verify-data | fault:tampered-mac | \
 		fault:replayed-sequence | fault:skipped-sequence | fault:wrong-session-id | \
 		fault:refuse-key-update | pki:no-keyusage | pki:long-chain | aead:* | dhe:* | \
-		fault:bad-summary) echo ok ;;
+		fault:bad-summary | measurements:*) echo ok ;;
 	pki:pathlen-exceeded) echo "certificate exceeds a CA's pathLenConstraint" ;;
 	pki:ca-no-keycertsign) echo "CA certificate's keyUsage lacks keyCertSign" ;;
 	fault:untrusted-root)
@@ -207,20 +207,27 @@ check_meas() {
 	if [ "$_mw" = ok ]; then
 		[ "$_ms" = ok ] && [ "$_nb" -ge 1 ] || return 1
 		case "$2" in
-		fault:refuse-all-blocks)
+		*fault:refuse-all-blocks)
 			dmesg | grep -F "$1" | grep 'coco: measurements: ' | tail -n 1 | grep -q 'per index' ||
 				{ coco_diag "no per-index reading in the log"; return 1; } ;;
+		esac
+		case "$2" in
+		measurements:sparse*)
+			# The blocks at the indices the device has, none asked for in vain.
+			_ix=$(cd "$COCO_PCI/$1/measurements" && ls -d [0-9]* | sort -n | tr '\n' ' ')
+			[ "$_ix" = "1 2 253 254 " ] || { coco_diag "block directories '$_ix', wanted '1 2 253 254 '"; return 1; } ;;
 		esac
 		return 0
 	fi
 	[ "$_ms" = "error: $_mw" ] && [ "$_nb" = 0 ] && [ "$(cat "$COCO_PCI/$1/measurements/stale")" = 0 ]
 }
 
-# log_after_trust: the kernel log from the rig's "trust anchor loaded" line
-# on (the whole log if there is none).
+# log_after_trust: the kernel log from the first time coco-trust-sync put the
+# rig's trust anchor in place (before it authenticated the devices again) on;
+# the whole log if it never did.
 log_after_trust() {
-	if dmesg | grep -q 'coco-rig: trust anchor loaded'; then
-		dmesg | awk '/coco-rig: trust anchor loaded/ { f = 1 } f { print }'
+	if dmesg | grep -q 'coco-trust-sync: .*authenticating every device again'; then
+		dmesg | awk '/coco-trust-sync: .*authenticating every device again/ { f = 1 } f { print }'
 	else
 		dmesg
 	fi

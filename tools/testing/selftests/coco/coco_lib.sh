@@ -370,7 +370,7 @@ _coco_log_after() {
 
 # shellcheck disable=SC2034 # used by the tests
 # Extended regexp for kernel splats (any of them fails a "no error" check).
-COCO_SPLAT_RE='BUG:|WARNING:|Oops|Call Trace|kernel BUG at|general protection fault|panicked at|Kernel panic'
+COCO_SPLAT_RE='BUG:|WARNING:|UBSAN:|Oops|Call Trace|kernel BUG at|general protection fault|panicked at|Kernel panic'
 
 # coco_log_errors: filter a raw log (dmesg -r) on stdin down to the lines the
 # kernel logged at KERN_ERR or worse, coco failures and splats (our own marker

@@ -5,20 +5,20 @@
 //!
 //! Fewest exchanges first: one signed request for all blocks (operation 0xFF). If the device
 //! refuses it (ERROR UnsupportedRequest, ResponseTooLarge, LargeResponse or InvalidRequest), the
-//! number of indices is asked for (operation 0) and the blocks are read one index at a time, the
-//! last request signed. The signature covers L1/L2: for SPDM 1.2+ the VCA messages, then every
+//! number of blocks is asked for (operation 0) and the blocks are read one index at a time, the
+//! last request signed; the indices the device has are found by asking (they may be sparse). The signature covers L1/L2: for SPDM 1.2+ the VCA messages, then every
 //! GET_MEASUREMENTS and MEASUREMENTS since the last signed one (the signed response without its
 //! signature); for 1.0 and 1.1 only the measurement messages. An ERROR starts L1/L2 afresh.
 //!
 //! Everything a verifier needs to re-check the reading without trusting the kernel is kept:
 //! L1/L2 as hashed, the signature, the nonce, the algorithms and the slot.
 
+use super::auth::Negotiated;
 use crate::{
-    cocodev::Failure,
+    channel::{add, fail, proto, Conn, Failure, OOM},
     crypto::{self, Verifier},
     meas::{self, GetMeasurements, IndexSet, MeasurementsParams},
     spdm::{self, SpdmVersion},
-    spdm_auth::{add, fail, proto, Conn, Negotiated, OOM},
 };
 use kernel::{bindings, prelude::*};
 
@@ -102,7 +102,7 @@ struct Transcript {
 /// L1/L2 (the response up to its signature) and collects its blocks. Returns the response's
 /// Param1 (the number of indices, for operation 0) and, when signed, the signature.
 fn request(
-    c: &mut Conn<'_, '_>,
+    c: &mut Conn<'_>,
     neg: &Negotiated,
     req: &GetMeasurements,
     l: &mut Transcript,
@@ -159,8 +159,8 @@ pub(crate) fn summary_hash(
 ) -> Result<usize, Failure> {
     let mut h = crypto::Hash::new(halg).map_err(|e| fail("cannot allocate the hash", e))?;
     for b in blocks {
-        let mut buf = KVec::from_elem(0u8, b.value.len().saturating_add(7), GFP_KERNEL)
-            .map_err(|_| OOM)?;
+        let mut buf =
+            KVec::from_elem(0u8, b.value.len().saturating_add(7), GFP_KERNEL).map_err(|_| OOM)?;
         let n = meas::encode_measurement_block(b.index, b.value_type, &b.value, &mut buf)
             .map_err(|_| fail("cannot encode a measurement block", EINVAL))?;
         h.update(buf.get(..n).unwrap_or(&[]))
@@ -171,10 +171,83 @@ pub(crate) fn summary_hash(
     Ok(halg.digest_size())
 }
 
+/// Reads the `total` blocks a device reports, index by index, the last request signed: the
+/// device's indices need not be 1 to `total` (they may be sparse, e.g. 1, 2, 0xFD, 0xFE), so the
+/// indices 1 to 0xFE are asked for in turn until `total` blocks were found; an index the device
+/// does not have is answered with ERROR InvalidRequest (which restarts L1/L2) or with no block.
+/// Once one was answered with an ERROR, the transcript no longer covers the blocks read before
+/// it, so the indices found are read again, without gaps, the last one signed.
+fn read_indices(
+    c: &mut Conn<'_>,
+    neg: &Negotiated,
+    total: u8,
+    signed_request: &dyn Fn(u8) -> GetMeasurements,
+    l: &mut Transcript,
+    seen: &mut IndexSet,
+    info: &mut MeasInfo,
+) -> Result<(), Failure> {
+    let version = neg.version;
+    let unsigned = |index: u8| {
+        let mut r = GetMeasurements::new(version, index, false);
+        random(&mut r.requester_context);
+        r
+    };
+    let want = usize::from(total);
+    if want > usize::from(meas::SPDM_MEAS_INDEX_MAX) {
+        return Err(proto(
+            "device reports more measurement blocks than there are indices",
+        ));
+    }
+    let mut found: KVec<u8> = KVec::with_capacity(want, GFP_KERNEL).map_err(|_| OOM)?;
+    let mut gap = false;
+    for index in meas::SPDM_MEAS_INDEX_MIN..=meas::SPDM_MEAS_INDEX_MAX {
+        if found.len() >= want {
+            break;
+        }
+        let req = if found.len() + 1 == want {
+            signed_request(index)
+        } else {
+            unsigned(index)
+        };
+        let before = info.blocks.len();
+        match request(c, neg, &req, l, seen, &mut info.blocks, &mut info.signature) {
+            Ok(_) if info.blocks.len() > before => {
+                found.push(index, GFP_KERNEL).map_err(|_| OOM)?
+            }
+            Ok(_) => {}
+            Err(f) if f.spdm_error == Some(spdm::SPDM_ERROR_INVALID_REQUEST) => {
+                // No block at this index; the ERROR restarted L1/L2.
+                gap = true;
+                l.bytes.truncate(l.base);
+                info.signature.clear();
+            }
+            Err(f) => return Err(f),
+        }
+    }
+    if found.len() < want {
+        return Err(proto("device has fewer measurement blocks than it reports"));
+    }
+    if gap {
+        l.bytes.truncate(l.base);
+        *seen = IndexSet::new();
+        info.blocks.clear();
+        info.signature.clear();
+        for (k, &index) in found.iter().enumerate() {
+            let req = if k + 1 == found.len() {
+                signed_request(index)
+            } else {
+                unsigned(index)
+            };
+            request(c, neg, &req, l, seen, &mut info.blocks, &mut info.signature)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads and verifies the measurements on an authenticated connection; `slot` is the slot that
 /// authenticated, `verifier` its leaf key, `nonce` root's nonce for the signed request.
 pub(crate) fn measure(
-    c: &mut Conn<'_, '_>,
+    c: &mut Conn<'_>,
     neg: &Negotiated,
     slot: u8,
     verifier: &Verifier,
@@ -261,24 +334,7 @@ pub(crate) fn measure(
                 &mut info.blocks,
                 &mut info.signature,
             )?;
-            for index in meas::SPDM_MEAS_INDEX_MIN..=total {
-                let req = if index == total {
-                    signed_request(index)
-                } else {
-                    let mut r = GetMeasurements::new(version, index, false);
-                    random(&mut r.requester_context);
-                    r
-                };
-                request(
-                    c,
-                    neg,
-                    &req,
-                    &mut l,
-                    &mut seen,
-                    &mut info.blocks,
-                    &mut info.signature,
-                )?;
-            }
+            read_indices(c, neg, total, &signed_request, &mut l, &mut seen, &mut info)?;
         }
         Err(f) => return Err(f),
     }
@@ -314,4 +370,68 @@ pub(crate) fn measure(
     // SAFETY: No requirement; reads the wall clock.
     info.timestamp = unsafe { bindings::ktime_get_real_seconds() };
     Ok(info)
+}
+
+/// Checks a MeasurementSummaryHash (`what` sent it) against the blocks read on this connection.
+pub(crate) fn check_summary(
+    summary: &[u8],
+    meas: &MeasInfo,
+    neg: &Negotiated,
+    what: &'static str,
+) -> Result<(), Failure> {
+    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
+    let n = summary_hash(&meas.blocks, neg.halg, &mut d)?;
+    if d.get(..n) != Some(summary) {
+        return Err(fail(what, EKEYREJECTED));
+    }
+    Ok(())
+}
+
+#[kunit_tests(coco_meas)]
+mod tests {
+    use super::*;
+    use crate::crypto::HashAlg;
+
+    fn unhex32(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (o, c) in out.iter_mut().zip(s.as_bytes().chunks(2)) {
+            let d = |x: u8| if x >= b'a' { x - b'a' + 10 } else { x - b'0' };
+            *o = d(c[0]) * 16 + d(c[1]);
+        }
+        out
+    }
+
+    #[test]
+    fn measurement_summary_hash() -> Result {
+        let mut a = KVec::new();
+        a.extend_from_slice(&[0xaa; 32], GFP_KERNEL)?;
+        let mut b = KVec::new();
+        b.extend_from_slice(&[0x55; 16], GFP_KERNEL)?;
+        let blocks = [
+            Block {
+                index: 1,
+                value_type: 0x00,
+                value: a,
+            },
+            Block {
+                index: 2,
+                value_type: 0x81,
+                value: b,
+            },
+        ];
+        let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
+        // SHA-256 of 01 01 23 00 00 20 00 || aa*32 || 02 01 13 00 81 10 00 || 55*16.
+        let n = summary_hash(&blocks, HashAlg::Sha256, &mut d).map_err(|f| f.err)?;
+        assert_eq!(
+            &d[..n],
+            &unhex32("871223bcfd357ec9670cc42dd820e2919c68f96cf887f714e5d3c0b34abb1692")
+        );
+        // A block changed: another summary.
+        let n = summary_hash(&blocks[..1], HashAlg::Sha256, &mut d).map_err(|f| f.err)?;
+        assert_ne!(
+            &d[..n],
+            &unhex32("871223bcfd357ec9670cc42dd820e2919c68f96cf887f714e5d3c0b34abb1692")
+        );
+        Ok(())
+    }
 }

@@ -14,29 +14,30 @@
 //! `ENOTCONN`. Secrets live in `session::Secret` / `TrafficKeys` (zeroed on drop) and
 //! [`SecretBuf`]; nothing of them is ever logged.
 
+use super::{
+    auth::Negotiated,
+    meas::{self as spdm_meas, MeasInfo},
+};
 use crate::{
     auth,
-    cocodev::Failure,
+    channel::{self, add, fail, proto, Conn, Failure, Transport, OOM},
     crypto::{self, Verifier},
     session::{self as ss, RecordError, SequenceCounter},
     session_crypto::{self as sc, SecretBuf},
     spdm::{self, SpdmVersion},
-    spdm_auth::{self, add, fail, proto, Conn, Negotiated, OOM},
-    spdm_meas::MeasInfo,
 };
-use kernel::{bindings, ffi::c_ulong, pci::doe as pcidoe, prelude::*};
+use kernel::{
+    bindings,
+    pci::doe as pcidoe,
+    prelude::*,
+    time::{Instant, Monotonic},
+};
 
 /// Secured-message versions offered in KEY_EXCHANGE (the endpoint selects 1.0 or 1.1).
 const SM_VERSIONS: [u16; 2] = [ss::SPDM_SECURED_VERSION_1_0, ss::SPDM_SECURED_VERSION_1_1];
 
 /// Largest SPDM message carried inside a session by this driver (request or response).
 pub(crate) const MAX_SESSION_MSG: usize = 4096;
-
-/// The DHE groups and AEADs coco.ko offers (it implements exactly these).
-pub(crate) const OFFERED_DHE: u16 = auth::SPDM_DHE_SECP256R1 | auth::SPDM_DHE_SECP384R1;
-pub(crate) const OFFERED_AEAD: u16 = auth::SPDM_AEAD_AES_128_GCM
-    | auth::SPDM_AEAD_AES_256_GCM
-    | auth::SPDM_AEAD_CHACHA20_POLY1305;
 
 /// Short name of a DHE group, for sysfs.
 pub(crate) fn dhe_name(dhe: u16) -> &'static str {
@@ -234,15 +235,9 @@ pub(crate) struct Session {
     /// Records sent with one request key after which [`Session::send`] and
     /// [`Session::heartbeat`] first update both keys (0: never).
     rekey_after: u64,
-    /// ktime (ns) of the last secured message sent.
-    last_sent: i64,
+    /// When the last secured message was sent.
+    last_sent: Instant<Monotonic>,
     info: SessionInfo,
-}
-
-/// The current monotonic time in nanoseconds.
-fn now_ns() -> i64 {
-    // SAFETY: `ktime_get()` has no preconditions.
-    unsafe { bindings::ktime_get() }
 }
 
 impl Session {
@@ -253,7 +248,7 @@ impl Session {
 
     /// Milliseconds since the last secured message was sent.
     pub(crate) fn idle_ms(&self) -> u64 {
-        u64::try_from(now_ns().saturating_sub(self.last_sent) / 1_000_000).unwrap_or(0)
+        u64::try_from(self.last_sent.elapsed().as_millis()).unwrap_or(0)
     }
 
     /// Whether the session can still carry requests.
@@ -277,13 +272,13 @@ impl Session {
     /// updated first (KEY_UPDATE UpdateAllKeys, verified).
     pub(crate) fn send(
         &mut self,
-        mb: &pcidoe::Mailbox<'_>,
+        t: &dyn Transport,
         req: &[u8],
         rsp: &mut [u8],
     ) -> Result<usize, Failure> {
-        self.rekey_if_due(mb)?;
+        self.rekey_if_due(t)?;
         self.request(
-            mb,
+            t,
             req,
             rsp,
             None,
@@ -292,9 +287,9 @@ impl Session {
     }
 
     /// Updates both keys when the request key reached its record budget.
-    fn rekey_if_due(&mut self, mb: &pcidoe::Mailbox<'_>) -> Result<(), Failure> {
+    fn rekey_if_due(&mut self, t: &dyn Transport) -> Result<(), Failure> {
         if self.rekey_after != 0 && self.req.seq.next() >= self.rekey_after {
-            self.key_update(mb, true)?;
+            self.key_update(t, true)?;
         }
         Ok(())
     }
@@ -302,19 +297,19 @@ impl Session {
     /// One secured request and its response, without the key budget check.
     fn send_record(
         &mut self,
-        mb: &pcidoe::Mailbox<'_>,
+        t: &dyn Transport,
         req: &[u8],
         rsp: &mut [u8],
     ) -> Result<usize, Failure> {
         if self.gone.is_some() {
             return Err(fail("no session (it ended or failed)", ENOTCONN));
         }
-        self.send_inner(mb, req, rsp).map_err(|f| self.kill(f))
+        self.send_inner(t, req, rsp).map_err(|f| self.kill(f))
     }
 
     fn send_inner(
         &mut self,
-        mb: &pcidoe::Mailbox<'_>,
+        t: &dyn Transport,
         req: &[u8],
         rsp: &mut [u8],
     ) -> Result<usize, Failure> {
@@ -340,16 +335,17 @@ impl Session {
             .saturating_add(8);
         let mut rx = SecretBuf::zeroed(rx_size).map_err(|_| OOM)?;
         self.info.messages = self.info.messages.saturating_add(1);
-        self.last_sent = now_ns();
-        let got = mb
+        self.last_sent = Instant::now();
+        let got = t
             .exchange(
-                pcidoe::VENDOR_PCI_SIG,
                 pcidoe::FEATURE_SECURED_CMA,
                 rec.get(..n).unwrap_or(&[]),
                 &mut rx.0,
             )
             .map_err(|e| {
-                if e == ETIMEDOUT {
+                if e == ENODEV {
+                    fail("device removed", e)
+                } else if e == ETIMEDOUT {
                     fail("secured message timed out (no answer from the device)", e)
                 } else if e == EIO {
                     fail(
@@ -389,7 +385,7 @@ impl Session {
     /// the error code, and ends the session. No key budget check (key updates use it too).
     fn request(
         &mut self,
-        mb: &pcidoe::Mailbox<'_>,
+        t: &dyn Transport,
         req: &[u8],
         rsp: &mut [u8],
         code: Option<u8>,
@@ -397,9 +393,9 @@ impl Session {
     ) -> Result<usize, Failure> {
         let mut riy = [0u8; spdm::SPDM_RESPOND_IF_READY_SIZE];
         let mut use_riy = false;
-        for _ in 0..=spdm_auth::MAX_RETRIES {
+        for _ in 0..=channel::MAX_RETRIES {
             let r = if use_riy { &riy[..] } else { req };
-            let n = self.send_record(mb, r, rsp)?;
+            let n = self.send_record(t, r, rsp)?;
             let msg = rsp.get(..n).unwrap_or(&[]);
             let Ok(e) = spdm::parse_error_response(msg) else {
                 return match spdm::SpdmHeader::parse(msg) {
@@ -414,8 +410,7 @@ impl Session {
             };
             match e.code {
                 spdm::SPDM_ERROR_BUSY => {
-                    // SAFETY: Sleeping is allowed: sessions run in process context.
-                    unsafe { bindings::msleep(spdm_auth::BUSY_DELAY_MS) };
+                    channel::pause(t, channel::BUSY_DELAY_US).map_err(|f| self.kill(f))?
                 }
                 spdm::SPDM_ERROR_RESPONSE_NOT_READY => {
                     let rnr = e
@@ -424,7 +419,7 @@ impl Session {
                         .and_then(|rnr| {
                             if rnr.request_code != req.get(1).copied().unwrap_or(0) {
                                 Err(proto("ResponseNotReady names another request"))
-                            } else if rnr.wait_us() > spdm_auth::MAX_RDT_US {
+                            } else if rnr.wait_us() > channel::MAX_RDT_US {
                                 Err(fail(
                                     "device asks to wait too long (ResponseNotReady)",
                                     ETIMEDOUT,
@@ -438,9 +433,7 @@ impl Session {
                     spdm::encode_respond_if_ready(&riy_req, &mut riy)
                         .map_err(|_| self.kill(fail("cannot encode RESPOND_IF_READY", EINVAL)))?;
                     use_riy = true;
-                    let wait = c_ulong::try_from(rnr.wait_us()).unwrap_or(c_ulong::MAX);
-                    // SAFETY: As above.
-                    unsafe { bindings::fsleep(wait) };
+                    channel::pause(t, rnr.wait_us()).map_err(|f| self.kill(f))?;
                 }
                 c => {
                     return Err(self.kill(Failure {
@@ -457,14 +450,14 @@ impl Session {
     }
 
     /// HEARTBEAT / HEARTBEAT_ACK (after a key update if the request key's budget is spent).
-    pub(crate) fn heartbeat(&mut self, mb: &pcidoe::Mailbox<'_>) -> Result<(), Failure> {
-        self.rekey_if_due(mb)?;
+    pub(crate) fn heartbeat(&mut self, t: &dyn Transport) -> Result<(), Failure> {
+        self.rekey_if_due(t)?;
         let mut b = [0u8; 4];
         let n = ss::encode_heartbeat(self.version, &mut b)
             .map_err(|_| fail("cannot encode HEARTBEAT", EINVAL))?;
         let mut r = [0u8; 16];
         let m = self.request(
-            mb,
+            t,
             b.get(..n).unwrap_or(&[]),
             &mut r,
             Some(spdm::SPDM_HEARTBEAT_ACK),
@@ -478,20 +471,16 @@ impl Session {
 
     /// KEY_UPDATE: UpdateAllKeys when `all` (both directions), else UpdateKey (the request
     /// direction), each followed by VerifyNewKey with the new request key.
-    pub(crate) fn key_update(
-        &mut self,
-        mb: &pcidoe::Mailbox<'_>,
-        all: bool,
-    ) -> Result<(), Failure> {
+    pub(crate) fn key_update(&mut self, t: &dyn Transport, all: bool) -> Result<(), Failure> {
         if self.gone.is_some() {
             return Err(fail("no session (it ended or failed)", ENOTCONN));
         }
-        self.key_update_inner(mb, all).map_err(|f| self.kill(f))?;
+        self.key_update_inner(t, all).map_err(|f| self.kill(f))?;
         self.info.key_updates = self.info.key_updates.saturating_add(1);
         Ok(())
     }
 
-    fn key_update_inner(&mut self, mb: &pcidoe::Mailbox<'_>, all: bool) -> Result<(), Failure> {
+    fn key_update_inner(&mut self, t: &dyn Transport, all: bool) -> Result<(), Failure> {
         let v = self.version;
         let tag = self.tag;
         self.tag = self.tag.wrapping_add(2);
@@ -513,7 +502,7 @@ impl Session {
             self.rsp = self.rsp.updated(&mut self.ks, self.alg)?;
         }
         let m = self.request(
-            mb,
+            t,
             b.get(..n).unwrap_or(&[]),
             &mut r,
             Some(spdm::SPDM_KEY_UPDATE_ACK),
@@ -531,7 +520,7 @@ impl Session {
         let n = ss::encode_key_update(&verify, &mut b)
             .map_err(|_| fail("cannot encode KEY_UPDATE", EINVAL))?;
         let m = self.request(
-            mb,
+            t,
             b.get(..n).unwrap_or(&[]),
             &mut r,
             Some(spdm::SPDM_KEY_UPDATE_ACK),
@@ -543,14 +532,14 @@ impl Session {
     }
 
     /// END_SESSION / END_SESSION_ACK; the session is gone afterwards whatever the outcome.
-    pub(crate) fn end(&mut self, mb: &pcidoe::Mailbox<'_>) -> Result<(), Failure> {
+    pub(crate) fn end(&mut self, t: &dyn Transport) -> Result<(), Failure> {
         let mut b = [0u8; 4];
         let n = ss::encode_end_session(self.version, 0, &mut b)
             .map_err(|_| fail("cannot encode END_SESSION", EINVAL))?;
         let mut r = [0u8; 16];
         let ret = self
             .request(
-                mb,
+                t,
                 b.get(..n).unwrap_or(&[]),
                 &mut r,
                 Some(spdm::SPDM_END_SESSION_ACK),
@@ -565,12 +554,12 @@ impl Session {
     }
 
     /// One application request inside the session (GET_DIGESTS), to prove the channel.
-    pub(crate) fn probe_app(&mut self, mb: &pcidoe::Mailbox<'_>) -> Result<(), Failure> {
+    pub(crate) fn probe_app(&mut self, t: &dyn Transport) -> Result<(), Failure> {
         let mut b = [0u8; 8];
         let n = auth::encode_get_digests(self.version, &mut b)
             .map_err(|_| fail("cannot encode GET_DIGESTS", EINVAL))?;
         let mut r = KVec::from_elem(0u8, MAX_SESSION_MSG, GFP_KERNEL).map_err(|_| OOM)?;
-        let m = self.send(mb, b.get(..n).unwrap_or(&[]), &mut r)?;
+        let m = self.send(t, b.get(..n).unwrap_or(&[]), &mut r)?;
         match spdm::SpdmHeader::parse(r.get(..m).unwrap_or(&[])) {
             Ok(h) if h.code == spdm::SPDM_DIGESTS => Ok(()),
             _ => Err(self.kill(proto("GET_DIGESTS in the session got another response"))),
@@ -637,7 +626,7 @@ pub(crate) struct Summary<'a> {
 /// device sent it is `chain`) on the connection `c`: KEY_EXCHANGE, FINISH in the session.
 /// `secured` receives the number of secured messages sent (also on failure).
 pub(crate) fn establish(
-    c: &mut Conn<'_, '_>,
+    c: &mut Conn<'_>,
     neg: &Negotiated,
     slot: u8,
     chain: &[u8],
@@ -700,19 +689,18 @@ pub(crate) fn establish(
             EOPNOTSUPP,
         ));
     }
-    let secured_version = match ss::parse_sm_versions_for(v, kr.opaque)
-        .map_err(|e| proto(e.as_str()))?
-    {
-        // Major and minor decide; update and alpha numbers may be anything.
-        ss::SmVersions::Selected(sv)
-            if SM_VERSIONS
-                .iter()
-                .any(|&o| same_major_minor(spdm::VersionEntry::from_raw(o), sv)) =>
-        {
-            sv
-        }
-        _ => return Err(proto("device selected no offered secured message version")),
-    };
+    let secured_version =
+        match ss::parse_sm_versions_for(v, kr.opaque).map_err(|e| proto(e.as_str()))? {
+            // Major and minor decide; update and alpha numbers may be anything.
+            ss::SmVersions::Selected(sv)
+                if SM_VERSIONS
+                    .iter()
+                    .any(|&o| same_major_minor(spdm::VersionEntry::from_raw(o), sv)) =>
+            {
+                sv
+            }
+            _ => return Err(proto("device selected no offered secured message version")),
+        };
 
     // TH for the signature: VCA || Hash(chain) || KEY_EXCHANGE || KEY_EXCHANGE_RSP up to the
     // signature.
@@ -740,16 +728,14 @@ pub(crate) fn establish(
         // SPDM 1.1 signs the transcript hash itself (no signing prefix).
         d.get(..h).unwrap_or(&[])
     };
-    verifier
-        .verify(signed, kr.signature)
-        .map_err(|_| {
-            fail(
-                "KEY_EXCHANGE_RSP signature does not verify with the leaf key",
-                EKEYREJECTED,
-            )
-        })?;
+    verifier.verify(signed, kr.signature).map_err(|_| {
+        fail(
+            "KEY_EXCHANGE_RSP signature does not verify with the leaf key",
+            EKEYREJECTED,
+        )
+    })?;
     if let Some(m) = summary.meas {
-        spdm_auth::check_summary(
+        spdm_meas::check_summary(
             kr.measurement_summary_hash,
             m,
             neg,
@@ -792,7 +778,7 @@ pub(crate) fn establish(
         gone: None,
         tag: 1,
         rekey_after: u64::from(crate::session_rekey_messages()),
-        last_sent: now_ns(),
+        last_sent: Instant::now(),
         info: SessionInfo {
             dhe: neg.dhe,
             aead: neg.aead,
@@ -830,7 +816,7 @@ pub(crate) fn establish(
             })
     } else {
         s.request(
-            c.mb(),
+            c.transport(),
             fin_b,
             &mut r,
             Some(spdm::SPDM_FINISH_RSP),
@@ -866,8 +852,17 @@ pub(crate) fn establish(
             .map_err(ks_fail)?;
     s.req = Direction::new(&mut s.ks, alg, ra)?;
     s.rsp = Direction::new(&mut s.ks, alg, rs)?;
-    s.last_sent = now_ns();
+    s.last_sent = Instant::now();
     Ok(s)
+}
+
+/// How the session's handshake travelled, for sysfs and the log.
+pub(crate) fn handshake_name(in_clear: bool) -> &'static str {
+    if in_clear {
+        "clear"
+    } else {
+        "encrypted"
+    }
 }
 
 #[kunit_tests(coco_session)]

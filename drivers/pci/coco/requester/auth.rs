@@ -20,26 +20,21 @@
 
 use crate::{
     auth::{self, Capabilities, GetCertificate, NegotiateAlgorithms},
-    cma::{self, FunctionIds, Identity},
     cert,
-    cocodev::{self, CertRef, Failure},
+    channel::{
+        self, add, fail, proto, CertRef, Conn, Failure, Transport, OOM, REQ_DATA_TRANSFER_SIZE,
+    },
+    cma::{self, FunctionIds, Identity},
     crypto::{self, HashAlg, SigAlg, X509Cert},
     meas,
     spdm::{self, SpdmVersion},
-    spdm_meas::{self, MeasInfo},
-    spdm_session::{self, Session},
     trust::Keyring,
 };
-use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::{bindings, ffi::c_ulong, pci::doe as pcidoe, prelude::*};
-
-/// Largest SPDM message coco.ko receives (its DataTransferSize and MaxSPDMmsgSize): QEMU's DOE
-/// emulation limits a reply to 4608 bytes including the 8-byte DOE header.
-pub(crate) const REQ_DATA_TRANSFER_SIZE: u32 = 4600;
-
-/// Receive buffer: the largest message plus one dword, so that an oversized (truncated)
-/// response is detected.
-const RX_SIZE: usize = REQ_DATA_TRANSFER_SIZE as usize + 4;
+use kernel::{
+    bindings,
+    prelude::*,
+    time::{Instant, Monotonic},
+};
 
 /// Versions coco.ko speaks; the highest one the device also lists is used.
 const OUR_VERSIONS: [SpdmVersion; 4] = [
@@ -57,17 +52,14 @@ const OFFERED_ASYM: u32 = auth::SPDM_ASYM_ECDSA_P256
     | auth::SPDM_ASYM_RSASSA_3072
     | auth::SPDM_ASYM_RSASSA_4096;
 
+/// The DHE groups and AEADs offered for secure sessions: every one the kernel can do (the
+/// session code implements exactly these).
+pub(crate) const OFFERED_DHE: u16 = auth::SPDM_DHE_SECP256R1 | auth::SPDM_DHE_SECP384R1;
+pub(crate) const OFFERED_AEAD: u16 =
+    auth::SPDM_AEAD_AES_128_GCM | auth::SPDM_AEAD_AES_256_GCM | auth::SPDM_AEAD_CHACHA20_POLY1305;
+
 /// Hash algorithms offered.
 const OFFERED_HASH: u32 = auth::SPDM_HASH_SHA256 | auth::SPDM_HASH_SHA384 | auth::SPDM_HASH_SHA512;
-
-/// How often a request answered with ERROR Busy or ResponseNotReady is retried.
-pub(crate) const MAX_RETRIES: usize = 8;
-
-/// Pause before resending a request answered with ERROR Busy, in milliseconds.
-pub(crate) const BUSY_DELAY_MS: u32 = 20;
-
-/// Longest ResponseNotReady wait (RDT) accepted, in microseconds.
-pub(crate) const MAX_RDT_US: u64 = 1_000_000;
 
 /// Largest CTExponent CMA allows (PCIe r6.1 sec 6.31.3: CT at most 2^23 us).
 const CMA_MAX_CT_EXPONENT: u8 = 23;
@@ -121,7 +113,7 @@ pub(crate) struct AuthInfo {
     /// This authentication reads the measurements (its policy says so).
     measure: bool,
     /// The MeasurementSummaryHash (type "all") of the verified CHALLENGE_AUTH, if asked for.
-    summary: Option<([u8; crypto::MAX_DIGEST_SIZE], usize)>,
+    pub(crate) summary: Option<([u8; crypto::MAX_DIGEST_SIZE], usize)>,
     /// SPDM requests sent after VERSION (Busy/ResponseNotReady retries not counted), and bytes
     /// sent and received, for the log and `make bench`.
     pub(crate) exchanges: usize,
@@ -134,28 +126,9 @@ pub(crate) struct AuthInfo {
     pub(crate) connections: usize,
     /// Wall time of the authentication (after GET_VERSION), in microseconds.
     pub(crate) elapsed_us: u64,
-    /// The measurements read after a successful authentication, or why they could not be;
-    /// `None` if not asked for or not reached.
-    pub(crate) meas: Option<Result<MeasInfo, Failure>>,
-    /// Requests and bytes of the measurement reading (not counted in `exchanges`, `tx_bytes`
-    /// and `rx_bytes`).
-    pub(crate) meas_exchanges: usize,
-    pub(crate) meas_tx_bytes: usize,
-    pub(crate) meas_rx_bytes: usize,
-    /// Wall time of the measurement reading, in microseconds (not counted in `elapsed_us`).
-    pub(crate) meas_elapsed_us: u64,
-    /// The secure session established after the authentication, or why it failed; `None` if
-    /// the device or the version does not support sessions.
-    pub(crate) session: Option<Result<Session, Failure>>,
     /// Why no session can be had with this device although it supports them (no common DHE
     /// group or AEAD): the connection was negotiated again without the session capabilities.
     pub(crate) session_unavailable: Option<&'static str>,
-    /// SPDM exchanges (clear and secured) and wall time of the session setup (not counted in
-    /// `exchanges` and `elapsed_us`).
-    pub(crate) session_exchanges: usize,
-    pub(crate) session_elapsed_us: u64,
-    /// Requests, bytes sent and received in the clear by the session setup (KEY_EXCHANGE).
-    session_clear: (usize, usize, usize),
 }
 
 impl AuthInfo {
@@ -199,23 +172,12 @@ pub(crate) struct Policy<'a> {
     pub(crate) ids: FunctionIds,
     /// Trust anchors; `None` trusts nothing.
     pub(crate) keyring: Option<&'a Keyring>,
-    /// Read the measurements after a successful authentication, with this nonce if given
-    /// (else a random one).
-    pub(crate) measure: Option<Option<[u8; spdm::SPDM_NONCE_SIZE]>>,
-    /// Establish a secure session after the authentication (the mailbox supports secured
-    /// CMA/SPDM).
+    /// The measurements will be read on the connection: CHALLENGE asks for their summary.
+    pub(crate) measure: bool,
+    /// A secure session may follow on the connection (the mailbox supports secured CMA/SPDM):
+    /// the session capabilities and algorithms are negotiated.
     pub(crate) session: bool,
 }
-
-pub(crate) const fn fail(reason: &'static str, err: Error) -> Failure {
-    Failure::new(reason, err)
-}
-
-pub(crate) const fn proto(reason: &'static str) -> Failure {
-    fail(reason, EPROTO)
-}
-
-pub(crate) const OOM: Failure = fail("out of memory", ENOMEM);
 
 /// Short name of a negotiated asymmetric algorithm, for sysfs.
 pub(crate) fn asym_short_name(asym: u32) -> &'static str {
@@ -262,133 +224,6 @@ fn sig_alg(asym: u32, hash: HashAlg) -> Option<(SigAlg, u32)> {
     }
 }
 
-/// The requester's side of one connection: mailbox, receive buffer, negotiated version.
-pub(crate) struct Conn<'a, 'b> {
-    /// Requests sent so far, and bytes sent and received (SPDM messages, without DOE headers).
-    pub(crate) count: usize,
-    tx: usize,
-    rx_bytes: usize,
-    mb: &'a pcidoe::Mailbox<'b>,
-    removed: &'a AtomicBool,
-    rx: KVec<u8>,
-    version: SpdmVersion,
-}
-
-impl<'b> Conn<'_, 'b> {
-    /// The connection's mailbox (for secured messages).
-    pub(crate) fn mb(&self) -> &pcidoe::Mailbox<'b> {
-        self.mb
-    }
-}
-
-/// Sends the SPDM request `req` (negotiated `version`) and returns the length of the response
-/// in `rx`, which is not an ERROR.
-///
-/// ERROR Busy resends the request; ERROR ResponseNotReady waits the stated time and asks
-/// with RESPOND_IF_READY (both at most [`MAX_RETRIES`] times). Any other ERROR fails with
-/// `on_error` and the SPDM error code.
-pub(crate) fn exchange(
-    mb: &pcidoe::Mailbox<'_>,
-    removed: &AtomicBool,
-    version: SpdmVersion,
-    req: &[u8],
-    rx: &mut [u8],
-    on_error: &'static str,
-) -> Result<usize, Failure> {
-    let code = req.get(1).copied().unwrap_or(0);
-    let mut riy = [0u8; spdm::SPDM_RESPOND_IF_READY_SIZE];
-    let mut use_riy = false;
-    for _ in 0..=MAX_RETRIES {
-        if removed.load(Ordering::Acquire) {
-            return Err(fail("device removed", ENODEV));
-        }
-        let r = if use_riy { &riy[..] } else { req };
-        let n = mb
-            .exchange(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA, r, rx)
-            .map_err(|e| {
-                if e == ETIMEDOUT {
-                    fail("DOE exchange timed out (no answer from the device)", e)
-                } else {
-                    fail("DOE exchange failed", e)
-                }
-            })?;
-        if n >= rx.len() {
-            return Err(proto("SPDM response too long"));
-        }
-        let rsp = rx.get(..n).unwrap_or(&[]);
-        let Ok(e) = spdm::parse_error_response(rsp) else {
-            return Ok(n);
-        };
-        match e.code {
-            spdm::SPDM_ERROR_BUSY => {
-                // SAFETY: Sleeping is allowed: the probe runs in process context.
-                unsafe { bindings::msleep(BUSY_DELAY_MS) };
-            }
-            spdm::SPDM_ERROR_RESPONSE_NOT_READY => {
-                let rnr = e
-                    .response_not_ready()
-                    .ok_or(proto("malformed ResponseNotReady error"))?;
-                if rnr.request_code != code {
-                    return Err(proto("ResponseNotReady names another request"));
-                }
-                let wait = rnr.wait_us();
-                if wait > MAX_RDT_US {
-                    return Err(fail(
-                        "device asks to wait too long (ResponseNotReady)",
-                        ETIMEDOUT,
-                    ));
-                }
-                let riy_req = spdm::RespondIfReady::for_error(version, &rnr);
-                spdm::encode_respond_if_ready(&riy_req, &mut riy)
-                    .map_err(|_| fail("cannot encode RESPOND_IF_READY", EINVAL))?;
-                use_riy = true;
-                // SAFETY: Sleeping is allowed: the probe runs in process context.
-                unsafe { bindings::fsleep(c_ulong::try_from(wait).unwrap_or(c_ulong::MAX)) };
-            }
-            c => {
-                return Err(Failure {
-                    spdm_error: Some(c),
-                    ..proto(on_error)
-                })
-            }
-        }
-    }
-    Err(fail(
-        "device stayed busy or not ready (retries exhausted)",
-        EBUSY,
-    ))
-}
-
-impl Conn<'_, '_> {
-    /// [`exchange`] on this connection, into its receive buffer.
-    pub(crate) fn exchange(
-        &mut self,
-        req: &[u8],
-        on_error: &'static str,
-    ) -> Result<usize, Failure> {
-        self.count = self.count.saturating_add(1);
-        self.tx = self.tx.saturating_add(req.len());
-        let n = exchange(
-            self.mb,
-            self.removed,
-            self.version,
-            req,
-            &mut self.rx,
-            on_error,
-        )?;
-        self.rx_bytes = self.rx_bytes.saturating_add(n);
-        Ok(n)
-    }
-
-    pub(crate) fn rsp(&self, n: usize) -> &[u8] {
-        self.rx.get(..n).unwrap_or(&[])
-    }
-}
-
-pub(crate) fn add(v: &mut KVec<u8>, bytes: &[u8]) -> Result<(), Failure> {
-    v.extend_from_slice(bytes, GFP_KERNEL).map_err(|_| OOM)
-}
-
 fn update(h: &mut crypto::Hash, bytes: &[u8]) -> Result<(), Failure> {
     h.update(bytes)
         .map_err(|e| fail("transcript hash failed", e))
@@ -406,27 +241,17 @@ const MAX_CONNECTIONS: usize = SLOTS;
 /// The chain is validated again all the same.
 ///
 /// On failure the reason is that of the first slot tried.
-pub(crate) fn authenticate(
-    mb: &pcidoe::Mailbox<'_>,
-    removed: &AtomicBool,
+pub(crate) fn authenticate<'t>(
+    t: &'t dyn Transport,
     vca: &[u8],
     versions: &[u16],
     mut cache: [KVec<u8>; SLOTS],
     policy: &Policy<'_>,
     info: &mut AuthInfo,
-) -> Result<(), Failure> {
-    info.measure = policy.measure.is_some();
-    let mut c = Conn {
-        count: 0,
-        tx: 0,
-        rx_bytes: 0,
-        mb,
-        removed,
-        rx: KVec::new(),
-        version: SpdmVersion::V1_0,
-    };
-    // SAFETY: No requirement; reads the monotonic clock.
-    let start = unsafe { bindings::ktime_get() };
+) -> Result<Authenticated<'t>, Failure> {
+    info.measure = policy.measure;
+    let mut c = Conn::new(t);
+    let start = Instant::<Monotonic>::now();
     let mut tried = 0u8;
     let mut resynchs = 0;
     let mut first: Option<Failure> = None;
@@ -440,12 +265,11 @@ pub(crate) fn authenticate(
     for n in 0..MAX_CONNECTIONS {
         if n > 0 {
             // A new connection: the device forgets the failed CHALLENGE's transcript.
-            let (v, vca) = cocodev::get_version(mb, removed)?;
-            c.count = c.count.saturating_add(1);
-            c.tx = c.tx.saturating_add(spdm::SPDM_GET_VERSION_SIZE);
-            c.rx_bytes = c
-                .rx_bytes
-                .saturating_add(vca.len().saturating_sub(spdm::SPDM_GET_VERSION_SIZE));
+            let (v, vca) = channel::get_version(t)?;
+            c.count_exchange(
+                spdm::SPDM_GET_VERSION_SIZE,
+                vca.len().saturating_sub(spdm::SPDM_GET_VERSION_SIZE),
+            );
             vca_buf = vca;
             versions_buf = v;
             // The chains just read serve as the cache: their digests will not have changed.
@@ -467,14 +291,14 @@ pub(crate) fn authenticate(
             &mut first,
             info,
         ) {
-            Ok(()) => {
-                ret = Ok(());
+            Ok((neg, slot, verifier)) => {
+                ret = Ok((neg, slot, verifier));
                 break;
             }
             Err(Attempt::NextSlot) => continue,
             Err(Attempt::Fail(f)) if f.err == ENOPROTOOPT && info.session_unavailable.is_none() => {
-                // Refused with the session algorithms offered: authenticate and measure without
-                // them, on a new connection; the session is shown unavailable.
+                // Refused with the session algorithms offered: authenticate (and measure)
+                // without them, on a new connection; the session is shown unavailable.
                 info.session_unavailable = Some(
                     "no common session algorithm (NEGOTIATE_ALGORITHMS refused with DHE groups and AEADs offered)",
                 );
@@ -500,24 +324,28 @@ pub(crate) fn authenticate(
             }
         }
     }
-    info.exchanges = c
-        .count
-        .saturating_sub(info.meas_exchanges)
-        .saturating_sub(info.session_clear.0);
-    info.tx_bytes =
-        c.tx.saturating_sub(info.meas_tx_bytes)
-            .saturating_sub(info.session_clear.1);
-    info.rx_bytes = c
-        .rx_bytes
-        .saturating_sub(info.meas_rx_bytes)
-        .saturating_sub(info.session_clear.2);
-    // SAFETY: As above.
-    let end = unsafe { bindings::ktime_get() };
-    info.elapsed_us = u64::try_from(end.saturating_sub(start) / 1000)
-        .unwrap_or(0)
-        .saturating_sub(info.meas_elapsed_us)
-        .saturating_sub(info.session_elapsed_us);
-    ret
+    info.exchanges = c.count;
+    info.tx_bytes = c.tx;
+    info.rx_bytes = c.rx_bytes;
+    info.elapsed_us = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0);
+    let (neg, slot, verifier) = ret?;
+    Ok(Authenticated {
+        conn: c,
+        neg,
+        slot,
+        verifier,
+    })
+}
+
+/// An authenticated connection: what the steps after the authentication (measurements, the
+/// secure session) run on.
+pub(crate) struct Authenticated<'t> {
+    /// The connection, its transcript state as the authentication left it.
+    pub(crate) conn: Conn<'t>,
+    pub(crate) neg: Negotiated,
+    /// The authenticated slot, and the verifier of its leaf key.
+    pub(crate) slot: u8,
+    pub(crate) verifier: crypto::Verifier,
 }
 
 /// How one connection's attempt ended, when it did not authenticate the device.
@@ -570,7 +398,7 @@ pub(crate) struct Negotiated {
 /// GET_CAPABILITIES and NEGOTIATE_ALGORITHMS; returns the negotiated parameters and the
 /// transcript hash started with VCA.
 fn negotiate(
-    c: &mut Conn<'_, '_>,
+    c: &mut Conn<'_>,
     vca: &[u8],
     versions: &[u16],
     session_caps: bool,
@@ -581,10 +409,7 @@ fn negotiate(
         versions.iter().map(|&v| spdm::VersionEntry::from_raw(v)),
     )
     .ok_or(proto("no common SPDM version"))?;
-    if c.rx.is_empty() {
-        c.rx = KVec::from_elem(0u8, RX_SIZE, GFP_KERNEL).map_err(|_| OOM)?;
-    }
-    c.version = version;
+    c.begin(version)?;
     let mut vca_buf = KVec::with_capacity(256, GFP_KERNEL).map_err(|_| OOM)?;
     add(&mut vca_buf, vca)?;
 
@@ -636,8 +461,8 @@ fn negotiate(
     neg.base_hash = OFFERED_HASH;
     if session_caps {
         neg.structs = auth::AlgStructs {
-            dhe: Some(spdm_session::OFFERED_DHE),
-            aead: Some(spdm_session::OFFERED_AEAD),
+            dhe: Some(OFFERED_DHE),
+            aead: Some(OFFERED_AEAD),
             req_base_asym: None,
             key_schedule: Some(auth::SPDM_KEY_SCHEDULE_SPDM),
         };
@@ -711,7 +536,7 @@ fn negotiate(
 /// Reads `slot`'s certificate chain with GET_CERTIFICATE, portion by portion, adding the
 /// exchanges to the transcript.
 fn read_chain(
-    c: &mut Conn<'_, '_>,
+    c: &mut Conn<'_>,
     neg: &Negotiated,
     slot: u8,
     th: &mut crypto::Hash,
@@ -786,11 +611,8 @@ fn validate_chain(
         let depth = count.saturating_sub(i).saturating_sub(1);
         let der = der.map_err(|e| proto(e.as_str()))?;
         let x = X509Cert::parse(der).map_err(|e| {
-            fail("device certificate cannot be parsed (X.509)", e).about(CertRef::new(
-                slot,
-                depth,
-                b"",
-            ))
+            fail("device certificate cannot be parsed (X.509)", e)
+                .about(CertRef::new(slot, depth, b""))
         })?;
         let at = CertRef::new(slot, depth, x.subject().to_bytes());
         let ext = cert::read_extensions(der).map_err(|e| proto(e.as_str()).about(at))?;
@@ -816,7 +638,9 @@ fn validate_chain(
         crypto::digest(neg.halg, first.der(), &mut d)
             .map_err(|e| fail("cannot hash the root", e))?;
         if d.get(..hsize) != Some(root_hash) {
-            return Err(proto("chain's root hash does not match its root certificate").about(at(0)));
+            return Err(
+                proto("chain's root hash does not match its root certificate").about(at(0)),
+            );
         }
     }
     // SAFETY: No requirement; reads the wall clock.
@@ -857,13 +681,14 @@ fn validate_chain(
         .map_err(|(i, e)| fail(e.as_str(), EKEYREJECTED).about(at(i)))?;
     let leaf_at = at(count.saturating_sub(1));
     let leaf = certs.last().ok_or(proto("empty certificate chain"))?;
-    let verifier = crypto::Verifier::new(neg.salg, leaf.public_key()).map_err(|e| {
-        fail("leaf key does not fit the negotiated algorithm", e).about(leaf_at)
-    })?;
+    let verifier = crypto::Verifier::new(neg.salg, leaf.public_key())
+        .map_err(|e| fail("leaf key does not fit the negotiated algorithm", e).about(leaf_at))?;
     if leaf.sig_alg(neg.halg).ok() != Some(neg.salg) || verifier.key_bits() != neg.key_bits {
-        return Err(
-            fail("leaf key does not fit the negotiated algorithm", EKEYREJECTED).about(leaf_at),
-        );
+        return Err(fail(
+            "leaf key does not fit the negotiated algorithm",
+            EKEYREJECTED,
+        )
+        .about(leaf_at));
     }
 
     // The CMA identity: recorded, compared, and only fatal with `strict_identity`.
@@ -907,9 +732,9 @@ fn validate_chain(
 /// holds the key of its chain ("challenge" reads ok), and a cold authentication makes the same
 /// exchanges whether the root is trusted or not.
 fn trust(first: &X509Cert, at: CertRef, policy: &Policy<'_>) -> Result<(), Failure> {
-    let keyring = policy.keyring.ok_or(
-        fail("root certificate is not trusted (no .coco keyring)", ENOKEY).about(at),
-    )?;
+    let keyring = policy
+        .keyring
+        .ok_or(fail("root certificate is not trusted (no .coco keyring)", ENOKEY).about(at))?;
     keyring.verify_anchor(first).map_err(|e| {
         if e == ENOKEY {
             fail(
@@ -941,7 +766,7 @@ fn slot_order(mask: u8, preferred: Option<u8>) -> impl Iterator<Item = u8> {
 /// `first` the failure of the first one.
 #[allow(clippy::too_many_arguments)]
 fn run(
-    c: &mut Conn<'_, '_>,
+    c: &mut Conn<'_>,
     vca: &[u8],
     versions: &[u16],
     cache: &mut [KVec<u8>; SLOTS],
@@ -949,8 +774,14 @@ fn run(
     tried: &mut u8,
     first: &mut Option<Failure>,
     info: &mut AuthInfo,
-) -> Result<(), Attempt> {
-    let (neg, mut th) = negotiate(c, vca, versions, policy.session && info.session_unavailable.is_none(), info)?;
+) -> Result<(Negotiated, u8, crypto::Verifier), Attempt> {
+    let (neg, mut th) = negotiate(
+        c,
+        vca,
+        versions,
+        policy.session && info.session_unavailable.is_none(),
+        info,
+    )?;
     let version = neg.version;
     let hsize = neg.hsize;
     info.certs_offset = auth::SPDM_CERT_CHAIN_HEADER_SIZE + hsize;
@@ -1053,66 +884,10 @@ fn run(
             }
         };
         let digest = digests.get(i).and_then(|x| x.get(..hsize)).unwrap_or(&[]);
-        return match challenge(c, &neg, slot, digest, &verifier, th, info)
-            .and_then(|()| trust(&root, root_at, policy))
-        {
-            Ok(()) => {
-                if let Some(nonce) = policy.measure {
-                    let (n, tx, rx) = (c.count, c.tx, c.rx_bytes);
-                    // SAFETY: No requirement; reads the monotonic clock.
-                    let t0 = unsafe { bindings::ktime_get() };
-                    let m = spdm_meas::measure(c, &neg, slot, &verifier, nonce).and_then(|m| {
-                        match info.summary {
-                            Some((s, n)) => check_summary(
-                                s.get(..n).unwrap_or(&[]),
-                                &m,
-                                &neg,
-                                "measurement summary hash of CHALLENGE_AUTH does not match the measurements read",
-                            )
-                            .map(|()| m),
-                            None => Ok(m),
-                        }
-                    });
-                    info.meas = Some(m);
-                    // SAFETY: As above.
-                    let t1 = unsafe { bindings::ktime_get() };
-                    info.meas_elapsed_us = u64::try_from(t1.saturating_sub(t0) / 1000).unwrap_or(0);
-                    info.meas_exchanges = c.count.saturating_sub(n);
-                    info.meas_tx_bytes = c.tx.saturating_sub(tx);
-                    info.meas_rx_bytes = c.rx_bytes.saturating_sub(rx);
-                }
-                if policy.session
-                    && neg.key_ex
-                    && (neg.dhe == 0 || neg.aead == 0 || !neg.key_schedule_spdm)
-                {
-                    info.session_unavailable =
-                        Some("device selected no DHE group, AEAD or SPDM key schedule");
-                } else if policy.session && version >= SpdmVersion::V1_1 && neg.key_ex {
-                    let (n, tx, rx) = (c.count, c.tx, c.rx_bytes);
-                    // SAFETY: No requirement; reads the monotonic clock.
-                    let t0 = unsafe { bindings::ktime_get() };
-                    let chain = info.chains.get(i).map(|c| &c[..]).unwrap_or(&[]);
-                    let mut secured = 0;
-                    let summary = spdm_session::Summary {
-                        want: want_summary(&neg, info),
-                        meas: info.meas.as_ref().and_then(|m| m.as_ref().ok()),
-                    };
-                    let r = session(c, &neg, slot, chain, &verifier, summary, &mut secured);
-                    // SAFETY: As above.
-                    let t1 = unsafe { bindings::ktime_get() };
-                    info.session_elapsed_us =
-                        u64::try_from(t1.saturating_sub(t0) / 1000).unwrap_or(0);
-                    info.session_exchanges = c.count.saturating_sub(n).saturating_add(secured);
-                    // Not part of the authentication's counters.
-                    info.session_clear = (
-                        c.count.saturating_sub(n),
-                        c.tx.saturating_sub(tx),
-                        c.rx_bytes.saturating_sub(rx),
-                    );
-                    info.session = Some(r);
-                }
-                Ok(())
-            }
+        let verdict = challenge(c, &neg, slot, digest, &verifier, th, info)
+            .and_then(|()| trust(&root, root_at, policy));
+        return match verdict {
+            Ok(()) => Ok((neg, slot, verifier)),
             Err(f) if f.err == EKEYREJECTED || f.err == ENOKEY => {
                 // Only this slot's key or root failed: another slot may still authenticate the
                 // device (on a new connection: this one's transcript is spent).
@@ -1129,32 +904,10 @@ fn run(
     Err(Attempt::NoSlotLeft)
 }
 
-/// Establishes a session with the authenticated `slot` and proves it: one application request
-/// (GET_DIGESTS), a KEY_UPDATE of the request key, one of both keys and a HEARTBEAT inside it.
-fn session(
-    c: &mut Conn<'_, '_>,
-    neg: &Negotiated,
-    slot: u8,
-    chain: &[u8],
-    verifier: &crypto::Verifier,
-    summary: spdm_session::Summary<'_>,
-    secured: &mut usize,
-) -> Result<Session, Failure> {
-    let mut s = spdm_session::establish(c, neg, slot, chain, verifier, summary, secured)?;
-    let mb = c.mb();
-    let r = s
-        .probe_app(mb)
-        .and_then(|()| s.key_update(mb, false))
-        .and_then(|()| s.key_update(mb, true))
-        .and_then(|()| s.heartbeat(mb));
-    *secured = s.info().messages;
-    r.map(|()| s)
-}
-
 /// CHALLENGE on `slot` and the verification of CHALLENGE_AUTH's signature over the transcript
 /// `th`. A signature that does not verify fails with `EKEYREJECTED`.
 fn challenge(
-    c: &mut Conn<'_, '_>,
+    c: &mut Conn<'_>,
     neg: &Negotiated,
     slot: u8,
     slot_digest: &[u8],
@@ -1246,23 +999,8 @@ fn challenge(
 
 /// Whether CHALLENGE (and KEY_EXCHANGE) ask for the summary of all measurements: when the
 /// device measures (MEAS_CAP) and this authentication reads its measurements.
-fn want_summary(neg: &Negotiated, info: &AuthInfo) -> bool {
+pub(crate) fn want_summary(neg: &Negotiated, info: &AuthInfo) -> bool {
     neg.meas_cap != 0 && info.measure
-}
-
-/// Checks a MeasurementSummaryHash (`what` sent it) against the blocks read on this connection.
-pub(crate) fn check_summary(
-    summary: &[u8],
-    meas: &MeasInfo,
-    neg: &Negotiated,
-    what: &'static str,
-) -> Result<(), Failure> {
-    let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
-    let n = spdm_meas::summary_hash(&meas.blocks, neg.halg, &mut d)?;
-    if d.get(..n) != Some(summary) {
-        return Err(fail(what, EKEYREJECTED));
-    }
-    Ok(())
 }
 
 #[kunit_tests(coco_auth)]
@@ -1285,50 +1023,6 @@ mod tests {
                 assert_ne!(hash_short_name(asym), "unknown");
             }
         }
-    }
-
-    fn unhex32(s: &str) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (o, c) in out.iter_mut().zip(s.as_bytes().chunks(2)) {
-            let d = |x: u8| if x >= b'a' { x - b'a' + 10 } else { x - b'0' };
-            *o = d(c[0]) * 16 + d(c[1]);
-        }
-        out
-    }
-
-    #[test]
-    fn measurement_summary_hash() -> Result {
-        let mut a = KVec::new();
-        a.extend_from_slice(&[0xaa; 32], GFP_KERNEL)?;
-        let mut b = KVec::new();
-        b.extend_from_slice(&[0x55; 16], GFP_KERNEL)?;
-        let blocks = [
-            spdm_meas::Block {
-                index: 1,
-                value_type: 0x00,
-                value: a,
-            },
-            spdm_meas::Block {
-                index: 2,
-                value_type: 0x81,
-                value: b,
-            },
-        ];
-        let mut d = [0u8; crypto::MAX_DIGEST_SIZE];
-        // SHA-256 of 01 01 23 00 00 20 00 || aa*32 || 02 01 13 00 81 10 00 || 55*16.
-        let n = spdm_meas::summary_hash(&blocks, HashAlg::Sha256, &mut d)
-            .map_err(|f| f.err)?;
-        assert_eq!(
-            &d[..n],
-            &unhex32("871223bcfd357ec9670cc42dd820e2919c68f96cf887f714e5d3c0b34abb1692")
-        );
-        // A block changed: another summary.
-        let n = spdm_meas::summary_hash(&blocks[..1], HashAlg::Sha256, &mut d).map_err(|f| f.err)?;
-        assert_ne!(
-            &d[..n],
-            &unhex32("871223bcfd357ec9670cc42dd820e2919c68f96cf887f714e5d3c0b34abb1692")
-        );
-        Ok(())
     }
 
     #[test]

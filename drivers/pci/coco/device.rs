@@ -2,62 +2,35 @@
 
 //! Per-device state of coco.ko and the probe exchanges over the CMA/SPDM DOE mailbox.
 
+mod sysfs;
+
 use crate::{
+    channel::{self, DoeTransport, Failure, Feature, FeatureList, Transport, VersionList},
     cma::FunctionIds,
-    doe,
-    meas::MeasurementTypeName,
+    connect::{self, Outcome as ConnectOutcome},
+    requester::{
+        auth::{self as spdm_auth, AuthInfo, IdentityStatus, SLOTS},
+        meas::MeasInfo,
+        session::{self as spdm_session, Session, SessionInfo},
+    },
     spdm,
-    spdm_auth::{self, AuthInfo, IdentityStatus, Policy, SLOTS},
-    spdm_meas::MeasInfo,
-    spdm_session::{self, Session, SessionInfo},
 };
 use core::{
-    fmt::Write,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
 };
 use kernel::{
     bindings, device,
     ffi::c_uint,
     pci::{self, doe as pcidoe},
     prelude::*,
-    sync::{aref::ARef, new_mutex, Arc, Mutex},
+    sync::{aref::ARef, new_mutex, new_spinlock, Arc, Mutex, MutexGuard, SpinLock},
     time::msecs_to_jiffies,
     workqueue::{
-        self, impl_has_delayed_work, impl_has_work, new_delayed_work, new_work, DelayedWork, Work,
+        impl_has_delayed_work, impl_has_work, new_delayed_work, new_work, DelayedWork, Work,
         WorkItem,
     },
 };
-
-/// Most DOE features a mailbox may report before discovery is considered broken (the index is a
-/// byte, so a well-behaved mailbox cannot report more than 256).
-const MAX_FEATURES: usize = 64;
-
-/// Response buffer for GET_VERSION: header, reserved, count and up to 255 version entries, plus
-/// one dword so that an oversized (truncated) response is detected.
-const VERSION_RSP_SIZE: usize = 4 + 2 + 2 * 255 + 4 + 4;
-
-/// sysfs attributes, matching `enum coco_attr` in coco.h.
-const ATTR_SPDM_VERSIONS: c_uint = 0;
-const ATTR_DOE_FEATURES: c_uint = 1;
-const ATTR_STATUS: c_uint = 2;
-const ATTR_AUTH_STATUS: c_uint = 3;
-const ATTR_SPDM_VERSION: c_uint = 4;
-const ATTR_ALGORITHMS: c_uint = 5;
-const ATTR_CERT_SLOT: c_uint = 6;
-const ATTR_CHALLENGE: c_uint = 7;
-const ATTR_AUTHENTICATED: c_uint = 8;
-const ATTR_PREFERRED_SLOT: c_uint = 9;
-const ATTR_CMA_IDENTITY: c_uint = 10;
-const ATTR_CMA_IDENTITY_STATUS: c_uint = 11;
-const ATTR_SESSION: c_uint = 12;
-const ATTR_SESSION_ALGORITHMS: c_uint = 13;
-const ATTR_SESSION_HANDSHAKE: c_uint = 14;
-const ATTR_SESSION_HEARTBEAT_PERIOD: c_uint = 15;
-const ATTR_SESSION_MESSAGES: c_uint = 16;
-const ATTR_SESSION_KEY_UPDATES: c_uint = 17;
-const ATTR_SESSION_HEARTBEATS: c_uint = 18;
-const ATTR_SESSION_VERSION: c_uint = 19;
 
 /// A request root writes to `coco/session` (`enum coco_session_op` in coco.h).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,132 +54,8 @@ impl SessionOp {
     }
 }
 
-/// Attributes of `measurements/` (`enum coco_meas_attr` in coco.h).
-const MEAS_STATUS: c_uint = 0;
-const MEAS_STALE: c_uint = 1;
-const MEAS_TIMESTAMP: c_uint = 2;
-const MEAS_FRESH_CAPABLE: c_uint = 3;
-const MEAS_SPDM_VERSION: c_uint = 4;
-const MEAS_HASH_ALGORITHM: c_uint = 5;
-const MEAS_SIGNATURE_ALGORITHM: c_uint = 6;
-const MEAS_SLOT: c_uint = 7;
-const MEAS_NONCE: c_uint = 8;
-const MEAS_TRANSCRIPT: c_uint = 9;
-const MEAS_SIGNATURE: c_uint = 10;
-
-/// Attributes of `measurements/<index>/` (`enum coco_block_attr` in coco.h).
-const BLOCK_TYPE: c_uint = 0;
-const BLOCK_FORMAT: c_uint = 1;
-const BLOCK_VALUE: c_uint = 2;
-
 /// `preferred_slot` value meaning "the lowest populated slot".
 const SLOT_AUTO: u8 = u8::MAX;
-
-/// A (vendor, type) DOE feature reported by discovery.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Feature {
-    pub(crate) vendor: u16,
-    pub(crate) object_type: u8,
-}
-
-/// Why a probe failed: a reason for the log and the status file, and the errno for writers.
-#[derive(Clone, Copy)]
-pub(crate) struct Failure {
-    pub(crate) reason: &'static str,
-    pub(crate) err: Error,
-    /// SPDM error code, when the device answered with an SPDM ERROR.
-    pub(crate) spdm_error: Option<u8>,
-    /// The certificate a chain failure is about.
-    pub(crate) cert: Option<CertRef>,
-}
-
-impl Failure {
-    pub(crate) const fn new(reason: &'static str, err: Error) -> Self {
-        Self {
-            reason,
-            err,
-            spdm_error: None,
-            cert: None,
-        }
-    }
-
-    /// This failure, about `cert`.
-    pub(crate) fn about(self, cert: CertRef) -> Self {
-        Self {
-            cert: Some(cert),
-            ..self
-        }
-    }
-}
-
-/// The reason, then the certificate it is about: "<reason> (slot 0, depth 1, subject '...')".
-impl core::fmt::Display for Failure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.reason)?;
-        if let Some(c) = &self.cert {
-            write!(f, " ({c})")?;
-        }
-        Ok(())
-    }
-}
-
-impl kernel::fmt::Display for Failure {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Display::fmt(self, f)
-    }
-}
-
-/// Longest subject kept in a [`CertRef`]; longer ones are cut and end in "...".
-const CERT_REF_SUBJECT: usize = 64;
-
-/// A certificate of a device's chain, as failure reasons name it: its slot, its depth (0 is the
-/// leaf, as OpenSSL counts) and its subject as the kernel's X.509 parser names it (printable
-/// ASCII only: anything else, the device's choice, is shown as '?').
-#[derive(Clone, Copy)]
-pub(crate) struct CertRef {
-    pub(crate) slot: u8,
-    pub(crate) depth: u8,
-    subject: [u8; CERT_REF_SUBJECT],
-    len: u8,
-    cut: bool,
-}
-
-impl CertRef {
-    pub(crate) fn new(slot: u8, depth: usize, subject: &[u8]) -> Self {
-        let mut out = [0u8; CERT_REF_SUBJECT];
-        let mut len = 0u8;
-        for (o, &b) in out.iter_mut().zip(subject) {
-            *o = if b.is_ascii_graphic() || b == b' ' { b } else { b'?' };
-            len += 1;
-        }
-        Self {
-            slot,
-            depth: u8::try_from(depth).unwrap_or(u8::MAX),
-            subject: out,
-            len,
-            cut: subject.len() > CERT_REF_SUBJECT,
-        }
-    }
-
-    fn subject(&self) -> &str {
-        // Printable ASCII only (see `new`): always UTF-8.
-        core::str::from_utf8(self.subject.get(..usize::from(self.len)).unwrap_or(&[]))
-            .unwrap_or("")
-    }
-}
-
-impl core::fmt::Display for CertRef {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "slot {}, depth {}, subject '{}{}'",
-            self.slot,
-            self.depth,
-            self.subject(),
-            if self.cut { "..." } else { "" }
-        )
-    }
-}
 
 /// One part of the outcome shown to userspace.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -274,6 +123,18 @@ struct State {
     meas: MeasState,
     /// The secure session, as userspace sees it.
     session: SessionStatus,
+    /// Who may send on the DOE mailbox.
+    owner: Owner,
+}
+
+/// Who may send on a device's DOE mailbox: one owner at a time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// coco.ko's own requester (authentication, measurements, its session).
+    Coco,
+    /// A TSM (named), for which coco.ko only relays data objects ([`Relay`]): coco.ko sends
+    /// nothing of its own meanwhile.
+    Tsm(&'static str),
 }
 
 /// State of the secure session.
@@ -300,6 +161,7 @@ impl State {
             auth: AuthInfo::default(),
             meas,
             session: SessionStatus::None,
+            owner: Owner::Coco,
         }
     }
 }
@@ -402,12 +264,88 @@ pub(crate) struct CocoDev {
     /// held (protocol runs, teardown).
     #[pin]
     session: Mutex<Option<(Session, u64)>>,
+    /// Users of the secure session (IDE streams, TDIs): while there is one, nothing coco.ko
+    /// does on its own initiative ends the session (re-authentication, `measurements/refresh`
+    /// and `rescan` are refused with `EBUSY`).
+    session_users: AtomicUsize,
+    /// Test hooks (debugfs): a relay and a session hold taken from userspace, and the
+    /// device's debugfs directory.
+    #[pin]
+    debug: Mutex<DebugHooks>,
+    /// Held while work is queued and while `removed` is set: no work is queued once teardown
+    /// has set `removed`, so its flushes are final.
+    #[pin]
+    queueing: SpinLock<()>,
     #[pin]
     work: Work<CocoDev>,
     /// Keeps the session alive when the device set a HeartbeatPeriod.
     #[pin]
     heartbeat: DelayedWork<CocoDev, 1>,
 }
+
+/// Who asked for a probe.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// Queued work: module load, hotplug, reset, resume, the mailbox handed back.
+    Work,
+    /// Root, through sysfs (rescan, authenticated, measurements/refresh).
+    Root,
+}
+
+/// A hold on a device's secure session (see [`CocoDev::hold_session`]); released on drop.
+pub(crate) struct SessionHold {
+    dev: Arc<CocoDev>,
+}
+
+impl Drop for SessionHold {
+    fn drop(&mut self) {
+        self.dev.session_users.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A TSM's ownership of a device's DOE mailbox (see [`CocoDev::claim_mailbox`]): coco.ko
+/// relays its data objects and sends nothing of its own. Dropping it hands the mailbox back.
+pub(crate) struct Relay {
+    dev: Arc<CocoDev>,
+}
+
+impl Relay {
+    /// Sends the CMA/SPDM (`FEATURE_CMA`) or secured CMA/SPDM (`FEATURE_SECURED_CMA`) data object
+    /// payload `req` and receives the response payload into `rsp`, one exchange at a time, with
+    /// the DOE core's timeouts; returns its length. Fails with `EINVAL` for another object
+    /// type, `ENODEV` once the device is being removed, else the DOE core's errno.
+    pub(crate) fn exchange(
+        &self,
+        object_type: u8,
+        req: &[u8],
+        rsp: &mut [u8],
+    ) -> Result<usize, Failure> {
+        self.dev.relay(object_type, req, rsp)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.dev.release_mailbox();
+    }
+}
+
+/// What the debugfs test hooks hold (`coco/<device>/relay` and `session_hold`).
+#[derive(Default)]
+struct DebugHooks {
+    relay: Option<Relay>,
+    hold: Option<SessionHold>,
+    /// The last relayed response.
+    last: KVec<u8>,
+    /// The device's debugfs directory.
+    dir: Option<DebugDir>,
+}
+
+/// A device's debugfs directory (`coco_debugfs_add()`).
+struct DebugDir(NonNull<bindings::dentry>);
+
+// SAFETY: Only passed to `debugfs_remove()`, which may be called from any thread.
+unsafe impl Send for DebugDir {}
 
 impl_has_work! {
     impl HasWork<Self> for CocoDev { self.work }
@@ -470,6 +408,9 @@ impl CocoDev {
                 op <- new_mutex!(None),
                 state <- new_mutex!(State::empty(Status::Pending, MeasState::new())),
                 session <- new_mutex!(None),
+                session_users: AtomicUsize::new(0),
+                debug <- new_mutex!(DebugHooks::default()),
+                queueing <- new_spinlock!(()),
                 work <- new_work!("CocoDev::work"),
                 heartbeat <- new_delayed_work!("CocoDev::heartbeat"),
             }),
@@ -495,7 +436,13 @@ impl CocoDev {
     /// Queues an asynchronous probe: device discovery never blocks enumeration. A probe that is
     /// already queued covers this request.
     pub(crate) fn start_probe(self: &Arc<Self>) {
-        let _ = workqueue::system_unbound().enqueue::<_, 0>(self.clone());
+        let _guard = self.queueing.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(q) = crate::queue() {
+            let _ = q.enqueue::<_, 0>(self.clone());
+        }
     }
 
     /// Queues the next heartbeat check of a session whose device set a HeartbeatPeriod of
@@ -503,28 +450,30 @@ impl CocoDev {
     /// which sets `removed` before it takes `op` and flushes the work after, never leaves one
     /// queued.
     fn arm_heartbeat(self: &Arc<Self>, period: u8) {
+        let _guard = self.queueing.lock();
         if period == 0 || self.removed.load(Ordering::Acquire) {
             return;
         }
         let delay = msecs_to_jiffies(u32::from(period) * 500);
-        // Freezable: no HEARTBEAT reaches a device while the system suspends (the resume
-        // re-authenticates it and opens a new session). Already queued: that check covers this
-        // session too.
-        let _ = workqueue::system_freezable_power_efficient()
-            .enqueue_delayed::<_, 1>(self.clone(), delay);
+        // The module's queue is freezable: no HEARTBEAT reaches a device while the system
+        // suspends (the resume re-authenticates it and opens a new session). Already queued:
+        // that check covers this session too.
+        if let Some(q) = crate::queue() {
+            let _ = q.enqueue_delayed::<_, 1>(self.clone(), delay);
+        }
     }
 
     /// The heartbeat check: DSP0274 lets a device end a session that carried no request for
     /// twice its HeartbeatPeriod, so a HEARTBEAT is sent when nothing was sent for a quarter
     /// of it (checks run every half period: the longest silence is three quarters of one).
     fn keep_alive(self: &Arc<Self>) {
-        let _ = self.with_session(|s, mb| {
+        let _ = self.with_session(|s, t| {
             let period = s.info().heartbeat_period;
             if period == 0 {
                 return Ok(());
             }
             if s.idle_ms() >= u64::from(period) * 250 {
-                s.heartbeat(mb)?;
+                s.heartbeat(t)?;
             }
             self.arm_heartbeat(period);
             Ok(())
@@ -533,10 +482,10 @@ impl CocoDev {
 
     /// Runs a request root wrote to `coco/session`.
     pub(crate) fn session_op(self: &Arc<Self>, op: SessionOp) -> Result {
-        let r = self.with_session(|s, mb| match op {
-            SessionOp::Heartbeat => s.heartbeat(mb),
-            SessionOp::KeyUpdate => s.key_update(mb, true),
-            SessionOp::End => s.end(mb),
+        let r = self.with_session(|s, t| match op {
+            SessionOp::Heartbeat => s.heartbeat(t),
+            SessionOp::KeyUpdate => s.key_update(t, true),
+            SessionOp::End => s.end(t),
         });
         match r {
             Ok(()) if op == SessionOp::End => {
@@ -553,11 +502,12 @@ impl CocoDev {
     /// the new run finishes), a run in progress will not store its stale results, and a new
     /// probe is queued.
     pub(crate) fn invalidate(self: &Arc<Self>, why: &'static str) {
+        // Checked again, with the queueing lock, by `start_probe()`.
         if self.removed.load(Ordering::Acquire) {
             return;
         }
         {
-            // Bumped under the state lock, which `store_auth()` checks it under.
+            // Bumped under the state lock, which `store()` checks it under.
             let mut state = self.state.lock();
             self.generation.fetch_add(1, Ordering::AcqRel);
             if matches!(state.auth_status, AuthStatus::Ok) {
@@ -589,7 +539,7 @@ impl CocoDev {
     /// Re-runs the probe and the authentication synchronously (root wrote `authenticated`);
     /// returns the authentication's errno if it failed.
     pub(crate) fn reauthenticate(self: &Arc<Self>) -> Result {
-        self.probe_with(false)?;
+        self.probe_with(false, Trigger::Root)?;
         match self.state.lock().auth_status {
             AuthStatus::Ok => Ok(()),
             AuthStatus::Failed(f) => Err(f.err),
@@ -622,15 +572,27 @@ impl CocoDev {
     ///
     /// On return no exchange is running or will start, and the sysfs files are gone.
     pub(crate) fn teardown(&self) {
-        self.removed.store(true, Ordering::Release);
+        {
+            // After this, nothing is queued (see `start_probe()`, `arm_heartbeat()`).
+            let _guard = self.queueing.lock();
+            self.removed.store(true, Ordering::Release);
+        }
         if self.sysfs_added.swap(false, Ordering::AcqRel) {
             // SAFETY: The group was added to this live device; removal waits for running
             // callbacks, which see `removed` from now on.
             unsafe { crate::coco_sysfs_remove(self.raw.0.as_ptr()) };
         }
-        // SAFETY: `self.work` was initialised by `new_work!`; flushing waits for a queued or
-        // running probe, which returns early once `removed` is set.
-        unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
+        let dir = self.debug.lock().dir.take();
+        if let Some(dir) = dir {
+            // SAFETY: Created by `coco_debugfs_add()` for this device; removal waits for
+            // running file operations (which may take `debug` and `op`: not held here).
+            unsafe { crate::coco_debugfs_remove(dir.0.as_ptr()) };
+        }
+        // The test hooks' relay and hold (a relay's hand-back queues nothing now).
+        let hooks = core::mem::take(&mut *self.debug.lock());
+        drop(hooks);
+        // Waits for a queued or running probe, which returns early once `removed` is set.
+        self.work.flush();
         // Taking the lock waits for a probe that holds `op` (a `measurements/refresh` writer);
         // later ones see `removed` and leave the device alone. The session ends under `op`; the
         // directory is destroyed without it: removing its files waits for their writers, which
@@ -642,12 +604,7 @@ impl CocoDev {
         };
         // A heartbeat check queued before `removed` was seen under `op` runs now and finds the
         // device removed; none is queued after (see `arm_heartbeat()`).
-        let dwork = core::ptr::addr_of!(self.heartbeat)
-            .cast::<bindings::delayed_work>()
-            .cast_mut();
-        // SAFETY: `DelayedWork` is a transparent wrapper of the `struct delayed_work` that
-        // `new_delayed_work!` initialised; flushing runs a queued check at once and waits.
-        unsafe { bindings::flush_delayed_work(dwork) };
+        self.heartbeat.flush();
         if let Some(dir) = dir {
             // SAFETY: Created by `coco_meas_dir_create()` for this device; no probe uses it any
             // more (see above).
@@ -689,7 +646,9 @@ impl CocoDev {
         }) else {
             return;
         };
-        match s.end(&mb) {
+        // Teardown ends the session after `removed` was set: this one request may still go.
+        let not_removed = AtomicBool::new(false);
+        match s.end(&DoeTransport::new(&mb, &not_removed)) {
             Ok(()) => dev_info!(self.dev(), "coco: session ended (END_SESSION)\n"),
             Err(f) => dev_warn!(
                 self.dev(),
@@ -700,6 +659,24 @@ impl CocoDev {
         }
     }
 
+    /// The CMA/SPDM DOE mailbox, for an exchange under `op` (the guard proves it is held);
+    /// fails with "device removed" (`ENODEV`) once teardown has begun.
+    fn mailbox<'a>(
+        &'a self,
+        _op: &MutexGuard<'_, Option<MeasDir>>,
+    ) -> Result<pcidoe::Mailbox<'a>, Failure> {
+        if self.removed.load(Ordering::Acquire) {
+            return Err(Failure::new("device removed", ENODEV));
+        }
+        // SAFETY: `op` is held and `removed` was clear under it: `teardown()` sets `removed`
+        // and then waits for `op` before the function goes away.
+        unsafe {
+            self.pdev
+                .doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA)
+        }
+        .ok_or(Failure::new("device removed", ENODEV))
+    }
+
     /// Runs `f` on the device's secure session (for the session's users: IDE_KM, TDISP), with
     /// protocol runs serialised (`op`). Fails with `ENOTCONN` when there is no usable session and
     /// `ENODEV` once the device is being removed. A failure of `f` that ends the session (any
@@ -707,19 +684,10 @@ impl CocoDev {
     /// dropped.
     pub(crate) fn with_session<R>(
         &self,
-        f: impl FnOnce(&mut Session, &pcidoe::Mailbox<'_>) -> Result<R, Failure>,
+        f: impl FnOnce(&mut Session, &dyn Transport) -> Result<R, Failure>,
     ) -> Result<R, Failure> {
-        let _op = self.op.lock();
-        if self.removed.load(Ordering::Acquire) {
-            return Err(Failure::new("device removed", ENODEV));
-        }
-        // SAFETY: `op` is held and `removed` was clear under it: `teardown()` waits for `op`
-        // before the function goes away.
-        let mb = unsafe {
-            self.pdev
-                .doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA)
-        }
-        .ok_or(Failure::new("device removed", ENODEV))?;
+        let op = self.op.lock();
+        let mb = self.mailbox(&op)?;
         let mut guard = self.session.lock();
         let current = self.generation.load(Ordering::Acquire);
         // A reset or resume since the session was established (a new generation) ended it.
@@ -727,7 +695,7 @@ impl CocoDev {
             .filter(|(s, g)| s.is_open() && *g == current)
             .map(|(s, _)| s)
             .ok_or(Failure::new("no session (it ended or failed)", ENOTCONN))?;
-        let r = f(s, &mb);
+        let r = f(s, &DoeTransport::new(&mb, &self.removed));
         let info = s.is_open().then(|| s.info());
         if info.is_none() {
             *guard = None;
@@ -769,14 +737,41 @@ impl CocoDev {
     /// stores the outcome. Fails only if discovery or GET_VERSION fail: the authentication's
     /// outcome is stored in `auth_status`.
     pub(crate) fn probe(self: &Arc<Self>) -> Result {
-        self.probe_with(true)
+        self.probe_with(true, Trigger::Work)
+    }
+
+    /// A probe root asked for (`coco/rescan`).
+    pub(crate) fn rescan(self: &Arc<Self>) -> Result {
+        self.probe_with(true, Trigger::Root)
     }
 
     /// [`CocoDev::probe`], with DOE discovery only if `discover` or if the last probe failed.
-    fn probe_with(self: &Arc<Self>, discover: bool) -> Result {
+    ///
+    /// While a TSM owns the mailbox nothing is sent: a request of root fails with `EBUSY`, a
+    /// queued probe (reset, resume) does nothing (the hand-back authenticates). While the secure
+    /// session has users, a request of root fails with `EBUSY` rather than end it.
+    fn probe_with(self: &Arc<Self>, discover: bool, trigger: Trigger) -> Result {
         let op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
+        }
+        if let Owner::Tsm(tsm) = self.state.lock().owner {
+            if trigger == Trigger::Root {
+                dev_warn!(
+                    self.dev(),
+                    "coco: mailbox owned by {}: nothing sent (EBUSY)\n",
+                    tsm
+                );
+                return Err(EBUSY);
+            }
+            return Ok(());
+        }
+        if trigger == Trigger::Root && self.session_in_use() {
+            dev_warn!(
+                self.dev(),
+                "coco: the secure session is in use: not ending it (EBUSY)\n"
+            );
+            return Err(EBUSY);
         }
         let before = self.outcome();
         let ret = self.run_probe(discover);
@@ -877,10 +872,11 @@ impl CocoDev {
 
         // A re-authentication of a device that answered before skips DOE discovery.
         let discover_again = discover_again || !matches!(self.state.lock().status, Status::Ready);
+        let t = DoeTransport::new(&mb, &self.removed);
         let result = if discover_again {
-            discover(&mb).and_then(|f| Ok((Some(f), get_version(&mb, &self.removed)?)))
+            channel::discover(&t).and_then(|f| Ok((Some(f), channel::get_version(&t)?)))
         } else {
-            get_version(&mb, &self.removed).map(|v| (None, v))
+            channel::get_version(&t).map(|v| (None, v))
         };
         let mut state = self.state.lock();
         match result {
@@ -911,35 +907,33 @@ impl CocoDev {
                     auth: AuthInfo::default(),
                     meas,
                     session: SessionStatus::None,
+                    owner: state.owner,
                 };
                 let nonce = state.meas.pending_nonce.take();
                 // Copy the versions: the state lock is not held during the exchanges.
                 let mut versions = KVec::new();
                 let copied = versions.extend_from_slice(&state.versions, GFP_KERNEL);
                 drop(state);
-                let mut info = AuthInfo::default();
                 let preferred = self.preferred_slot.load(Ordering::Relaxed);
-                let policy = Policy {
-                    preferred_slot: (preferred != SLOT_AUTO).then_some(preferred),
-                    strict_identity: crate::strict_identity(),
-                    ids: self.function_ids(),
-                    keyring: crate::keyring(),
+                let policy = connect::Policy {
+                    auth: spdm_auth::Policy {
+                        preferred_slot: (preferred != SLOT_AUTO).then_some(preferred),
+                        strict_identity: crate::strict_identity(),
+                        ids: self.function_ids(),
+                        keyring: crate::keyring(),
+                        measure: true,
+                        session: self.secured_cma,
+                    },
                     measure: Some(nonce),
-                    session: self.secured_cma,
                 };
-                let result = match copied {
-                    Ok(()) => spdm_auth::authenticate(
-                        &mb,
-                        &self.removed,
-                        &vca,
-                        &versions,
-                        cache,
-                        &policy,
-                        &mut info,
+                let (result, outcome) = match copied {
+                    Ok(()) => connect::connect(&t, &vca, &versions, cache, &policy),
+                    Err(_) => (
+                        Err(Failure::new("out of memory", ENOMEM)),
+                        ConnectOutcome::default(),
                     ),
-                    Err(_) => Err(Failure::new("out of memory", ENOMEM)),
                 };
-                self.store_auth(result, info, generation);
+                self.store(result, outcome, generation);
                 Ok(())
             }
             Err(f) => {
@@ -962,7 +956,9 @@ impl CocoDev {
                 // marked stale.
                 let mut meas = core::mem::replace(&mut state.meas, MeasState::new());
                 meas.update(None, &Err(f));
+                let owner = state.owner;
                 *state = State::empty(Status::Failed(f), meas);
+                state.owner = owner;
                 state.auth_status = AuthStatus::Failed(Failure::new(
                     "not attempted: discovery or GET_VERSION failed",
                     f.err,
@@ -972,8 +968,16 @@ impl CocoDev {
         }
     }
 
-    /// Logs and stores the outcome of an authentication.
-    fn store_auth(&self, result: Result<(), Failure>, info: AuthInfo, generation: u64) {
+    /// Logs and stores the outcome of a connection (authentication, measurements, session).
+    fn store(&self, result: Result<(), Failure>, outcome: ConnectOutcome, generation: u64) {
+        let ConnectOutcome {
+            auth: info,
+            meas,
+            meas_stats,
+            session,
+            session_unavailable,
+            session_stats,
+        } = outcome;
         // A run cut short by removal or module unload is not a device failure, and the results
         // of a run that overlapped a reset or resume are stale: the queued probe replaces them.
         let removed = self.removed.load(Ordering::Acquire)
@@ -1045,8 +1049,6 @@ impl CocoDev {
                 _ => {}
             }
         }
-        let mut info = info;
-        let meas = info.meas.take();
         if !removed {
             match &meas {
                 Some(Ok(m)) => dev_info!(
@@ -1057,9 +1059,9 @@ impl CocoDev {
                     if m.verifier_nonce { "root-supplied" } else { "random" },
                     m.exchanges,
                     if m.per_index { "per index" } else { "all at once" },
-                    info.meas_tx_bytes,
-                    info.meas_rx_bytes,
-                    info.meas_elapsed_us,
+                    meas_stats.tx_bytes,
+                    meas_stats.rx_bytes,
+                    meas_stats.elapsed_us,
                     m.memory()
                 ),
                 Some(Err(f)) => match f.spdm_error {
@@ -1080,8 +1082,8 @@ impl CocoDev {
                 None => {}
             }
         }
-        let session = match info.session.take() {
-            None => match info.session_unavailable.filter(|_| result.is_ok()) {
+        let session = match session {
+            None => match session_unavailable.filter(|_| result.is_ok()) {
                 Some(r) => {
                     if !removed {
                         dev_warn!(self.dev(), "coco: session unavailable: {}\n", r);
@@ -1099,10 +1101,10 @@ impl CocoDev {
                         spdm_session::dhe_name(i.dhe),
                         spdm_session::aead_name(i.aead),
                         info.slot.unwrap_or(0),
-                        handshake_name(i.handshake_in_clear),
+                        spdm_session::handshake_name(i.handshake_in_clear),
                         i.heartbeat_period,
-                        info.session_exchanges,
-                        info.session_elapsed_us
+                        session_stats.exchanges,
+                        session_stats.elapsed_us
                     );
                 }
                 *self.session.lock() = Some((s, generation));
@@ -1117,14 +1119,14 @@ impl CocoDev {
                             f.reason,
                             spdm::error_code_name(code),
                             f.err,
-                            info.session_exchanges
+                            session_stats.exchanges
                         ),
                         None => dev_err!(
                             self.dev(),
                             "coco: session failed: {} ({:?}); {} SPDM exchanges\n",
                             f.reason,
                             f.err,
-                            info.session_exchanges
+                            session_stats.exchanges
                         ),
                     }
                 }
@@ -1144,6 +1146,159 @@ impl CocoDev {
         state.auth = info;
     }
 
+    /// Whether the live secure session has users (with `op` held).
+    fn session_in_use(&self) -> bool {
+        if self.session_users.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let current = self.generation.load(Ordering::Acquire);
+        matches!(&*self.session.lock(), Some((s, g)) if s.is_open() && *g == current)
+    }
+
+    /// Takes a hold on the secure session for a user (an IDE stream, a TDI): until it is
+    /// dropped, re-authentication, `measurements/refresh` and `rescan` are refused rather than
+    /// end the session. Fails with `ENOTCONN` without an established session. A reset or resume
+    /// ends the session all the same (the device lost it); the holder learns it at its next
+    /// request.
+    pub(crate) fn hold_session(self: &Arc<Self>) -> Result<SessionHold> {
+        let _op = self.op.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return Err(ENODEV);
+        }
+        if !matches!(self.state.lock().session, SessionStatus::Established(_)) {
+            return Err(ENOTCONN);
+        }
+        self.session_users.fetch_add(1, Ordering::AcqRel);
+        Ok(SessionHold { dev: self.clone() })
+    }
+
+    /// Hands the DOE mailbox to the TSM `tsm`, which runs SPDM itself: coco.ko ends its own
+    /// session (END_SESSION) and sends nothing more of its own (no GET_VERSION on probe, rescan,
+    /// reset or resume, no heartbeat, no re-authentication) until the returned [`Relay`] is
+    /// dropped, when coco.ko takes the mailbox back and authenticates the device again. Fails
+    /// with `EBUSY` if another TSM owns the mailbox or coco.ko's session has users.
+    pub(crate) fn claim_mailbox(self: &Arc<Self>, tsm: &'static str) -> Result<Relay> {
+        let _op = self.op.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return Err(ENODEV);
+        }
+        if self.state.lock().owner != Owner::Coco || self.session_in_use() {
+            return Err(EBUSY);
+        }
+        self.end_session(false);
+        self.state.lock().owner = Owner::Tsm(tsm);
+        dev_info!(self.dev(), "coco: DOE mailbox handed to {}\n", tsm);
+        Ok(Relay { dev: self.clone() })
+    }
+
+    /// Relays one data object of a TSM that owns the mailbox (see [`Relay::exchange`]).
+    fn relay(&self, object_type: u8, req: &[u8], rsp: &mut [u8]) -> Result<usize, Failure> {
+        if object_type != pcidoe::FEATURE_CMA && object_type != pcidoe::FEATURE_SECURED_CMA {
+            return Err(Failure::new(
+                "only CMA/SPDM and secured CMA/SPDM objects are relayed",
+                EINVAL,
+            ));
+        }
+        // One exchange at a time, like coco.ko's own.
+        let op = self.op.lock();
+        let mb = self.mailbox(&op)?;
+        DoeTransport::new(&mb, &self.removed)
+            .exchange(object_type, req, rsp)
+            .map_err(channel::doe_failure)
+    }
+
+    /// Takes the mailbox back from its TSM and authenticates the device again.
+    fn release_mailbox(self: &Arc<Self>) {
+        {
+            let _op = self.op.lock();
+            let mut state = self.state.lock();
+            if let Owner::Tsm(tsm) = state.owner {
+                dev_info!(self.dev(), "coco: DOE mailbox back from {}\n", tsm);
+            }
+            state.owner = Owner::Coco;
+        }
+        self.start_probe();
+    }
+
+    /// Creates the device's debugfs directory (called once, after the sysfs groups).
+    pub(crate) fn create_debugfs(&self) {
+        let mut debug = self.debug.lock();
+        if self.removed.load(Ordering::Acquire) || debug.dir.is_some() {
+            return;
+        }
+        // SAFETY: The device is live; the directory is removed in `teardown()`.
+        let dir = unsafe { crate::coco_debugfs_add(self.raw.0.as_ptr()) };
+        debug.dir = NonNull::new(dir).map(DebugDir);
+    }
+
+    /// debugfs `relay`: "claim" (`true`) hands the mailbox to a test TSM, "release" takes it
+    /// back.
+    pub(crate) fn debug_claim(self: &Arc<Self>, claim: bool) -> Result {
+        if claim {
+            if self.debug.lock().relay.is_some() {
+                return Err(EBUSY);
+            }
+            let relay = self.claim_mailbox("debugfs")?;
+            self.debug.lock().relay = Some(relay);
+        } else {
+            // Dropped outside the lock: the hand-back takes `op`.
+            let relay = self.debug.lock().relay.take().ok_or(EINVAL)?;
+            drop(relay);
+        }
+        Ok(())
+    }
+
+    /// debugfs `relay`: relays one data object through the test TSM's relay.
+    pub(crate) fn debug_relay(&self, object_type: u8, req: &[u8]) -> Result {
+        let mut rsp = KVec::from_elem(
+            0u8,
+            channel::REQ_DATA_TRANSFER_SIZE as usize + 8,
+            GFP_KERNEL,
+        )?;
+        let r = {
+            let debug = self.debug.lock();
+            let relay = debug.relay.as_ref().ok_or(EPERM)?;
+            relay.exchange(object_type, req, &mut rsp)
+        };
+        let n = r.map_err(|f| {
+            dev_warn!(self.dev(), "coco: relayed exchange failed: {}\n", f);
+            f.err
+        })?;
+        rsp.truncate(n);
+        self.debug.lock().last = rsp;
+        Ok(())
+    }
+
+    /// debugfs `relay` (read): copies the last relayed response into `out`.
+    pub(crate) fn debug_relay_last(&self, out: &mut [u8]) -> usize {
+        let debug = self.debug.lock();
+        let n = debug.last.len().min(out.len());
+        if let (Some(d), Some(s)) = (out.get_mut(..n), debug.last.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        n
+    }
+
+    /// debugfs `session_hold`: takes (`true`) or drops a hold on the secure session.
+    pub(crate) fn debug_session_hold(self: &Arc<Self>, hold: bool) -> Result {
+        if hold {
+            if self.debug.lock().hold.is_some() {
+                return Ok(());
+            }
+            let h = self.hold_session()?;
+            self.debug.lock().hold = Some(h);
+        } else {
+            let h = self.debug.lock().hold.take();
+            drop(h);
+        }
+        Ok(())
+    }
+
+    /// debugfs `session_hold` (read): whether the test hook holds the session.
+    pub(crate) fn debug_session_held(&self) -> bool {
+        self.debug.lock().hold.is_some()
+    }
+
     /// Sets the nonce of the next signed GET_MEASUREMENTS.
     pub(crate) fn set_meas_nonce(&self, nonce: [u8; spdm::SPDM_NONCE_SIZE]) {
         self.state.lock().meas.pending_nonce = Some(nonce);
@@ -1152,523 +1307,11 @@ impl CocoDev {
     /// Reads the measurements again (with a re-authentication on a new connection); returns
     /// the reading's errno if it failed.
     pub(crate) fn refresh_measurements(self: &Arc<Self>) -> Result {
-        self.probe_with(false)?;
+        self.probe_with(false, Trigger::Root)?;
         match self.state.lock().meas.status {
             MeasStatus::Ok => Ok(()),
             MeasStatus::Failed(f) => Err(f.err),
             MeasStatus::Pending => Err(EAGAIN),
         }
-    }
-
-    /// Formats attribute `attr` of `measurements/` into `out`; returns the length written.
-    pub(crate) fn meas_show(&self, attr: c_uint, out: &mut [u8]) -> Result<usize> {
-        let state = self.state.lock();
-        let m = &state.meas;
-        let r = m.reading.as_ref();
-        let mut w = SliceWriter { buf: out, len: 0 };
-        let res = match attr {
-            MEAS_STATUS => match m.status {
-                MeasStatus::Pending => writeln!(w, "pending"),
-                MeasStatus::Ok => writeln!(w, "ok"),
-                MeasStatus::Failed(f) => writeln!(w, "error: {}", f.reason),
-            },
-            MEAS_STALE => writeln!(w, "{}", u8::from(m.stale)),
-            MEAS_TIMESTAMP => match r {
-                Some(r) => writeln!(w, "{}", r.timestamp),
-                None => writeln!(w),
-            },
-            MEAS_FRESH_CAPABLE => match r {
-                Some(r) => writeln!(w, "{}", u8::from(r.fresh_capable)),
-                None => writeln!(w),
-            },
-            MEAS_SPDM_VERSION => match r {
-                Some(r) => writeln!(w, "{}.{}", r.version.major(), r.version.minor()),
-                None => writeln!(w),
-            },
-            MEAS_HASH_ALGORITHM => match r {
-                Some(r) => writeln!(w, "{}", spdm_auth::hash_short_name(r.hash)),
-                None => writeln!(w),
-            },
-            MEAS_SIGNATURE_ALGORITHM => match r {
-                Some(r) => writeln!(w, "{}", spdm_auth::asym_short_name(r.asym)),
-                None => writeln!(w),
-            },
-            MEAS_SLOT => match r {
-                Some(r) => writeln!(w, "{}", r.slot),
-                None => writeln!(w),
-            },
-            MEAS_NONCE => match r {
-                Some(r) => writeln!(w, "{}", Hex(&r.nonce)),
-                None => writeln!(w),
-            },
-            _ => return Err(EINVAL),
-        };
-        res.map_err(|_| EOVERFLOW)?;
-        Ok(w.len)
-    }
-
-    /// Copies up to `out.len()` bytes of the binary `measurements/` attribute `attr` from
-    /// `offset`; returns the count.
-    pub(crate) fn meas_read(&self, attr: c_uint, offset: usize, out: &mut [u8]) -> Result<usize> {
-        let state = self.state.lock();
-        let Some(r) = state.meas.reading.as_ref() else {
-            return Ok(0);
-        };
-        match attr {
-            MEAS_TRANSCRIPT => Ok(copy_from(&r.transcript, offset, out)),
-            MEAS_SIGNATURE => Ok(copy_from(&r.signature, offset, out)),
-            _ => Err(EINVAL),
-        }
-    }
-
-    /// Formats attribute `attr` of the block directory `measurements/<index>/`.
-    pub(crate) fn block_show(&self, index: u8, attr: c_uint, out: &mut [u8]) -> Result<usize> {
-        let state = self.state.lock();
-        let b = state
-            .meas
-            .reading
-            .as_ref()
-            .and_then(|r| r.blocks.iter().find(|b| b.index == index))
-            .ok_or(ENOENT)?;
-        let mut w = SliceWriter { buf: out, len: 0 };
-        let res = match attr {
-            BLOCK_TYPE => writeln!(
-                w,
-                "{}",
-                MeasurementTypeName(b.value_type & crate::meas::SPDM_MEAS_VALUE_TYPE_MASK)
-            ),
-            BLOCK_FORMAT => writeln!(w, "{}", if b.is_raw() { "raw" } else { "digest" }),
-            // A value too long for a page as hex: EFBIG (the transcript has it).
-            BLOCK_VALUE => writeln!(w, "{}", Hex(&b.value)).map_err(|_| core::fmt::Error),
-            _ => return Err(EINVAL),
-        };
-        res.map_err(|_| {
-            if attr == BLOCK_VALUE {
-                EFBIG
-            } else {
-                EOVERFLOW
-            }
-        })?;
-        Ok(w.len)
-    }
-
-    /// Copies up to `out.len()` bytes of `slot`'s DER certificates from `offset`; returns the
-    /// count.
-    pub(crate) fn read_slot(&self, slot: usize, offset: usize, out: &mut [u8]) -> usize {
-        let state = self.state.lock();
-        copy_from(state.auth.slot_certificates(slot), offset, out)
-    }
-
-    /// Copies up to `out.len()` bytes of the certificate chain from `offset`; returns the count.
-    pub(crate) fn read_cert_chain(&self, offset: usize, out: &mut [u8]) -> usize {
-        let state = self.state.lock();
-        copy_from(state.auth.certificates(), offset, out)
-    }
-
-    /// Formats attribute `attr` into `out`; returns the length written.
-    pub(crate) fn show(&self, attr: c_uint, out: &mut [u8]) -> Result<usize> {
-        let state = self.state.lock();
-        let mut w = SliceWriter { buf: out, len: 0 };
-        let r = match attr {
-            ATTR_SPDM_VERSIONS => writeln!(w, "{}", VersionList(&state.versions)),
-            ATTR_DOE_FEATURES => writeln!(w, "{}", FeatureList(&state.features)),
-            ATTR_STATUS => match state.status {
-                Status::Pending => writeln!(w, "pending"),
-                Status::Ready => writeln!(w, "ok"),
-                Status::Failed(f) => writeln!(w, "error: {}", f.reason),
-            },
-            ATTR_AUTH_STATUS => match state.auth_status {
-                AuthStatus::Pending => writeln!(w, "pending"),
-                AuthStatus::Ok => writeln!(w, "ok"),
-                AuthStatus::Failed(f) => writeln!(w, "error: {}", f),
-            },
-            ATTR_SPDM_VERSION => match state.auth.negotiated {
-                Some((v, _, _)) => writeln!(w, "{}.{}", v.major(), v.minor()),
-                None => writeln!(w),
-            },
-            ATTR_ALGORITHMS => match state.auth.negotiated {
-                Some((_, asym, hash)) => writeln!(
-                    w,
-                    "{} {}",
-                    spdm_auth::asym_short_name(asym),
-                    spdm_auth::hash_short_name(hash)
-                ),
-                None => writeln!(w),
-            },
-            ATTR_CERT_SLOT => match state.auth.slot {
-                Some(s) => writeln!(w, "{}", s),
-                None => writeln!(w),
-            },
-            ATTR_CHALLENGE => match (&state.auth_status, state.auth.challenge_sent) {
-                (AuthStatus::Pending, _) => writeln!(w, "pending"),
-                (AuthStatus::Ok, _) => writeln!(w, "ok"),
-                // The device proved it holds the key; the chain's root is not trusted.
-                (AuthStatus::Failed(_), true) if state.auth.challenge_ok => writeln!(w, "ok"),
-                (AuthStatus::Failed(f), true) => writeln!(w, "error: {}", f.reason),
-                (AuthStatus::Failed(_), false) => writeln!(w, "not attempted"),
-            },
-            ATTR_AUTHENTICATED => writeln!(
-                w,
-                "{}",
-                u8::from(matches!(state.auth_status, AuthStatus::Ok))
-            ),
-            ATTR_PREFERRED_SLOT => match self.preferred_slot.load(Ordering::Relaxed) {
-                SLOT_AUTO => writeln!(w, "auto"),
-                s => writeln!(w, "{}", s),
-            },
-            ATTR_CMA_IDENTITY => match core::str::from_utf8(&state.auth.identity) {
-                Ok(id) => writeln!(w, "{}", id),
-                Err(_) => writeln!(w, "(not UTF-8)"),
-            },
-            ATTR_CMA_IDENTITY_STATUS => match state.auth.identity_status {
-                IdentityStatus::Unknown => writeln!(w),
-                IdentityStatus::Missing => writeln!(w, "missing"),
-                IdentityStatus::Match => writeln!(w, "match"),
-                IdentityStatus::Mismatch(r) => writeln!(w, "mismatch: {}", r),
-            },
-            ATTR_SESSION => match state.session {
-                SessionStatus::None => writeln!(w, "none"),
-                SessionStatus::Established(..) => writeln!(w, "established"),
-                SessionStatus::Failed(r) => writeln!(w, "error: {}", r),
-                SessionStatus::Unavailable(r) => writeln!(w, "unavailable: {}", r),
-            },
-            ATTR_SESSION_ALGORITHMS => match state.session {
-                SessionStatus::Established(i) => writeln!(
-                    w,
-                    "{} {}",
-                    spdm_session::dhe_name(i.dhe),
-                    spdm_session::aead_name(i.aead)
-                ),
-                _ => writeln!(w),
-            },
-            ATTR_SESSION_VERSION
-            | ATTR_SESSION_HANDSHAKE
-            | ATTR_SESSION_HEARTBEAT_PERIOD
-            | ATTR_SESSION_MESSAGES
-            | ATTR_SESSION_KEY_UPDATES
-            | ATTR_SESSION_HEARTBEATS => match state.session {
-                SessionStatus::Established(i) => match attr {
-                    ATTR_SESSION_VERSION => {
-                        let v = spdm::VersionEntry::from_raw(i.secured_version);
-                        writeln!(w, "{}.{}", v.major(), v.minor())
-                    }
-                    ATTR_SESSION_HANDSHAKE => {
-                        writeln!(w, "{}", handshake_name(i.handshake_in_clear))
-                    }
-                    ATTR_SESSION_HEARTBEAT_PERIOD => writeln!(w, "{}", i.heartbeat_period),
-                    ATTR_SESSION_MESSAGES => writeln!(w, "{}", i.messages),
-                    ATTR_SESSION_KEY_UPDATES => writeln!(w, "{}", i.key_updates),
-                    _ => writeln!(w, "{}", i.heartbeats),
-                },
-                _ => writeln!(w),
-            },
-            _ => return Err(EINVAL),
-        };
-        r.map_err(|_| EOVERFLOW)?;
-        Ok(w.len)
-    }
-}
-
-/// How the session's handshake travelled, for sysfs and the log.
-fn handshake_name(in_clear: bool) -> &'static str {
-    if in_clear {
-        "clear"
-    } else {
-        "encrypted"
-    }
-}
-
-/// Lowercase hexadecimal, no separators.
-struct Hex<'a>(&'a [u8]);
-
-impl core::fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for b in self.0 {
-            write!(f, "{:02x}", b)?;
-        }
-        Ok(())
-    }
-}
-
-/// Copies up to `out.len()` bytes of `src` from `offset`; returns the count.
-fn copy_from(src: &[u8], offset: usize, out: &mut [u8]) -> usize {
-    let Some(src) = src.get(offset..) else {
-        return 0;
-    };
-    let n = src.len().min(out.len());
-    if let (Some(d), Some(s)) = (out.get_mut(..n), src.get(..n)) {
-        d.copy_from_slice(s);
-        n
-    } else {
-        0
-    }
-}
-
-/// Exchanges one DOE object on the CMA mailbox's `ty` feature.
-fn exchange(
-    mb: &pcidoe::Mailbox<'_>,
-    ty: u8,
-    req: &[u8],
-    rsp: &mut [u8],
-) -> Result<usize, Failure> {
-    mb.exchange(pcidoe::VENDOR_PCI_SIG, ty, req, rsp)
-        .map_err(|e| {
-            if e == ETIMEDOUT {
-                Failure::new("DOE exchange timed out (no answer from the device)", e)
-            } else {
-                Failure::new("DOE exchange failed", e)
-            }
-        })
-}
-
-/// Lists the mailbox's features with DOE discovery.
-fn discover(mb: &pcidoe::Mailbox<'_>) -> Result<KVec<Feature>, Failure> {
-    let mut features = KVec::new();
-    let mut index = 0u8;
-    for _ in 0..MAX_FEATURES {
-        let req = doe::encode_discovery_request(index);
-        let mut rsp = Aligned([0u8; 8]);
-        let n = exchange(mb, pcidoe::FEATURE_DISCOVERY, &req, &mut rsp.0)?;
-        let payload = rsp.0.get(..n).unwrap_or(&[]);
-        let d = doe::decode_discovery_response(payload)
-            .map_err(|e| Failure::new(e.as_str(), EPROTO))?;
-        features
-            .push(
-                Feature {
-                    vendor: d.vendor,
-                    object_type: d.object_type,
-                },
-                GFP_KERNEL,
-            )
-            .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-        if d.next_index == 0 {
-            return Ok(features);
-        }
-        if d.next_index <= index {
-            return Err(Failure::new("DOE discovery index does not advance", EPROTO));
-        }
-        index = d.next_index;
-    }
-    Err(Failure::new(
-        "DOE discovery reports too many features",
-        EPROTO,
-    ))
-}
-
-/// Asks the device for its SPDM versions (GET_VERSION) and returns the VERSION entries, and
-/// GET_VERSION followed by VERSION exactly as exchanged (without DOE padding), the start of the
-/// authentication transcript.
-///
-/// ERROR Busy and ResponseNotReady are retried like every SPDM request ([`spdm_auth::exchange`]).
-pub(crate) fn get_version(
-    mb: &pcidoe::Mailbox<'_>,
-    removed: &AtomicBool,
-) -> Result<(KVec<u16>, KVec<u8>), Failure> {
-    let mut req = [0u8; 4];
-    let len = spdm::encode_get_version(&mut req)
-        .map_err(|_| Failure::new("cannot encode GET_VERSION", EINVAL))?;
-    let mut rsp = KVec::from_elem(0u8, VERSION_RSP_SIZE, GFP_KERNEL)
-        .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-    let n = spdm_auth::exchange(
-        mb,
-        removed,
-        spdm::SpdmVersion::V1_0,
-        req.get(..len).unwrap_or(&[]),
-        &mut rsp,
-        "device answered GET_VERSION with an SPDM ERROR",
-    )?;
-    let rsp = rsp.get(..n).unwrap_or(&[]);
-    let v = spdm::parse_version_response(rsp).map_err(|e| Failure::new(e.as_str(), EPROTO))?;
-    let mut versions = KVec::new();
-    for e in v.entries() {
-        versions
-            .push(e.raw(), GFP_KERNEL)
-            .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-    }
-    let rsp_len = spdm::SPDM_VERSION_RESPONSE_FIXED_SIZE
-        + spdm::SPDM_VERSION_ENTRY_SIZE * usize::from(v.count());
-    let mut vca = KVec::new();
-    vca.extend_from_slice(req.get(..len).unwrap_or(&[]), GFP_KERNEL)
-        .and_then(|()| vca.extend_from_slice(rsp.get(..rsp_len).unwrap_or(&[]), GFP_KERNEL))
-        .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-    Ok((versions, vca))
-}
-
-/// A DOE payload buffer aligned for the DOE core's dword accesses.
-#[repr(C, align(4))]
-struct Aligned<const N: usize>([u8; N]);
-
-/// Formats VERSION entries as "major.minor" separated by spaces.
-struct VersionList<'a>(&'a [u16]);
-
-impl kernel::fmt::Display for VersionList<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, v) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{}.{}", v >> 12, (v >> 8) & 0xf)?;
-        }
-        Ok(())
-    }
-}
-
-impl core::fmt::Display for VersionList<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        kernel::fmt::Display::fmt(self, f)
-    }
-}
-
-/// Formats DOE features as "vvvv:tt" separated by spaces.
-struct FeatureList<'a>(&'a [Feature]);
-
-impl kernel::fmt::Display for FeatureList<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, x) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{:04x}:{:02x}", x.vendor, x.object_type)?;
-        }
-        Ok(())
-    }
-}
-
-impl core::fmt::Display for FeatureList<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        kernel::fmt::Display::fmt(self, f)
-    }
-}
-
-/// `core::fmt::Write` into a byte slice; fails instead of truncating.
-struct SliceWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl Write for SliceWriter<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-#[kunit_tests(coco)]
-mod tests {
-    use super::*;
-
-    fn render(attr: impl core::fmt::Display) -> Result<KVec<u8>> {
-        let mut buf = KVec::from_elem(0u8, 64, GFP_KERNEL)?;
-        let mut w = SliceWriter {
-            buf: &mut buf,
-            len: 0,
-        };
-        write!(w, "{}", attr).map_err(|_| EOVERFLOW)?;
-        let len = w.len;
-        buf.truncate(len);
-        Ok(buf)
-    }
-
-    #[test]
-    fn failure_names_the_certificate() -> Result {
-        let f = Failure::new("certificate exceeds a CA's pathLenConstraint", EKEYREJECTED);
-        assert_eq!(
-            &render(f)?[..],
-            b"certificate exceeds a CA's pathLenConstraint"
-        );
-        let mut buf = KVec::from_elem(0u8, 160, GFP_KERNEL)?;
-        let mut w = SliceWriter {
-            buf: &mut buf,
-            len: 0,
-        };
-        let at = CertRef::new(3, 1, b"CA\n2\x1b");
-        write!(w, "{}", f.about(at)).map_err(|_| EOVERFLOW)?;
-        let len = w.len;
-        assert_eq!(
-            &buf[..len],
-            b"certificate exceeds a CA's pathLenConstraint (slot 3, depth 1, subject 'CA?2?')"
-        );
-        // A long subject is cut, and says so.
-        let long = [b'x'; 100];
-        let c = CertRef::new(0, 300, &long);
-        assert_eq!(c.depth, u8::MAX);
-        let r = render(c.subject())?;
-        assert_eq!(r.len(), CERT_REF_SUBJECT);
-        assert!(c.cut);
-        Ok(())
-    }
-
-    #[test]
-    fn version_list_format() -> Result {
-        assert_eq!(
-            &render(VersionList(&[0x1000, 0x1100, 0x1200, 0x1300]))?[..],
-            b"1.0 1.1 1.2 1.3"
-        );
-        assert_eq!(&render(VersionList(&[]))?[..], b"");
-        Ok(())
-    }
-
-    #[test]
-    fn feature_list_format() -> Result {
-        let f = [
-            Feature {
-                vendor: 1,
-                object_type: 0,
-            },
-            Feature {
-                vendor: 1,
-                object_type: 2,
-            },
-        ];
-        assert_eq!(&render(FeatureList(&f))?[..], b"0001:00 0001:02");
-        Ok(())
-    }
-
-    #[test]
-    fn slice_writer_refuses_overflow() {
-        let mut buf = [0u8; 4];
-        let mut w = SliceWriter {
-            buf: &mut buf,
-            len: 0,
-        };
-        assert!(write!(w, "abcd").is_ok());
-        assert!(write!(w, "e").is_err());
-        assert_eq!(w.len, 4);
-    }
-
-    #[test]
-    fn spdm_codec_in_kernel() {
-        // The shared codec behaves the same when built with the kernel's flags.
-        let mut req = [0u8; 4];
-        assert_eq!(spdm::encode_get_version(&mut req).ok(), Some(4));
-        assert_eq!(req, [0x10, 0x84, 0, 0]);
-        let rsp = [0x10u8, 0x04, 0, 0, 0, 2, 0x00, 0x12, 0x00, 0x13];
-        let v = spdm::parse_version_response(&rsp);
-        assert!(v.is_ok());
-        if let Ok(v) = v {
-            let mut it = v.entries();
-            assert_eq!(it.next().map(|e| e.raw()), Some(0x1200));
-            assert_eq!(it.next().map(|e| e.raw()), Some(0x1300));
-            assert!(it.next().is_none());
-        }
-        // A count larger than the entries present is refused.
-        assert!(spdm::parse_version_response(&rsp[..8]).is_err());
-    }
-
-    #[test]
-    fn doe_discovery_in_kernel() {
-        let d = doe::decode_discovery_response(&[0x01, 0x00, 0x02, 0x00]);
-        assert!(matches!(
-            d,
-            Ok(doe::DiscoveryResponse {
-                vendor: 1,
-                object_type: 2,
-                next_index: 0
-            })
-        ));
-        assert!(doe::decode_discovery_response(&[0x01, 0x00]).is_err());
     }
 }

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * debugfs test hooks of coco.ko: /sys/kernel/debug/coco/<device>/
+ * (see Documentation/coco/architecture.rst; debugfs is not an ABI).
+ *
+ *   relay         write "claim" to hand the DOE mailbox to a test TSM named
+ *                 "debugfs" (coco.ko then sends nothing of its own), "release"
+ *                 to take it back, or "<type> <hex>" to relay one CMA/SPDM
+ *                 (type 1) or secured CMA/SPDM (type 2) data object payload
+ *                 through the TSM relay; read: the last response, in hex.
+ *   session_hold  write 1 to hold the secure session as a user would (an IDE
+ *                 stream, a TDI), 0 to drop the hold; read: 1 or 0.
+ */
+#include <linux/debugfs.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/hex.h>
+#include <linux/kstrtox.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "coco.h"
+
+/* Largest data object payload relayed (QEMU's DOE limit). */
+#define COCO_RELAY_MAX	4608
+
+static struct dentry *coco_debugfs_root;
+
+void coco_debugfs_init(void)
+{
+	coco_debugfs_root = debugfs_create_dir("coco", NULL);
+}
+
+void coco_debugfs_exit(void)
+{
+	debugfs_remove(coco_debugfs_root);
+	coco_debugfs_root = NULL;
+}
+
+static char *coco_debugfs_input(const char __user *ubuf, size_t count)
+{
+	if (count > 2 * COCO_RELAY_MAX + 16)
+		return ERR_PTR(-E2BIG);
+	return memdup_user_nul(ubuf, count);
+}
+
+static ssize_t relay_write(struct file *file, const char __user *ubuf,
+			   size_t count, loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	char *in __free(kfree) = NULL;
+	u8 *req __free(kfree) = NULL;
+	unsigned int type;
+	char *hex;
+	size_t len;
+	int rc;
+
+	in = coco_debugfs_input(ubuf, count);
+	if (IS_ERR(in))
+		return PTR_ERR(no_free_ptr(in));
+	strim(in);
+	if (!strcmp(in, "claim"))
+		rc = coco_rs_debug_claim(dev, true);
+	else if (!strcmp(in, "release"))
+		rc = coco_rs_debug_claim(dev, false);
+	else {
+		hex = strchr(in, ' ');
+		if (!hex)
+			return -EINVAL;
+		*hex++ = '\0';
+		if (kstrtouint(in, 0, &type))
+			return -EINVAL;
+		hex = skip_spaces(hex);
+		len = strlen(hex);
+		if (len % 2 || len / 2 > COCO_RELAY_MAX)
+			return -EINVAL;
+		req = kmalloc(len / 2 ? len / 2 : 1, GFP_KERNEL);
+		if (!req)
+			return -ENOMEM;
+		if (hex2bin(req, hex, len / 2))
+			return -EINVAL;
+		rc = coco_rs_debug_relay(dev, type, req, len / 2);
+	}
+	return rc ? rc : count;
+}
+
+static ssize_t relay_read(struct file *file, char __user *ubuf, size_t count,
+			  loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	u8 *rsp __free(kfree) = kmalloc(COCO_RELAY_MAX, GFP_KERNEL);
+	char *hex __free(kfree) = kmalloc(2 * COCO_RELAY_MAX + 2, GFP_KERNEL);
+	ssize_t n;
+	char *end;
+
+	if (!rsp || !hex)
+		return -ENOMEM;
+	n = coco_rs_debug_relay_last(dev, rsp, COCO_RELAY_MAX);
+	if (n < 0)
+		return n;
+	end = bin2hex(hex, rsp, n);
+	*end++ = '\n';
+	return simple_read_from_buffer(ubuf, count, ppos, hex, end - hex);
+}
+
+static const struct file_operations relay_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = relay_read,
+	.write = relay_write,
+	.llseek = default_llseek,
+};
+
+static ssize_t session_hold_write(struct file *file, const char __user *ubuf,
+				  size_t count, loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	bool hold;
+	int rc;
+
+	rc = kstrtobool_from_user(ubuf, count, &hold);
+	if (rc)
+		return rc;
+	rc = coco_rs_debug_session_hold(dev, hold);
+	return rc ? rc : count;
+}
+
+static ssize_t session_hold_read(struct file *file, char __user *ubuf,
+				 size_t count, loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	char buf[4];
+	int n;
+
+	n = scnprintf(buf, sizeof(buf), "%d\n", coco_rs_debug_session_held(dev));
+	return simple_read_from_buffer(ubuf, count, ppos, buf, n);
+}
+
+static const struct file_operations session_hold_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = session_hold_read,
+	.write = session_hold_write,
+	.llseek = default_llseek,
+};
+
+/* The device's directory; removed (waiting for running file operations) by coco_debugfs_remove(). */
+struct dentry *coco_debugfs_add(struct device *dev)
+{
+	struct dentry *dir;
+
+	if (IS_ERR_OR_NULL(coco_debugfs_root))
+		return NULL;
+	dir = debugfs_create_dir(dev_name(dev), coco_debugfs_root);
+	if (IS_ERR(dir))
+		return NULL;
+	debugfs_create_file("relay", 0600, dir, dev, &relay_fops);
+	debugfs_create_file("session_hold", 0600, dir, dev, &session_hold_fops);
+	return dir;
+}
+
+void coco_debugfs_remove(struct dentry *dir)
+{
+	debugfs_remove(dir);
+}
