@@ -75,11 +75,9 @@ enum coco_block_attr {
 int coco_sysfs_add(struct device *dev);
 void coco_sysfs_remove(struct device *dev);
 void coco_sysfs_update_certificates(struct device *dev);
-struct coco_meas_dir;
-struct coco_meas_dir *coco_meas_dir_create(struct device *dev);
-void coco_meas_dir_destroy(struct coco_meas_dir *dir);
-int coco_meas_dir_set_blocks(struct coco_meas_dir *dir, const u8 *indices,
-			     unsigned int count);
+int coco_sysfs_init(void);
+void coco_sysfs_exit(void);
+int coco_sysfs_block_files(struct device *dev, unsigned int index, bool add);
 
 /* Rust part, called from sysfs callbacks. */
 ssize_t coco_rs_attr_show(struct device *dev, unsigned int attr, char *buf,

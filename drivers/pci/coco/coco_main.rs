@@ -108,19 +108,13 @@ extern "C" {
     fn coco_sysfs_add(dev: *mut bindings::device) -> c_int;
     fn coco_sysfs_remove(dev: *mut bindings::device);
     fn coco_sysfs_update_certificates(dev: *mut bindings::device);
-    fn coco_meas_dir_create(dev: *mut bindings::device) -> *mut CocoMeasDir;
-    fn coco_meas_dir_destroy(dir: *mut CocoMeasDir);
-    fn coco_meas_dir_set_blocks(dir: *mut CocoMeasDir, indices: *const u8, count: c_uint) -> c_int;
+    fn coco_sysfs_init() -> c_int;
+    fn coco_sysfs_exit();
+    fn coco_sysfs_block_files(dev: *mut bindings::device, index: c_uint, add: bool) -> c_int;
     fn coco_debugfs_init();
     fn coco_debugfs_exit();
     fn coco_debugfs_add(dev: *mut bindings::device) -> *mut bindings::dentry;
     fn coco_debugfs_remove(dir: *mut bindings::dentry);
-}
-
-/// `struct coco_meas_dir` of coco_sysfs.c (opaque).
-#[repr(C)]
-pub(crate) struct CocoMeasDir {
-    _private: [u8; 0],
 }
 
 /// The module instance, reachable from sysfs callbacks while the module is loaded.
@@ -194,6 +188,14 @@ impl kernel::InPlaceModule for Coco {
             // Only shared references from here on: once published in `REGISTRY` (and once the
             // notifiers are registered) other threads use the module through `&Coco` too.
             let this: &Self = &this;
+            // SAFETY: No requirement; builds the measurement block attributes (freed in
+            // `PinnedDrop`, after every device's groups are gone).
+            let ret = unsafe { coco_sysfs_init() };
+            if ret != 0 {
+                return Err(Error::from_errno(ret));
+            }
+            // SAFETY: No requirement; creates the debugfs root (removed in `PinnedDrop`).
+            unsafe { coco_debugfs_init() };
             REGISTRY.store(core::ptr::from_ref(this).cast_mut(), Ordering::Release);
             // SAFETY: `this.nb` is a valid notifier block that stays at this address until
             // `PinnedDrop` unregisters it; `pci_bus_type` is a static of the PCI core.
@@ -212,8 +214,6 @@ impl kernel::InPlaceModule for Coco {
             } else {
                 this.restore_registered.store(true, Ordering::Release);
             }
-            // SAFETY: No requirement; creates the debugfs root (removed in `PinnedDrop`).
-            unsafe { coco_debugfs_init() };
             this.scan();
             Ok(())
         })
@@ -277,7 +277,6 @@ impl Coco {
         } else {
             cd.set_sysfs_added();
         }
-        cd.create_meas_dir();
         cd.create_debugfs();
         cd.start_probe();
     }
@@ -323,6 +322,8 @@ impl PinnedDrop for Coco {
         }
         // SAFETY: Every device's directory was removed by its teardown.
         unsafe { coco_debugfs_exit() };
+        // SAFETY: Every device's groups were removed by its teardown.
+        unsafe { coco_sysfs_exit() };
         REGISTRY.store(null_mut(), Ordering::Release);
     }
 }

@@ -8,7 +8,6 @@
  * protocol synchronously.
  */
 #include <linux/device.h>
-#include <linux/bitmap.h>
 #include <linux/hex.h>
 #include <linux/kobject.h>
 #include <linux/kstrtox.h>
@@ -265,10 +264,13 @@ static const struct attribute_group coco_cert_group = {
 	.is_bin_visible = coco_cert_visible,
 };
 
+static const struct attribute_group coco_meas_group;
+
 static const struct attribute_group *const coco_groups[] = {
 	&coco_group,
 	&coco_dev_group,
 	&coco_cert_group,
+	&coco_meas_group,
 	NULL,
 };
 
@@ -292,37 +294,27 @@ void coco_sysfs_update_certificates(struct device *dev)
 }
 
 /*
- * measurements/: a directory (kobject) under the device with the evidence of
- * the last reading, and one subdirectory per measurement block, named by its
- * index, created and removed as the device's blocks change.
+ * measurements/: a named attribute group with the evidence of the last
+ * reading, and three files per measurement block, named by its index:
+ * <index>_type, <index>_format, <index>_value, added to the group and
+ * removed from it as the blocks of the last reading change
+ * (coco_sysfs_block_files()). File by file: updating the whole group would
+ * remove and re-add the refresh file whose writer causes the change.
  */
-struct coco_meas_dir {
-	struct device *dev;
-	struct kobject *kobj;
-	/* Block directories by index (0 and 255 are not valid indices). */
-	struct kobject *blocks[256];
-};
-
-/* The device of the measurements/ kobject @kobj. */
-static struct device *coco_meas_kobj_dev(struct kobject *kobj)
+static ssize_t coco_meas_attr_show(struct device *dev, enum coco_meas_attr attr,
+				   char *buf)
 {
-	return kobj_to_dev(kobj->parent);
-}
-
-static ssize_t coco_meas_show(struct kobject *kobj, enum coco_meas_attr attr,
-			      char *buf)
-{
-	return coco_rs_meas_show(coco_meas_kobj_dev(kobj), attr, buf, PAGE_SIZE);
+	return coco_rs_meas_show(dev, attr, buf, PAGE_SIZE);
 }
 
 #define COCO_MEAS_RO(_name, _attr)					\
-static ssize_t meas_##_name##_show(struct kobject *kobj,		\
-				   struct kobj_attribute *attr,		\
+static ssize_t meas_##_name##_show(struct device *dev,			\
+				   struct device_attribute *attr,	\
 				   char *buf)				\
 {									\
-	return coco_meas_show(kobj, _attr, buf);			\
+	return coco_meas_attr_show(dev, _attr, buf);			\
 }									\
-static struct kobj_attribute meas_attr_##_name =			\
+static struct device_attribute meas_attr_##_name =			\
 	__ATTR(_name, 0444, meas_##_name##_show, NULL)
 
 COCO_MEAS_RO(status, COCO_MEAS_STATUS);
@@ -334,15 +326,15 @@ COCO_MEAS_RO(hash_algorithm, COCO_MEAS_HASH_ALGORITHM);
 COCO_MEAS_RO(signature_algorithm, COCO_MEAS_SIGNATURE_ALGORITHM);
 COCO_MEAS_RO(slot, COCO_MEAS_SLOT);
 
-static ssize_t meas_nonce_show(struct kobject *kobj,
-			       struct kobj_attribute *attr, char *buf)
+static ssize_t meas_nonce_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
 {
-	return coco_meas_show(kobj, COCO_MEAS_NONCE, buf);
+	return coco_meas_attr_show(dev, COCO_MEAS_NONCE, buf);
 }
 
 /* 64 hexadecimal digits: the nonce of the next signed GET_MEASUREMENTS. */
-static ssize_t meas_nonce_store(struct kobject *kobj,
-				struct kobj_attribute *attr, const char *buf,
+static ssize_t meas_nonce_store(struct device *dev,
+				struct device_attribute *attr, const char *buf,
 				size_t count)
 {
 	u8 nonce[32];
@@ -355,15 +347,15 @@ static ssize_t meas_nonce_store(struct kobject *kobj,
 		return -EINVAL;
 	if (hex2bin(nonce, buf, sizeof(nonce)))
 		return -EINVAL;
-	rc = coco_rs_meas_set_nonce(coco_meas_kobj_dev(kobj), nonce);
+	rc = coco_rs_meas_set_nonce(dev, nonce);
 	memzero_explicit(nonce, sizeof(nonce));
 	return rc ? rc : count;
 }
-static struct kobj_attribute meas_attr_nonce =
+static struct device_attribute meas_attr_nonce =
 	__ATTR(nonce, 0644, meas_nonce_show, meas_nonce_store);
 
-static ssize_t meas_refresh_store(struct kobject *kobj,
-				  struct kobj_attribute *attr,
+static ssize_t meas_refresh_store(struct device *dev,
+				  struct device_attribute *attr,
 				  const char *buf, size_t count)
 {
 	bool val;
@@ -374,10 +366,10 @@ static ssize_t meas_refresh_store(struct kobject *kobj,
 		return rc;
 	if (!val)
 		return -EINVAL;
-	rc = coco_rs_meas_refresh(coco_meas_kobj_dev(kobj));
+	rc = coco_rs_meas_refresh(dev);
 	return rc ? rc : count;
 }
-static struct kobj_attribute meas_attr_refresh =
+static struct device_attribute meas_attr_refresh =
 	__ATTR(refresh, 0200, NULL, meas_refresh_store);
 
 static struct attribute *coco_meas_attrs[] = {
@@ -394,11 +386,35 @@ static struct attribute *coco_meas_attrs[] = {
 	NULL,
 };
 
+#define COCO_BLOCK_FIELDS	3	/* type, format, value (enum coco_block_attr) */
+#define COCO_BLOCK_FIRST	1
+#define COCO_BLOCK_LAST		254
+#define COCO_BLOCKS		(COCO_BLOCK_LAST - COCO_BLOCK_FIRST + 1)
+
+/* <index>_<field>: one file of one block. */
+struct coco_block_attr {
+	struct device_attribute dattr;
+	u8 index;
+	u8 field;
+	char name[16];
+};
+
+static ssize_t coco_block_show(struct device *dev,
+			       struct device_attribute *attr, char *buf)
+{
+	struct coco_block_attr *b = container_of(attr, struct coco_block_attr, dattr);
+
+	return coco_rs_block_show(dev, b->index, b->field, buf, PAGE_SIZE);
+}
+
+/* Every block file of every index, built by coco_sysfs_init(). */
+static struct coco_block_attr *coco_block_attrs;
+
 static ssize_t meas_transcript_read(struct file *filp, struct kobject *kobj,
 				    const struct bin_attribute *attr,
 				    char *buf, loff_t off, size_t count)
 {
-	return coco_rs_meas_read(coco_meas_kobj_dev(kobj), COCO_MEAS_TRANSCRIPT,
+	return coco_rs_meas_read(kobj_to_dev(kobj), COCO_MEAS_TRANSCRIPT,
 				 buf, off, count);
 }
 
@@ -406,7 +422,7 @@ static ssize_t meas_signature_read(struct file *filp, struct kobject *kobj,
 				   const struct bin_attribute *attr,
 				   char *buf, loff_t off, size_t count)
 {
-	return coco_rs_meas_read(coco_meas_kobj_dev(kobj), COCO_MEAS_SIGNATURE,
+	return coco_rs_meas_read(kobj_to_dev(kobj), COCO_MEAS_SIGNATURE,
 				 buf, off, count);
 }
 
@@ -422,135 +438,78 @@ static const struct bin_attribute *const coco_meas_bin_attrs[] = {
 };
 
 static const struct attribute_group coco_meas_group = {
+	.name = "measurements",
 	.attrs = coco_meas_attrs,
 	.bin_attrs = coco_meas_bin_attrs,
 };
 
-/* measurements/<index>/{type,format,value} */
-static ssize_t coco_block_show(struct kobject *kobj, enum coco_block_attr attr,
-			       char *buf)
-{
-	u8 index;
-
-	if (kstrtou8(kobject_name(kobj), 10, &index))
-		return -EINVAL;
-	return coco_rs_block_show(coco_meas_kobj_dev(kobj->parent), index, attr,
-				  buf, PAGE_SIZE);
-}
-
-#define COCO_BLOCK_RO(_name, _attr)					\
-static ssize_t block_##_name##_show(struct kobject *kobj,		\
-				    struct kobj_attribute *attr,	\
-				    char *buf)				\
-{									\
-	return coco_block_show(kobj, _attr, buf);			\
-}									\
-static struct kobj_attribute block_attr_##_name =			\
-	__ATTR(_name, 0444, block_##_name##_show, NULL)
-
-COCO_BLOCK_RO(type, COCO_BLOCK_TYPE);
-COCO_BLOCK_RO(format, COCO_BLOCK_FORMAT);
-COCO_BLOCK_RO(value, COCO_BLOCK_VALUE);
-
-static struct attribute *coco_block_attrs[] = {
-	&block_attr_type.attr,
-	&block_attr_format.attr,
-	&block_attr_value.attr,
-	NULL,
+static const char *const coco_block_fields[COCO_BLOCK_FIELDS] = {
+	[COCO_BLOCK_TYPE] = "type",
+	[COCO_BLOCK_FORMAT] = "format",
+	[COCO_BLOCK_VALUE] = "value",
 };
 
-static const struct attribute_group coco_block_group = {
-	.attrs = coco_block_attrs,
-};
-
-struct coco_meas_dir *coco_meas_dir_create(struct device *dev)
+int coco_sysfs_init(void)
 {
-	struct coco_meas_dir *dir;
-	int rc;
+	unsigned int i;
 
-	dir = kzalloc(sizeof(*dir), GFP_KERNEL);
-	if (!dir)
-		return NULL;
-	dir->dev = dev;
-	dir->kobj = kobject_create_and_add("measurements", &dev->kobj);
-	if (!dir->kobj)
-		goto err_free;
-	rc = sysfs_create_group(dir->kobj, &coco_meas_group);
-	if (rc)
-		goto err_put;
-	return dir;
+	coco_block_attrs = kcalloc(COCO_BLOCKS * COCO_BLOCK_FIELDS,
+				   sizeof(*coco_block_attrs), GFP_KERNEL);
+	if (!coco_block_attrs)
+		return -ENOMEM;
+	for (i = 0; i < COCO_BLOCKS * COCO_BLOCK_FIELDS; i++) {
+		struct coco_block_attr *b = &coco_block_attrs[i];
 
-err_put:
-	kobject_put(dir->kobj);
-err_free:
-	kfree(dir);
-	return NULL;
-}
-
-static void coco_meas_dir_clear(struct coco_meas_dir *dir)
-{
-	int i;
-
-	for (i = 0; i < ARRAY_SIZE(dir->blocks); i++) {
-		if (!dir->blocks[i])
-			continue;
-		sysfs_remove_group(dir->blocks[i], &coco_block_group);
-		kobject_put(dir->blocks[i]);
-		dir->blocks[i] = NULL;
+		b->index = COCO_BLOCK_FIRST + i / COCO_BLOCK_FIELDS;
+		b->field = i % COCO_BLOCK_FIELDS;
+		snprintf(b->name, sizeof(b->name), "%u_%s", b->index,
+			 coco_block_fields[b->field]);
+		sysfs_attr_init(&b->dattr.attr);
+		b->dattr.attr.name = b->name;
+		b->dattr.attr.mode = 0444;
+		b->dattr.show = coco_block_show;
 	}
+	return 0;
+}
+
+void coco_sysfs_exit(void)
+{
+	kfree(coco_block_attrs);
+	coco_block_attrs = NULL;
 }
 
 /*
- * Makes the block directories exactly @indices (@count of them): removes the
- * others, adds the missing ones. Callers serialise calls per device.
+ * Adds (@add) or removes the files of block @index to measurements/. Callers
+ * serialise the calls of a device; the files go with the group on removal.
  */
-int coco_meas_dir_set_blocks(struct coco_meas_dir *dir, const u8 *indices,
-			     unsigned int count)
+int coco_sysfs_block_files(struct device *dev, unsigned int index, bool add)
 {
-	DECLARE_BITMAP(want, 256);
-	unsigned int i;
+	unsigned int f;
 	int rc = 0;
 
-	bitmap_zero(want, 256);
-	for (i = 0; i < count; i++)
-		__set_bit(indices[i], want);
-	for (i = 0; i < ARRAY_SIZE(dir->blocks); i++) {
-		if (dir->blocks[i] && !test_bit(i, want)) {
-			sysfs_remove_group(dir->blocks[i], &coco_block_group);
-			kobject_put(dir->blocks[i]);
-			dir->blocks[i] = NULL;
-		}
-	}
-	for (i = 0; i < ARRAY_SIZE(dir->blocks); i++) {
-		char name[4];
-		struct kobject *kobj;
+	if (!coco_block_attrs || index < COCO_BLOCK_FIRST || index > COCO_BLOCK_LAST)
+		return -EINVAL;
+	for (f = 0; f < COCO_BLOCK_FIELDS; f++) {
+		struct coco_block_attr *b =
+			&coco_block_attrs[(index - COCO_BLOCK_FIRST) * COCO_BLOCK_FIELDS + f];
 
-		if (!test_bit(i, want) || dir->blocks[i])
-			continue;
-		snprintf(name, sizeof(name), "%u", i);
-		kobj = kobject_create_and_add(name, dir->kobj);
-		if (!kobj) {
-			rc = -ENOMEM;
-			continue;
+		if (add) {
+			rc = sysfs_add_file_to_group(&dev->kobj, &b->dattr.attr,
+						     coco_meas_group.name);
+			if (rc)
+				break;
+		} else {
+			sysfs_remove_file_from_group(&dev->kobj, &b->dattr.attr,
+						     coco_meas_group.name);
 		}
-		if (sysfs_create_group(kobj, &coco_block_group)) {
-			kobject_put(kobj);
-			rc = -ENOMEM;
-			continue;
-		}
-		dir->blocks[i] = kobj;
 	}
-	if (rc)
-		dev_warn(dir->dev, "coco: cannot create every measurements/ block directory: %d\n", rc);
+	if (rc) {
+		while (f--)
+			sysfs_remove_file_from_group(&dev->kobj,
+				&coco_block_attrs[(index - COCO_BLOCK_FIRST) * COCO_BLOCK_FIELDS + f].dattr.attr,
+				coco_meas_group.name);
+		dev_warn(dev, "coco: cannot add the files of measurement block %u: %d\n",
+			 index, rc);
+	}
 	return rc;
-}
-
-void coco_meas_dir_destroy(struct coco_meas_dir *dir)
-{
-	if (!dir)
-		return;
-	coco_meas_dir_clear(dir);
-	sysfs_remove_group(dir->kobj, &coco_meas_group);
-	kobject_put(dir->kobj);
-	kfree(dir);
 }

@@ -6,6 +6,7 @@ mod sysfs;
 
 use crate::{
     channel::{self, DoeTransport, Failure, Feature, FeatureList, Transport, VersionList},
+    meas::{self, IndexSet},
     cma::FunctionIds,
     connect::{self, Outcome as ConnectOutcome},
     requester::{
@@ -221,13 +222,6 @@ impl MeasState {
     }
 }
 
-/// The C part's `struct coco_meas_dir`: the `measurements/` directory of a device.
-struct MeasDir(NonNull<crate::CocoMeasDir>);
-
-// SAFETY: The directory is only used under the device's `op` lock (updates, destruction); the
-// C functions may be called from any thread.
-unsafe impl Send for MeasDir {}
-
 /// The `struct device` of a tracked function, used for sysfs group add/remove.
 struct RawDev(NonNull<bindings::device>);
 
@@ -254,9 +248,10 @@ pub(crate) struct CocoDev {
     /// Bumped when the device may have changed under us (reset, resume): a protocol run that
     /// started before does not store its results.
     generation: AtomicU64,
-    /// Serialises protocol runs on the device, and guards the `measurements/` directory.
+    /// Serialises protocol runs on the device; holds the blocks whose files `measurements/`
+    /// shows.
     #[pin]
-    op: Mutex<Option<MeasDir>>,
+    op: Mutex<IndexSet>,
     /// Results of the last probe; held only briefly (sysfs reads).
     #[pin]
     state: Mutex<State>,
@@ -405,7 +400,7 @@ impl CocoDev {
                 preferred_slot: AtomicU8::new(SLOT_AUTO),
                 shown_slots: AtomicU8::new(0),
                 generation: AtomicU64::new(0),
-                op <- new_mutex!(None),
+                op <- new_mutex!(IndexSet::new()),
                 state <- new_mutex!(State::empty(Status::Pending, MeasState::new())),
                 session <- new_mutex!(None),
                 session_users: AtomicUsize::new(0),
@@ -594,22 +589,14 @@ impl CocoDev {
         // Waits for a queued or running probe, which returns early once `removed` is set.
         self.work.flush();
         // Taking the lock waits for a probe that holds `op` (a `measurements/refresh` writer);
-        // later ones see `removed` and leave the device alone. The session ends under `op`; the
-        // directory is destroyed without it: removing its files waits for their writers, which
-        // may be waiting for `op`.
-        let dir = {
-            let mut op = self.op.lock();
+        // later ones see `removed` and leave the device alone. The session ends under `op`.
+        {
+            let _op = self.op.lock();
             self.end_session(true);
-            op.take()
-        };
+        }
         // A heartbeat check queued before `removed` was seen under `op` runs now and finds the
         // device removed; none is queued after (see `arm_heartbeat()`).
         self.heartbeat.flush();
-        if let Some(dir) = dir {
-            // SAFETY: Created by `coco_meas_dir_create()` for this device; no probe uses it any
-            // more (see above).
-            unsafe { crate::coco_meas_dir_destroy(dir.0.as_ptr()) };
-        }
     }
 
     /// Ends the secure session, if any, with END_SESSION when the device is still there (a
@@ -663,7 +650,7 @@ impl CocoDev {
     /// fails with "device removed" (`ENODEV`) once teardown has begun.
     fn mailbox<'a>(
         &'a self,
-        _op: &MutexGuard<'_, Option<MeasDir>>,
+        _op: &MutexGuard<'_, IndexSet>,
     ) -> Result<pcidoe::Mailbox<'a>, Failure> {
         if self.removed.load(Ordering::Acquire) {
             return Err(Failure::new("device removed", ENODEV));
@@ -719,20 +706,6 @@ impl CocoDev {
         r
     }
 
-    /// Creates the `measurements/` directory (called once, after the sysfs groups).
-    pub(crate) fn create_meas_dir(&self) {
-        let mut op = self.op.lock();
-        if op.is_some() || self.removed.load(Ordering::Acquire) {
-            return;
-        }
-        // SAFETY: The device is live; the directory is destroyed in `teardown()`.
-        let dir = unsafe { crate::coco_meas_dir_create(self.raw.0.as_ptr()) };
-        match NonNull::new(dir) {
-            Some(d) => *op = Some(MeasDir(d)),
-            None => dev_warn!(self.dev(), "coco: cannot create measurements/\n"),
-        }
-    }
-
     /// Runs the probe exchanges (DOE discovery, SPDM GET_VERSION, then the authentication) and
     /// stores the outcome. Fails only if discovery or GET_VERSION fail: the authentication's
     /// outcome is stored in `auth_status`.
@@ -751,7 +724,7 @@ impl CocoDev {
     /// queued probe (reset, resume) does nothing (the hand-back authenticates). While the secure
     /// session has users, a request of root fails with `EBUSY` rather than end it.
     fn probe_with(self: &Arc<Self>, discover: bool, trigger: Trigger) -> Result {
-        let op = self.op.lock();
+        let mut op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
         }
@@ -790,26 +763,42 @@ impl CocoDev {
                 // teardown waits for this run before the device goes away).
                 unsafe { crate::coco_sysfs_update_certificates(self.raw.0.as_ptr()) };
             }
-            if let Some(dir) = op.as_ref() {
-                let mut indices = [0u8; 256];
-                let mut n = 0usize;
+            if self.sysfs_added.load(Ordering::Acquire) {
+                let mut want = IndexSet::new();
                 if let Some(m) = &self.state.lock().meas.reading {
-                    for (slot, b) in indices.iter_mut().zip(m.blocks.iter()) {
-                        *slot = b.index;
-                        n += 1;
+                    for b in m.blocks.iter() {
+                        want.insert(b.index);
                     }
                 }
-                // SAFETY: `dir` is live (destroyed only under `op`, which is held); `indices`
-                // holds `n` valid indices.
-                unsafe {
-                    crate::coco_meas_dir_set_blocks(dir.0.as_ptr(), indices.as_ptr(), n as c_uint)
-                };
+                self.show_blocks(&mut op, want);
             }
             if after != before {
                 self.notify(after);
             }
         }
         ret
+    }
+
+    /// Makes `measurements/` show the files of exactly the blocks in `want` (`shown`, the
+    /// guard of `op`, holds those it shows now). Called with the device live and its groups
+    /// added.
+    fn show_blocks(&self, shown: &mut IndexSet, want: IndexSet) {
+        for index in meas::SPDM_MEAS_INDEX_MIN..=meas::SPDM_MEAS_INDEX_MAX {
+            let (has, wants) = (shown.contains(index), want.contains(index));
+            if has == wants {
+                continue;
+            }
+            // SAFETY: The device is live and its groups exist (`removed` is clear under `op`,
+            // and teardown waits for `op` before removing them).
+            let rc = unsafe {
+                crate::coco_sysfs_block_files(self.raw.0.as_ptr(), c_uint::from(index), wants)
+            };
+            if !wants {
+                shown.remove(index);
+            } else if rc == 0 {
+                shown.insert(index);
+            }
+        }
     }
 
     /// What userspace sees of the last probe, for change notification.

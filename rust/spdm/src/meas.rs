@@ -483,6 +483,18 @@ impl IndexSet {
         }
     }
 
+    /// Removes `index`; returns false if it was not present.
+    pub fn remove(&mut self, index: u8) -> bool {
+        let (word, bit) = Self::word_bit(index);
+        match self.0.get_mut(word) {
+            Some(w) if *w & bit != 0 => {
+                *w &= !bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether `index` is present.
     pub fn contains(&self, index: u8) -> bool {
         let (word, bit) = Self::word_bit(index);

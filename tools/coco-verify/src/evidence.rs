@@ -18,16 +18,16 @@ pub enum ReadError {
     Bad(String),
 }
 
-/// One measurement block as sysfs shows it (`type`, `format`, `value` files).
+/// One measurement block as sysfs shows it (`<index>_type`, `<index>_format`, `<index>_value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysfsBlock {
-    /// The `type` file (a type name or `type_N`).
+    /// The `<index>_type` file (a type name or `type_N`).
     pub kind: String,
-    /// The `format` file (`digest` or `raw`).
+    /// The `<index>_format` file (`digest` or `raw`).
     pub format: String,
-    /// The `value` file, decoded from hex (`None`: not valid lowercase hex).
+    /// The `<index>_value` file, decoded from hex (`None`: not valid lowercase hex).
     pub value: Option<Vec<u8>>,
-    /// The `value` file as read.
+    /// The `<index>_value` file as read.
     pub value_text: String,
 }
 
@@ -86,42 +86,123 @@ pub fn block_index(name: &str) -> Option<u8> {
     (i.to_string() == name && (SPDM_MEAS_INDEX_MIN..=SPDM_MEAS_INDEX_MAX).contains(&i)).then_some(i)
 }
 
-/// The directories of `meas_dir` that are measurement blocks: index → block. Any other
-/// directory is returned in the second list (by name), to be reported as unexpected.
-pub fn read_blocks(meas_dir: &Path) -> Result<(BTreeMap<u8, SysfsBlock>, Vec<String>), ReadError> {
+/// The files of `measurements/` other than the block files (a copy may lack some, e.g. the
+/// write-only `refresh`).
+pub const MEAS_FILES: [&str; 12] = [
+    "status",
+    "stale",
+    "timestamp",
+    "fresh_capable",
+    "spdm_version",
+    "hash_algorithm",
+    "signature_algorithm",
+    "slot",
+    "nonce",
+    "refresh",
+    "transcript",
+    "signature",
+];
+
+/// The three files of a block, `<index>_<field>`, in this order.
+pub const BLOCK_FIELDS: [&str; 3] = ["type", "format", "value"];
+
+/// An entry of `measurements/` that is neither a block file nor one of [`MEAS_FILES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unexpected {
+    /// A directory (`measurements/` has none).
+    Dir(String),
+    /// A block file name (`<digits>_type`, `_format`, `_value`) whose index is not a canonical
+    /// decimal 1 to 254, e.g. `07_type`, `0_value`, `255_format`.
+    BadIndex(String),
+    /// Any other file.
+    File(String),
+}
+
+impl Unexpected {
+    /// The entry's name in `measurements/`.
+    pub fn name(&self) -> &str {
+        match self {
+            Unexpected::Dir(n) | Unexpected::BadIndex(n) | Unexpected::File(n) => n,
+        }
+    }
+
+    /// The failure message: `measurements/NAME: unexpected ...`.
+    pub fn describe(&self) -> String {
+        match self {
+            Unexpected::Dir(n) => format!("measurements/{n}: unexpected directory"),
+            Unexpected::BadIndex(n) => {
+                format!("measurements/{n}: unexpected file (not a block index 1 to 254)")
+            }
+            Unexpected::File(n) => format!("measurements/{n}: unexpected file"),
+        }
+    }
+}
+
+/// Splits a block file name `<digits>_<field>` into its index part and field number (an index
+/// of `BLOCK_FIELDS`); the index part is not checked beyond being decimal digits.
+pub fn block_file(name: &str) -> Option<(&str, usize)> {
+    let (index, field) = name.rsplit_once('_')?;
+    let field = BLOCK_FIELDS.iter().position(|f| *f == field)?;
+    (!index.is_empty() && index.bytes().all(|c| c.is_ascii_digit())).then_some((index, field))
+}
+
+/// The measurement blocks of `meas_dir`, from its `<index>_type`, `<index>_format` and
+/// `<index>_value` files: index → block. A block with only some of its three files is an
+/// error (`Io`, naming the missing file). Directories, block file names with a non-canonical
+/// index and unknown files are returned in the second list (sorted by name), to be reported as
+/// unexpected.
+pub fn read_blocks(
+    meas_dir: &Path,
+) -> Result<(BTreeMap<u8, SysfsBlock>, Vec<Unexpected>), ReadError> {
     let rd = fs::read_dir(meas_dir)
         .map_err(|e| ReadError::Io(format!("cannot list {}: {e}", meas_dir.display())))?;
-    let mut blocks = BTreeMap::new();
+    // Index → which of its files are present.
+    let mut present: BTreeMap<u8, [bool; 3]> = BTreeMap::new();
     let mut other = Vec::new();
     for entry in rd {
         let entry =
             entry.map_err(|e| ReadError::Io(format!("cannot list {}: {e}", meas_dir.display())))?;
-        // sysfs attribute groups are real directories; follow symlinks anyway.
-        let path = entry.path();
-        if !path.is_dir() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // A named attribute group is a plain directory of files: nothing in it is a directory
+        // (symlinks followed, for copies).
+        if entry.path().is_dir() {
+            other.push(Unexpected::Dir(name));
             continue;
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(index) = block_index(&name) else {
-            other.push(name);
-            continue;
-        };
-        let value_text = read_text(&path.join("value"))?;
+        match block_file(&name) {
+            Some((index, field)) => match block_index(index) {
+                Some(i) => present.entry(i).or_default()[field] = true,
+                None => other.push(Unexpected::BadIndex(name)),
+            },
+            None if MEAS_FILES.contains(&name.as_str()) => {}
+            None => other.push(Unexpected::File(name)),
+        }
+    }
+    let mut blocks = BTreeMap::new();
+    for (index, have) in present {
+        let path = |field: &str| meas_dir.join(format!("{index}_{field}"));
+        if let Some(f) = (0..BLOCK_FIELDS.len()).find(|f| !have[*f]) {
+            return Err(ReadError::Io(format!(
+                "incomplete measurement block {index}: {} is missing",
+                path(BLOCK_FIELDS[f]).display()
+            )));
+        }
+        let value_text = read_text(&path("value"))?;
         blocks.insert(
             index,
             SysfsBlock {
-                kind: read_text(&path.join("type"))?,
-                format: read_text(&path.join("format"))?,
+                kind: read_text(&path("type"))?,
+                format: read_text(&path("format"))?,
                 value: parse_hex(&value_text, true),
                 value_text,
             },
         );
     }
-    other.sort();
+    other.sort_by(|a, b| a.name().cmp(b.name()));
     Ok((blocks, other))
 }
 
-/// The `measurements` directory's files other than the blocks.
+/// The evidence read from a device's `measurements/` directory.
 #[derive(Debug, Clone)]
 pub struct Evidence {
     /// The device directory.
@@ -146,8 +227,8 @@ pub struct Evidence {
     pub stale: String,
     /// The blocks, by index.
     pub blocks: BTreeMap<u8, SysfsBlock>,
-    /// Directories that are not block indices.
-    pub other_dirs: Vec<String>,
+    /// Entries of `measurements/` that are neither block files nor known files.
+    pub unexpected: Vec<Unexpected>,
 }
 
 /// Reads the `status` file (checked first: after a failed reading the other files may be
@@ -159,7 +240,7 @@ pub fn read_status(device: &Path) -> Result<String, ReadError> {
 /// Reads every file of `device/measurements`.
 pub fn read_evidence(device: &Path) -> Result<Evidence, ReadError> {
     let m = device.join("measurements");
-    let (blocks, other_dirs) = read_blocks(&m)?;
+    let (blocks, unexpected) = read_blocks(&m)?;
     Ok(Evidence {
         device: device.to_path_buf(),
         transcript: read_bin(&m.join("transcript"))?,
@@ -172,7 +253,7 @@ pub fn read_evidence(device: &Path) -> Result<Evidence, ReadError> {
         timestamp: read_text(&m.join("timestamp"))?,
         stale: read_text(&m.join("stale"))?,
         blocks,
-        other_dirs,
+        unexpected,
     })
 }
 
@@ -248,6 +329,15 @@ mod tests {
         assert_eq!(block_index("255"), None);
         assert_eq!(block_index("01"), None);
         assert_eq!(block_index("+1"), None);
+        assert_eq!(block_file("1_type"), Some(("1", 0)));
+        assert_eq!(block_file("254_value"), Some(("254", 2)));
+        assert_eq!(block_file("07_format"), Some(("07", 1)));
+        assert_eq!(block_file("_type"), None);
+        assert_eq!(block_file("x1_type"), None);
+        assert_eq!(block_file("1_name"), None);
+        assert_eq!(block_file("1_type_value"), None);
+        assert_eq!(block_file("hash_algorithm"), None);
+        assert_eq!(block_file("value"), None);
     }
 
     #[test]

@@ -28,8 +28,8 @@
 //!    pairs, each response matching its request; only the last request is signed, its nonce
 //!    is `nonce`, its slot (1.1+) is `slot`; no response reports a content change (1.2+). The
 //!    signed blocks are those of every MEASUREMENTS in the transcript (all covered by the
-//!    signature; an index read twice must read the same). They must equal the block
-//!    directories exactly: same indices, `type`, `format`, `value`.
+//!    signature; an index read twice must read the same). They must equal the block files
+//!    exactly: same indices, `<index>_type`, `<index>_format`, `<index>_value`.
 //! 4. With `--reference`, the signed blocks equal the reference file's, index by index.
 //!    Format: one block per line, `INDEX TYPE digest|raw HEX`; TYPE a name (`immutable_rom`,
 //!    `mutable_firmware`, ..., `type_N`) or a number 0-127; `#` starts a comment. `--verbose`
@@ -43,8 +43,13 @@
 //! `certificates/slot<N>` (concatenated DER, root side first), and in `measurements/`:
 //! `transcript`, `signature` (binary); `spdm_version` (`1.0`..`1.3`), `hash_algorithm`,
 //! `signature_algorithm`, `slot`, `nonce` (64 lowercase hex), `timestamp`, `status`, `stale`
-//! (text, one trailing newline); one directory per block named by its decimal index with
-//! `type`, `format` (`digest`/`raw`), `value` (lowercase hex).
+//! (text, one trailing newline); three files per block, named by its decimal index (1 to 254,
+//! no leading zeros): `<index>_type`, `<index>_format` (`digest`/`raw`), `<index>_value`
+//! (lowercase hex). A block with only some of its three files is an error (exit 2, naming the
+//! missing file). `measurements/` is an attribute group, a plain directory of files: a
+//! directory in it, a block file name with another index (`07_type`, `255_value`) or an unknown
+//! file is a failure ("unexpected"); files it may also hold: `fresh_capable`, `refresh`. D may
+//! be a copy of the device directory with these files.
 //!
 //! # A binary for a minimal guest
 //!
@@ -479,17 +484,16 @@ impl Verifier {
         blocks
     }
 
-    /// Compares the signed blocks with the sysfs block directories.
+    /// Compares the signed blocks with the sysfs block files.
     fn compare_sysfs(&mut self, signed: &BTreeMap<u8, Block>, ev: &evidence::Evidence) {
-        for d in &ev.other_dirs {
-            self.fail(format!(
-                "measurements/{d}: unexpected directory (not a block index 1 to 254)"
-            ));
+        for u in &ev.unexpected {
+            self.fail(u.describe());
         }
         for (i, b) in signed {
             let Some(s) = ev.blocks.get(i) else {
                 self.fail(format!(
-                    "measurement {i} ({}) is signed but has no measurements/{i} directory",
+                    "measurement {i} ({}) is signed but has no measurements/{i}_type, \
+                     {i}_format, {i}_value files",
                     b.describe()
                 ));
                 continue;
@@ -497,24 +501,24 @@ impl Verifier {
             let kind = MeasurementTypeName(b.kind()).to_string();
             if s.kind != kind {
                 self.fail(format!(
-                    "measurements/{i}/type is '{}', the signed block's type is {kind}",
+                    "measurements/{i}_type is '{}', the signed block's type is {kind}",
                     s.kind
                 ));
             }
             if s.format != b.format() {
                 self.fail(format!(
-                    "measurements/{i}/format is '{}', the signed block is {}",
+                    "measurements/{i}_format is '{}', the signed block is {}",
                     s.format,
                     b.format()
                 ));
             }
             match &s.value {
                 None => self.fail(format!(
-                    "measurements/{i}/value is not lowercase hex: '{}'",
+                    "measurements/{i}_value is not lowercase hex: '{}'",
                     s.value_text
                 )),
                 Some(v) if *v != b.value => self.fail(format!(
-                    "measurements/{i}/value differs from the signed value: sysfs {}, signed {}",
+                    "measurements/{i}_value differs from the signed value: sysfs {}, signed {}",
                     short_hex(v),
                     short_hex(&b.value)
                 )),
@@ -523,7 +527,8 @@ impl Verifier {
         }
         for i in ev.blocks.keys().filter(|i| !signed.contains_key(i)) {
             self.fail(format!(
-                "measurements/{i}: directory for a block that is not in the signed transcript"
+                "measurements/{i}_type, {i}_format, {i}_value: files of a block that is not in \
+                 the signed transcript"
             ));
         }
     }

@@ -12,8 +12,8 @@ use clap::Parser;
 /// Checks the certificate chain of the reading's slot (D/certificates/slot<N>), the
 /// MEASUREMENTS signature over D/measurements/transcript with the leaf key, the transcript's
 /// messages (nonce, slot, a single signed request at its end), that the signed blocks equal
-/// the D/measurements/<index>/{type,format,value} directories exactly and, optionally, a
-/// reference file and a trust anchor.
+/// the D/measurements/<index>_{type,format,value} files exactly and, optionally, a reference
+/// file and a trust anchor.
 ///
 /// Exit status: 0 verified, 1 verification failure or mismatch, 2 usage or I/O error.
 #[derive(Debug, Parser)]

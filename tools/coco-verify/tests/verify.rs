@@ -313,17 +313,20 @@ fn export(r: &Reading) -> Device {
     d.set("timestamp", "1767225600");
     d.set("status", "ok");
     d.set("stale", "0");
+    d.set("fresh_capable", "1");
+    // Write-only in sysfs: nothing to read, but present.
+    write(&d.m("refresh"), "");
     for (i, (t, value)) in &r.blocks {
-        d.set(&format!("{i}/type"), &MeasurementTypeName(*t).to_string());
+        d.set(&format!("{i}_type"), &MeasurementTypeName(*t).to_string());
         d.set(
-            &format!("{i}/format"),
+            &format!("{i}_format"),
             if t & SPDM_MEAS_VALUE_RAW != 0 {
                 "raw"
             } else {
                 "digest"
             },
         );
-        d.set(&format!("{i}/value"), &hex(value));
+        d.set(&format!("{i}_value"), &hex(value));
     }
     d
 }
@@ -439,53 +442,204 @@ fn changed_value_type_or_format_file_fails() {
     let d = export(&r);
     let mut v = r.blocks[&2].1.clone();
     v[0] ^= 1;
-    d.set("2/value", &hex(&v));
+    d.set("2_value", &hex(&v));
     assert_fail(
         &d.verify(),
-        "measurements/2/value differs from the signed value",
+        "measurements/2_value differs from the signed value",
         1,
     );
-    d.set("2/value", &hex(&r.blocks[&2].1).to_uppercase());
-    assert_fail(&d.verify(), "measurements/2/value is not lowercase hex", 1);
-    d.set("2/value", &hex(&r.blocks[&2].1));
+    d.set("2_value", &hex(&r.blocks[&2].1).to_uppercase());
+    assert_fail(&d.verify(), "measurements/2_value is not lowercase hex", 1);
+    d.set("2_value", &hex(&r.blocks[&2].1));
     assert_ok(&d.verify(), "OK");
-    d.set("5/type", "svn");
+    d.set("5_type", "svn");
     assert_fail(
         &d.verify(),
-        "measurements/5/type is 'svn', the signed block's type is version",
+        "measurements/5_type is 'svn', the signed block's type is version",
         1,
     );
-    d.set("5/type", "version");
-    d.set("5/format", "digest");
+    d.set("5_type", "version");
+    d.set("5_format", "digest");
     assert_fail(
         &d.verify(),
-        "measurements/5/format is 'digest', the signed block is raw",
+        "measurements/5_format is 'digest', the signed block is raw",
         1,
     );
 }
 
+/// Removes the three files of block `i`.
+fn remove_block(d: &Device, i: u8) {
+    for f in ["type", "format", "value"] {
+        fs::remove_file(d.m(&format!("{i}_{f}"))).unwrap();
+    }
+}
+
 #[test]
-fn extra_or_missing_block_directory_fails() {
+fn extra_or_missing_block_files_fail() {
     let r = read_device(KeyKind::P256, SpdmVersion::V1_2, 0, Seq::CountThenEach);
+    assert!(r.blocks.contains_key(&3) && !r.blocks.contains_key(&7));
     let d = export(&r);
-    d.set("7/type", "manifest");
-    d.set("7/format", "raw");
-    d.set("7/value", "00");
+    d.set("7_type", "manifest");
+    d.set("7_format", "raw");
+    d.set("7_value", "00");
     assert_fail(
         &d.verify(),
-        "measurements/7: directory for a block that is not in the signed transcript",
+        "measurements/7_type, 7_format, 7_value: files of a block that is not in the signed \
+         transcript",
         1,
     );
-    fs::remove_dir_all(d.m("7")).unwrap();
-    fs::remove_dir_all(d.m("3")).unwrap();
+    remove_block(&d, 7);
+    assert_ok(&d.verify(), "OK: 6 measurements");
+    remove_block(&d, 3);
     assert_fail(
         &d.verify(),
-        "measurement 3 (hardware_config digest) is signed but has no measurements/3 directory",
+        "measurement 3 (hardware_config digest) is signed but has no measurements/3_type, \
+         3_format, 3_value files",
         1,
     );
+
+    // A block needs all three files: the missing one is named (and nothing is verified).
+    for (field, other) in [("type", "format"), ("format", "value"), ("value", "type")] {
+        let d = export(&r);
+        fs::remove_file(d.m(&format!("3_{field}"))).unwrap();
+        let out = d.verify();
+        assert_eq!(out.code, EXIT_USAGE, "{}", out.text());
+        let want = format!(
+            "error: incomplete measurement block 3: {} is missing",
+            d.m(&format!("3_{field}")).display()
+        );
+        assert_eq!(out.lines.len(), 1, "{}", out.text());
+        assert!(out.lines[0].ends_with(&want), "{}", out.text());
+        assert!(
+            !out.text().contains(&format!("3_{other}")),
+            "{}",
+            out.text()
+        );
+    }
+    // Also for a block that is not signed.
     let d = export(&r);
-    fs::create_dir_all(d.m("07")).unwrap();
-    assert_fail(&d.verify(), "measurements/07: unexpected directory", 1);
+    d.set("9_value", "00");
+    let out = d.verify();
+    assert_eq!(out.code, EXIT_USAGE, "{}", out.text());
+    assert!(
+        out.text().contains("incomplete measurement block 9: ")
+            && out.text().contains("/measurements/9_type is missing"),
+        "{}",
+        out.text()
+    );
+}
+
+#[test]
+fn unexpected_entries_in_measurements_fail() {
+    let r = read_device(KeyKind::P256, SpdmVersion::V1_2, 0, Seq::AllSigned);
+    // Block file names with a non-canonical index are not blocks, even beside a real block
+    // of the same number (02_* would be block 2 if leading zeros were accepted, and then
+    // verify since it is a copy of it).
+    for name in [
+        "07_type",
+        "0_value",
+        "255_type",
+        "256_format",
+        "02_value",
+        "000_type",
+    ] {
+        let d = export(&r);
+        d.set(name, "00");
+        assert_fail(
+            &d.verify(),
+            &format!("measurements/{name}: unexpected file (not a block index 1 to 254)"),
+            1,
+        );
+    }
+    let d = export(&r);
+    for f in ["type", "format", "value"] {
+        fs::copy(d.m(&format!("2_{f}")), d.m(&format!("02_{f}"))).unwrap();
+    }
+    let out = d.verify();
+    for f in ["type", "format", "value"] {
+        assert_fail(
+            &out,
+            &format!("measurements/02_{f}: unexpected file (not a block index 1 to 254)"),
+            3,
+        );
+    }
+    // Unknown files, including names close to block files.
+    for name in [
+        "foo",
+        "7_name",
+        "x7_type",
+        "_value",
+        "7_type_old",
+        "type",
+        "uevent",
+    ] {
+        let d = export(&r);
+        d.set(name, "00");
+        let out = d.verify();
+        assert_fail(&out, &format!("measurements/{name}: unexpected file"), 1);
+        assert!(!out.text().contains("not a block index"), "{}", out.text());
+    }
+    // measurements/ has no directory: an empty one, one named like a block (the old layout)
+    // or like a known file.
+    for name in ["power", "7", "3", "status.d"] {
+        let d = export(&r);
+        fs::create_dir(d.m(name)).unwrap();
+        d.set(&format!("{name}/value"), "00");
+        assert_fail(
+            &d.verify(),
+            &format!("measurements/{name}: unexpected directory"),
+            1,
+        );
+    }
+    // Several at once: each reported, by name.
+    let d = export(&r);
+    d.set("07_type", "svn");
+    d.set("notes", "");
+    fs::create_dir(d.m("1")).unwrap();
+    let out = d.verify();
+    assert_fail(
+        &out,
+        "measurements/07_type: unexpected file (not a block index 1 to 254)",
+        3,
+    );
+    assert_fail(&out, "measurements/notes: unexpected file", 3);
+    assert_fail(&out, "measurements/1: unexpected directory", 3);
+}
+
+#[test]
+fn old_block_directories_are_not_blocks() {
+    // The layout before the attribute group: measurements/<index>/{type,format,value}.
+    let r = read_device(KeyKind::P384, SpdmVersion::V1_3, 0, Seq::AllSigned);
+    let d = export(&r);
+    for i in r.blocks.keys() {
+        for f in ["type", "format", "value"] {
+            let flat = d.m(&format!("{i}_{f}"));
+            write(&d.m(&format!("{i}/{f}")), fs::read(&flat).unwrap());
+            fs::remove_file(flat).unwrap();
+        }
+    }
+    let out = d.verify();
+    let n = r.blocks.len();
+    for (i, (t, _)) in &r.blocks {
+        assert_fail(
+            &out,
+            &format!("measurements/{i}: unexpected directory"),
+            2 * n,
+        );
+        assert_fail(
+            &out,
+            &format!(
+                "measurement {i} ({} {}) is signed but has no measurements/{i}_type",
+                MeasurementTypeName(*t & SPDM_MEAS_VALUE_TYPE_MASK),
+                if t & SPDM_MEAS_VALUE_RAW != 0 {
+                    "raw"
+                } else {
+                    "digest"
+                }
+            ),
+            2 * n,
+        );
+    }
 }
 
 #[test]

@@ -198,11 +198,11 @@ check_session() {
 }
 
 # check_meas BDF VARIANT: measurements/status as the variant demands; a
-# failed first reading leaves no block directory (nothing stale to show).
+# failed first reading leaves no block files (nothing stale to show).
 check_meas() {
 	_mw=$(expected_meas "$2")
 	_ms=$(cat "$COCO_PCI/$1/measurements/status" 2>/dev/null)
-	_nb=$(ls -d "$COCO_PCI/$1"/measurements/[0-9]* 2>/dev/null | wc -l)
+	_nb=$(ls "$COCO_PCI/$1"/measurements/[0-9]*_value 2>/dev/null | wc -l)
 	coco_diag "$1 ($2): measurements/status '$_ms', $_nb blocks"
 	if [ "$_mw" = ok ]; then
 		[ "$_ms" = ok ] && [ "$_nb" -ge 1 ] || return 1
@@ -214,8 +214,8 @@ check_meas() {
 		case "$2" in
 		measurements:sparse*)
 			# The blocks at the indices the device has, none asked for in vain.
-			_ix=$(cd "$COCO_PCI/$1/measurements" && ls -d [0-9]* | sort -n | tr '\n' ' ')
-			[ "$_ix" = "1 2 253 254 " ] || { coco_diag "block directories '$_ix', wanted '1 2 253 254 '"; return 1; } ;;
+			_ix=$(cd "$COCO_PCI/$1/measurements" && ls [0-9]*_value | sed 's/_value$//' | sort -n | tr '\n' ' ')
+			[ "$_ix" = "1 2 253 254 " ] || { coco_diag "blocks (<index>_value files) '$_ix', wanted '1 2 253 254 '"; return 1; } ;;
 		esac
 		return 0
 	fi

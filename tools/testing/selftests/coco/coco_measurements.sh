@@ -59,11 +59,13 @@ mattr() {
 	cat "$COCO_PCI/$1/measurements/$2" 2>/dev/null
 }
 
-# blocks BDF: the block directories as reference lines "INDEX TYPE FORMAT HEX".
+# blocks BDF: the blocks (measurements/<index>_type, _format, _value) as
+# reference lines "INDEX TYPE FORMAT HEX".
 blocks() {
-	for _d in "$COCO_PCI/$1"/measurements/[0-9]*; do
-		[ -d "$_d" ] || continue
-		echo "${_d##*/} $(cat "$_d/type") $(cat "$_d/format") $(cat "$_d/value")"
+	for _v in "$COCO_PCI/$1"/measurements/[0-9]*_value; do
+		[ -f "$_v" ] || continue
+		_p=${_v%_value}
+		echo "${_p##*/} $(cat "${_p}_type") $(cat "${_p}_format") $(cat "$_v")"
 	done | sort -n
 }
 
@@ -102,7 +104,7 @@ check_blocks() {
 	done
 	[ "$COUNT" -ge 1 ] && return "$_rc"
 }
-coco_check "measurements/<index>/{type,format,value} are exactly the endpoint's blocks" check_blocks
+coco_check "measurements/<index>_{type,format,value} are exactly the endpoint's blocks" check_blocks
 
 check_verify() {
 	_rc=0
@@ -123,14 +125,11 @@ copy_evidence() {
 	rm -rf "$2"
 	mkdir -p "$2/measurements" "$2/certificates"
 	for _f in "$COCO_PCI/$1"/certificates/*; do cat "$_f" >"$2/certificates/${_f##*/}"; done
+	# measurements/ is a plain directory of files, the blocks' among them;
+	# refresh is write-only.
 	for _f in "$COCO_PCI/$1"/measurements/*; do
 		_n=${_f##*/}
-		if [ -d "$_f" ]; then
-			mkdir "$2/measurements/$_n"
-			for _g in type format value; do cat "$_f/$_g" >"$2/measurements/$_n/$_g"; done
-		elif [ "$_n" != refresh ]; then
-			cat "$_f" >"$2/measurements/$_n"
-		fi
+		[ "$_n" = refresh ] || cat "$_f" >"$2/measurements/$_n"
 	done
 }
 
@@ -155,7 +154,7 @@ check_tamper() {
 	fi
 	copy_evidence "$B" "$_e"
 	awk '{ c = substr($0, 1, 1); print (c == "0" ? "1" : "0") substr($0, 2) }' \
-		"$_e/measurements/2/value" >"$_e/v" && mv "$_e/v" "$_e/measurements/2/value"
+		"$_e/measurements/2_value" >"$_e/v" && mv "$_e/v" "$_e/measurements/2_value"
 	if coco_run 30 coco-verify --device "$_e"; then
 		coco_diag "a changed block value verified"; _rc=1
 	fi
@@ -172,7 +171,7 @@ check_modes() {
 	_rc=0
 	for _f in status:444 stale:444 timestamp:444 fresh_capable:444 spdm_version:444 \
 		hash_algorithm:444 signature_algorithm:444 slot:444 nonce:644 refresh:200 \
-		transcript:444 signature:444 1/type:444 1/format:444 1/value:444; do
+		transcript:444 signature:444 1_type:444 1_format:444 1_value:444; do
 		_m=$(stat -c %a "$M/${_f%:*}" 2>/dev/null)
 		[ "$_m" = "${_f#*:}" ] || { coco_diag "measurements/${_f%:*} mode '$_m', wanted ${_f#*:}"; _rc=1; }
 	done
@@ -203,7 +202,7 @@ check_random_again() {
 coco_check "the nonce is used once: the next refresh uses a fresh random one" check_random_again
 
 # --- firmware update ----------------------------------------------------------
-value_of() { cat "$M/$1/value" 2>/dev/null; }
+value_of() { cat "$M/${1}_value" 2>/dev/null; }
 OLD_FW=$(value_of 2)
 fw_changed() {
 	coco_write 30 "$M/refresh" 1 >/dev/null
