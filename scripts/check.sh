@@ -65,6 +65,15 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		notok "coco.ko build (CLIPPY=1 W=1) failed or warned (see $logdir/modules.log)"
 		tail -n 30 "$logdir/modules.log"
 	fi
+	# The module's crate root reaches every kernel Rust file (and the protocol crates it
+	# includes): formatted with the kernel's own rustfmt settings.
+	if rustfmt --check --edition 2021 --config-path "$COCO_CACHE/src/.rustfmt.toml" \
+		drivers/pci/coco/coco_main.rs >"$logdir/rustfmt.log" 2>&1; then
+		ok "rustfmt --check of the kernel Rust (the kernel's .rustfmt.toml)"
+	else
+		notok "the kernel Rust is not rustfmt-clean (see $logdir/rustfmt.log)"
+		head -n 20 "$logdir/rustfmt.log"
+	fi
 	echo "# guest: KUnit + kselftests"
 	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
 		--variant heartbeat:3 --variant handshake:clear \

@@ -392,7 +392,7 @@ static struct attribute *coco_meas_attrs[] = {
 #define COCO_BLOCKS		(COCO_BLOCK_LAST - COCO_BLOCK_FIRST + 1)
 
 /* <index>_<field>: one file of one block. */
-struct coco_block_attr {
+struct coco_block_file {
 	struct device_attribute dattr;
 	u8 index;
 	u8 field;
@@ -402,13 +402,13 @@ struct coco_block_attr {
 static ssize_t coco_block_show(struct device *dev,
 			       struct device_attribute *attr, char *buf)
 {
-	struct coco_block_attr *b = container_of(attr, struct coco_block_attr, dattr);
+	struct coco_block_file *b = container_of(attr, struct coco_block_file, dattr);
 
 	return coco_rs_block_show(dev, b->index, b->field, buf, PAGE_SIZE);
 }
 
 /* Every block file of every index, built by coco_sysfs_init(). */
-static struct coco_block_attr *coco_block_attrs;
+static struct coco_block_file *coco_block_attrs;
 
 static ssize_t meas_transcript_read(struct file *filp, struct kobject *kobj,
 				    const struct bin_attribute *attr,
@@ -458,7 +458,7 @@ int coco_sysfs_init(void)
 	if (!coco_block_attrs)
 		return -ENOMEM;
 	for (i = 0; i < COCO_BLOCKS * COCO_BLOCK_FIELDS; i++) {
-		struct coco_block_attr *b = &coco_block_attrs[i];
+		struct coco_block_file *b = &coco_block_attrs[i];
 
 		b->index = COCO_BLOCK_FIRST + i / COCO_BLOCK_FIELDS;
 		b->field = i % COCO_BLOCK_FIELDS;
@@ -490,7 +490,7 @@ int coco_sysfs_block_files(struct device *dev, unsigned int index, bool add)
 	if (!coco_block_attrs || index < COCO_BLOCK_FIRST || index > COCO_BLOCK_LAST)
 		return -EINVAL;
 	for (f = 0; f < COCO_BLOCK_FIELDS; f++) {
-		struct coco_block_attr *b =
+		struct coco_block_file *b =
 			&coco_block_attrs[(index - COCO_BLOCK_FIRST) * COCO_BLOCK_FIELDS + f];
 
 		if (add) {

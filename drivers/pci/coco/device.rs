@@ -6,9 +6,9 @@ mod sysfs;
 
 use crate::{
     channel::{self, DoeTransport, Failure, Feature, FeatureList, Transport, VersionList},
-    meas::{self, IndexSet},
     cma::FunctionIds,
     connect::{self, Outcome as ConnectOutcome},
+    meas::{self, IndexSet},
     requester::{
         auth::{self as spdm_auth, AuthInfo, IdentityStatus, SLOTS},
         meas::MeasInfo,
@@ -276,6 +276,26 @@ pub(crate) struct CocoDev {
     /// Keeps the session alive when the device set a HeartbeatPeriod.
     #[pin]
     heartbeat: DelayedWork<CocoDev, 1>,
+}
+
+/// The counters of an authentication, as the log shows them.
+struct AuthCounters<'a>(&'a AuthInfo);
+
+impl kernel::fmt::Display for AuthCounters<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let i = self.0;
+        write!(
+            f,
+            "{} SPDM exchanges, {} bytes sent, {} received, {} connection(s), {} us; chains: {} read, {} cached",
+            i.exchanges,
+            i.tx_bytes,
+            i.rx_bytes,
+            i.connections,
+            i.elapsed_us,
+            i.chains_fetched,
+            i.chains_cached
+        )
+    }
 }
 
 /// Who asked for a probe.
@@ -975,35 +995,23 @@ impl CocoDev {
             (Err(_), _) if removed => {}
             (Ok(()), Some((v, asym, hash))) => dev_info!(
                 self.dev(),
-                "coco: authenticated: SPDM {}.{}, {} {}, slot {}, trusted root; {} SPDM exchanges, {} bytes sent, {} received, {} connection(s), {} us; chains: {} read, {} cached\n",
+                "coco: authenticated: SPDM {}.{}, {} {}, slot {}, trusted root; {}\n",
                 v.major(),
                 v.minor(),
                 spdm_auth::asym_short_name(asym),
                 spdm_auth::hash_short_name(hash),
                 info.slot.unwrap_or(0),
-                info.exchanges,
-                info.tx_bytes,
-                info.rx_bytes,
-                info.connections,
-                info.elapsed_us,
-                info.chains_fetched,
-                info.chains_cached
+                AuthCounters(&info)
             ),
             (Ok(()), None) => {}
             // No trust anchor for the chain: a policy outcome (root may not have loaded it
             // yet), not a device fault.
             (Err(f), _) if f.err == ENOKEY => dev_warn!(
                 self.dev(),
-                "coco: not authenticated: {} ({:?}); {} SPDM exchanges, {} bytes sent, {} received, {} connection(s), {} us; chains: {} read, {} cached\n",
+                "coco: not authenticated: {} ({:?}); {}\n",
                 f,
                 f.err,
-                info.exchanges,
-                info.tx_bytes,
-                info.rx_bytes,
-                info.connections,
-                info.elapsed_us,
-                info.chains_fetched,
-                info.chains_cached
+                AuthCounters(&info)
             ),
             (Err(f), _) => match f.spdm_error {
                 Some(code) => dev_err!(

@@ -43,12 +43,9 @@ use crate::idekm::{IdeKm, SpdmFailure};
 use crate::tdisp::{DeviceView, Tdisp};
 use crate::Fault;
 
-/// Socket command: QEMU asks a stream's key state.
-pub const PLATFORM_IDE_KEYS: u32 = 0xC0C0_0001;
-/// Socket command: QEMU reports an event of the function.
-pub const PLATFORM_EVENT: u32 = 0xC0C0_0002;
-/// Socket command: QEMU asks the TDI state.
-pub const PLATFORM_TDI_STATE: u32 = 0xC0C0_0003;
+pub use crate::socket::{
+    is_platform_command, PLATFORM_EVENT, PLATFORM_IDE_KEYS, PLATFORM_TDI_STATE,
+};
 
 /// PLATFORM_EVENT: function-level reset.
 pub const EVENT_FLR: u8 = 1;
@@ -71,24 +68,6 @@ pub const DEFAULT_BAR0: Bar = Bar {
     base: 0xFE00_0000,
     size: 0x4000,
 };
-
-/// Whether `command` is one of the side-channel commands.
-pub fn is_platform_command(command: u32) -> bool {
-    matches!(
-        command,
-        PLATFORM_IDE_KEYS | PLATFORM_EVENT | PLATFORM_TDI_STATE
-    )
-}
-
-/// A name for a side-channel command, for logs.
-pub fn command_name(command: u32) -> &'static str {
-    match command {
-        PLATFORM_IDE_KEYS => "PLATFORM_IDE_KEYS",
-        PLATFORM_EVENT => "PLATFORM_EVENT",
-        PLATFORM_TDI_STATE => "PLATFORM_TDI_STATE",
-        _ => "unknown",
-    }
-}
 
 /// The TEE-IO side of the device (one per connection, like the SPDM state: QEMU's connection
 /// lives as long as the device).

@@ -27,6 +27,22 @@ pub const SOCKET_COMMAND_CONTINUE: u32 = 0xFFFD;
 pub const SOCKET_COMMAND_SHUTDOWN: u32 = 0xFFFE;
 /// Reply to a command the server does not know (spdm-emu convention).
 pub const SOCKET_COMMAND_UNKNOWN: u32 = 0xFFFF;
+
+/// Socket command: QEMU asks a stream's key state.
+pub const PLATFORM_IDE_KEYS: u32 = 0xC0C0_0001;
+/// Socket command: QEMU reports an event of the function.
+pub const PLATFORM_EVENT: u32 = 0xC0C0_0002;
+/// Socket command: QEMU asks the TDI state.
+pub const PLATFORM_TDI_STATE: u32 = 0xC0C0_0003;
+
+/// Whether `command` is one of the TEE-IO platform side-channel commands
+/// (Documentation/coco/tee-io-platform.rst; served by [`crate::platform`]).
+pub fn is_platform_command(command: u32) -> bool {
+    matches!(
+        command,
+        PLATFORM_IDE_KEYS | PLATFORM_EVENT | PLATFORM_TDI_STATE
+    )
+}
 /// Liveness test; the reply echoes the payload.
 pub const SOCKET_COMMAND_TEST: u32 = 0xDEAD;
 
@@ -207,7 +223,9 @@ pub fn command_name(command: u32) -> &'static str {
         SOCKET_COMMAND_SHUTDOWN => "SHUTDOWN",
         SOCKET_COMMAND_UNKNOWN => "UNKNOWN",
         SOCKET_COMMAND_TEST => "TEST",
-        c if crate::platform::is_platform_command(c) => crate::platform::command_name(c),
+        PLATFORM_IDE_KEYS => "PLATFORM_IDE_KEYS",
+        PLATFORM_EVENT => "PLATFORM_EVENT",
+        PLATFORM_TDI_STATE => "PLATFORM_TDI_STATE",
         _ => "unknown",
     }
 }
