@@ -95,6 +95,12 @@ check_fragment() {
 	[ "$missing" = 0 ] || die "kernel config fragment lines were dropped (unmet dependencies?)"
 }
 
+# One build at a time per cache: a second rig or check waits here instead of
+# building into the same folder (two builds there corrupt each other).
+mkdir -p "$COCO_CACHE"
+exec 9>"$COCO_CACHE/.build-kernel-$VARIANT.lock"
+flock 9
+
 key=$(build_key)
 if [ "$(cat "$BUILD/.coco-key" 2>/dev/null)" = "$key" ] && [ -f "$BUILD/arch/x86/boot/bzImage" ]; then
 	echo "$BUILD"

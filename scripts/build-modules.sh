@@ -14,6 +14,9 @@ KB=${COCO_KBUILD:-$COCO_CACHE/build}
 [ -f "$KB/.coco-key" ] || die "no kernel build in $KB: run scripts/build-kernel.sh"
 OUT=${COCO_MODULES_OUT:-$COCO_CACHE/modules${KB#"$COCO_CACHE/build"}}
 mkdir -p "$OUT"
+# One build at a time per output folder (concurrent rigs share it).
+exec 9>"$OUT/.build.lock"
+flock 9
 make -s -C "$COCO_CACHE/src" O="$KB" M="$COCO_ROOT" MO="$OUT" LLVM=-19 CLIPPY=1 W=1 \
 	CONFIG_PCI_COCO=m -j"$(nproc)" "$@" modules >&2 ||
 	die "module build failed"
