@@ -488,7 +488,7 @@ impl core::fmt::Display for FeatureList<'_> {
 #[kunit_tests(coco_channel)]
 mod tests {
     use super::*;
-    use core::{cell::Cell, fmt::Write};
+    use core::cell::Cell;
 
     /// A device that answers from a script: each exchange takes the next response (an SPDM
     /// message); `removed` flips after `remove_after` exchanges.
@@ -589,32 +589,10 @@ mod tests {
         );
     }
 
-    /// A fixed buffer to format into.
-    struct Buf<const N: usize> {
-        buf: [u8; N],
-        len: usize,
-    }
-
-    impl<const N: usize> Write for Buf<N> {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-            self.buf
-                .get_mut(self.len..end)
-                .ok_or(core::fmt::Error)?
-                .copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
-    }
-
-    fn render(attr: impl core::fmt::Display) -> Result<KVec<u8>> {
-        let mut w = Buf {
-            buf: [0u8; 160],
-            len: 0,
-        };
-        write!(w, "{}", attr).map_err(|_| EOVERFLOW)?;
+    fn render(attr: impl kernel::fmt::Display) -> Result<KVec<u8>> {
+        let s = kernel::str::CString::try_from_fmt(fmt!("{attr}"))?;
         let mut out = KVec::new();
-        out.extend_from_slice(&w.buf[..w.len], GFP_KERNEL)?;
+        out.extend_from_slice(s.to_bytes(), GFP_KERNEL)?;
         Ok(out)
     }
 
