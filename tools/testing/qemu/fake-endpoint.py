@@ -12,13 +12,14 @@ then the payload) and the side channel of Documentation/coco/tee-io-platform.rst
 
 DOE objects (command NORMAL) are forwarded to --upstream PORT (a real SPDM responder, e.g.
 coco-endpoint) when given, else answered with an SPDM ERROR UnsupportedRequest. With
---no-side-channel every platform command gets 0xDEAD, as from an endpoint that knows none.
+--no-side-channel every platform command gets --unknown-reply (0xFFFF, UNKNOWN, as spdm-emu
+answers; 0xDEAD as older servers do), as from an endpoint that knows none.
 
 Keys: --keys STREAM:MODE (repeatable). MODE is "test" (the coco-endpoint --ide-test-keys
 fixture: K0 in go for the six pairs), "partial" (the fixture without TX-CPL) or "other"
 (K0 in go for the six pairs with keys that match no fixture). These keys are provisioned:
-a conventional reset (RESET, which QEMU also sends at power-on) erases every key and then
-programs them again; FLR and STREAM_DISABLED erase them for good.
+a conventional reset (RESET; QEMU sends none at power-on, the connection is) erases every
+key and then programs them again; FLR and STREAM_DISABLED erase them for good.
 """
 
 import argparse
@@ -32,7 +33,7 @@ import threading
 
 NORMAL = 0x0001
 SHUTDOWN = 0xFFFE
-TEST = 0xDEAD
+UNKNOWN = 0xFFFF
 PLATFORM_IDE_KEYS = 0xC0C00001
 PLATFORM_EVENT = 0xC0C00002
 PLATFORM_TDI_STATE = 0xC0C00003
@@ -116,8 +117,10 @@ def frame(command, transport, payload):
 
 
 class FakeEndpoint:
-    def __init__(self, port=0, upstream=None, side_channel=True, event_log=None):
+    def __init__(self, port=0, upstream=None, side_channel=True, event_log=None, unknown_reply=UNKNOWN):
         self.keys = Keys()
+        self.unknown_reply = unknown_reply
+        self.platform_requests = 0   # side-channel requests received
         self.provisioned = []     # (stream, mode) programmed again after RESET
         self.events = []
         self.events_cv = threading.Condition()
@@ -206,9 +209,10 @@ class FakeEndpoint:
                         doe = payload[:4] + struct.pack("<I", 2 + len(spdm) // 4) + spdm
                         conn.sendall(frame(NORMAL, transport, doe))
                     continue
+                self.platform_requests += 1
                 if not self.side_channel or command not in (PLATFORM_IDE_KEYS, PLATFORM_EVENT,
                                                             PLATFORM_TDI_STATE):
-                    conn.sendall(frame(TEST, transport, b""))
+                    conn.sendall(frame(self.unknown_reply, transport, b""))
                     continue
                 if command == PLATFORM_IDE_KEYS and len(payload) == 1:
                     self.record("IDE_KEYS", {"stream": payload[0]})
@@ -219,7 +223,7 @@ class FakeEndpoint:
                 elif command == PLATFORM_TDI_STATE:
                     conn.sendall(frame(command, transport, b"\x00"))
                 else:
-                    conn.sendall(frame(0xFFFF, transport, b""))
+                    conn.sendall(frame(UNKNOWN, transport, b""))
         finally:
             conn.close()
             if up:
@@ -233,9 +237,11 @@ def main():
     p.add_argument("--upstream", type=int, help="forward DOE objects to this local port")
     p.add_argument("--keys", action="append", default=[], help="STREAM:MODE (test, partial, other)")
     p.add_argument("--no-side-channel", action="store_true")
+    p.add_argument("--unknown-reply", type=lambda v: int(v, 0), default=UNKNOWN,
+                   help="the command answering unknown requests (default 0xFFFF)")
     p.add_argument("--event-log", help="append every side-channel request here as JSON lines")
     a = p.parse_args()
-    ep = FakeEndpoint(a.port, a.upstream, not a.no_side_channel, a.event_log)
+    ep = FakeEndpoint(a.port, a.upstream, not a.no_side_channel, a.event_log, a.unknown_reply)
     for k in a.keys:
         stream, _, mode = k.partition(":")
         ep.keys.set(int(stream, 0), mode or "test")

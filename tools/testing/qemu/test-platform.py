@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 """Host-side test of the project's QEMU (no guest): QEMU runs with the qtest accelerator, this
 script reads and writes config space through ECAM like a guest would, and the device's
-firmware is tools/testing/qemu/fake-endpoint.py. Prints KTAP; exit status 1 on a failure.
+firmware is tools/testing/qemu/fake-endpoint.py, then the real coco-endpoint (the TDISP
+effects of config writes and resets, end to end, with its --tdi-test-lock fixture). Prints
+KTAP; exit status 1 on a failure.
 
-  tools/testing/qemu/test-platform.py [--qemu BIN]   (default: scripts/build-qemu.sh's binary)
+  tools/testing/qemu/test-platform.py [--qemu BIN] [--endpoint BIN]
+      (defaults: scripts/build-qemu.sh's binary; target/release/coco-endpoint, built)
 """
 
 import argparse
@@ -41,15 +44,18 @@ class Qtest:
     def __init__(self, qemu, port, props, rp_props):
         self.dir = tempfile.mkdtemp(prefix="coco-qtest.")
         path = os.path.join(self.dir, "qtest.sock")
+        self.log = os.path.join(self.dir, "qemu.log")
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         srv.bind(path)
         srv.listen(1)
+        # Guest errors and the TDI state trace go to the log, with QEMU's own warnings.
         cmd = [qemu, "-machine", "q35", "-accel", "qtest", "-qtest", f"unix:{path}",
                "-display", "none", "-nodefaults", "-nic", "none",
                "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
+               "-d", "guest_errors", "-trace", "pci_nvme_tdi_state", "-trace", "pci_nvme_platform_*",
                "-device", f"pcie-root-port,id=rp0,bus=pcie.0,addr=4.0,chassis=1,slot=1{rp_props}",
                "-device", f"nvme,id=nvme0,bus=rp0,serial=coco0,spdm_port={port}{props}"]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "qemu.log"), "w"))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=open(self.log, "w"))
         srv.settimeout(20)
         self.sock, _ = srv.accept()
         srv.close()
@@ -90,6 +96,10 @@ class Qtest:
     def close(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+    def logged(self, text):
+        with open(self.log) as f:
+            return text in f.read()
 
 
 class T:
@@ -152,11 +162,82 @@ def wait_event(ep, name, since, timeout=5):
     return None
 
 
+def wait_logged(path, text, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(path) as f:
+            if text in f.read():
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def tdisp_end_to_end(t, qemu, endpoint):
+    """QEMU and the real coco-endpoint: the TDI locks itself (--tdi-test-lock 1) once stream 1's
+    block is enabled; config writes and an FLR then act on it through QEMU's events, and both
+    sides log what happened."""
+    d = tempfile.mkdtemp(prefix="coco-tdisp.")
+    port_file, log = os.path.join(d, "port"), os.path.join(d, "endpoint.log")
+    proc = subprocess.Popen([endpoint, "--count", "1", "--port-file", port_file, "--log", log,
+                             "--tdi-test-lock", "1"], stdin=subprocess.DEVNULL)
+    q = None
+    try:
+        for _ in range(200):
+            if os.path.exists(port_file):
+                break
+            time.sleep(0.05)
+        with open(port_file) as f:
+            port = int(f.read().split()[0])
+        q = Qtest(qemu, port, ",x-ide=on,x-tee-io=on", ",x-ide=on")
+        # Size and place BAR0 (64-bit memory), then enable memory space and bus mastering.
+        q.wr(EP, 0x10, 0xFFFFFFFF)
+        size = (~(q.rd(EP, 0x10) & ~0xF) & 0xFFFFFFFF) + 1
+        base = 0xC0000000
+        q.wr(EP, 0x10, base)
+        q.wr(EP, 0x14, 0)
+        q.wrw(EP, 0x04, 0x0006)
+        pages = f"BAR0 pages {base // 4096:#x}+{size // 4096}"
+        t.ok(wait_logged(log, f"PLATFORM_EVENT BARS: BAR0 {base:#x}+{size:#x}"),
+             "coco-endpoint: BARS carries the BAR0 QEMU mapped")
+        t.ok(not wait_logged(log, "CONFIG_LOCKED", 0.2), "TDI not locked before its stream is enabled")
+        q.wr(EP, EP_SEL[0] + CTL, 1 << 24 | EN)
+        t.ok(wait_logged(log, f"CONFIG_UNLOCKED -> CONFIG_LOCKED, report of") and wait_logged(log, pages),
+             "enabling stream 1 locks the TDI; the report's range is the mapped BAR0", pages)
+        t.ok(q.rd(EP, EP_SEL[0] + STS) == SECURE, "endpoint with the fixture's keys reads Secure")
+        t.ok(wait_logged(q.log, "TDI CONFIG_UNLOCKED -> CONFIG_LOCKED"), "QEMU reads the TDI state back (trace)")
+        # Allowed writes leave it locked: Device Control, the interrupt line, Command with MSE|BME.
+        q.wrw(EP, 0x04, 0x0006)
+        q.cmd(f"writeb 0x{q.addr(EP, 0x3C):x} 0xb")
+        t.ok(not wait_logged(log, "-> ERROR", 0.2), "allowed config writes keep the TDI locked")
+        q.wr(EP, 0x10, base + 0x100000)
+        t.ok(wait_logged(log, "TDI CONFIG_LOCKED -> ERROR: config write to a BAR (0x10)"),
+             "a BAR write while locked moves the TDI to ERROR (coco-endpoint)")
+        t.ok(wait_logged(q.log, "config write of 4 bytes at 0x10 moved the TDI from CONFIG_LOCKED to ERROR"),
+             "QEMU logs the forbidden write as a guest error")
+        exp = pcie_cap(q, EP)
+        q.wrw(EP, exp + 8, (q.rd(EP, exp + 8) & 0xFFFF) | 0x8000)
+        t.ok(wait_logged(log, "PLATFORM_EVENT FLR: keys of streams [1] erased, TDI ERROR -> CONFIG_UNLOCKED")
+             and wait_logged(q.log, "TDI ERROR -> CONFIG_UNLOCKED after event 1"),
+             "FLR: keys erased, TDI back to CONFIG_UNLOCKED on both sides")
+        t.ok(q.rd(EP, EP_SEL[0] + STS) == 0, "after FLR the endpoint's stream reads Insecure")
+    except (OSError, ValueError, RuntimeError) as e:
+        t.ok(False, "TDISP end to end", str(e))
+    finally:
+        if q:
+            q.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--qemu")
+    p.add_argument("--endpoint")
     a = p.parse_args()
     qemu = a.qemu or subprocess.check_output([os.path.join(ROOT, "scripts/build-qemu.sh")], text=True).split()[-1]
+    if not a.endpoint:
+        subprocess.check_call(["cargo", "build", "--release", "--quiet", "-p", "coco-endpoint"], cwd=ROOT)
+        a.endpoint = os.path.join(ROOT, "target/release/coco-endpoint")
     t = T()
     print("TAP version 13", flush=True)
 
@@ -256,14 +337,22 @@ def main():
     finally:
         q.close()
 
-    # An endpoint that does not know the side channel: no keys, no more events.
-    ep2 = fake.FakeEndpoint(side_channel=False).start()
-    q = Qtest(qemu, ep2.port, ",x-ide=on,x-tee-io=on", ",x-ide=on")
-    try:
-        q.wr(EP, EP_SEL[0] + CTL, 7 << 24 | EN)
-        t.ok(q.rd(EP, EP_SEL[0] + STS) == 0, "endpoint without side channel: Insecure")
-    finally:
-        q.close()
+    # An endpoint that does not know the side channel (spdm-emu answers UNKNOWN, 0xFFFF;
+    # older servers TEST, 0xDEAD): asked once, logged, no keys, never asked again.
+    for reply in (0xFFFF, 0xDEAD):
+        ep2 = fake.FakeEndpoint(side_channel=False, unknown_reply=reply).start()
+        q = Qtest(qemu, ep2.port, ",x-ide=on,x-tee-io=on", ",x-ide=on")
+        try:
+            q.wr(EP, EP_SEL[0] + CTL, 7 << 24 | EN)
+            q.wrw(EP, 0x04, 0x0006)
+            t.ok(q.rd(EP, EP_SEL[0] + STS) == 0 and ep2.platform_requests == 1
+                 and q.logged(f"with 0x{reply:x}: no IDE keys and no TDISP"),
+                 f"endpoint answering 0x{reply:X}: Insecure, asked once, logged",
+                 f"{ep2.platform_requests} platform requests")
+        finally:
+            q.close()
+
+    tdisp_end_to_end(t, qemu, a.endpoint)
 
     # Properties off: no capabilities.
     q = Qtest(qemu, ep.port, "", "")

@@ -287,6 +287,13 @@ struct Args {
     /// (direction, sub-stream) pairs of IDE stream STREAM (keys derived as described above)
     #[arg(long, value_name = "STREAM")]
     ide_test_keys: Option<u8>,
+
+    /// Test fixture: the --ide-test-keys keys of STREAM, and the TDI locks itself (default
+    /// stream STREAM, report offset 0) once QEMU reports that stream's IDE block enabled, so
+    /// that the TDISP effects of config writes, BAR moves and resets can be tested without a
+    /// TDISP requester
+    #[arg(long, value_name = "STREAM", conflicts_with = "ide_test_keys")]
+    tdi_test_lock: Option<u8>,
 }
 
 fn dhe_parser(s: &str) -> Result<u16, String> {
@@ -329,6 +336,16 @@ fn write_port_file(path: &Path, ports: &[u16]) -> io::Result<()> {
     result
 }
 
+/// What the TEE-IO side of every connection starts with (test fixtures).
+#[derive(Debug, Clone, Copy)]
+enum TeeIoFixture {
+    None,
+    /// `--ide-test-keys STREAM`.
+    IdeTestKeys(u8),
+    /// `--tdi-test-lock STREAM`.
+    TdiTestLock(u8),
+}
+
 /// Runs one endpoint: accept a connection, serve it, repeat if `persist`.
 #[allow(clippy::too_many_arguments)]
 fn run_endpoint(
@@ -340,7 +357,7 @@ fn run_endpoint(
     identity: Arc<Identity>,
     measurements: Arc<MeasConfig>,
     session_options: SessionOptions,
-    ide_test_keys: Option<u8>,
+    fixture: TeeIoFixture,
     persist: bool,
     logger: Arc<Logger>,
 ) {
@@ -364,11 +381,20 @@ fn run_endpoint(
             Responder::with_identity(versions.clone(), fault, Arc::clone(&identity));
         responder.set_measurements(Some(Arc::clone(&measurements)));
         responder.set_session_options(session_options);
-        if let Some(stream) = ide_test_keys {
-            responder.tee_mut().ide.program_test_keys(stream);
-            log(&format!(
-                "--ide-test-keys: K0 keys in go for the six pairs of IDE stream {stream}"
-            ));
+        match fixture {
+            TeeIoFixture::None => {}
+            TeeIoFixture::IdeTestKeys(stream) => {
+                responder.tee_mut().ide.program_test_keys(stream);
+                log(&format!(
+                    "--ide-test-keys: K0 keys in go for the six pairs of IDE stream {stream}"
+                ));
+            }
+            TeeIoFixture::TdiTestLock(stream) => {
+                responder.tee_mut().set_test_lock(stream);
+                log(&format!(
+                    "--tdi-test-lock: K0 keys in go for IDE stream {stream}; the TDI locks once its block is enabled"
+                ));
+            }
         }
         let end = serve(&mut stream, &mut responder, &mut |msg: &str| log(msg));
         let how = match end {
@@ -632,7 +658,11 @@ fn main() -> ExitCode {
         );
         let logger_for_thread = Arc::clone(&logger);
         let persist = args.persist;
-        let ide_test_keys = args.ide_test_keys;
+        let fixture = match (args.ide_test_keys, args.tdi_test_lock) {
+            (_, Some(stream)) => TeeIoFixture::TdiTestLock(stream),
+            (Some(stream), None) => TeeIoFixture::IdeTestKeys(stream),
+            (None, None) => TeeIoFixture::None,
+        };
         let measurements = Arc::clone(&measurements);
         let spawned = thread::Builder::new()
             .name(format!("endpoint-{index}"))
@@ -646,7 +676,7 @@ fn main() -> ExitCode {
                     identity,
                     measurements,
                     session_options,
-                    ide_test_keys,
+                    fixture,
                     persist,
                     logger_for_thread,
                 )

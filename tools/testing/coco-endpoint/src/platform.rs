@@ -79,12 +79,24 @@ pub struct TeeIo {
     pub tdisp: Tdisp,
     /// The memory BARs QEMU pushed (None: never).
     bars: Option<Vec<Bar>>,
+    /// The `--tdi-test-lock` fixture's stream: lock the TDI as soon as that stream is ready.
+    test_lock: Option<u8>,
 }
 
 impl TeeIo {
     /// The memory BARs: as QEMU pushed them, else [`DEFAULT_BAR0`].
     pub fn bars(&self) -> Vec<Bar> {
         self.bars.clone().unwrap_or_else(|| vec![DEFAULT_BAR0])
+    }
+
+    /// Enables the `--tdi-test-lock STREAM` fixture: `STREAM` gets the `--ide-test-keys`
+    /// keys now, and after every platform event a CONFIG_UNLOCKED TDI is locked (as
+    /// [`Tdisp::test_lock`] describes) once that stream's block is enabled. A test can then
+    /// drive the TDISP effects of config writes, BAR moves and resets from the platform side
+    /// alone, without a TDISP requester.
+    pub fn set_test_lock(&mut self, stream: u8) {
+        self.ide.program_test_keys(stream);
+        self.test_lock = Some(stream);
     }
 
     /// Handles a VENDOR_DEFINED_REQUEST `msg` inside the session of version `version`;
@@ -328,6 +340,15 @@ impl TeeIo {
             other => return Err(format!("unknown PLATFORM_EVENT {other}")),
         }
         self.enforce(log);
+        if let Some(stream) = self.test_lock {
+            let bars = self.bars();
+            let view = DeviceView {
+                ide: &self.ide,
+                bars: &bars,
+                fault: Fault::None,
+            };
+            self.tdisp.test_lock(stream, &view, log);
+        }
         Ok(())
     }
 }

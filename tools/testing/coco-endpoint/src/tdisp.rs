@@ -146,6 +146,27 @@ pub fn build_report(bars: &[Bar], params: &LockInterface, fault: Fault) -> Vec<u
     out
 }
 
+/// The MMIO ranges a report for `bars` and `params` has, for logs: "BAR0 pages 0xfe000+4".
+fn describe_ranges(bars: &[Bar], params: &LockInterface) -> String {
+    let ranges: Vec<String> = bars
+        .iter()
+        .filter(|b| b.base != 0 && b.size != 0)
+        .map(|b| {
+            format!(
+                "BAR{} pages {:#x}+{}",
+                b.index,
+                b.base.wrapping_add(params.mmio_reporting_offset) / TDISP_PAGE_SIZE,
+                b.size.div_ceil(TDISP_PAGE_SIZE)
+            )
+        })
+        .collect();
+    if ranges.is_empty() {
+        "no MMIO range".into()
+    } else {
+        ranges.join(", ")
+    }
+}
+
 impl Tdisp {
     /// The TDI state (PLATFORM_TDI_STATE).
     pub fn state(&self) -> TdiState {
@@ -188,6 +209,101 @@ impl Tdisp {
         } else {
             false
         }
+    }
+
+    /// LOCK_INTERFACE: checks the request and the device's readiness for TEE-IO, then freezes
+    /// the report and moves to CONFIG_LOCKED. Returns the nonce for START, or the TDISP error
+    /// code and the reason.
+    fn lock(
+        &mut self,
+        id: InterfaceId,
+        params: LockInterface,
+        dev: &DeviceView<'_>,
+        log: &mut Vec<String>,
+    ) -> Result<Zeroizing<[u8; TDISP_NONCE_SIZE]>, (u32, String)> {
+        if self.state != TdiState::ConfigUnlocked {
+            return Err((
+                TDISP_ERROR_INVALID_INTERFACE_STATE,
+                format!("TDI is {}", self.state.name()),
+            ));
+        }
+        if params.flags & !TDISP_LOCK_FLAGS_DEFINED != 0 {
+            return Err((
+                TDISP_ERROR_INVALID_REQUEST,
+                format!("reserved lock flags {:#06x}", params.flags),
+            ));
+        }
+        if params.flags & (TDISP_LOCK_BIND_P2P | TDISP_LOCK_ALL_REQUEST_REDIRECT) != 0 {
+            return Err((
+                TDISP_ERROR_UNSUPPORTED_REQUEST,
+                format!("lock flags {:#06x} not supported", params.flags),
+            ));
+        }
+        if !params.mmio_reporting_offset.is_multiple_of(TDISP_PAGE_SIZE) {
+            return Err((
+                TDISP_ERROR_INVALID_REQUEST,
+                format!(
+                    "MMIO_REPORTING_OFFSET {:#x} not 4 KiB aligned",
+                    params.mmio_reporting_offset
+                ),
+            ));
+        }
+        let stream = params.default_stream_id;
+        if !dev.ide.all_go(stream) {
+            return Err((
+                TDISP_ERROR_INVALID_DEVICE_CONFIGURATION,
+                format!(
+                    "default stream {stream} has no key set in go for every sub-stream and direction (IDE keys must be programmed and started before LOCK_INTERFACE)"
+                ),
+            ));
+        }
+        if dev.ide.stream_enabled(stream) == Some(false) {
+            return Err((
+                TDISP_ERROR_INVALID_DEVICE_CONFIGURATION,
+                format!("no enabled selective IDE stream block has stream ID {stream}"),
+            ));
+        }
+        let nonce = Zeroizing::new(rand::rng().random::<[u8; TDISP_NONCE_SIZE]>());
+        let report = build_report(dev.bars, &params, dev.fault);
+        log.push(format!(
+            "TDISP LOCK_INTERFACE flags {:#x} stream {stream} offset {:#x} -> LOCK_INTERFACE_RSP: CONFIG_UNLOCKED -> CONFIG_LOCKED, report of {} bytes frozen ({})",
+            params.flags,
+            params.mmio_reporting_offset,
+            report.len(),
+            describe_ranges(dev.bars, &params)
+        ));
+        self.locked = Some(Locked {
+            interface: id,
+            params,
+            nonce: Some(nonce.clone()),
+            report,
+            bars: dev.bars.to_vec(),
+        });
+        self.state = TdiState::ConfigLocked;
+        Ok(nonce)
+    }
+
+    /// The `--tdi-test-lock STREAM` fixture: locks the TDI (function ID 0, flags NO_FW_UPDATE,
+    /// MMIO_REPORTING_OFFSET 0, default stream `stream`) when it is CONFIG_UNLOCKED and the
+    /// device is ready for it: `stream` holds keys in go and, per the registers QEMU pushed, a
+    /// selective IDE block with that stream ID is enabled. Returns whether it locked.
+    pub fn test_lock(&mut self, stream: u8, dev: &DeviceView<'_>, log: &mut Vec<String>) -> bool {
+        if self.state != TdiState::ConfigUnlocked
+            || !dev.ide.all_go(stream)
+            || dev.ide.stream_enabled(stream) != Some(true)
+        {
+            return false;
+        }
+        let params = LockInterface {
+            flags: TDISP_LOCK_NO_FW_UPDATE,
+            default_stream_id: stream,
+            mmio_reporting_offset: 0,
+            bind_p2p_addr_mask: 0,
+        };
+        log.push(format!(
+            "--tdi-test-lock: stream {stream} is ready, locking"
+        ));
+        self.lock(InterfaceId::default(), params, dev, log).is_ok()
     }
 
     /// Handles one TDISP request (the message after the protocol ID byte); returns the TDISP
@@ -298,73 +414,10 @@ impl Tdisp {
                 if let Fault::TdispError(code) = fault {
                     return Ok(error(code, format!("fault {fault}"), log));
                 }
-                if self.state != TdiState::ConfigUnlocked {
-                    return Ok(error(
-                        TDISP_ERROR_INVALID_INTERFACE_STATE,
-                        format!("TDI is {}", self.state.name()),
-                        log,
-                    ));
+                match self.lock(id, params, dev, log) {
+                    Ok(nonce) => reply(TdispResponse::LockInterface { nonce: *nonce }),
+                    Err((code, reason)) => error(code, reason, log),
                 }
-                if params.flags & !TDISP_LOCK_FLAGS_DEFINED != 0 {
-                    return Ok(error(
-                        TDISP_ERROR_INVALID_REQUEST,
-                        format!("reserved lock flags {:#06x}", params.flags),
-                        log,
-                    ));
-                }
-                if params.flags & (TDISP_LOCK_BIND_P2P | TDISP_LOCK_ALL_REQUEST_REDIRECT) != 0 {
-                    return Ok(error(
-                        TDISP_ERROR_UNSUPPORTED_REQUEST,
-                        format!("lock flags {:#06x} not supported", params.flags),
-                        log,
-                    ));
-                }
-                if params.mmio_reporting_offset % TDISP_PAGE_SIZE != 0 {
-                    return Ok(error(
-                        TDISP_ERROR_INVALID_REQUEST,
-                        format!(
-                            "MMIO_REPORTING_OFFSET {:#x} not 4 KiB aligned",
-                            params.mmio_reporting_offset
-                        ),
-                        log,
-                    ));
-                }
-                let stream = params.default_stream_id;
-                if !dev.ide.all_go(stream) {
-                    return Ok(error(
-                        TDISP_ERROR_INVALID_DEVICE_CONFIGURATION,
-                        format!(
-                            "default stream {stream} has no key set in go for every sub-stream and direction (IDE keys must be programmed and started before LOCK_INTERFACE)"
-                        ),
-                        log,
-                    ));
-                }
-                if dev.ide.stream_enabled(stream) == Some(false) {
-                    return Ok(error(
-                        TDISP_ERROR_INVALID_DEVICE_CONFIGURATION,
-                        format!("no enabled selective IDE stream block has stream ID {stream}"),
-                        log,
-                    ));
-                }
-                let nonce: [u8; TDISP_NONCE_SIZE] = rand::rng().random();
-                let nonce = Zeroizing::new(nonce);
-                let report = build_report(dev.bars, &params, fault);
-                log.push(format!(
-                    "TDISP LOCK_INTERFACE flags {:#x} stream {stream} offset {:#x} -> LOCK_INTERFACE_RSP: CONFIG_UNLOCKED -> CONFIG_LOCKED, report of {} bytes frozen",
-                    params.flags,
-                    params.mmio_reporting_offset,
-                    report.len()
-                ));
-                let rsp = reply(TdispResponse::LockInterface { nonce: *nonce });
-                self.locked = Some(Locked {
-                    interface: id,
-                    params,
-                    nonce: Some(nonce),
-                    report,
-                    bars: dev.bars.to_vec(),
-                });
-                self.state = TdiState::ConfigLocked;
-                rsp
             }
             TdispRequest::GetReport { offset, length } => {
                 let report = match (&self.locked, self.state) {

@@ -1103,6 +1103,43 @@ fn ide_test_keys_fixture() {
 }
 
 #[test]
+fn tdi_test_lock_fixture() {
+    let mut r = Requester::session(Fault::None);
+    r.responder.tee_mut().set_test_lock(2);
+    assert_eq!(r.keys(2)[1], 1, "the fixture's keys are in go");
+    // Not ready: no registers pushed yet, then a block enabled for another stream.
+    r.event(&bars_event(&[(0, 0xC000_0000, 0x4000)]));
+    assert_eq!(tdi_state(&mut r), TdiState::ConfigUnlocked);
+    r.event(&ide_registers(Some((0, 5))));
+    assert_eq!(tdi_state(&mut r), TdiState::ConfigUnlocked);
+    // The block of stream 2 enabled: locked (for function ID 0: the fixture has no requester
+    // to name one), with the report of the BARs pushed.
+    r.event(&ide_registers(Some((1, 2))));
+    assert_eq!(tdi_state(&mut r), TdiState::ConfigLocked);
+    assert!(r.logged("BAR0 pages 0xc0000+4"), "{:?}", r.log);
+    // A forbidden write: ERROR, and no relock while in ERROR.
+    r.event(&config_write(0x10, 4, 0xD000_0000));
+    assert_eq!(tdi_state(&mut r), TdiState::Error);
+    r.event(&ide_registers(Some((1, 2))));
+    assert_eq!(tdi_state(&mut r), TdiState::Error);
+    // FLR: unlocked, the keys gone, so it stays unlocked.
+    r.event(&[EVENT_FLR]);
+    r.event(&ide_registers(Some((1, 2))));
+    assert_eq!(tdi_state(&mut r), TdiState::ConfigUnlocked);
+    assert_eq!(r.keys(2)[1], 0);
+}
+
+/// The TDI state through the side channel (PLATFORM_TDI_STATE), for any interface ID.
+fn tdi_state(r: &mut Requester) -> TdiState {
+    let (c, p, _) = r.responder.platform(PLATFORM_TDI_STATE, &[]);
+    assert_eq!(c, PLATFORM_TDI_STATE);
+    match p[..] {
+        [v] => TdiState::from_u8(v).unwrap(),
+        _ => panic!("PLATFORM_TDI_STATE answered {p:?}"),
+    }
+}
+
+#[test]
 fn fault_kp_ack_fail() {
     let mut r = Requester::session(Fault::KpAckFail);
     let s = sub(0, Direction::Rx, SubStream::Pr);
