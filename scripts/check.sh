@@ -17,6 +17,8 @@ cd "$COCO_ROOT"
 passed=0 failed=0
 logdir=${COCO_LOG_DIR:-$COCO_CACHE/logs/check-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$logdir"
+# For make bench: how long this run and its builds took (a build of a few seconds was cached).
+started=$SECONDS kernel_s=- qemu_s=-
 
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 # rig_verdict LOG: adds the counts of a rig run's "rig: N passed, N failed" line.
@@ -57,7 +59,9 @@ if [ $rc -ne 0 ] && [ "$f" = 0 ]; then
 fi
 
 echo "# kernel: build"
+t0=$SECONDS
 if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
+	kernel_s=$((SECONDS - t0))
 	ok "kernel build (cached, keyed by version + fragment + overlay)"
 	if scripts/build-modules.sh >/dev/null 2>"$logdir/modules.log" && ! grep -q "warning" "$logdir/modules.log"; then
 		ok "coco.ko builds with CLIPPY=1 W=1 without warnings"
@@ -74,9 +78,34 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		notok "the kernel Rust is not rustfmt-clean (see $logdir/rustfmt.log)"
 		head -n 20 "$logdir/rustfmt.log"
 	fi
+	echo "# the emulated TEE-IO platform: the project's QEMU (tools/testing/qemu), host side"
+	t0=$SECONDS
+	if qemu_bin=$(scripts/build-qemu.sh 2>"$logdir/qemu-build.log"); then
+		qemu_s=$((SECONDS - t0))
+		ok "the project's QEMU builds (cached, keyed by source version + patch series)"
+		tools/testing/qemu/test-platform.py --qemu "$qemu_bin" >"$logdir/qemu-platform.log" 2>&1
+		line=$(grep -E '^# [0-9]+ passed, [0-9]+ failed' "$logdir/qemu-platform.log" | tail -n 1)
+		if [ -n "$line" ]; then
+			p=$(echo "$line" | sed -E 's/^# ([0-9]+) passed.*/\1/')
+			f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
+			echo "# host platform model: $p passed, $f failed (see $logdir/qemu-platform.log)"
+			grep '^not ok' "$logdir/qemu-platform.log"
+			passed=$((passed + p)) failed=$((failed + f))
+		else
+			notok "tools/testing/qemu/test-platform.py printed no verdict (see $logdir/qemu-platform.log)"
+		fi
+	else
+		notok "the project's QEMU does not build (see $logdir/qemu-build.log)"
+		tail -n 20 "$logdir/qemu-build.log"
+	fi
+	# The rig's default platform is the TEE-IO one (the project's QEMU). For
+	# coco_ide_platform.sh: a keyed endpoint, one under a root port without IDE, one
+	# without IDE and TEE-IO; for coco_ide_connect.sh: one IDE_KM fault each.
 	echo "# guest: KUnit + kselftests"
 	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
-		--variant heartbeat:3 --variant handshake:clear \
+		--variant heartbeat:3 --variant handshake:clear --variant ide-keys:1 \
+		--variant platform:rp-no-ide --variant platform:no-ide+platform:no-tee-io \
+		--variant fault:kp-ack-fail --variant fault:go-refused --variant fault:wrong-stream-id \
 		--log-dir "$logdir" --timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig.log"
 	rig_verdict "$logdir/rig.log"
 	echo "# guest: authentication against misbehaving endpoints (one boot, one endpoint each)"
@@ -104,30 +133,6 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		--tests coco_auth_faults.sh --log-dir "$logdir/faults" \
 		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-faults.log"
 	rig_verdict "$logdir/rig-faults.log"
-	echo "# the emulated TEE-IO platform: the project's QEMU (tools/testing/qemu), host side and guest"
-	if qemu_bin=$(scripts/build-qemu.sh 2>"$logdir/qemu-build.log"); then
-		ok "the project's QEMU builds (cached, keyed by source version + patch series)"
-		tools/testing/qemu/test-platform.py --qemu "$qemu_bin" >"$logdir/qemu-platform.log" 2>&1
-		line=$(grep -E '^# [0-9]+ passed, [0-9]+ failed' "$logdir/qemu-platform.log" | tail -n 1)
-		if [ -n "$line" ]; then
-			p=$(echo "$line" | sed -E 's/^# ([0-9]+) passed.*/\1/')
-			f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
-			echo "# host platform model: $p passed, $f failed (see $logdir/qemu-platform.log)"
-			grep '^not ok' "$logdir/qemu-platform.log"
-			passed=$((passed + p)) failed=$((failed + f))
-		else
-			notok "tools/testing/qemu/test-platform.py printed no verdict (see $logdir/qemu-platform.log)"
-		fi
-		mkdir -p "$logdir/tee-io"
-		scripts/qemu-run.sh --no-setup --test --platform tee-io --endpoints 0 --variant ide-keys:1 \
-			--variant platform:rp-no-ide --variant platform:no-ide+platform:no-tee-io \
-			--tests "coco_load.sh coco_ide_platform.sh" --log-dir "$logdir/tee-io" \
-			--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-tee-io.log"
-		rig_verdict "$logdir/rig-tee-io.log"
-	else
-		notok "the project's QEMU does not build (see $logdir/qemu-build.log)"
-		tail -n 20 "$logdir/qemu-build.log"
-	fi
 else
 	notok "kernel build (see $logdir/kernel.log)"
 	tail -n 30 "$logdir/kernel.log"
@@ -162,5 +167,7 @@ else
 fi
 
 echo "# logs: $logdir"
+printf 'seconds=%s kernel_build=%s qemu_build=%s passed=%s failed=%s\n' \
+	$((SECONDS - started)) "$kernel_s" "$qemu_s" "$passed" "$failed" >"$logdir/duration"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

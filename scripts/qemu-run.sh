@@ -25,10 +25,11 @@
 #   --copy HOST:GUEST    copy the host file HOST to the absolute path GUEST in
 #                        the guest before /init runs (repeatable)
 #   --tests "T..."       in --test mode, run only these kselftests (in this order)
-#   --platform P         stock (Debian's QEMU, default) or tee-io (the project's
-#                        QEMU, scripts/build-qemu.sh: IDE on the endpoints and
-#                        their root ports, TEE-IO; variants platform:no-ide,
-#                        platform:no-tee-io, platform:rp-no-ide, ide-keys:STREAM)
+#   --platform P         tee-io (default: the project's QEMU, scripts/build-qemu.sh:
+#                        IDE on the endpoints and their root ports, TEE-IO;
+#                        variants platform:no-ide, platform:no-tee-io,
+#                        platform:rp-no-ide, ide-keys:STREAM) or stock (Debian's
+#                        QEMU 10.0: no IDE, no TEE-IO)
 #   --shell              interactive shell on the serial console
 #   --test               run KUnit + the kselftests; last line "rig: N passed, N failed"
 #   --timeout S          watchdog: end a run that takes longer (default 900 s)
@@ -46,7 +47,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 endpoints=1 mode=summary timeout=900 setup=1 verbose=() logdir=() ext=() cmd=() variants=() tests=""
-platform=${COCO_PLATFORM:-stock}
+platform=${COCO_PLATFORM:-tee-io}
 anchors=() copies=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -64,7 +65,7 @@ while [ $# -gt 0 ]; do
 	--no-setup) setup=0; shift ;;
 	--verbose) verbose=(--verbose); shift ;;
 	--) shift; cmd=("$@"); mode=cmd; break ;;
-	-h | --help) sed -n '3,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done

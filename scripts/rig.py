@@ -75,7 +75,7 @@ def drop_known_upstream(lines):
 
 
 # KUnit suites of the project; each must report its results in a test run.
-KUNIT_SUITES = ("coco", "coco_channel", "coco_crypto", "coco_auth", "coco_meas", "coco_session_crypto", "coco_session")
+KUNIT_SUITES = ("coco", "coco_channel", "coco_crypto", "coco_auth", "coco_meas", "coco_session_crypto", "coco_session", "coco_native")
 
 # Written to the kernel log by the guest's /init before coco.ko is loaded.
 INIT_MARK = "coco-rig: /init started"
@@ -232,17 +232,18 @@ class Rig:
 
     # ---- qemu ------------------------------------------------------------
     def platform_props(self, i):
-        """(NVMe function properties, root port properties) of endpoint i on the platform."""
+        """(NVMe function properties, root port properties) of endpoint i on the platform, as
+        booleans (QMP wants them so; the command line gets on/off)."""
         if self.args.platform != "tee-io":
             return {}, {}
         parts = variant_parts(self.variant_of(i))
-        ep = {"x-ide": "on", "x-tee-io": "on"}
-        if "platform:no-ide" in parts:
-            ep["x-ide"] = "off"
-        if "platform:no-tee-io" in parts:
-            ep["x-tee-io"] = "off"
-        rp = {"x-ide": "off" if "platform:rp-no-ide" in parts else "on"}
+        ep = {"x-ide": "platform:no-ide" not in parts, "x-tee-io": "platform:no-tee-io" not in parts}
+        rp = {"x-ide": "platform:rp-no-ide" not in parts}
         return ep, rp
+
+    @staticmethod
+    def props_arg(props):
+        return "".join(f",{k}={'on' if v else 'off'}" for k, v in props.items())
 
     def variant_of(self, i):
         variants = [None] * self.args.endpoints + list(self.args.variant or [])
@@ -250,8 +251,7 @@ class Rig:
 
     def device_args(self, i):
         ep, _ = self.platform_props(i)
-        props = "".join(f",{k}={v}" for k, v in ep.items())
-        return f"nvme,id=coco-nvme{i},bus=coco-rp{i},serial=coco{i},spdm_port={self.ports[i]}{props}"
+        return f"nvme,id=coco-nvme{i},bus=coco-rp{i},serial=coco{i},spdm_port={self.ports[i]}{self.props_arg(ep)}"
 
     def qemu_cmd(self, interactive):
         a = self.args
@@ -283,7 +283,7 @@ class Rig:
             # hence bus i + 1 for endpoint i, stays that of i.
             fn0 = ",multifunction=on" if i % 8 == 0 else ""
             _, rp = self.platform_props(i)
-            rprops = "".join(f",{k}={v}" for k, v in rp.items())
+            rprops = self.props_arg(rp)
             cmd += ["-device", f"pcie-root-port,id=coco-rp{i},bus=pcie.0,addr={4 + i // 8:x}.{i % 8}{fn0},"
                     f"chassis={i + 1},slot={i + 1}{rprops}"]
             cmd += ["-device", self.device_args(i)]

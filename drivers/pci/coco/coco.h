@@ -37,6 +37,11 @@ enum coco_attr {
 	COCO_ATTR_SESSION_HEARTBEATS = 18,
 	COCO_ATTR_SESSION_VERSION = 19,
 	COCO_ATTR_MAILBOX_OWNER = 20,
+	COCO_ATTR_IDE = 21,
+	COCO_ATTR_IDE_STREAM_ID = 22,
+	COCO_ATTR_IDE_STATE = 23,
+	COCO_ATTR_IDE_KEY_SET = 24,
+	COCO_ATTR_IDE_ALGORITHM = 25,
 };
 
 /* Requests written to coco/session; the Rust side matches these values. */
@@ -88,6 +93,7 @@ ssize_t coco_rs_cert_chain_read(struct device *dev, char *buf, loff_t off,
 int coco_rs_authenticate(struct device *dev);
 int coco_rs_set_preferred_slot(struct device *dev, int slot);
 int coco_rs_session_op(struct device *dev, unsigned int op);
+int coco_rs_ide_connect(struct device *dev, bool connect);
 bool coco_rs_slot_populated(struct device *dev, unsigned int slot);
 ssize_t coco_rs_slot_read(struct device *dev, unsigned int slot, char *buf,
 			  loff_t off, size_t count);

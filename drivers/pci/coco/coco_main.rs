@@ -27,11 +27,13 @@ use kernel::{
 };
 
 // Layers, each using only those below it: channel (transport, error type) → requester steps
-// (auth, meas, session) → connect → device (per-device state; device/sysfs.rs formats it) → this
-// module (registry, notifiers, sysfs callbacks).
+// (auth, meas, session, idekm) → connect and the native IDE backend (native/) → device
+// (per-device state; device/sysfs.rs formats it) → this module (registry, notifiers, sysfs
+// callbacks).
 mod channel;
 mod connect;
 mod device;
+mod native;
 mod requester;
 // Kernel crypto glue for SPDM authentication; some accessors are only used by the KUnit tests.
 #[allow(dead_code)]
@@ -58,6 +60,9 @@ mod cma;
 #[path = "../../../rust/doe/src/doe.rs"]
 mod doe;
 #[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/idekm/src/idekm.rs"]
+mod idekm;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/meas.rs"]
 mod meas;
 #[allow(dead_code, unreachable_pub)]
@@ -66,6 +71,9 @@ mod session;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/spdm.rs"]
 mod spdm;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/spdm/src/vendor.rs"]
+mod vendor;
 
 module! {
     type: Coco,
@@ -489,6 +497,22 @@ unsafe extern "C" fn coco_rs_session_op(dev: *mut bindings::device, op: c_uint) 
         return EINVAL.to_errno();
     };
     store_with(dev, |cd| cd.session_op(op))
+}
+
+/// sysfs write of `coco/ide`: connect (`true`) or disconnect the native IDE stream.
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_ide_connect(dev: *mut bindings::device, connect: bool) -> c_int {
+    store_with(dev, |cd| {
+        if connect {
+            cd.ide_connect()
+        } else {
+            cd.ide_disconnect()
+        }
+    })
 }
 
 /// Visibility of `certificates/slot<slot>`: whether the slot holds a chain.

@@ -66,6 +66,32 @@ COCO_ATTR_RO(session_messages, COCO_ATTR_SESSION_MESSAGES);
 COCO_ATTR_RO(session_key_updates, COCO_ATTR_SESSION_KEY_UPDATES);
 COCO_ATTR_RO(session_heartbeats, COCO_ATTR_SESSION_HEARTBEATS);
 COCO_ATTR_RO(mailbox_owner, COCO_ATTR_MAILBOX_OWNER);
+COCO_ATTR_RO(ide_stream_id, COCO_ATTR_IDE_STREAM_ID);
+COCO_ATTR_RO(ide_state, COCO_ATTR_IDE_STATE);
+COCO_ATTR_RO(ide_key_set, COCO_ATTR_IDE_KEY_SET);
+COCO_ATTR_RO(ide_algorithm, COCO_ATTR_IDE_ALGORITHM);
+
+static ssize_t ide_show(struct device *dev, struct device_attribute *attr,
+			char *buf)
+{
+	return coco_show(dev, COCO_ATTR_IDE, buf);
+}
+
+/* "connect" or "disconnect": the native IDE backend's stream for the link. */
+static ssize_t ide_store(struct device *dev, struct device_attribute *attr,
+			 const char *buf, size_t count)
+{
+	int rc;
+
+	if (sysfs_streq(buf, "connect"))
+		rc = coco_rs_ide_connect(dev, true);
+	else if (sysfs_streq(buf, "disconnect"))
+		rc = coco_rs_ide_connect(dev, false);
+	else
+		return -EINVAL;
+	return rc ? rc : count;
+}
+static DEVICE_ATTR_RW(ide);
 
 static ssize_t session_show(struct device *dev, struct device_attribute *attr,
 			    char *buf)
@@ -166,6 +192,11 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_session_messages.attr,
 	&dev_attr_session_key_updates.attr,
 	&dev_attr_session_heartbeats.attr,
+	&dev_attr_ide.attr,
+	&dev_attr_ide_stream_id.attr,
+	&dev_attr_ide_state.attr,
+	&dev_attr_ide_key_set.attr,
+	&dev_attr_ide_algorithm.attr,
 	NULL,
 };
 

@@ -9,6 +9,7 @@ use crate::{
     cma::FunctionIds,
     connect::{self, Outcome as ConnectOutcome},
     meas::{self, IndexSet},
+    native::{self, IdeLink, LinkState},
     requester::{
         auth::{self as spdm_auth, AuthInfo, IdentityStatus, SLOTS},
         meas::MeasInfo,
@@ -267,6 +268,9 @@ pub(crate) struct CocoDev {
     /// device's debugfs directory.
     #[pin]
     debug: Mutex<DebugHooks>,
+    /// The native IDE link (a session user) and why the last connect failed.
+    #[pin]
+    ide: Mutex<IdeState>,
     /// Held while work is queued and while `removed` is set: no work is queued once teardown
     /// has set `removed`, so its flushes are final.
     #[pin]
@@ -343,6 +347,22 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.dev.release_mailbox();
     }
+}
+
+/// The native IDE backend's link of a device.
+#[derive(Default)]
+struct IdeState {
+    /// The stream, with its hold on the session (its keys are programmed through it).
+    link: Option<(IdeLink, SessionHold)>,
+    /// Why the last connect failed (cleared by a successful one).
+    failure: Option<&'static str>,
+}
+
+/// What `coco/ide` shows.
+pub(crate) enum IdeStatus {
+    Disconnected,
+    Connected(LinkState, (u8, u8, u8)),
+    Failed(&'static str),
 }
 
 /// What the debugfs test hooks hold (`coco/<device>/relay` and `session_hold`).
@@ -425,6 +445,7 @@ impl CocoDev {
                 session <- new_mutex!(None),
                 session_users: AtomicUsize::new(0),
                 debug <- new_mutex!(DebugHooks::default()),
+                ide <- new_mutex!(IdeState::default()),
                 queueing <- new_spinlock!(()),
                 work <- new_work!("CocoDev::work"),
                 heartbeat <- new_delayed_work!("CocoDev::heartbeat"),
@@ -608,11 +629,14 @@ impl CocoDev {
         drop(hooks);
         // Waits for a queued or running probe, which returns early once `removed` is set.
         self.work.flush();
+        // No sysfs writer is left to connect again: the IDE stream goes down first, its keys
+        // stopped inside the session while it is still there.
+        let ide = core::mem::take(&mut *self.ide.lock());
         // Taking the lock waits for a probe that holds `op` (a `measurements/refresh` writer);
         // later ones see `removed` and leave the device alone. The session ends under `op`.
         {
             let _op = self.op.lock();
-            self.end_session(true);
+            self.end_session(true, ide.link);
         }
         // A heartbeat check queued before `removed` was seen under `op` runs now and finds the
         // device removed; none is queued after (see `arm_heartbeat()`).
@@ -621,9 +645,19 @@ impl CocoDev {
 
     /// Ends the secure session, if any, with END_SESSION when the device is still there (a
     /// surprise-removed device is not asked: the session is just dropped). Called with `op`
-    /// held; `teardown` allows it after `removed` is set.
-    fn end_session(&self, teardown: bool) {
-        let Some((mut s, generation)) = self.session.lock().take() else {
+    /// held; `teardown` allows it after `removed` is set, with the IDE `link` to take down
+    /// first (its endpoint keys stopped inside the session when it can still carry requests).
+    fn end_session(&self, teardown: bool, link: Option<(IdeLink, SessionHold)>) {
+        let mut link = link.map(|(l, hold)| {
+            // The hold is a count only: dropping it here takes no lock.
+            drop(hold);
+            l
+        });
+        let session = self.session.lock().take();
+        let Some((mut s, generation)) = session else {
+            if let Some(l) = link.take() {
+                l.disconnect(None);
+            }
             return;
         };
         self.state.lock().session = SessionStatus::None;
@@ -632,6 +666,9 @@ impl CocoDev {
             || (!teardown && self.removed.load(Ordering::Acquire))
             || self.generation.load(Ordering::Acquire) != generation
         {
+            if let Some(l) = link.take() {
+                l.disconnect(None);
+            }
             return;
         }
         // SAFETY: `pdev` holds a reference to the `struct pci_dev` embedding `raw`.
@@ -643,6 +680,9 @@ impl CocoDev {
             ))
         };
         if !present {
+            if let Some(l) = link.take() {
+                l.disconnect(None);
+            }
             return;
         }
         // SAFETY: Called with `op` held, before `teardown()` returns or from a probe that it
@@ -651,11 +691,19 @@ impl CocoDev {
             self.pdev
                 .doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA)
         }) else {
+            if let Some(l) = link.take() {
+                l.disconnect(None);
+            }
             return;
         };
-        // Teardown ends the session after `removed` was set: this one request may still go.
+        // Teardown ends the session after `removed` was set: these last requests may still go.
         let not_removed = AtomicBool::new(false);
-        match s.end(&DoeTransport::new(&mb, &not_removed)) {
+        let t = DoeTransport::new(&mb, &not_removed);
+        if let Some(l) = link.take() {
+            l.disconnect(Some((&mut s, &t)));
+            dev_info!(self.dev(), "coco: IDE stream taken down\n");
+        }
+        match s.end(&t) {
             Ok(()) => dev_info!(self.dev(), "coco: session ended (END_SESSION)\n"),
             Err(f) => dev_warn!(
                 self.dev(),
@@ -865,6 +913,28 @@ impl CocoDev {
         }
     }
 
+    /// Sends a `KOBJ_CHANGE` uevent for a change of the IDE link, with `env` (`COCO_IDE=...`).
+    fn notify_ide(&self, env: &'static CStr) {
+        if self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut envp: [*mut kernel::ffi::c_char; 2] =
+            [env.as_char_ptr().cast_mut(), core::ptr::null_mut()];
+        // SAFETY: The device is live (`removed` was clear, and teardown removes the sysfs files
+        // whose writers call this before the device goes); `envp` is a NULL-terminated array of
+        // NUL-terminated strings that the callee only reads during the call.
+        let ret = unsafe {
+            bindings::kobject_uevent_env(
+                &raw mut (*self.raw.0.as_ptr()).kobj,
+                bindings::kobject_action_KOBJ_CHANGE,
+                envp.as_mut_ptr(),
+            )
+        };
+        if ret != 0 {
+            dev_warn!(self.dev(), "coco: cannot send the IDE uevent: {}\n", ret);
+        }
+    }
+
     /// The probe exchanges and their outcome; called with `op` held.
     fn run_probe(&self, discover_again: bool) -> Result {
         // SAFETY: `teardown()` sets `removed` before the device's DEL notification returns and
@@ -877,7 +947,7 @@ impl CocoDev {
         .ok_or(ENODEV)?;
 
         // A new authentication first ends the old session.
-        self.end_session(false);
+        self.end_session(false, None);
 
         // A re-authentication of a device that answered before skips DOE discovery.
         let discover_again = discover_again || !matches!(self.state.lock().status, Status::Ready);
@@ -1152,6 +1222,80 @@ impl CocoDev {
         matches!(&*self.session.lock(), Some((s, g)) if s.is_open() && *g == current)
     }
 
+    /// Connects the device's link with the native IDE backend over coco.ko's session (see
+    /// [`native::connect`]). Fails with `EBUSY` when a stream is already up, `ENOTCONN` without
+    /// a session, else with the errno of the failure, whose reason `coco/ide` shows.
+    pub(crate) fn ide_connect(self: &Arc<Self>) -> Result {
+        let mut ide = self.ide.lock();
+        if ide.link.is_some() {
+            return Err(EBUSY);
+        }
+        let hold = self.hold_session().inspect_err(|_| {
+            ide.failure = Some("no secure session: IDE keys are programmed inside one");
+        })?;
+        let pdev = &self.pdev;
+        match self.with_session(|s, t| native::connect(pdev, s, t)) {
+            Ok(link) => {
+                let (h, r, e) = link.name();
+                dev_info!(
+                    self.dev(),
+                    "coco: IDE stream {} secure (stream{}.{}.{}), keys from the kernel RNG through IDE_KM and the root port's key interface\n",
+                    link.stream_id(),
+                    h,
+                    r,
+                    e
+                );
+                ide.link = Some((link, hold));
+                ide.failure = None;
+                drop(ide);
+                self.notify_ide(c"COCO_IDE=connected");
+                Ok(())
+            }
+            Err(f) => {
+                dev_err!(self.dev(), "coco: IDE connect failed: {}\n", f);
+                ide.failure = Some(f.reason);
+                drop(ide);
+                self.notify_ide(c"COCO_IDE=error");
+                Err(f.err)
+            }
+        }
+    }
+
+    /// Takes the native IDE stream down (see [`IdeLink::disconnect`]). Fails with `ENOTCONN`
+    /// when there is none.
+    pub(crate) fn ide_disconnect(self: &Arc<Self>) -> Result {
+        let mut ide = self.ide.lock();
+        let (link, hold) = ide.link.take().ok_or(ENOTCONN)?;
+        let id = link.stream_id();
+        let mut link = Some(link);
+        // Without a usable session the endpoint's keys cannot be stopped; the stream is still
+        // disabled and released.
+        let _ = self.with_session(|s, t| {
+            if let Some(l) = link.take() {
+                l.disconnect(Some((s, t)));
+            }
+            Ok(())
+        });
+        if let Some(l) = link.take() {
+            l.disconnect(None);
+        }
+        drop(hold);
+        drop(ide);
+        dev_info!(self.dev(), "coco: IDE stream {} disconnected\n", id);
+        self.notify_ide(c"COCO_IDE=disconnected");
+        Ok(())
+    }
+
+    /// What `coco/ide` shows; the stream state is read from both ends' registers now.
+    pub(crate) fn ide_status(&self) -> IdeStatus {
+        let ide = self.ide.lock();
+        match (&ide.link, ide.failure) {
+            (Some((l, _)), _) => IdeStatus::Connected(l.state(), l.name()),
+            (None, Some(why)) => IdeStatus::Failed(why),
+            (None, None) => IdeStatus::Disconnected,
+        }
+    }
+
     /// Takes a hold on the secure session for a user (an IDE stream, a TDI): until it is
     /// dropped, re-authentication, `measurements/refresh` and `rescan` are refused rather than
     /// end the session. Fails with `ENOTCONN` without an established session. A reset or resume
@@ -1182,7 +1326,7 @@ impl CocoDev {
         if self.state.lock().owner != Owner::Coco || self.session_in_use() {
             return Err(EBUSY);
         }
-        self.end_session(false);
+        self.end_session(false, None);
         self.state.lock().owner = Owner::Tsm(tsm);
         dev_info!(self.dev(), "coco: DOE mailbox handed to {}\n", tsm);
         Ok(Relay { dev: self.clone() })

@@ -5,10 +5,11 @@
 //! exchange anything with the device. The file names, formats and permissions are documented
 //! in Documentation/ABI/testing/sysfs-bus-pci-coco; the attribute groups are in coco_sysfs.c.
 
-use super::{AuthStatus, CocoDev, MeasStatus, Owner, SessionStatus, Status, SLOT_AUTO};
+use super::{AuthStatus, CocoDev, IdeStatus, MeasStatus, Owner, SessionStatus, Status, SLOT_AUTO};
 use crate::{
     channel::{FeatureList, VersionList},
     meas::MeasurementTypeName,
+    native::EndState,
     requester::{
         auth::{self as spdm_auth, IdentityStatus},
         session::{self as spdm_session, handshake_name},
@@ -40,6 +41,11 @@ const ATTR_SESSION_KEY_UPDATES: c_uint = 17;
 const ATTR_SESSION_HEARTBEATS: c_uint = 18;
 const ATTR_SESSION_VERSION: c_uint = 19;
 const ATTR_MAILBOX_OWNER: c_uint = 20;
+const ATTR_IDE: c_uint = 21;
+const ATTR_IDE_STREAM_ID: c_uint = 22;
+const ATTR_IDE_STATE: c_uint = 23;
+const ATTR_IDE_KEY_SET: c_uint = 24;
+const ATTR_IDE_ALGORITHM: c_uint = 25;
 
 /// Attributes of `measurements/` (`enum coco_meas_attr` in coco.h).
 const MEAS_STATUS: c_uint = 0;
@@ -165,8 +171,61 @@ impl CocoDev {
         copy_from(state.auth.certificates(), offset, out)
     }
 
+    /// Formats the IDE attribute `attr` into `out`, or returns `None` for another attribute.
+    /// Takes the IDE lock (outside the state lock, which is never held with it here) and reads
+    /// both ends' stream status registers.
+    fn show_ide(&self, attr: c_uint, out: &mut [u8]) -> Option<Result<usize>> {
+        if !matches!(
+            attr,
+            ATTR_IDE | ATTR_IDE_STREAM_ID | ATTR_IDE_STATE | ATTR_IDE_KEY_SET | ATTR_IDE_ALGORITHM
+        ) {
+            return None;
+        }
+        let status = self.ide_status();
+        let mut w = SliceWriter { buf: out, len: 0 };
+        let link = match &status {
+            IdeStatus::Connected(l, _) => Some(l),
+            _ => None,
+        };
+        let r = match attr {
+            ATTR_IDE => match status {
+                IdeStatus::Disconnected => writeln!(w, "disconnected"),
+                IdeStatus::Connected(_, (h, r, e)) => {
+                    writeln!(w, "connected stream{}.{}.{}", h, r, e)
+                }
+                IdeStatus::Failed(why) => writeln!(w, "error: {}", why),
+            },
+            ATTR_IDE_STREAM_ID => match link {
+                Some(l) => writeln!(w, "{}", l.stream_id),
+                None => writeln!(w),
+            },
+            ATTR_IDE_STATE => match link {
+                // Both ends, as their status registers read now.
+                Some(l) => match (l.endpoint, l.root_port) {
+                    (EndState::Secure, EndState::Secure) => writeln!(w, "secure"),
+                    (ep, rp) => writeln!(w, "endpoint {}, root port {}", ep.name(), rp.name()),
+                },
+                None => writeln!(w),
+            },
+            ATTR_IDE_KEY_SET => match link {
+                Some(l) => writeln!(w, "{}", l.key_set),
+                None => writeln!(w),
+            },
+            // The only algorithm IDE defines (PCIe r6.x sec 6.33.5).
+            ATTR_IDE_ALGORITHM => match link {
+                Some(_) => writeln!(w, "aes-gcm-256"),
+                None => writeln!(w),
+            },
+            _ => Ok(()),
+        };
+        Some(r.map(|()| w.len).map_err(|_| EOVERFLOW))
+    }
+
     /// Formats attribute `attr` into `out`; returns the length written.
     pub(crate) fn show(&self, attr: c_uint, out: &mut [u8]) -> Result<usize> {
+        if let Some(r) = self.show_ide(attr, out) {
+            return r;
+        }
         let state = self.state.lock();
         let mut w = SliceWriter { buf: out, len: 0 };
         let r = match attr {

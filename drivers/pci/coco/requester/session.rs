@@ -246,6 +246,11 @@ impl Session {
         self.info
     }
 
+    /// The SPDM version of the connection the session runs on (for vendor-defined requests).
+    pub(crate) fn version(&self) -> SpdmVersion {
+        self.version
+    }
+
     /// Milliseconds since the last secured message was sent.
     pub(crate) fn idle_ms(&self) -> u64 {
         u64::try_from(self.last_sent.elapsed().as_millis()).unwrap_or(0)

@@ -40,7 +40,8 @@ expected() {
 	case "$1" in
 	handshake:*+* | measurements:*+*) expected "${1#*+}" ;;
 	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:* | \
-		heartbeat:* | handshake:* | \
+		heartbeat:* | handshake:* | ide-keys:* | platform:* | \
+		fault:kp-ack-fail | fault:go-refused | fault:wrong-stream-id | \
 		fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
 		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks | \
 		fault:bad-kex-signature | fault:wrong-verify-data | fault:tampered-mac | \

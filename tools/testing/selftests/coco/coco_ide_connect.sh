@@ -1,0 +1,233 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The native IDE backend (coco/ide) on the emulated TEE-IO platform: writing
+# "connect" secures the link of an endpoint with a Selective IDE Stream whose
+# keys coco.ko programs itself (IDE_KM inside its session for the endpoint,
+# the root port's key interface for the host's end):
+#  - coco/ide reads "connected streamH.R.E", ide_state "secure";
+#  - both ends' Selective IDE Stream blocks are enabled with the same Stream
+#    ID (coco/ide_stream_id) and read Secure; the host bridge links the
+#    stream and counts one available stream fewer;
+#  - a second connect is refused (EBUSY), and so is a re-authentication
+#    (rescan) while the stream holds the session;
+#  - "disconnect" disables both ends (Insecure), removes the host bridge's
+#    link and gives the stream back; so does rmmod with a stream up;
+#  - an endpoint without IDE (variant platform:no-ide) and endpoints with an
+#    IDE_KM fault (fault:kp-ack-fail, fault:go-refused, fault:wrong-stream-id)
+#    fail with the reason in coco/ide and the log, nothing left enabled or
+#    registered.
+#
+# Needs the rig's tee-io platform (scripts/qemu-run.sh --platform tee-io);
+# skips otherwise. Endpoint i is the NVMe function on bus i+1.
+
+DIR=$(dirname "$0")
+for _f in "$DIR/../kselftest/ktap_helpers.sh" "$DIR/coco_lib.sh" "$DIR/coco_pci.sh"; do
+	[ -r "$_f" ] || { printf 'TAP version 13\nBail out! missing %s\n' "$_f"; exit 1; }
+done
+# shellcheck source=/dev/null
+. "$DIR/../kselftest/ktap_helpers.sh"
+# shellcheck source=coco_lib.sh
+. "$DIR/coco_lib.sh"
+# shellcheck source=coco_pci.sh
+. "$DIR/coco_pci.sh"
+
+[ -z "$COCO_VARIANTS" ] && [ -r /coco/run.env ] && . /coco/run.env
+N=${COCO_ENDPOINTS:-1}
+
+ktap_print_header
+if [ "$(id -u)" != 0 ]; then
+	ktap_skip_all "needs root"
+	exit "$KSFT_SKIP"
+fi
+coco_ensure_loaded
+EP=$(ep_bdf 0)
+D=$COCO_PCI/$EP
+if [ ! -r "$D/config" ] || [ "$(ext_cap "$EP" $PCI_EXT_CAP_ID_IDE)" -eq 0 ]; then
+	ktap_skip_all "no IDE capability on $EP: not the tee-io platform"
+	exit "$KSFT_SKIP"
+fi
+RP=$(rp_of "$EP")
+HB=$(readlink -f "$D")
+HB=${HB%%/0000:*}
+
+# The endpoint without IDE (variant platform:no-ide) and those with an IDE_KM
+# fault, if any.
+NOIDE= FAULTY=
+i=0
+while [ "$i" -lt "$N" ]; do
+	case "+$(variant_of "$i")+" in
+	*+platform:no-ide+*) NOIDE=$(ep_bdf "$i") ;;
+	*+fault:kp-ack-fail+* | *+fault:go-refused+* | *+fault:wrong-stream-id+*)
+		FAULTY="$FAULTY $(ep_bdf "$i")=$(variant_of "$i")" ;;
+	esac
+	i=$((i + 1))
+done
+
+# expected_failure VARIANT: the start of coco/ide after a failed connect.
+expected_failure() {
+	case "$1" in
+	fault:kp-ack-fail) echo "error: IDE_KM: KP_ACK status: unspecified failure" ;;
+	fault:go-refused) echo "error: device answered a request in the session with an SPDM ERROR" ;;
+	fault:wrong-stream-id) echo "error: IDE_KM: KP_ACK does not echo" ;;
+	esac
+}
+
+ktap_set_plan 9
+coco_wait_ok 60 "$EP" || coco_diag "$EP is not ok"
+coco_log_mark ide-connect
+AVAIL0=$(cat "$HB/available_secure_streams" 2>/dev/null)
+
+# enabled_id BDF: "<stream id> <status>" of the enabled selective block, or "".
+enabled_id() {
+	_ei_cap=$(ext_cap "$1" $PCI_EXT_CAP_ID_IDE)
+	_ei_n=$(nr_sel "$1" "$_ei_cap")
+	_ei_i=0
+	while [ "$_ei_i" -lt "$_ei_n" ]; do
+		_ei_b=$(sel_block "$1" "$_ei_cap" "$_ei_i")
+		_ei_c=$(cfg_rdn "$1" $((_ei_b + 4)))
+		if [ $((_ei_c & IDE_SEL_EN)) -ne 0 ]; then
+			echo "$(((_ei_c >> 24) & 0xff)) $(sel_status "$1" "$_ei_b")"
+			return 0
+		fi
+		_ei_i=$((_ei_i + 1))
+	done
+	echo ""
+}
+
+connected() {
+	coco_write 30 "$D/coco/ide" connect || { coco_run_diag "connect" "$?"; return 1; }
+	_c=$(coco_attr "$EP" ide)
+	_s=$(coco_attr "$EP" ide_state)
+	coco_diag "$EP: ide '$_c', ide_state '$_s', stream ID '$(coco_attr "$EP" ide_stream_id)'"
+	case "$_c" in "connected stream"*) ;; *) return 1 ;; esac
+	[ "$_s" = secure ] && [ "$(coco_attr "$EP" ide_algorithm)" = aes-gcm-256 ] &&
+		[ "$(coco_attr "$EP" ide_key_set)" = 0 ]
+}
+coco_check "connect: coco/ide reads connected, ide_state secure" connected
+
+same_stream() {
+	_id=$(coco_attr "$EP" ide_stream_id)
+	_e=$(enabled_id "$EP")
+	_r=$(enabled_id "$RP")
+	coco_diag "endpoint block: '$_e', root port $RP block: '$_r' (id status)"
+	[ -n "$_id" ] && [ "$_e" = "$_id $IDE_SECURE" ] && [ "$_r" = "$_id $IDE_SECURE" ]
+}
+coco_check "both ends enabled with the same Stream ID and Secure" same_stream
+
+host_bridge() {
+	_name=$(coco_attr "$EP" ide)
+	_name=${_name#connected }
+	_a=$(cat "$HB/available_secure_streams" 2>/dev/null)
+	coco_diag "$HB: link '$_name' -> $(readlink "$HB/$_name" 2>/dev/null), available $AVAIL0 -> $_a"
+	[ -L "$HB/$_name" ] && [ "$(readlink -f "$HB/$_name")" = "$(readlink -f "$D")" ] &&
+		[ "$_a" -eq $((AVAIL0 - 1)) ]
+}
+coco_check "the host bridge links the stream and has one available stream fewer" host_bridge
+
+busy() {
+	! coco_write 15 "$D/coco/ide" connect || { coco_diag "second connect accepted"; return 1; }
+	! coco_write 15 "$D/coco/rescan" 1 || { coco_diag "rescan accepted"; return 1; }
+	[ "$(coco_attr "$EP" ide_state)" = secure ]
+}
+coco_check "a second connect and a rescan are refused while connected; still secure" busy
+
+disconnected() {
+	_name=$(coco_attr "$EP" ide)
+	_name=${_name#connected }
+	coco_write 30 "$D/coco/ide" disconnect || { coco_run_diag "disconnect" "$?"; return 1; }
+	_c=$(coco_attr "$EP" ide)
+	_a=$(cat "$HB/available_secure_streams" 2>/dev/null)
+	coco_diag "$EP: ide '$_c'; blocks: endpoint '$(enabled_id "$EP")', root port '$(enabled_id "$RP")'; available $_a"
+	[ "$_c" = disconnected ] && [ -z "$(enabled_id "$EP")" ] && [ -z "$(enabled_id "$RP")" ] &&
+		[ ! -e "$HB/$_name" ] && [ "$_a" -eq "$AVAIL0" ]
+}
+coco_check "disconnect: both ends disabled, the stream given back" disconnected
+
+no_ide() {
+	[ -n "$NOIDE" ] || { coco_diag "no platform:no-ide endpoint in this run"; return 1; }
+	! coco_write 30 "$COCO_PCI/$NOIDE/coco/ide" connect || { coco_diag "connect accepted"; return 1; }
+	_c=$(coco_attr "$NOIDE" ide)
+	coco_diag "$NOIDE: ide '$_c'"
+	case "$_c" in "error: no IDE"*) ;; *) return 1 ;; esac
+	coco_log_since | grep -F "$NOIDE" | grep -q 'coco: IDE connect failed: no IDE'
+}
+if [ -n "$NOIDE" ]; then
+	coco_check "an endpoint without IDE: connect fails with the reason" no_ide
+else
+	ktap_test_skip "an endpoint without IDE: connect fails with the reason (no platform:no-ide endpoint)"
+fi
+
+ide_faults() {
+	[ -n "$FAULTY" ] || { coco_diag "no endpoint with an IDE_KM fault in this run"; return 1; }
+	_if_rc=0
+	for _f in $FAULTY; do
+		_b=${_f%%=*}
+		_v=${_f#*=}
+		coco_wait_ok 60 "$_b" || _if_rc=1
+		if coco_write 30 "$COCO_PCI/$_b/coco/ide" connect; then
+			coco_diag "$_b ($_v): connect accepted"
+			_if_rc=1
+			continue
+		fi
+		_c=$(coco_attr "$_b" ide)
+		_a=$(cat "$HB/available_secure_streams" 2>/dev/null)
+		coco_diag "$_b ($_v): ide '$_c'; blocks: endpoint '$(enabled_id "$_b")', root port '$(enabled_id "$(rp_of "$_b")")'; available $_a"
+		case "$_c" in "$(expected_failure "$_v")"*) ;; *) _if_rc=1 ;; esac
+		# Released: no enabled block, the stream given back, no link left.
+		if [ -n "$(enabled_id "$_b")" ] || [ -n "$(enabled_id "$(rp_of "$_b")")" ] ||
+			[ "$_a" -ne "$AVAIL0" ]; then
+			_if_rc=1
+		fi
+		coco_log_since | grep -F "$_b" | grep -q 'coco: IDE connect failed: ' || {
+			coco_diag "$_b: no 'IDE connect failed' line"
+			_if_rc=1
+		}
+	done
+	[ -z "$(ls -d "$HB"/stream* 2>/dev/null)" ] || { coco_diag "stream links left: $(ls -d "$HB"/stream*)"; _if_rc=1; }
+	# A refused K_SET_GO (an SPDM ERROR inside the session) ended that session: the
+	# later tests get a new one.
+	for _f in $FAULTY; do
+		coco_write 30 "$COCO_PCI/${_f%%=*}/coco/rescan" 1 || _if_rc=1
+	done
+	return "$_if_rc"
+}
+if [ -n "$FAULTY" ]; then
+	coco_check "IDE_KM faults: connect fails with the reason, the stream released" ide_faults
+else
+	ktap_test_skip "IDE_KM faults: connect fails with the reason (no such endpoint)"
+fi
+
+log_ok() {
+	_l=$(coco_log_since | grep -F "$EP" | grep -E 'coco: IDE stream [0-9]+ (secure|disconnected)')
+	echo "$_l" | coco_diag_stream
+	[ "$(echo "$_l" | grep -c 'secure (stream')" -eq 1 ] &&
+		[ "$(echo "$_l" | grep -c disconnected)" -eq 1 ]
+}
+coco_check "the log has the connect and the disconnect" log_ok
+
+# rmmod with a stream up: taken down inside the session (disable, K_SET_STOP,
+# release) before the session ends; loading the module again finds it
+# disconnected.
+rmmod_down() {
+	coco_write 30 "$D/coco/ide" connect || { coco_run_diag "connect" "$?"; return 1; }
+	_name=$(coco_attr "$EP" ide)
+	_name=${_name#connected }
+	coco_rmmod || { coco_diag "rmmod failed"; coco_ensure_loaded; return 1; }
+	_a=$(cat "$HB/available_secure_streams" 2>/dev/null)
+	coco_diag "after rmmod: blocks endpoint '$(enabled_id "$EP")', root port '$(enabled_id "$RP")', available $_a"
+	_rd_rc=0
+	if [ -n "$(enabled_id "$EP")" ] || [ -n "$(enabled_id "$RP")" ] || [ -e "$HB/$_name" ] ||
+		[ "$_a" -ne "$AVAIL0" ]; then
+		_rd_rc=1
+	fi
+	coco_log_since | grep -F "$EP" | grep -q 'coco: IDE stream taken down' ||
+		{ coco_diag "no 'IDE stream taken down' line"; _rd_rc=1; }
+	coco_insmod || { coco_diag "insmod failed"; return 1; }
+	coco_wait_ok 60 "$EP" || _rd_rc=1
+	[ "$(coco_attr "$EP" ide)" = disconnected ] || _rd_rc=1
+	return "$_rd_rc"
+}
+coco_check "rmmod with a stream up takes it down cleanly" rmmod_down
+
+ktap_finished
