@@ -12,6 +12,7 @@
 #   - establishing a secure session, and secured messages per second over it,
 #   - authenticating 1 vs 8 endpoints at once,
 #   - the project's QEMU build (cold and cached), boot on stock vs the project's QEMU,
+#   - a native IDE connect (secured messages, time), and 16 devices connected at once,
 #   - the recorded durations of make check (.ci/run), warm and with a kernel build.
 # Prints a table; logs go to $COCO_CACHE/logs/bench-*.
 set -uo pipefail
@@ -133,6 +134,17 @@ for p in stock tee-io; do
 		"$(echo "$t" | sed -nE 's/.*exited at ([0-9.]+) s.*/\1/p')"
 done
 echo "# from QEMU start; 2 endpoints, debug kernel, qemu-run.sh -- true"
+
+# The native IDE backend (coco/ide): secured messages and time of one connect (IDE_KM QUERY,
+# 6 KEY_PROG, 6 K_SET_GO; the root port's keys through config space), the mean of 5; then 16
+# devices connected at once (span from the first write to the last return).
+ide1='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); i=0; while [ $i -lt 5 ]; do echo connect >"$d/ide" && echo disconnect >"$d/ide" || exit 1; i=$((i + 1)); done; dmesg | grep "coco: IDE stream .* secure"'
+ide16='s=$(cut -d" " -f1 /proc/uptime); for d in /sys/bus/pci/devices/*/coco; do (echo connect >"$d/ide") & done; wait; e=$(cut -d" " -f1 /proc/uptime); n=$(grep -l "^connected" /sys/bus/pci/devices/*/coco/ide | wc -l); echo "bench: $n connected at once in $(echo "$e $s" | awk "{printf \"%.2f\", \$1 - \$2}") s"'
+scripts/qemu-run.sh --no-setup --endpoints 1 -- sh -c "$ide1" >"$logdir/ide-1.out" 2>&1
+printf '%-28s %s\n' "IDE connect (mean of 5)" "$(sed -nE 's/.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p' "$logdir/ide-1.out" |
+	awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
+scripts/qemu-run.sh --no-setup --endpoints 16 -- sh -c "$ide16" >"$logdir/ide-16.out" 2>&1
+printf '%-28s %s\n' "IDE connect, 16 at once" "$(sed -nE 's/^bench: ([0-9]+) connected at once in ([0-9.]+) s/\1 devices in \2 s/p' "$logdir/ide-16.out")"
 
 # make check (.ci/run) runs as recorded by scripts/check.sh: the newest run whose kernel
 # build was cached, and the newest that built the kernel (a fresh cache or machine).

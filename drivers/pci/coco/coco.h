@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Interface between the Rust core of coco.ko (coco_main.rs) and its C part
- * (coco_sysfs.c), which holds what Rust cannot express as statics: sysfs
- * attribute groups built by the DEVICE_ATTR_* macros.
+ * (coco_sysfs.c, coco_debugfs.c, coco_tsm.c), which holds what Rust cannot
+ * express as statics: sysfs attribute groups built by the DEVICE_ATTR_*
+ * macros, file operations, the PCI core's operation tables.
  *
  * The Rust side declares the C functions in an extern block and defines the
  * coco_rs_* callbacks with #[no_mangle]: keep both sides in sync with this file.
@@ -24,7 +25,7 @@ enum coco_attr {
 	COCO_ATTR_ALGORITHMS = 5,
 	COCO_ATTR_CERT_SLOT = 6,
 	COCO_ATTR_CHALLENGE = 7,
-	COCO_ATTR_AUTHENTICATED = 8,
+	/* 8: was 'authenticated', now the PCI core's (coco_tsm.c) */
 	COCO_ATTR_PREFERRED_SLOT = 9,
 	COCO_ATTR_CMA_IDENTITY = 10,
 	COCO_ATTR_CMA_IDENTITY_STATUS = 11,
@@ -94,6 +95,8 @@ int coco_rs_authenticate(struct device *dev);
 int coco_rs_set_preferred_slot(struct device *dev, int slot);
 int coco_rs_session_op(struct device *dev, unsigned int op);
 int coco_rs_ide_connect(struct device *dev, bool connect);
+bool coco_rs_authenticated(struct device *dev);
+int coco_rs_tsm_connect(struct device *dev, bool connect);
 bool coco_rs_slot_populated(struct device *dev, unsigned int slot);
 ssize_t coco_rs_slot_read(struct device *dev, unsigned int slot, char *buf,
 			  loff_t off, size_t count);
@@ -105,6 +108,10 @@ ssize_t coco_rs_block_show(struct device *dev, unsigned int index,
 			   unsigned int attr, char *buf, size_t len);
 int coco_rs_meas_refresh(struct device *dev);
 int coco_rs_meas_set_nonce(struct device *dev, const u8 *nonce);
+
+/* coco_tsm.c */
+void coco_tsm_init(void);
+void coco_tsm_exit(void);
 
 /* coco_debugfs.c */
 struct dentry;

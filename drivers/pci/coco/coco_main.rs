@@ -120,6 +120,8 @@ extern "C" {
     fn coco_sysfs_exit();
     fn coco_sysfs_block_files(dev: *mut bindings::device, index: c_uint, add: bool) -> c_int;
     fn coco_debugfs_init();
+    fn coco_tsm_init();
+    fn coco_tsm_exit();
     fn coco_debugfs_exit();
     fn coco_debugfs_add(dev: *mut bindings::device) -> *mut bindings::dentry;
     fn coco_debugfs_remove(dir: *mut bindings::dentry);
@@ -223,6 +225,9 @@ impl kernel::InPlaceModule for Coco {
                 this.restore_registered.store(true, Ordering::Release);
             }
             this.scan();
+            // SAFETY: No requirement; the callbacks find the devices through `REGISTRY` (set
+            // above); `coco_tsm_exit()` in `PinnedDrop` undoes it before anything else.
+            unsafe { coco_tsm_init() };
             Ok(())
         })
     }
@@ -312,6 +317,10 @@ impl Coco {
 #[pinned_drop]
 impl PinnedDrop for Coco {
     fn drop(self: Pin<&mut Self>) {
+        // First, while the devices are still tracked: the native TSM disconnects what it
+        // connected, and no PCI core callback (`authenticated`, `tsm/connect`) runs after.
+        // SAFETY: No requirement; a no-op for what `coco_tsm_init()` did not register.
+        unsafe { coco_tsm_exit() };
         if self.notifier_registered.load(Ordering::Acquire) {
             // SAFETY: Registered in `init` with the same bus and block.
             unsafe {
@@ -459,6 +468,35 @@ unsafe extern "C" fn coco_rs_cert_chain_read(
     }
 }
 
+/// The PCI core's `authenticated` (coco_tsm.c): whether coco.ko authenticated the device.
+///
+/// # Safety
+///
+/// `dev` is a PCI function's device.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_authenticated(dev: *mut bindings::device) -> bool {
+    registry()
+        .and_then(|r| r.find(dev))
+        .is_some_and(|cd| cd.authenticated())
+}
+
+/// The native TSM's connect (`true`) and disconnect (coco_tsm.c), through the PCI core's
+/// `tsm/connect` and `tsm/disconnect`: the same native IDE backend as `coco/ide`.
+///
+/// # Safety
+///
+/// `dev` is a PCI function's device.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_tsm_connect(dev: *mut bindings::device, connect: bool) -> c_int {
+    store_with(dev, |cd| {
+        if connect {
+            cd.ide_connect_as(device::IdeOwner::Tsm)
+        } else {
+            cd.ide_disconnect_as(device::IdeOwner::Tsm)
+        }
+    })
+}
+
 /// sysfs write to `authenticated`: authenticates the device again, synchronously.
 ///
 /// # Safety
@@ -508,9 +546,9 @@ unsafe extern "C" fn coco_rs_session_op(dev: *mut bindings::device, op: c_uint) 
 unsafe extern "C" fn coco_rs_ide_connect(dev: *mut bindings::device, connect: bool) -> c_int {
     store_with(dev, |cd| {
         if connect {
-            cd.ide_connect()
+            cd.ide_connect_as(device::IdeOwner::Sysfs)
         } else {
-            cd.ide_disconnect()
+            cd.ide_disconnect_as(device::IdeOwner::Sysfs)
         }
     })
 }

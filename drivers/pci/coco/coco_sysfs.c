@@ -212,42 +212,6 @@ static const struct attribute_group coco_group = {
 };
 
 /*
- * authenticated: in the device's own directory, as the PCI core's CMA
- * proposal puts it. 0644: root writes to re-authenticate.
- */
-static ssize_t authenticated_show(struct device *dev,
-				  struct device_attribute *attr, char *buf)
-{
-	return coco_show(dev, COCO_ATTR_AUTHENTICATED, buf);
-}
-
-static ssize_t authenticated_store(struct device *dev,
-				   struct device_attribute *attr,
-				   const char *buf, size_t count)
-{
-	bool val;
-	int rc;
-
-	rc = kstrtobool(buf, &val);
-	if (rc)
-		return rc;
-	if (!val)
-		return -EINVAL;
-	rc = coco_rs_authenticate(dev);
-	return rc ? rc : count;
-}
-static DEVICE_ATTR_RW(authenticated);
-
-static struct attribute *coco_dev_attrs[] = {
-	&dev_attr_authenticated.attr,
-	NULL,
-};
-
-static const struct attribute_group coco_dev_group = {
-	.attrs = coco_dev_attrs,
-};
-
-/*
  * certificates/slot0..7: the DER certificates of each populated slot's chain,
  * as the device sent them. Only populated slots are visible.
  */
@@ -299,7 +263,6 @@ static const struct attribute_group coco_meas_group;
 
 static const struct attribute_group *const coco_groups[] = {
 	&coco_group,
-	&coco_dev_group,
 	&coco_cert_group,
 	&coco_meas_group,
 	NULL,

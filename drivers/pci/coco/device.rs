@@ -9,7 +9,7 @@ use crate::{
     cma::FunctionIds,
     connect::{self, Outcome as ConnectOutcome},
     meas::{self, IndexSet},
-    native::{self, IdeLink, LinkState},
+    native::{self, EndState, IdeLink, LinkState},
     requester::{
         auth::{self as spdm_auth, AuthInfo, IdentityStatus, SLOTS},
         meas::MeasInfo,
@@ -27,7 +27,7 @@ use kernel::{
     pci::{self, doe as pcidoe},
     prelude::*,
     sync::{aref::ARef, new_mutex, new_spinlock, Arc, Mutex, MutexGuard, SpinLock},
-    time::msecs_to_jiffies,
+    time::{msecs_to_jiffies, Instant, Monotonic},
     workqueue::{
         impl_has_delayed_work, impl_has_work, new_delayed_work, new_work, DelayedWork, Work,
         WorkItem,
@@ -349,11 +349,21 @@ impl Drop for Relay {
     }
 }
 
+/// Who asked for a device's native IDE stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdeOwner {
+    /// Root, through `coco/ide`.
+    Sysfs,
+    /// The PCI core's `tsm/connect` (coco.ko's native TSM).
+    Tsm,
+}
+
 /// The native IDE backend's link of a device.
 #[derive(Default)]
 struct IdeState {
-    /// The stream, with its hold on the session (its keys are programmed through it).
-    link: Option<(IdeLink, SessionHold)>,
+    /// The stream, with its hold on the session (its keys are programmed through it), and who
+    /// connected it (only they disconnect it).
+    link: Option<(IdeLink, SessionHold, IdeOwner)>,
     /// Why the last connect failed (cleared by a successful one).
     failure: Option<&'static str>,
 }
@@ -404,6 +414,9 @@ impl WorkItem for CocoDev {
     fn run(this: Arc<CocoDev>) {
         // The outcome is logged and stored by `probe()`.
         let _ = this.probe();
+        if !this.removed.load(Ordering::Acquire) {
+            this.ide_recover();
+        }
     }
 }
 
@@ -647,8 +660,8 @@ impl CocoDev {
     /// surprise-removed device is not asked: the session is just dropped). Called with `op`
     /// held; `teardown` allows it after `removed` is set, with the IDE `link` to take down
     /// first (its endpoint keys stopped inside the session when it can still carry requests).
-    fn end_session(&self, teardown: bool, link: Option<(IdeLink, SessionHold)>) {
-        let mut link = link.map(|(l, hold)| {
+    fn end_session(&self, teardown: bool, link: Option<(IdeLink, SessionHold, IdeOwner)>) {
+        let mut link = link.map(|(l, hold, _)| {
             // The hold is a count only: dropping it here takes no lock.
             drop(hold);
             l
@@ -1225,47 +1238,124 @@ impl CocoDev {
     /// Connects the device's link with the native IDE backend over coco.ko's session (see
     /// [`native::connect`]). Fails with `EBUSY` when a stream is already up, `ENOTCONN` without
     /// a session, else with the errno of the failure, whose reason `coco/ide` shows.
-    pub(crate) fn ide_connect(self: &Arc<Self>) -> Result {
+    pub(crate) fn ide_connect_as(self: &Arc<Self>, owner: IdeOwner) -> Result {
         let mut ide = self.ide.lock();
         if ide.link.is_some() {
             return Err(EBUSY);
         }
-        let hold = self.hold_session().inspect_err(|_| {
-            ide.failure = Some("no secure session: IDE keys are programmed inside one");
-        })?;
+        let r = self.ide_connect_locked(&mut ide, owner, false);
+        drop(ide);
+        self.notify_ide(if r.is_ok() {
+            c"COCO_IDE=connected"
+        } else {
+            c"COCO_IDE=error"
+        });
+        r
+    }
+
+    /// Connects with `ide` (the IDE lock) held and no link; `again` after a reset.
+    fn ide_connect_locked(
+        self: &Arc<Self>,
+        ide: &mut IdeState,
+        owner: IdeOwner,
+        again: bool,
+    ) -> Result {
+        let hold = match self.hold_session() {
+            Ok(h) => h,
+            Err(e) => {
+                ide.failure = Some("no secure session: IDE keys are programmed inside one");
+                dev_err!(
+                    self.dev(),
+                    "coco: IDE connect failed: no secure session ({:?})\n",
+                    e
+                );
+                return Err(e);
+            }
+        };
         let pdev = &self.pdev;
-        match self.with_session(|s, t| native::connect(pdev, s, t)) {
-            Ok(link) => {
+        let start = Instant::<Monotonic>::now();
+        let result = self.with_session(|s, t| {
+            let before = s.info().messages;
+            native::connect(pdev, s, t).map(|l| (l, s.info().messages.saturating_sub(before)))
+        });
+        let us = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0);
+        match result {
+            Ok((link, messages)) => {
                 let (h, r, e) = link.name();
                 dev_info!(
                     self.dev(),
-                    "coco: IDE stream {} secure (stream{}.{}.{}), keys from the kernel RNG through IDE_KM and the root port's key interface\n",
+                    "coco: IDE stream {} secure (stream{}.{}.{}){}, keys from the kernel RNG through IDE_KM and the root port's key interface; {} secured messages, {} us\n",
                     link.stream_id(),
                     h,
                     r,
-                    e
+                    e,
+                    if again { " again after a reset" } else { "" },
+                    messages,
+                    us
                 );
-                ide.link = Some((link, hold));
+                ide.link = Some((link, hold, owner));
                 ide.failure = None;
-                drop(ide);
-                self.notify_ide(c"COCO_IDE=connected");
                 Ok(())
             }
             Err(f) => {
-                dev_err!(self.dev(), "coco: IDE connect failed: {}\n", f);
+                dev_err!(
+                    self.dev(),
+                    "coco: IDE {}connect failed: {}\n",
+                    if again { "re" } else { "" },
+                    f
+                );
                 ide.failure = Some(f.reason);
-                drop(ide);
-                self.notify_ide(c"COCO_IDE=error");
                 Err(f.err)
             }
         }
     }
 
-    /// Takes the native IDE stream down (see [`IdeLink::disconnect`]). Fails with `ENOTCONN`
-    /// when there is none.
-    pub(crate) fn ide_disconnect(self: &Arc<Self>) -> Result {
+    /// After a probe: a connected stream whose ends no longer read Secure lost its keys (a
+    /// reset or a power loss did; the probe opened a new session): it is taken down and
+    /// connected again, with a uevent either way (`COCO_IDE=reconnected` or `COCO_IDE=error`,
+    /// the reason in `coco/ide`).
+    fn ide_recover(self: &Arc<Self>) {
         let mut ide = self.ide.lock();
-        let (link, hold) = ide.link.take().ok_or(ENOTCONN)?;
+        let Some((link, _, owner)) = &ide.link else {
+            return;
+        };
+        let owner = *owner;
+        let st = link.state();
+        if st.endpoint == EndState::Secure && st.root_port == EndState::Secure {
+            return;
+        }
+        dev_warn!(
+            self.dev(),
+            "coco: IDE stream {} lost its keys (endpoint {}, root port {}): connecting again\n",
+            st.stream_id,
+            st.endpoint.name(),
+            st.root_port.name()
+        );
+        if let Some((link, hold, _)) = ide.link.take() {
+            // The device lost the old session's keys with the reset: nothing to stop there.
+            link.disconnect(None);
+            drop(hold);
+        }
+        let r = self.ide_connect_locked(&mut ide, owner, true);
+        drop(ide);
+        self.notify_ide(if r.is_ok() {
+            c"COCO_IDE=reconnected"
+        } else {
+            c"COCO_IDE=error"
+        });
+    }
+
+    /// Takes the native IDE stream down (see [`IdeLink::disconnect`]). Fails with `ENOTCONN`
+    /// when there is none, `EBUSY` when `owner` did not connect it (a stream connected through
+    /// `tsm/connect` is disconnected through `tsm/disconnect`).
+    pub(crate) fn ide_disconnect_as(self: &Arc<Self>, owner: IdeOwner) -> Result {
+        let mut ide = self.ide.lock();
+        match &ide.link {
+            None => return Err(ENOTCONN),
+            Some((_, _, o)) if *o != owner => return Err(EBUSY),
+            Some(_) => {}
+        }
+        let (link, hold, _) = ide.link.take().ok_or(ENOTCONN)?;
         let id = link.stream_id();
         let mut link = Some(link);
         // Without a usable session the endpoint's keys cannot be stopped; the stream is still
@@ -1290,7 +1380,7 @@ impl CocoDev {
     pub(crate) fn ide_status(&self) -> IdeStatus {
         let ide = self.ide.lock();
         match (&ide.link, ide.failure) {
-            (Some((l, _)), _) => IdeStatus::Connected(l.state(), l.name()),
+            (Some((l, _, _)), _) => IdeStatus::Connected(l.state(), l.name()),
             (None, Some(why)) => IdeStatus::Failed(why),
             (None, None) => IdeStatus::Disconnected,
         }

@@ -28,7 +28,6 @@ const ATTR_SPDM_VERSION: c_uint = 4;
 const ATTR_ALGORITHMS: c_uint = 5;
 const ATTR_CERT_SLOT: c_uint = 6;
 const ATTR_CHALLENGE: c_uint = 7;
-const ATTR_AUTHENTICATED: c_uint = 8;
 const ATTR_PREFERRED_SLOT: c_uint = 9;
 const ATTR_CMA_IDENTITY: c_uint = 10;
 const ATTR_CMA_IDENTITY_STATUS: c_uint = 11;
@@ -171,6 +170,11 @@ impl CocoDev {
         copy_from(state.auth.certificates(), offset, out)
     }
 
+    /// Whether the last authentication succeeded (the PCI core's `authenticated`).
+    pub(crate) fn authenticated(&self) -> bool {
+        matches!(self.state.lock().auth_status, AuthStatus::Ok)
+    }
+
     /// Formats the IDE attribute `attr` into `out`, or returns `None` for another attribute.
     /// Takes the IDE lock (outside the state lock, which is never held with it here) and reads
     /// both ends' stream status registers.
@@ -270,11 +274,6 @@ impl CocoDev {
                 (AuthStatus::Failed(f), true) => writeln!(w, "error: {}", f.reason),
                 (AuthStatus::Failed(_), false) => writeln!(w, "not attempted"),
             },
-            ATTR_AUTHENTICATED => writeln!(
-                w,
-                "{}",
-                u8::from(matches!(state.auth_status, AuthStatus::Ok))
-            ),
             ATTR_PREFERRED_SLOT => match self.preferred_slot.load(Ordering::Relaxed) {
                 SLOT_AUTO => writeln!(w, "auto"),
                 s => writeln!(w, "{}", s),

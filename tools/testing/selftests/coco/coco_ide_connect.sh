@@ -13,6 +13,12 @@
 #    (rescan) while the stream holds the session;
 #  - "disconnect" disables both ends (Insecure), removes the host bridge's
 #    link and gives the stream back; so does rmmod with a stream up;
+#  - a function reset erases the device's keys: the stream is connected
+#    again after the new authentication;
+#  - the same backend is the kernel's link TSM (/sys/class/tsm/tsmN, device
+#    "coco"): tsm/connect brings the stream up, tsm/disconnect (not
+#    coco/ide) takes it down; 'authenticated' is one file, the PCI core's,
+#    "1" exactly when coco.ko authenticated the function;
 #  - an endpoint without IDE (variant platform:no-ide) and endpoints with an
 #    IDE_KM fault (fault:kp-ack-fail, fault:go-refused, fault:wrong-stream-id)
 #    fail with the reason in coco/ide and the log, nothing left enabled or
@@ -73,7 +79,7 @@ expected_failure() {
 	esac
 }
 
-ktap_set_plan 9
+ktap_set_plan 13
 coco_wait_ok 60 "$EP" || coco_diag "$EP is not ok"
 coco_log_mark ide-connect
 AVAIL0=$(cat "$HB/available_secure_streams" 2>/dev/null)
@@ -198,13 +204,78 @@ else
 	ktap_test_skip "IDE_KM faults: connect fails with the reason (no such endpoint)"
 fi
 
+# A function reset (FLR) erases the device's keys: the stream is connected
+# again once the device is authenticated again, on a new session.
+reset_reconnect() {
+	coco_write 30 "$D/coco/ide" connect || { coco_run_diag "connect" "$?"; return 1; }
+	coco_write 30 "$D/reset" 1 || { coco_run_diag "echo 1 > reset" "$?"; return 1; }
+	coco_poll 30 sh -c "dmesg | grep -F '$EP' | grep -q 'secure (stream[0-9.]*) again after a reset'"
+	_c=$(coco_attr "$EP" ide)
+	_s=$(coco_attr "$EP" ide_state)
+	coco_diag "$EP after the reset: ide '$_c', ide_state '$_s', blocks endpoint '$(enabled_id "$EP")', root port '$(enabled_id "$RP")'"
+	coco_log_since | grep -F "$EP" | grep -E 'lost its keys|again after a reset|reconnect failed' | coco_diag_stream
+	_rr_rc=0
+	case "$_c" in "connected stream"*) ;; *) _rr_rc=1 ;; esac
+	[ "$_s" = secure ] || _rr_rc=1
+	coco_write 30 "$D/coco/ide" disconnect || _rr_rc=1
+	return "$_rr_rc"
+}
+coco_check "a function reset: the stream is connected again, Secure" reset_reconnect
+
+# The native backend as the kernel's link TSM: /sys/class/tsm/tsmN whose
+# device is the faux device "coco".
+native_tsm() {
+	for _t in /sys/class/tsm/tsm*; do
+		[ "$(basename "$(readlink -f "$_t/device" 2>/dev/null)")" = coco ] && { basename "$_t"; return 0; }
+	done
+	return 1
+}
+
+tsm_connect() {
+	TSM=$(native_tsm) || { coco_diag "no /sys/class/tsm/tsmN for coco: $(ls /sys/class/tsm 2>&1)"; return 1; }
+	[ -w "$D/tsm/connect" ] || { coco_diag "no $D/tsm/connect"; return 1; }
+	coco_write 30 "$D/tsm/connect" "$TSM" || { coco_run_diag "tsm/connect" "$?"; return 1; }
+	_c=$(cat "$D/tsm/connect")
+	coco_diag "$EP: tsm/connect '$_c', coco/ide '$(coco_attr "$EP" ide)', ide_state '$(coco_attr "$EP" ide_state)', authenticated '$(cat "$D/authenticated")'"
+	[ "$_c" = "$TSM" ] && [ "$(coco_attr "$EP" ide_state)" = secure ] &&
+		[ "$(cat "$D/authenticated")" = 1 ] && [ -n "$(enabled_id "$EP")" ]
+}
+coco_check "tsm/connect with coco's native TSM: the same stream, Secure, authenticated 1" tsm_connect
+
+tsm_disconnect() {
+	! coco_write 15 "$D/coco/ide" disconnect || { coco_diag "coco/ide disconnect accepted"; return 1; }
+	coco_write 30 "$D/tsm/disconnect" "$TSM" || { coco_run_diag "tsm/disconnect" "$?"; return 1; }
+	coco_diag "$EP: tsm/connect '$(cat "$D/tsm/connect")', coco/ide '$(coco_attr "$EP" ide)'"
+	[ -z "$(cat "$D/tsm/connect")" ] && [ "$(coco_attr "$EP" ide)" = disconnected ] &&
+		[ -z "$(enabled_id "$EP")" ] && [ -z "$(enabled_id "$RP")" ]
+}
+coco_check "coco/ide cannot disconnect it; tsm/disconnect takes it down" tsm_disconnect
+
+# One 'authenticated' per function, the PCI core's, with coco's result.
+one_authenticated() {
+	_oa_rc=0
+	for _b in $(coco_devices); do
+		_n=$(ls "$COCO_PCI/$_b" | grep -c '^authenticated$')
+		_v=$(cat "$COCO_PCI/$_b/authenticated" 2>/dev/null)
+		_s=$(coco_attr "$_b" auth_status)
+		if [ "$_n" != 1 ] || { [ "$_s" = ok ] && [ "$_v" != 1 ]; } ||
+			{ [ "$_s" != ok ] && [ "$_v" != 0 ]; }; then
+			coco_diag "$_b: $_n authenticated file(s), '$_v', auth_status '$_s'"
+			_oa_rc=1
+		fi
+	done
+	return "$_oa_rc"
+}
+coco_check "one authenticated file per function, 1 exactly when coco authenticated it" one_authenticated
+
 log_ok() {
 	_l=$(coco_log_since | grep -F "$EP" | grep -E 'coco: IDE stream [0-9]+ (secure|disconnected)')
 	echo "$_l" | coco_diag_stream
-	[ "$(echo "$_l" | grep -c 'secure (stream')" -eq 1 ] &&
-		[ "$(echo "$_l" | grep -c disconnected)" -eq 1 ]
+	[ "$(echo "$_l" | grep -c 'secure (stream[0-9.]*),')" -eq 3 ] &&
+		[ "$(echo "$_l" | grep -c 'again after a reset')" -eq 1 ] &&
+		[ "$(echo "$_l" | grep -c disconnected)" -eq 3 ]
 }
-coco_check "the log has the connect and the disconnect" log_ok
+coco_check "the log has every connect, reconnect and disconnect" log_ok
 
 # rmmod with a stream up: taken down inside the session (disable, K_SET_STOP,
 # release) before the session ends; loading the module again finds it
