@@ -14,12 +14,18 @@
 #   - the project's QEMU build (cold and cached), boot on stock vs the project's QEMU,
 #   - a native IDE connect (secured messages, time), and 16 devices connected at once,
 #   - the recorded durations of make check (.ci/run), warm and with a kernel build.
-# Prints a table; logs go to $COCO_CACHE/logs/bench-*.
+# Prints a table; logs go to $COCO_CACHE/logs/bench-*. COCO_BENCH="platform ide" runs only
+# those parts (kernels, auth, platform, ide, check).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$COCO_ROOT"
 
 endpoints=${COCO_ENDPOINTS:-2}
+# COCO_BENCH="part ...": only these parts (kernels auth platform ide check; default all).
+want() {
+	case " ${COCO_BENCH:-all} " in *" all "* | *" $1 "*) return 0 ;; esac
+	return 1
+}
 logdir=$COCO_CACHE/logs/bench-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$logdir"
 rescan='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); s=$(cut -d" " -f1 /proc/uptime); i=0; while [ $i -lt 100 ]; do echo 1 >"$d/rescan" || exit 1; i=$((i + 1)); done; e=$(cut -d" " -f1 /proc/uptime); echo "bench: 100 rescans in $(echo "$e $s" | awk "{printf \"%.2f\", \$1 - \$2}") s"'
@@ -27,6 +33,7 @@ rescan='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); s=$(cut -d" " -f1 /p
 # 500 HEARTBEATs written to coco/session, one secured request and response each.
 msgs='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); m0=$(cat "$d/session_messages"); s=$(cut -d" " -f1 /proc/uptime); i=0; while [ $i -lt 500 ]; do echo heartbeat >"$d/session" || exit 1; i=$((i + 1)); done; e=$(cut -d" " -f1 /proc/uptime); m1=$(cat "$d/session_messages"); echo "bench: $((m1 - m0)) session messages in $(echo "$e $s" | awk "{printf \"%.2f\", \$1 - \$2}") s"'
 
+if want kernels; then
 printf '%-8s %10s %12s %12s %16s %14s\n' kernel "boot(s)" "probed(s)" "tests(s)" "100 rescans(s)" "session msg/s"
 for v in debug nodebug; do
 	COCO_KVARIANT=$v scripts/build-kernel.sh >/dev/null 2>"$logdir/$v-build.log" || { echo "$v: kernel build failed"; continue; }
@@ -47,7 +54,9 @@ for v in debug nodebug; do
 done
 echo "# tests(s) is QEMU start to power-off of 'qemu-run.sh --test --endpoints $endpoints'"
 echo "# session msg/s: 500 HEARTBEATs written to coco/session (one secured DOE exchange each)"
+fi
 
+if want auth; then
 # Authentication, from the kernel log of a boot in cmd mode (debug kernel).
 # The first run after insmod is cold (no chain cached) and ends "not
 # authenticated" (the .coco keyring is still empty, the trust check comes
@@ -104,7 +113,9 @@ for n in 1 8; do
 			END { if (c != n) printf "%-10s %14s %18s\n", n, "n/a (" c " runs)", "-"
 			      else printf "%-10s %14.2f %18.2f\n", n, hi - lo, slow }'
 done
+fi
 
+if want platform; then
 # The TEE-IO platform (issue 12): the project's QEMU build, cold (an empty cache: the
 # Debian source fetched and unpacked, the series applied, a full build; skip it with
 # COCO_BENCH_QEMU_COLD=0) and cached; boot to coco.ko probed with 2 endpoints on Debian's
@@ -134,7 +145,9 @@ for p in stock tee-io; do
 		"$(echo "$t" | sed -nE 's/.*exited at ([0-9.]+) s.*/\1/p')"
 done
 echo "# from QEMU start; 2 endpoints, debug kernel, qemu-run.sh -- true"
+fi
 
+if want ide; then
 # The native IDE backend (coco/ide): secured messages and time of one connect (IDE_KM QUERY,
 # 6 KEY_PROG, 6 K_SET_GO; the root port's keys through config space), the mean of 5; then 16
 # devices connected at once (span from the first write to the last return).
@@ -145,7 +158,9 @@ printf '%-28s %s\n' "IDE connect (mean of 5)" "$(sed -nE 's/.* ([0-9]+) secured 
 	awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
 scripts/qemu-run.sh --no-setup --endpoints 16 -- sh -c "$ide16" >"$logdir/ide-16.out" 2>&1
 printf '%-28s %s\n' "IDE connect, 16 at once" "$(sed -nE 's/^bench: ([0-9]+) connected at once in ([0-9.]+) s/\1 devices in \2 s/p' "$logdir/ide-16.out")"
+fi
 
+if want check; then
 # make check (.ci/run) runs as recorded by scripts/check.sh: the newest run whose kernel
 # build was cached, and the newest that built the kernel (a fresh cache or machine).
 printf '%-34s %10s %14s %12s %16s\n' "make check" "total(s)" "kernel build" "QEMU build" "passed/failed"
@@ -167,4 +182,5 @@ for r in "warm:$warm" "kernel built:$cold"; do
 		"$qemu_build" "$passed/$failed"
 done
 echo "# a fresh machine adds the apt installs of scripts/setup.sh to the 'kernel built' run"
+fi
 echo "# logs: $logdir"

@@ -106,6 +106,7 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		--variant heartbeat:3 --variant handshake:clear --variant ide-keys:1 \
 		--variant platform:rp-no-ide --variant platform:no-ide+platform:no-tee-io \
 		--variant fault:kp-ack-fail --variant fault:go-refused --variant fault:wrong-stream-id \
+		--variant fault:ide-key-mismatch \
 		--log-dir "$logdir" --timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig.log"
 	rig_verdict "$logdir/rig.log"
 	echo "# guest: authentication against misbehaving endpoints (one boot, one endpoint each)"

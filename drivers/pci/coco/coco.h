@@ -112,6 +112,8 @@ int coco_rs_meas_set_nonce(struct device *dev, const u8 *nonce);
 /* coco_tsm.c */
 void coco_tsm_init(void);
 void coco_tsm_exit(void);
+int coco_block_drivers(struct device *dev, bool block);
+void coco_ide_panic(struct device *dev);
 
 /* coco_debugfs.c */
 struct dentry;

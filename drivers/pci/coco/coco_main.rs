@@ -90,6 +90,10 @@ module! {
             default: 1000000,
             description: "Secured messages sent with one session key before coco updates both keys (KEY_UPDATE UpdateAllKeys); 0: only when asked (default: 1000000)",
         },
+        ide_policy: u32 {
+            default: 0,
+            description: "What a failed native IDE connect or reconnect after a reset does: 0 warn (log it), 1 block (no driver may bind to the function until it is connected), 2 panic (default: 0)",
+        },
     },
 }
 
@@ -101,6 +105,26 @@ pub(crate) fn strict_identity() -> bool {
 /// The `session_rekey_messages` module parameter.
 pub(crate) fn session_rekey_messages() -> u32 {
     module_parameters::session_rekey_messages.value()
+}
+
+/// What a failed IDE connect does (the `ide_policy` module parameter).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdePolicy {
+    /// Log it.
+    Warn,
+    /// No driver may bind to the function until it is connected.
+    Block,
+    /// Panic.
+    Panic,
+}
+
+/// The `ide_policy` module parameter (an unknown value acts as `block`: the safe side).
+pub(crate) fn ide_policy() -> IdePolicy {
+    match module_parameters::ide_policy.value() {
+        0 => IdePolicy::Warn,
+        2 => IdePolicy::Panic,
+        _ => IdePolicy::Block,
+    }
 }
 
 /// The trust anchors, while the module is loaded.
@@ -122,6 +146,8 @@ extern "C" {
     fn coco_debugfs_init();
     fn coco_tsm_init();
     fn coco_tsm_exit();
+    pub(crate) fn coco_block_drivers(dev: *mut bindings::device, block: bool) -> c_int;
+    pub(crate) fn coco_ide_panic(dev: *mut bindings::device);
     fn coco_debugfs_exit();
     fn coco_debugfs_add(dev: *mut bindings::device) -> *mut bindings::dentry;
     fn coco_debugfs_remove(dir: *mut bindings::dentry);

@@ -7,11 +7,14 @@
  *    function with a CMA/SPDM mailbox, and a write authenticates again;
  *  - the native IDE backend as a link TSM (tsm_register()): /sys/class/tsm/
  *    tsmN, whose parent is the faux device "coco", and tsm/connect and
- *    tsm/disconnect of every function that may be connected.
+ *    tsm/disconnect of every function that may be connected;
+ *  - ide_policy=block and panic: the driver core's gate (driver_override)
+ *    and the panic.
  *
  * Static operation tables are what this C part holds; the work is done by
  * the coco_rs_* callbacks (coco_main.rs).
  */
+#include <linux/device.h>
 #include <linux/device/faux.h>
 #include <linux/pci.h>
 #include <linux/pci-tsm.h>
@@ -132,4 +135,49 @@ void coco_tsm_exit(void)
 	if (coco_cma_registered)
 		pci_cma_unregister(&coco_cma_ops);
 	coco_cma_registered = false;
+}
+
+/* The driver_override that keeps every driver away from a blocked function */
+#define COCO_BLOCKED "coco-ide-blocked"
+
+static bool coco_blocked(struct device *dev)
+{
+	guard(spinlock)(&dev->driver_override.lock);
+	return dev->driver_override.name &&
+	       !strcmp(dev->driver_override.name, COCO_BLOCKED);
+}
+
+/*
+ * ide_policy=block: @block keeps every driver from binding to @dev (its
+ * driver_override names no driver; a bound driver is unbound), until the
+ * function is connected: then (!@block) the override coco.ko set is cleared
+ * and the driver core attaches a driver again. An override someone else set
+ * is left alone. Must not be called with coco.ko's locks held (unbinding
+ * runs the driver's remove and the bus notifiers).
+ */
+int coco_block_drivers(struct device *dev, bool block)
+{
+	int rc;
+
+	if (block) {
+		rc = device_set_driver_override(dev, COCO_BLOCKED);
+		if (rc)
+			return rc;
+		device_release_driver(dev);
+		return 0;
+	}
+	if (!coco_blocked(dev))
+		return 0;
+	rc = device_set_driver_override(dev, "");
+	if (rc)
+		return rc;
+	rc = device_attach(dev);
+	return rc < 0 ? rc : 0;
+}
+
+/* ide_policy=panic: the administrator asked for it (the reason is logged) */
+void coco_ide_panic(struct device *dev)
+{
+	panic("coco: %s: IDE setup failed with ide_policy=panic\n",
+	      dev_name(dev));
 }

@@ -1250,7 +1250,44 @@ impl CocoDev {
         } else {
             c"COCO_IDE=error"
         });
+        self.ide_policy_after(r.is_ok());
         r
+    }
+
+    /// Applies `ide_policy` after a connect attempt, with no lock of this device held (unbinding
+    /// a driver runs its remove and the bus notifiers): a success lifts a block this module set
+    /// (a driver may bind again); a failure is only logged (warn), keeps every driver from the
+    /// function until it is connected (block), or panics.
+    fn ide_policy_after(&self, connected: bool) {
+        if self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        let raw = self.raw.0.as_ptr();
+        if connected {
+            // SAFETY: The device is live: called from a sysfs writer or the probe work, which
+            // teardown waits for before the device goes.
+            let rc = unsafe { crate::coco_block_drivers(raw, false) };
+            if rc != 0 {
+                dev_warn!(self.dev(), "coco: cannot lift the driver block: {}\n", rc);
+            }
+            return;
+        }
+        match crate::ide_policy() {
+            crate::IdePolicy::Warn => {}
+            crate::IdePolicy::Block => {
+                dev_warn!(
+                    self.dev(),
+                    "coco: ide_policy=block: no driver may bind to the function until it is connected\n"
+                );
+                // SAFETY: As above.
+                let rc = unsafe { crate::coco_block_drivers(raw, true) };
+                if rc != 0 {
+                    dev_err!(self.dev(), "coco: cannot block drivers: {}\n", rc);
+                }
+            }
+            // SAFETY: As above; does not return.
+            crate::IdePolicy::Panic => unsafe { crate::coco_ide_panic(raw) },
+        }
     }
 
     /// Connects with `ide` (the IDE lock) held and no link; `again` after a reset.
@@ -1343,6 +1380,7 @@ impl CocoDev {
         } else {
             c"COCO_IDE=error"
         });
+        self.ide_policy_after(r.is_ok());
     }
 
     /// Takes the native IDE stream down (see [`IdeLink::disconnect`]). Fails with `ENOTCONN`

@@ -328,6 +328,14 @@ pub(crate) fn connect(
         ),
     ] {
         if link.stream.enable(p).is_err() {
+            // Once both ends are enabled the link is checked: a failure latched on the (still
+            // enabled) endpoint means the two ends' keys differ.
+            let why = match link.stream.status(Partner::Endpoint) {
+                Ok(sts) if p == Partner::RootPort && sts & STATUS_FAIL != 0 => {
+                    "IDE integrity check failure once both ends were enabled: the link's keys differ"
+                }
+                _ => why,
+            };
             link.stream.disable(Partner::Endpoint);
             stop_keys(Some((&mut *s, t)), &link.rp, stream_id, 0);
             return Err(Failure::new(why, ENXIO));

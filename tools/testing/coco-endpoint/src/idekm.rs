@@ -339,8 +339,13 @@ impl IdeKm {
                 {
                     IDE_KM_KP_ACK_UNSUPPORTED_VALUE
                 } else {
+                    let mut key = Zeroizing::new(k.key);
+                    if fault == Fault::IdeKeyMismatch {
+                        key[0] ^= 0xFF;
+                        log.push("fault ide-key-mismatch: the key stored differs".into());
+                    }
                     let slot = KeySlot {
-                        key: Zeroizing::new(k.key),
+                        key,
                         ifv: Zeroizing::new(k.ifv),
                     };
                     let digest = slot.digest();

@@ -117,6 +117,9 @@ pub enum Fault {
     GoRefused,
     /// KP_ACK and K_GOSTOP_ACK echo the stream ID plus one.
     WrongStreamId,
+    /// KEY_PROG is acknowledged, but the key stored has its first byte flipped (a device that
+    /// corrupts keys): the link's keys do not match once both ends are enabled.
+    IdeKeyMismatch,
     /// The interface report's first MMIO range starts right after its BAR's end.
     ReportOutsideBars,
     /// The interface report's mmio_range_count is one more than the ranges present.
@@ -181,6 +184,8 @@ go-refused            IDE_KM K_SET_GO answered SPDM ERROR Unspecified (inside th
                       set goes
 wrong-stream-id       IDE_KM KP_ACK and K_GOSTOP_ACK echo the stream ID plus one (keys are handled
                       correctly)
+ide-key-mismatch      IDE_KM KEY_PROG is acknowledged but the key stored has its first byte
+                      flipped: once both ends of the stream are enabled, the link's keys differ
 report-outside-bars   the TDISP interface report's first MMIO range starts right after its BAR's end
 report-bad-length     the TDISP interface report's mmio_range_count is one more than the ranges it
                       holds (its lengths are inconsistent)
@@ -229,6 +234,7 @@ impl Fault {
             Fault::KpAckFail => "kp-ack-fail",
             Fault::GoRefused => "go-refused",
             Fault::WrongStreamId => "wrong-stream-id",
+            Fault::IdeKeyMismatch => "ide-key-mismatch",
             Fault::ReportOutsideBars => "report-outside-bars",
             Fault::ReportBadLength => "report-bad-length",
             Fault::StartWrongNonce => "start-wrong-nonce",
@@ -238,7 +244,7 @@ impl Fault {
     }
 
     /// Every fault kind (with `busy:1` and `tdisp-error:unspecified`), for tests and help.
-    pub const ALL: [Fault; 38] = [
+    pub const ALL: [Fault; 39] = [
         Fault::None,
         Fault::NoAnswer,
         Fault::Garbage,
@@ -272,6 +278,7 @@ impl Fault {
         Fault::KpAckFail,
         Fault::GoRefused,
         Fault::WrongStreamId,
+        Fault::IdeKeyMismatch,
         Fault::ReportOutsideBars,
         Fault::ReportBadLength,
         Fault::StartWrongNonce,
@@ -280,10 +287,11 @@ impl Fault {
     ];
 
     /// The TEE-IO faults (IDE_KM and TDISP, inside the secure session).
-    pub const TEE_IO: [Fault; 8] = [
+    pub const TEE_IO: [Fault; 9] = [
         Fault::KpAckFail,
         Fault::GoRefused,
         Fault::WrongStreamId,
+        Fault::IdeKeyMismatch,
         Fault::ReportOutsideBars,
         Fault::ReportBadLength,
         Fault::StartWrongNonce,

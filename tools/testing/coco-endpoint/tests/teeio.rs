@@ -1150,6 +1150,26 @@ fn fault_kp_ack_fail() {
 }
 
 #[test]
+fn fault_ide_key_mismatch() {
+    // Acknowledged and in go, but the digests QEMU compares are not those of the keys sent.
+    let mut r = Requester::session(Fault::IdeKeyMismatch);
+    let sent = r.program_stream(1);
+    let k = r.keys(1);
+    assert_eq!(k[1], 1, "every pair is in go");
+    for (pair, e) in k[2..].chunks(34).enumerate() {
+        assert_eq!(e[0], 0, "pair {pair}: key set 0 in go");
+        assert_ne!(&e[2..], &sent[pair][..], "pair {pair}: the stored key differs");
+    }
+    // Without the fault the digests are those of the keys sent.
+    let mut r = Requester::session(Fault::None);
+    let sent = r.program_stream(1);
+    let k = r.keys(1);
+    for (pair, e) in k[2..].chunks(34).enumerate() {
+        assert_eq!(&e[2..], &sent[pair][..], "pair {pair}");
+    }
+}
+
+#[test]
 fn fault_go_refused() {
     let mut r = Requester::session(Fault::GoRefused);
     let s = sub(0, Direction::Rx, SubStream::Pr);

@@ -41,7 +41,7 @@ expected() {
 	handshake:*+* | measurements:*+*) expected "${1#*+}" ;;
 	fault:busy:* | fault:not-ready | key:* | versions:* | slots:* | cma-id:* | \
 		heartbeat:* | handshake:* | ide-keys:* | platform:* | \
-		fault:kp-ack-fail | fault:go-refused | fault:wrong-stream-id | \
+		fault:kp-ack-fail | fault:go-refused | fault:wrong-stream-id | fault:ide-key-mismatch | \
 		fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
 		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks | \
 		fault:bad-kex-signature | fault:wrong-verify-data | fault:tampered-mac | \

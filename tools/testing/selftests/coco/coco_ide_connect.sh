@@ -20,7 +20,8 @@
 #    coco/ide) takes it down; 'authenticated' is one file, the PCI core's,
 #    "1" exactly when coco.ko authenticated the function;
 #  - an endpoint without IDE (variant platform:no-ide) and endpoints with an
-#    IDE_KM fault (fault:kp-ack-fail, fault:go-refused, fault:wrong-stream-id)
+#    IDE_KM fault (fault:kp-ack-fail, fault:go-refused, fault:wrong-stream-id,
+#    fault:ide-key-mismatch: the link's keys differ)
 #    fail with the reason in coco/ide and the log, nothing left enabled or
 #    registered.
 #
@@ -42,17 +43,9 @@ done
 N=${COCO_ENDPOINTS:-1}
 
 ktap_print_header
-if [ "$(id -u)" != 0 ]; then
-	ktap_skip_all "needs root"
-	exit "$KSFT_SKIP"
-fi
-coco_ensure_loaded
 EP=$(ep_bdf 0)
 D=$COCO_PCI/$EP
-if [ ! -r "$D/config" ] || [ "$(ext_cap "$EP" $PCI_EXT_CAP_ID_IDE)" -eq 0 ]; then
-	ktap_skip_all "no IDE capability on $EP: not the tee-io platform"
-	exit "$KSFT_SKIP"
-fi
+need_ide_endpoint "$EP"
 RP=$(rp_of "$EP")
 HB=$(readlink -f "$D")
 HB=${HB%%/0000:*}
@@ -64,7 +57,8 @@ i=0
 while [ "$i" -lt "$N" ]; do
 	case "+$(variant_of "$i")+" in
 	*+platform:no-ide+*) NOIDE=$(ep_bdf "$i") ;;
-	*+fault:kp-ack-fail+* | *+fault:go-refused+* | *+fault:wrong-stream-id+*)
+	*+fault:kp-ack-fail+* | *+fault:go-refused+* | *+fault:wrong-stream-id+* | \
+		*+fault:ide-key-mismatch+*)
 		FAULTY="$FAULTY $(ep_bdf "$i")=$(variant_of "$i")" ;;
 	esac
 	i=$((i + 1))
@@ -76,6 +70,7 @@ expected_failure() {
 	fault:kp-ack-fail) echo "error: IDE_KM: KP_ACK status: unspecified failure" ;;
 	fault:go-refused) echo "error: device answered a request in the session with an SPDM ERROR" ;;
 	fault:wrong-stream-id) echo "error: IDE_KM: KP_ACK does not echo" ;;
+	fault:ide-key-mismatch) echo "error: IDE integrity check failure once both ends were enabled" ;;
 	esac
 }
 

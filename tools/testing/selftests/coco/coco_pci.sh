@@ -110,3 +110,18 @@ rp_of() {
 	echo "${_ro##*/}"
 }
 
+
+# need_ide_endpoint BDF: for a test of the IDE backend on endpoint BDF: skips
+# the whole test (and exits) unless running as root with BDF's IDE capability
+# (the tee-io platform); loads coco.ko if needed.
+need_ide_endpoint() {
+	if [ "$(id -u)" != 0 ]; then
+		ktap_skip_all "needs root"
+		exit "$KSFT_SKIP"
+	fi
+	if [ ! -r "$COCO_PCI/$1/config" ] || [ "$(ext_cap "$1" $PCI_EXT_CAP_ID_IDE)" -eq 0 ]; then
+		ktap_skip_all "no IDE capability on $1: not the tee-io platform"
+		exit "$KSFT_SKIP"
+	fi
+	coco_ensure_loaded
+}
