@@ -1158,7 +1158,11 @@ fn fault_ide_key_mismatch() {
     assert_eq!(k[1], 1, "every pair is in go");
     for (pair, e) in k[2..].chunks(34).enumerate() {
         assert_eq!(e[0], 0, "pair {pair}: key set 0 in go");
-        assert_ne!(&e[2..], &sent[pair][..], "pair {pair}: the stored key differs");
+        assert_ne!(
+            &e[2..],
+            &sent[pair][..],
+            "pair {pair}: the stored key differs"
+        );
     }
     // Without the fault the digests are those of the keys sent.
     let mut r = Requester::session(Fault::None);
