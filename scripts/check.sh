@@ -100,13 +100,14 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	fi
 	# The rig's default platform is the TEE-IO one (the project's QEMU). For
 	# coco_ide_platform.sh: a keyed endpoint, one under a root port without IDE, one
-	# without IDE and TEE-IO; for coco_ide_connect.sh: one IDE_KM fault each.
+	# without IDE and TEE-IO; for coco_ide_connect.sh: one IDE_KM fault each, and one
+	# with IDE but without TEE-IO.
 	echo "# guest: KUnit + kselftests"
 	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
 		--variant heartbeat:3 --variant handshake:clear --variant ide-keys:1 \
 		--variant platform:rp-no-ide --variant platform:no-ide+platform:no-tee-io \
 		--variant fault:kp-ack-fail --variant fault:go-refused --variant fault:wrong-stream-id \
-		--variant fault:ide-key-mismatch \
+		--variant fault:ide-key-mismatch --variant platform:no-tee-io \
 		--log-dir "$logdir" --timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig.log"
 	rig_verdict "$logdir/rig.log"
 	echo "# guest: authentication against misbehaving endpoints (one boot, one endpoint each)"

@@ -13,6 +13,8 @@
 #    (rescan) while the stream holds the session;
 #  - "disconnect" disables both ends (Insecure), removes the host bridge's
 #    link and gives the stream back; so does rmmod with a stream up;
+#  - an endpoint with IDE but without TEE-IO (platform:no-tee-io) is
+#    connected too;
 #  - a function reset erases the device's keys: the stream is connected
 #    again after the new authentication;
 #  - the same backend is the kernel's link TSM (/sys/class/tsm/tsmN, device
@@ -52,11 +54,12 @@ HB=${HB%%/0000:*}
 
 # The endpoint without IDE (variant platform:no-ide) and those with an IDE_KM
 # fault, if any.
-NOIDE= FAULTY=
+NOIDE= NOTEE= FAULTY=
 i=0
 while [ "$i" -lt "$N" ]; do
 	case "+$(variant_of "$i")+" in
 	*+platform:no-ide+*) NOIDE=$(ep_bdf "$i") ;;
+	+platform:no-tee-io+) NOTEE=$(ep_bdf "$i") ;;
 	*+fault:kp-ack-fail+* | *+fault:go-refused+* | *+fault:wrong-stream-id+* | \
 		*+fault:ide-key-mismatch+*)
 		FAULTY="$FAULTY $(ep_bdf "$i")=$(variant_of "$i")" ;;
@@ -74,7 +77,7 @@ expected_failure() {
 	esac
 }
 
-ktap_set_plan 13
+ktap_set_plan 14
 coco_wait_ok 60 "$EP" || coco_diag "$EP is not ok"
 coco_log_mark ide-connect
 AVAIL0=$(cat "$HB/available_secure_streams" 2>/dev/null)
@@ -94,6 +97,15 @@ enabled_id() {
 		_ei_i=$((_ei_i + 1))
 	done
 	echo ""
+}
+
+# The native backend as the kernel's link TSM: /sys/class/tsm/tsmN whose
+# device is the faux device "coco".
+native_tsm() {
+	for _t in /sys/class/tsm/tsm*; do
+		[ "$(basename "$(readlink -f "$_t/device" 2>/dev/null)")" = coco ] && { basename "$_t"; return 0; }
+	done
+	return 1
 }
 
 connected() {
@@ -159,6 +171,27 @@ else
 	ktap_test_skip "an endpoint without IDE: connect fails with the reason (no platform:no-ide endpoint)"
 fi
 
+# IDE is not only for TDISP: an endpoint with IDE but without TEE-IO is
+# connected all the same (coco/ide and tsm/connect).
+ide_only() {
+	_io_d=$COCO_PCI/$NOTEE
+	coco_wait_ok 60 "$NOTEE" || return 1
+	coco_write 30 "$_io_d/coco/ide" connect || { coco_run_diag "connect" "$?"; return 1; }
+	_io_s=$(coco_attr "$NOTEE" ide_state)
+	coco_write 30 "$_io_d/coco/ide" disconnect || return 1
+	_io_t=$(native_tsm) || { coco_diag "no native TSM"; return 1; }
+	coco_write 30 "$_io_d/tsm/connect" "$_io_t" || { coco_run_diag "tsm/connect" "$?"; return 1; }
+	_io_c=$(coco_attr "$NOTEE" ide_state)
+	coco_write 30 "$_io_d/tsm/disconnect" "$_io_t" || return 1
+	coco_diag "$NOTEE (IDE, no TEE-IO): coco/ide: '$_io_s', tsm/connect: '$_io_c'"
+	[ "$_io_s" = secure ] && [ "$_io_c" = secure ]
+}
+if [ -n "$NOTEE" ]; then
+	coco_check "an endpoint with IDE but without TEE-IO is connected too" ide_only
+else
+	ktap_test_skip "an endpoint with IDE but without TEE-IO is connected too (no platform:no-tee-io endpoint)"
+fi
+
 ide_faults() {
 	[ -n "$FAULTY" ] || { coco_diag "no endpoint with an IDE_KM fault in this run"; return 1; }
 	_if_rc=0
@@ -216,15 +249,6 @@ reset_reconnect() {
 	return "$_rr_rc"
 }
 coco_check "a function reset: the stream is connected again, Secure" reset_reconnect
-
-# The native backend as the kernel's link TSM: /sys/class/tsm/tsmN whose
-# device is the faux device "coco".
-native_tsm() {
-	for _t in /sys/class/tsm/tsm*; do
-		[ "$(basename "$(readlink -f "$_t/device" 2>/dev/null)")" = coco ] && { basename "$_t"; return 0; }
-	done
-	return 1
-}
 
 tsm_connect() {
 	TSM=$(native_tsm) || { coco_diag "no /sys/class/tsm/tsmN for coco: $(ls /sys/class/tsm 2>&1)"; return 1; }
