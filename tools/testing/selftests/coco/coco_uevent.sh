@@ -4,6 +4,8 @@
 # coco.ko sends a KOBJ_CHANGE uevent for a function whenever the outcome it
 # shows changes (COCO_STATUS and COCO_AUTH in the event's environment), so
 # that udev rules can react; a rescan with an unchanged outcome sends none.
+# A change of the native IDE link sends one with COCO_IDE (on the tee-io
+# platform: connect and disconnect of the first function with IDE).
 #
 # Records uevents with the kernel's uevent helper (/proc/sys/kernel/hotplug,
 # CONFIG_UEVENT_HELPER) and restores it afterwards.
@@ -34,6 +36,7 @@ OLD_HELPER=$(cat "$HOTPLUG")
 cat >"$HELPER" <<HELPER_EOF
 #!/bin/sh
 [ "\$ACTION" = change ] && [ -n "\$COCO_AUTH" ] && echo "\$DEVPATH \$COCO_STATUS \$COCO_AUTH" >>"$EVENTS"
+[ "\$ACTION" = change ] && [ -n "\$COCO_IDE" ] && echo "\$DEVPATH \$COCO_IDE" >>"$EVENTS.ide"
 exit 0
 HELPER_EOF
 chmod +x "$HELPER"
@@ -46,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-ktap_set_plan 3
+ktap_set_plan 4
 
 echo "$HELPER" >"$HOTPLUG"
 coco_rmmod >/dev/null 2>&1
@@ -94,5 +97,30 @@ check_event_fields() {
 	[ -s "$EVENTS" ]
 }
 coco_check "every change uevent carries COCO_STATUS and COCO_AUTH" check_event_fields
+
+# The first tracked function whose coco/ide can connect (IDE on it and its root port).
+ide_dev() {
+	for _b in $DEVS; do
+		coco_write 30 "$COCO_PCI/$_b/coco/ide" connect 2>/dev/null && { echo "$_b"; return 0; }
+	done
+	return 1
+}
+
+check_ide_events() {
+	: >"$EVENTS.ide"
+	_b=$(ide_dev) || { coco_diag "no function could connect"; return 1; }
+	coco_write 30 "$COCO_PCI/$_b/coco/ide" disconnect || { coco_run_diag "disconnect" "$?"; return 1; }
+	coco_poll 10 sh -c "grep -q '/$_b disconnected\$' '$EVENTS.ide'"
+	coco_diag_stream 10 <"$EVENTS.ide"
+	# Exactly one connected, then one disconnected, for that function.
+	[ "$(grep "/$_b " "$EVENTS.ide" | awk '{ print $2 }' | tr '\n' ' ')" = "connected disconnected " ]
+}
+PLATFORM=${COCO_PLATFORM:-$(sed -n 's/^COCO_PLATFORM=//p' /coco/run.env 2>/dev/null)}
+if [ "$PLATFORM" = tee-io ]; then
+	coco_check "connecting and disconnecting IDE send COCO_IDE=connected, then disconnected" \
+		check_ide_events
+else
+	ktap_test_skip "connecting and disconnecting IDE send COCO_IDE uevents (not the tee-io platform)"
+fi
 
 ktap_finished
