@@ -5,7 +5,8 @@
 Speaks QEMU's spdm_port socket framing (u32 command | u32 transport | u32 size, big endian,
 then the payload) and the side channel of Documentation/coco/tee-io-platform.rst:
 
-  PLATFORM_IDE_KEYS (0xC0C00001)  the key state this fake is configured with (--keys)
+  PLATFORM_IDE_KEYS (0xC0C00001)  the key state this fake is configured with (--keys, or
+                                  Keys.program/go/stop from a test)
   PLATFORM_EVENT    (0xC0C00002)  logged (--event-log, one JSON object a line); FLR and RESET
                                   erase every key, STREAM_DISABLED the stream's keys
   PLATFORM_TDI_STATE (0xC0C00003) always CONFIG_UNLOCKED (0)
@@ -20,6 +21,11 @@ fixture: K0 in go for the six pairs), "partial" (the fixture without TX-CPL) or 
 (K0 in go for the six pairs with keys that match no fixture). These keys are provisioned:
 a conventional reset (RESET; QEMU sends none at power-on, the connection is) erases every
 key and then programs them again; FLR and STREAM_DISABLED erase them for good.
+
+The key model is IDE_KM's, as coco-endpoint implements it: per stream, pair and key set
+(K0, K1) a programmed key; GO on an RX pair adds the key set to those in go (a receiver
+takes the key set each TLP names), on a TX pair makes it the only one (a transmitter uses
+one); STOP erases the key set and takes it out of go; GO of a key set without a key fails.
 """
 
 import argparse
@@ -43,9 +49,12 @@ EVENT_NAMES = {1: "FLR", 2: "RESET", 3: "CONFIG_WRITE", 4: "BARS", 5: "IDE_REGIS
 PAIRS = [(d, s) for d in (0, 1) for s in (0, 1, 2)]
 
 
-def test_key(stream, direction, sub):
-    """coco-endpoint's --ide-test-keys fixture: (key, ifv) of the endpoint's pair."""
+def test_key(stream, direction, sub, kset=0):
+    """coco-endpoint's --ide-test-keys fixture: (key, ifv) of the endpoint's pair. Key set 1
+    (which no fixture has) gets keys of this fake's own derivation, for refresh tests."""
     seed = b"coco-ide-test" + bytes([stream, direction, sub])
+    if kset:
+        seed += b"k1"
     return hashlib.sha256(seed).digest(), hashlib.sha256(seed + b"ifv").digest()[:8]
 
 
@@ -54,23 +63,52 @@ def key_digest(key, ifv):
 
 
 class Keys:
-    """Per stream: pair index -> digest of the key set in go (K0)."""
+    """Per stream: per pair, {"keys": {key set: digest}, "go": bit k = key set k in go}."""
 
     def __init__(self):
         self.streams = {}
         self.lock = threading.Lock()
 
+    def _pairs(self, stream):
+        return self.streams.setdefault(stream, [{"keys": {}, "go": 0} for _ in PAIRS])
+
     def set(self, stream, mode):
-        pairs = {}
+        """The stream's keys are K0 of MODE (see --keys), in go."""
+        pairs = [{"keys": {}, "go": 0} for _ in PAIRS]
         for n, (d, s) in enumerate(PAIRS):
             if mode == "partial" and n == 5:
                 continue
             key, ifv = test_key(stream, d, s)
             if mode == "other":
                 key = hashlib.sha256(b"other" + key).digest()
-            pairs[n] = key_digest(key, ifv)
+            pairs[n] = {"keys": {0: key_digest(key, ifv)}, "go": 1}
         with self.lock:
             self.streams[stream] = pairs
+
+    def program(self, stream, pair, kset, key, ifv):
+        """KEY_PROG: only the digest is kept; a key set in go stays in go."""
+        with self.lock:
+            self._pairs(stream)[pair]["keys"][kset] = key_digest(key, ifv)
+
+    def go(self, stream, pair, kset):
+        """K_SET_GO; False (refused) when the key set holds no key."""
+        with self.lock:
+            p = self._pairs(stream)[pair]
+            if kset not in p["keys"]:
+                return False
+            p["go"] = 1 << kset if PAIRS[pair][0] == 1 else p["go"] | 1 << kset
+            return True
+
+    def stop(self, stream, pair, kset):
+        """K_SET_STOP: the key set's key is erased and it leaves the go state."""
+        with self.lock:
+            p = self._pairs(stream)[pair]
+            p["keys"].pop(kset, None)
+            p["go"] &= ~(1 << kset)
+
+    def go_mask(self, stream, pair):
+        with self.lock:
+            return self.streams[stream][pair]["go"] if stream in self.streams else 0
 
     def clear(self, stream=None):
         with self.lock:
@@ -80,15 +118,16 @@ class Keys:
                 self.streams.pop(stream, None)
 
     def reply(self, stream):
+        """PLATFORM_IDE_KEYS: stream, flags, then per pair go, reserved, digest[2][32]."""
         with self.lock:
-            pairs = dict(self.streams.get(stream, {}))
-        out = bytes([stream, 1 if len(pairs) == 6 else 0])
-        for n in range(6):
-            if n in pairs:
-                out += bytes([0, 0]) + pairs[n]
-            else:
-                out += bytes([0xFF, 0]) + bytes(32)
-        return out
+            pairs = [dict(p, keys=dict(p["keys"])) for p in self.streams.get(stream, [])]
+        entries = b""
+        for p in pairs or [{"keys": {}, "go": 0}] * len(PAIRS):
+            entries += bytes([p["go"], 0])
+            for k in (0, 1):
+                entries += p["keys"][k] if p["go"] & 1 << k else bytes(32)
+        keyed = bool(pairs) and all(p["go"] for p in pairs)
+        return bytes([stream, 1 if keyed else 0]) + entries
 
 
 def read_exact(sock, n):
@@ -119,6 +158,7 @@ def frame(command, transport, payload):
 class FakeEndpoint:
     def __init__(self, port=0, upstream=None, side_channel=True, event_log=None, unknown_reply=UNKNOWN):
         self.keys = Keys()
+        self.keys_reply_len = None  # a test may cut PLATFORM_IDE_KEYS replies to this length
         self.unknown_reply = unknown_reply
         self.platform_requests = 0   # side-channel requests received
         self.provisioned = []     # (stream, mode) programmed again after RESET
@@ -216,7 +256,8 @@ class FakeEndpoint:
                     continue
                 if command == PLATFORM_IDE_KEYS and len(payload) == 1:
                     self.record("IDE_KEYS", {"stream": payload[0]})
-                    conn.sendall(frame(command, transport, self.keys.reply(payload[0])))
+                    reply = self.keys.reply(payload[0])[:self.keys_reply_len]
+                    conn.sendall(frame(command, transport, reply))
                 elif command == PLATFORM_EVENT:
                     self.on_event(payload)
                     conn.sendall(frame(command, transport, b""))

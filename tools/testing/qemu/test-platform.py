@@ -135,20 +135,56 @@ def pcie_cap(q, bdf):
     return 0
 
 
-def rp_program(q, stream, mode):
+def rp_program(q, stream, mode, kset=0, go=True):
     """Root-port keys for `stream`: "match" (the endpoint fixture's keys in the other
-    direction), "same" (the fixture's own directions: a mismatch)."""
+    direction), "same" (the fixture's own directions: a mismatch); key set `kset` (K1: the
+    fake's refresh keys), PROGRAM then GO unless `go` is False."""
     for d in (0, 1):
         for s in (0, 1, 2):
             ep_dir = 1 - d if mode == "match" else d
-            key, ifv = fake.test_key(stream, ep_dir, s)
+            key, ifv = fake.test_key(stream, ep_dir, s, kset)
             for i in range(8):
                 q.wr(RP, VSEC + 0x10 + 4 * i, int.from_bytes(key[4 * i:4 * i + 4], "little"))
             for i in range(2):
                 q.wr(RP, VSEC + 0x30 + 4 * i, int.from_bytes(ifv[4 * i:4 * i + 4], "little"))
-            sel = stream | (d << 8) | (s << 9)
+            sel = stream | (d << 8) | (s << 9) | (kset << 11)
             q.wr(RP, VSEC + 8, sel | (1 << 12))
-            q.wr(RP, VSEC + 8, sel | (2 << 12))
+            if go:
+                q.wr(RP, VSEC + 8, sel | (2 << 12))
+
+
+def rp_cmd(q, stream, d, s, kset, cmd):
+    """Runs VSEC command `cmd` (2 GO, 3 STOP) for one pair of the root port; returns STATUS."""
+    q.wr(RP, VSEC + 8, stream | (d << 8) | (s << 9) | (kset << 11) | (cmd << 12))
+    return q.rd(RP, VSEC + 0xC)
+
+
+def rp_dir(q, stream, d, kset, cmd):
+    """GO (2) or STOP (3) of key set `kset` for the three sub-streams of direction `d`."""
+    return [rp_cmd(q, stream, d, s, kset, cmd) for s in (0, 1, 2)]
+
+
+def go_state(q, stream):
+    q.wr(RP, VSEC + 8, stream)
+    return q.rd(RP, VSEC + 0x38)
+
+
+def ep_program(ep, stream, kset):
+    """The fake endpoint's KEY_PROG of key set `kset` (the fake's keys) for the six pairs."""
+    for n, (d, s) in enumerate(fake.PAIRS):
+        ep.keys.program(stream, n, kset, *fake.test_key(stream, d, s, kset))
+
+
+def ep_dir(ep, stream, d, kset, op):
+    """The fake endpoint's K_SET_GO ("go") or K_SET_STOP ("stop") for direction `d`."""
+    for n, (pd, _) in enumerate(fake.PAIRS):
+        if pd == d:
+            getattr(ep.keys, op)(stream, n, kset)
+
+
+def link_status(q):
+    """Stream 5's status on both ends (block 0 of each)."""
+    return q.rd(RP, RP_SEL[0] + STS), q.rd(EP, EP_SEL[0] + STS)
 
 
 def wait_event(ep, name, since, timeout=5):
@@ -277,6 +313,9 @@ def main():
         t.ok(q.rd(EP, EP_SEL[0] + STS) == 0, "endpoint: five pairs in go reads Insecure")
         ep.keys.set(5, "test")
         t.ok(q.rd(EP, EP_SEL[0] + STS) == SECURE, "endpoint: keys for all six pairs read Secure")
+        ep.keys_reply_len = 397
+        t.ok(q.rd(EP, EP_SEL[0] + STS) == 0, "endpoint: a PLATFORM_IDE_KEYS reply shorter than 398 bytes is no keys")
+        ep.keys_reply_len = None
 
         q.wr(RP, RP_SEL[0] + CTL, 5 << 24 | EN)
         t.ok(q.rd(RP, RP_SEL[0] + STS) == 0, "root port: enabled without keys reads Insecure")
@@ -289,6 +328,62 @@ def main():
         q.wr(RP, RP_SEL[0] + CTL, 5 << 24 | EN)
         t.ok(q.rd(RP, RP_SEL[0] + STS) == SECURE and q.rd(EP, EP_SEL[0] + STS) == SECURE,
              "matching keys: both ends Secure")
+
+        # Key refresh in IDE's order (K1 programmed on both ends, in go on the receivers, then
+        # on the transmitters, then K0 stopped): Secure all along. GO_STATE: bits 5:0 a key set
+        # in go, 13:8 the one used (RX: put in go last), 21:16 both in go (RX only).
+        ep_program(ep, 5, 1)
+        rp_program(q, 5, "match", kset=1, go=False)
+        st, g = link_status(q), go_state(q, 5)
+        t.ok(st == (SECURE, SECURE) and g == 0x3F, "refresh: K1 programmed on both ends, K0 in use",
+             f"{st[0]:#x} {st[1]:#x} GO_STATE {g:#x}")
+        ep_dir(ep, 5, 0, 1, "go")
+        rp_dir(q, 5, 0, 1, 2)
+        st, g = link_status(q), go_state(q, 5)
+        t.ok(st == (SECURE, SECURE) and g == 0x07073F
+             and all(ep.keys.go_mask(5, n) == 3 for n in range(3)),
+             "refresh: K1 in go on both receivers: Secure; GO_STATE bits 18:16 (RX holds K0 and K1)",
+             f"{st[0]:#x} {st[1]:#x} GO_STATE {g:#x}")
+        ep_dir(ep, 5, 1, 1, "go")
+        rp_dir(q, 5, 1, 1, 2)
+        st, g = link_status(q), go_state(q, 5)
+        t.ok(st == (SECURE, SECURE) and g == 0x073F3F,
+             "refresh: transmitters switched to K1: Secure; GO_STATE bits 13:11 (TX uses K1)",
+             f"{st[0]:#x} {st[1]:#x} GO_STATE {g:#x}")
+        ep_dir(ep, 5, 0, 0, "stop")
+        ep_dir(ep, 5, 1, 0, "stop")
+        stop = rp_dir(q, 5, 0, 0, 3) + rp_dir(q, 5, 1, 0, 3)
+        st, g = link_status(q), go_state(q, 5)
+        t.ok(st == (SECURE, SECURE) and g == 0x3F3F and stop == [5 << 8 | 1] * 6,
+             "refresh: K0 stopped on both ends: Secure on K1 alone; GO_STATE bits 21:16 clear",
+             f"{st[0]:#x} {st[1]:#x} GO_STATE {g:#x} STATUS {stop}")
+        t.ok(rp_cmd(q, 5, 1, 0, 0, 2) == 5 << 8 | 3 and go_state(q, 5) == 0x3F3F,
+             "root port: GO of the stopped K0 fails and changes nothing")
+        t.ok(not q.rd(RP, AER + 4) & (1 << 22), "refresh: no AER error logged", hex(q.rd(RP, AER + 4)))
+
+        # Wrong order: the root port's TX-PR switched to a new K0 that the endpoint's RX-PR
+        # does not have in go yet: both ends latch the integrity failure.
+        ep_program(ep, 5, 0)
+        rp_program(q, 5, "match", kset=0, go=False)
+        before = link_status(q)
+        rp_cmd(q, 5, 1, 0, 0, 2)
+        st, g = link_status(q), go_state(q, 5)
+        t.ok(before == (SECURE, SECURE) and st == (FAIL, FAIL) and g == 0x373F,
+             "wrong order: root port TX on K0 before the endpoint's RX: integrity failure on both ends",
+             f"before {before} after {st[0]:#x} {st[1]:#x} GO_STATE {g:#x}")
+        t.ok(q.rd(RP, AER + 4) & (1 << 22), "wrong order: AER uncorrectable internal error logged")
+        # Start over: clear the AER status, disable both blocks (failures and keys forgotten),
+        # key both ends with K0 again.
+        q.wr(RP, AER + 4, 1 << 22)
+        q.wr(EP, EP_SEL[0] + CTL, 0)
+        q.wr(RP, RP_SEL[0] + CTL, 0)
+        ep.keys.set(5, "test")
+        rp_program(q, 5, "match")
+        q.wr(EP, EP_SEL[0] + CTL, 5 << 24 | EN)
+        q.wr(RP, RP_SEL[0] + CTL, 5 << 24 | EN)
+        st = link_status(q)
+        t.ok(st == (SECURE, SECURE) and not q.rd(RP, AER + 4) & (1 << 22),
+             "after the failure: disabled, keyed again, enabled: both ends Secure", f"{st[0]:#x} {st[1]:#x}")
 
         # A disabled root-port block forgets its stream's keys.
         q.wr(RP, RP_SEL[0] + CTL, 0)

@@ -1,8 +1,11 @@
 //! The endpoint's IDE_KM responder (PCIe r6.x sec 6.33.3): the device's IDE key storage.
 //!
-//! Keys are kept per stream ID × key set (K0/K1) × (direction, sub-stream) pair; a key set in
-//! the go state is recorded per stream and pair. Everything arrives inside the SPDM session
-//! (see [`crate::platform`] for the dispatch):
+//! Keys are kept per stream ID × key set (K0/K1) × (direction, sub-stream) pair, with the key
+//! sets in the go state per stream and pair. As in IDE, where each TLP's prefix names its key
+//! set, a receiving (RX) pair may have both key sets in go at once (a key refresh puts the new
+//! set in go on the receivers before the transmitters switch to it), while a transmitting (TX)
+//! pair uses exactly one. Everything arrives inside the SPDM session (see [`crate::platform`]
+//! for the dispatch):
 //!
 //! * QUERY (port 0 only; another port gets SPDM ERROR InvalidRequest) → QUERY_RESP with the IDE
 //!   registers QEMU last pushed (PLATFORM_EVENT IDE_REGISTERS), else
@@ -12,18 +15,22 @@
 //!   stream ID when as many stream IDs as the capability has selective streams already hold
 //!   keys → status 3 (unsupported value); otherwise the key and IFV are stored, status 0.
 //!   Reprogramming the key set in go replaces its key (it stays in go).
-//! * K_SET_GO → K_GOSTOP_ACK: the key set becomes the one in go for that (direction,
-//!   sub-stream) pair; a key set that holds no key gets SPDM ERROR UnexpectedRequest, a port
-//!   other than 0 SPDM ERROR InvalidRequest.
-//! * K_SET_STOP → K_GOSTOP_ACK: that key set's key is erased (zeroised) and, if it was in go,
-//!   the pair has no key set in go any more.
+//! * K_SET_GO → K_GOSTOP_ACK: on an RX pair the key set joins the ones in go (both may be); on
+//!   a TX pair it becomes the only one in go (the other one stays programmed, out of go). A
+//!   key set that holds no key gets SPDM ERROR UnexpectedRequest, a port other than 0 SPDM
+//!   ERROR InvalidRequest.
+//! * K_SET_STOP → K_GOSTOP_ACK: that key set's key is erased (zeroised) and it leaves the go
+//!   state; the other key set of the pair is untouched (still in go if it was).
 //!
 //! Keys are zeroised when erased, on FLR/reset and when the state is dropped; they are never
 //! logged (logs show the first bytes of SHA-256(key || IFV)).
 //!
 //! Faults: `kp-ack-fail` (KP_ACK status 4, key not stored), `go-refused` (K_SET_GO answered
 //! SPDM ERROR Unspecified, nothing goes), `wrong-stream-id` (KP_ACK and K_GOSTOP_ACK echo the
-//! stream ID plus one; the keys are handled correctly).
+//! stream ID plus one; the keys are handled correctly), `ide-key-mismatch` (the key stored has
+//! its first byte flipped), and for a key refresh: `refresh-kp-fail` (KEY_PROG of key set 1
+//! refused with KP_ACK status 4) and `refresh-go-refused` (K_SET_GO of key set 1 for TX NPR
+//! answered SPDM ERROR Unspecified); key set 0 works with both.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -126,13 +133,39 @@ fn short(digest: &[u8]) -> String {
 pub struct StreamKeys {
     /// Per pair (RX-PR .. TX-CPL), per key set.
     slots: [[Option<KeySlot>; 2]; IDE_KM_PAIRS],
-    /// Per pair, the key set in go.
-    go: [Option<u8>; IDE_KM_PAIRS],
+    /// Per pair, bit k: key set k is in go (an RX pair may have both, a TX pair one at most).
+    go: [u8; IDE_KM_PAIRS],
 }
 
 impl StreamKeys {
     fn is_empty(&self) -> bool {
         self.slots.iter().flatten().all(Option::is_none)
+    }
+
+    /// Every pair has at least one key set in go.
+    fn keyed(&self) -> bool {
+        self.go.iter().all(|&g| g != 0)
+    }
+
+    /// The digest of key set `set` of `pair` if that key set is in go.
+    fn go_digest(&self, pair: usize, set: u8) -> Option<[u8; 32]> {
+        if self.go[pair] & (1 << set) == 0 {
+            return None;
+        }
+        Some(self.slots[pair][usize::from(set)].as_ref()?.digest())
+    }
+}
+
+/// "K0+K1", "K1" or "none": the key sets of a go mask, for logs.
+fn go_name(go: u8) -> String {
+    let sets: Vec<String> = (0..2)
+        .filter(|k| go & (1 << k) != 0)
+        .map(|k| format!("K{k}"))
+        .collect();
+    if sets.is_empty() {
+        "none".into()
+    } else {
+        sets.join("+")
     }
 }
 
@@ -145,8 +178,10 @@ pub struct IdeKm {
     registers: Option<(u16, Vec<u32>)>,
 }
 
+/// Size of one pair's entry in the PLATFORM_IDE_KEYS reply: go mask, reserved, two digests.
+pub const PLATFORM_IDE_KEYS_ENTRY_SIZE: usize = 2 + 2 * 32;
 /// Size of the PLATFORM_IDE_KEYS reply.
-pub const PLATFORM_IDE_KEYS_REPLY_SIZE: usize = 2 + IDE_KM_PAIRS * 34;
+pub const PLATFORM_IDE_KEYS_REPLY_SIZE: usize = 2 + IDE_KM_PAIRS * PLATFORM_IDE_KEYS_ENTRY_SIZE;
 
 impl IdeKm {
     /// The IDE capability dwords from its header on: pushed by QEMU, else the default.
@@ -202,11 +237,16 @@ impl IdeKm {
         )
     }
 
-    /// Whether `stream_id` has a key set in go for all six (direction, sub-stream) pairs.
-    pub fn all_go(&self, stream_id: u8) -> bool {
-        self.streams
-            .get(&stream_id)
-            .is_some_and(|s| s.go.iter().all(Option::is_some))
+    /// Whether `stream_id` is keyed: each of the six (direction, sub-stream) pairs has at least
+    /// one key set in go.
+    pub fn keyed(&self, stream_id: u8) -> bool {
+        self.streams.get(&stream_id).is_some_and(StreamKeys::keyed)
+    }
+
+    /// The key sets in go for `stream_id` and a pair: bit k set when key set k is.
+    pub fn go_sets(&self, stream_id: u8, direction: Direction, sub: SubStream) -> u8 {
+        let pair = coco_idekm::pair_index(direction, sub);
+        self.streams.get(&stream_id).map_or(0, |s| s.go[pair])
     }
 
     /// The stream IDs that hold keys.
@@ -234,7 +274,7 @@ impl IdeKm {
             };
             let (key, ifv) = test_key(stream_id, dir, sub);
             s.slots[pair][0] = Some(KeySlot { key, ifv });
-            s.go[pair] = Some(0);
+            s.go[pair] = 1;
         }
     }
 
@@ -242,38 +282,30 @@ impl IdeKm {
     pub fn platform_keys(&self, stream_id: u8) -> Vec<u8> {
         let mut out = Vec::with_capacity(PLATFORM_IDE_KEYS_REPLY_SIZE);
         out.push(stream_id);
-        out.push(u8::from(self.all_go(stream_id)));
+        out.push(u8::from(self.keyed(stream_id)));
         let stream = self.streams.get(&stream_id);
         for pair in 0..IDE_KM_PAIRS {
-            let go = stream.and_then(|s| {
-                let set = s.go[pair]?;
-                Some((set, s.slots[pair][usize::from(set)].as_ref()?.digest()))
-            });
-            match go {
-                Some((set, digest)) => {
-                    out.extend([set, 0]);
-                    out.extend_from_slice(&digest);
-                }
-                None => {
-                    out.extend([0xFF, 0]);
-                    out.extend_from_slice(&[0u8; 32]);
-                }
+            // A key set in go always holds a key (GO needs one, STOP takes both away).
+            out.extend([stream.map_or(0, |s| s.go[pair]), 0]);
+            for set in 0..2 {
+                let digest = stream.and_then(|s| s.go_digest(pair, set));
+                out.extend_from_slice(&digest.unwrap_or([0; 32]));
             }
         }
         out
     }
 
-    /// The digest of the key set in go for `stream_id` and a pair (for logs and tests).
+    /// The digest of key set `set` for `stream_id` and a pair when that key set is in go (for
+    /// logs and tests).
     pub fn go_digest(
         &self,
         stream_id: u8,
         direction: Direction,
         sub: SubStream,
+        set: u8,
     ) -> Option<[u8; 32]> {
         let pair = coco_idekm::pair_index(direction, sub);
-        let s = self.streams.get(&stream_id)?;
-        let set = s.go[pair]?;
-        Some(s.slots[pair][usize::from(set)].as_ref()?.digest())
+        self.streams.get(&stream_id)?.go_digest(pair, set)
     }
 
     /// Handles one IDE_KM request (the message after the protocol ID byte); returns the
@@ -334,6 +366,9 @@ impl IdeKm {
                 } else if fault == Fault::KpAckFail {
                     log.push("fault kp-ack-fail: key not stored".into());
                     IDE_KM_KP_ACK_UNSPECIFIED
+                } else if fault == Fault::RefreshKpFail && k.sub.key_set() == 1 {
+                    log.push("fault refresh-kp-fail: key set 1 not stored".into());
+                    IDE_KM_KP_ACK_UNSPECIFIED
                 } else if !self.streams.contains_key(&k.stream_id)
                     && self.streams.len() >= self.selective_streams()
                 {
@@ -384,12 +419,18 @@ impl IdeKm {
                         format!("IDE_KM K_SET_GO for port {}", c.port_index),
                     ));
                 }
-                if fault == Fault::GoRefused {
+                // TX NPR is pair 4 (RX-PR .. TX-CPL).
+                if fault == Fault::GoRefused
+                    || (fault == Fault::RefreshGoRefused
+                        && c.sub.key_set() == 1
+                        && c.sub.pair_index() == 4)
+                {
                     return Err((
                         SPDM_ERROR_UNSPECIFIED,
                         0,
                         format!(
-                            "fault go-refused: K_SET_GO stream {} {} refused",
+                            "fault {}: K_SET_GO stream {} {} refused",
+                            fault.name(),
                             c.stream_id,
                             sub_name(c.sub)
                         ),
@@ -412,16 +453,19 @@ impl IdeKm {
                         ),
                     ));
                 };
-                s.go[pair] = Some(set);
+                if c.sub.direction() == Direction::Tx {
+                    // A transmitter uses one key set: it switches.
+                    s.go[pair] = 1 << set;
+                } else {
+                    // A receiver takes the key set each TLP names: both may be in go.
+                    s.go[pair] |= 1 << set;
+                }
                 log.push(format!(
-                    "IDE_KM K_SET_GO stream {} {} -> K_GOSTOP_ACK{}",
+                    "IDE_KM K_SET_GO stream {} {} -> K_GOSTOP_ACK (in go: {}){}",
                     c.stream_id,
                     sub_name(c.sub),
-                    if s.go.iter().all(Option::is_some) {
-                        " (all six pairs in go)"
-                    } else {
-                        ""
-                    }
+                    go_name(s.go[pair]),
+                    if s.keyed() { ", every pair keyed" } else { "" }
                 ));
                 self.ack(c, echo(c.stream_id), &mut out)
             }
@@ -435,19 +479,20 @@ impl IdeKm {
                 }
                 let pair = c.sub.pair_index();
                 let set = c.sub.key_set();
+                let mut go = 0;
                 if let Some(s) = self.streams.get_mut(&c.stream_id) {
                     s.slots[pair][usize::from(set)] = None;
-                    if s.go[pair] == Some(set) {
-                        s.go[pair] = None;
-                    }
+                    s.go[pair] &= !(1 << set);
+                    go = s.go[pair];
                     if s.is_empty() {
                         self.streams.remove(&c.stream_id);
                     }
                 }
                 log.push(format!(
-                    "IDE_KM K_SET_STOP stream {} {} -> K_GOSTOP_ACK (key erased)",
+                    "IDE_KM K_SET_STOP stream {} {} -> K_GOSTOP_ACK (key erased, in go: {})",
                     c.stream_id,
-                    sub_name(c.sub)
+                    sub_name(c.sub),
+                    go_name(go)
                 ));
                 self.ack(c, echo(c.stream_id), &mut out)
             }

@@ -120,6 +120,11 @@ pub enum Fault {
     /// KEY_PROG is acknowledged, but the key stored has its first byte flipped (a device that
     /// corrupts keys): the link's keys do not match once both ends are enabled.
     IdeKeyMismatch,
+    /// KEY_PROG for key set 1 (a key refresh) is answered KP_ACK with status 4; key set 0 works.
+    RefreshKpFail,
+    /// K_SET_GO of key set 1 for the TX NPR sub-stream (a key refresh, after TX PR switched) is
+    /// answered SPDM ERROR Unspecified; key set 0 works.
+    RefreshGoRefused,
     /// The interface report's first MMIO range starts right after its BAR's end.
     ReportOutsideBars,
     /// The interface report's mmio_range_count is one more than the ranges present.
@@ -186,6 +191,10 @@ wrong-stream-id       IDE_KM KP_ACK and K_GOSTOP_ACK echo the stream ID plus one
                       correctly)
 ide-key-mismatch      IDE_KM KEY_PROG is acknowledged but the key stored has its first byte
                       flipped: once both ends of the stream are enabled, the link's keys differ
+refresh-kp-fail       IDE_KM KEY_PROG of key set 1 (a key refresh) answered KP_ACK status 4; key
+                      set 0 is handled correctly
+refresh-go-refused    IDE_KM K_SET_GO of key set 1 for TX NPR (a key refresh, after TX PR switched)
+                      answered SPDM ERROR Unspecified; key set 0 is handled correctly
 report-outside-bars   the TDISP interface report's first MMIO range starts right after its BAR's end
 report-bad-length     the TDISP interface report's mmio_range_count is one more than the ranges it
                       holds (its lengths are inconsistent)
@@ -235,6 +244,8 @@ impl Fault {
             Fault::GoRefused => "go-refused",
             Fault::WrongStreamId => "wrong-stream-id",
             Fault::IdeKeyMismatch => "ide-key-mismatch",
+            Fault::RefreshKpFail => "refresh-kp-fail",
+            Fault::RefreshGoRefused => "refresh-go-refused",
             Fault::ReportOutsideBars => "report-outside-bars",
             Fault::ReportBadLength => "report-bad-length",
             Fault::StartWrongNonce => "start-wrong-nonce",
@@ -244,7 +255,7 @@ impl Fault {
     }
 
     /// Every fault kind (with `busy:1` and `tdisp-error:unspecified`), for tests and help.
-    pub const ALL: [Fault; 39] = [
+    pub const ALL: [Fault; 41] = [
         Fault::None,
         Fault::NoAnswer,
         Fault::Garbage,
@@ -279,6 +290,8 @@ impl Fault {
         Fault::GoRefused,
         Fault::WrongStreamId,
         Fault::IdeKeyMismatch,
+        Fault::RefreshKpFail,
+        Fault::RefreshGoRefused,
         Fault::ReportOutsideBars,
         Fault::ReportBadLength,
         Fault::StartWrongNonce,
@@ -287,11 +300,13 @@ impl Fault {
     ];
 
     /// The TEE-IO faults (IDE_KM and TDISP, inside the secure session).
-    pub const TEE_IO: [Fault; 9] = [
+    pub const TEE_IO: [Fault; 11] = [
         Fault::KpAckFail,
         Fault::GoRefused,
         Fault::WrongStreamId,
         Fault::IdeKeyMismatch,
+        Fault::RefreshKpFail,
+        Fault::RefreshGoRefused,
         Fault::ReportOutsideBars,
         Fault::ReportBadLength,
         Fault::StartWrongNonce,

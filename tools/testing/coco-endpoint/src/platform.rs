@@ -13,8 +13,9 @@
 //! Side channel (socket commands, QEMU always the client, every request answered at once,
 //! little-endian payloads):
 //!
-//! * `0xC0C00001` PLATFORM_IDE_KEYS `u8 stream` → the stream's key state (SHA-256 digests of
-//!   key || IFV of the key sets in go, never keys).
+//! * `0xC0C00001` PLATFORM_IDE_KEYS `u8 stream` → the stream's key state: per (direction,
+//!   sub-stream) pair, the key sets in go (both may be on an RX pair) and their SHA-256
+//!   digests of key || IFV, never keys.
 //! * `0xC0C00002` PLATFORM_EVENT `u8 event` + data → empty reply: FLR (1) and RESET (2) erase
 //!   every key and return the TDI to CONFIG_UNLOCKED; CONFIG_WRITE (3) moves a CONFIG_LOCKED or
 //!   RUN TDI to ERROR for a write to a BAR (0x10-0x27), the expansion ROM BAR (0x30-0x33) or a
@@ -27,8 +28,9 @@
 //! A malformed side-channel request (wrong length, unknown event) is answered with UNKNOWN
 //! (0xFFFF) and an empty payload, like an unknown command. After every IDE_KM message and
 //! every event the device re-checks its TEE-IO invariant: a CONFIG_LOCKED or RUN TDI whose
-//! default stream lost a key set in go (K_SET_STOP, STREAM_DISABLED) or whose stream block
-//! QEMU reports disabled goes to ERROR.
+//! default stream lost its keys (a pair left without any key set in go by K_SET_STOP, or
+//! STREAM_DISABLED) or whose stream block QEMU reports disabled goes to ERROR. Stopping the old
+//! key set of a refresh, while the new one is in go, keeps the TDI where it is.
 
 use coco_spdm::vendor::{
     encode_pci_sig_vdm, parse_vendor_defined, PCI_PROTOCOL_IDE_KM, PCI_PROTOCOL_TDISP,
@@ -163,15 +165,16 @@ impl TeeIo {
         Ok(out)
     }
 
-    /// The TEE-IO invariant: a CONFIG_LOCKED or RUN TDI needs its default stream's keys in go
-    /// and (when QEMU reports the registers) its stream block enabled.
+    /// The TEE-IO invariant: a CONFIG_LOCKED or RUN TDI needs its default stream keyed (a key
+    /// set in go on each of the six pairs; which one does not matter, so a key refresh keeps
+    /// it) and (when QEMU reports the registers) its stream block enabled.
     fn enforce(&mut self, log: &mut Vec<String>) {
         let Some(stream) = self.tdisp.locked_stream() else {
             return;
         };
-        if !self.ide.all_go(stream) {
+        if !self.ide.keyed(stream) {
             self.tdisp.to_error(
-                &format!("default stream {stream} no longer has keys in go"),
+                &format!("default stream {stream} lost its keys (a pair has no key set in go)"),
                 log,
             );
         } else if self.ide.stream_enabled(stream) == Some(false) {
@@ -196,9 +199,9 @@ impl TeeIo {
                     log.push(format!(
                         "PLATFORM_IDE_KEYS stream {stream}: {}",
                         if reply[1] & 1 != 0 {
-                            "all six pairs in go"
+                            "every pair has a key set in go"
                         } else {
-                            "not all pairs in go"
+                            "not every pair has a key set in go"
                         }
                     ));
                     Ok(reply)

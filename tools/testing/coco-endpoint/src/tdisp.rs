@@ -3,10 +3,12 @@
 //! States CONFIG_UNLOCKED → CONFIG_LOCKED (LOCK_INTERFACE_REQUEST) → RUN
 //! (START_INTERFACE_REQUEST) → CONFIG_UNLOCKED (STOP_INTERFACE_REQUEST, from any state; STOP in
 //! CONFIG_UNLOCKED is answered too and changes nothing), and ERROR (a forbidden config write, a
-//! BAR change, the default stream's keys stopped or its block disabled while CONFIG_LOCKED or
-//! RUN; only STOP leaves it). Every request must carry TDISPVersion 0x10 (else ERROR
-//! VERSION_MISMATCH) and a function ID without reserved bits 31:25 (else INVALID_INTERFACE);
-//! while locked, requests for another function ID than the one locked get INVALID_INTERFACE.
+//! BAR change, the default stream losing its keys (a pair left without any key set in go; a
+//! refresh that stops the old key set while the new one is in go keeps them) or its block
+//! disabled while CONFIG_LOCKED or RUN; only STOP leaves it). Every request must carry
+//! TDISPVersion 0x10 (else ERROR VERSION_MISMATCH) and a function ID without reserved bits
+//! 31:25 (else INVALID_INTERFACE); while locked, requests for another function ID than the one
+//! locked get INVALID_INTERFACE.
 //!
 //! * GET_VERSION → VERSION [1.0]. GET_CAPABILITIES → dsm_caps 0, requests 0x81-0x87 supported
 //!   (req_msg_supported[0] = 0xFE), lock flags NO_FW_UPDATE, SYSTEM_CACHE_LINE_SIZE and
@@ -249,7 +251,7 @@ impl Tdisp {
             ));
         }
         let stream = params.default_stream_id;
-        if !dev.ide.all_go(stream) {
+        if !dev.ide.keyed(stream) {
             return Err((
                 TDISP_ERROR_INVALID_DEVICE_CONFIGURATION,
                 format!(
@@ -289,7 +291,7 @@ impl Tdisp {
     /// selective IDE block with that stream ID is enabled. Returns whether it locked.
     pub fn test_lock(&mut self, stream: u8, dev: &DeviceView<'_>, log: &mut Vec<String>) -> bool {
         if self.state != TdiState::ConfigUnlocked
-            || !dev.ide.all_go(stream)
+            || !dev.ide.keyed(stream)
             || dev.ide.stream_enabled(stream) != Some(true)
         {
             return false;

@@ -337,10 +337,23 @@ impl Requester {
     /// Programs K0 keys for the six pairs of `stream` and sets them go; returns the digests
     /// SHA-256(key || IFV) in pair order.
     fn program_stream(&mut self, stream: u8) -> Vec<[u8; 32]> {
-        let mut digests = Vec::new();
+        let digests = self.program_set(stream, 0);
         for pair in 0..6 {
             let (dir, ss) = pair_from_index(pair).unwrap();
             let sub = KeySubStream::new(0, dir, ss);
+            let ack = self.go(stream, sub).unwrap();
+            assert_eq!((ack.stream_id, ack.sub), (stream, sub));
+        }
+        digests
+    }
+
+    /// Programs random keys in key set `set` for the six pairs of `stream` (no GO); returns
+    /// the digests SHA-256(key || IFV) in pair order.
+    fn program_set(&mut self, stream: u8, set: u8) -> Vec<[u8; 32]> {
+        let mut digests = Vec::new();
+        for pair in 0..6 {
+            let (dir, ss) = pair_from_index(pair).unwrap();
+            let sub = KeySubStream::new(set, dir, ss);
             let key: [u8; 32] = rand::rng().random();
             let ifv: [u8; 8] = rand::rng().random();
             let ack = self.key_prog(stream, sub, key, ifv);
@@ -353,13 +366,22 @@ impl Requester {
             h.update(ifv);
             digests.push(h.finalize().into());
         }
-        for pair in 0..6 {
-            let (dir, ss) = pair_from_index(pair).unwrap();
-            let sub = KeySubStream::new(0, dir, ss);
-            let ack = self.go(stream, sub).unwrap();
-            assert_eq!((ack.stream_id, ack.sub), (stream, sub));
-        }
         digests
+    }
+
+    /// K_SET_GO of key set `set` for the three sub-streams of `dir`.
+    fn go_dir(&mut self, stream: u8, set: u8, dir: Direction) {
+        for ss in [SubStream::Pr, SubStream::Npr, SubStream::Cpl] {
+            let ack = self.go(stream, sub(set, dir, ss)).unwrap();
+            assert_eq!(ack.sub, sub(set, dir, ss));
+        }
+    }
+
+    /// K_SET_STOP of key set `set` for the three sub-streams of `dir`.
+    fn stop_dir(&mut self, stream: u8, set: u8, dir: Direction) {
+        for ss in [SubStream::Pr, SubStream::Npr, SubStream::Cpl] {
+            self.stop(stream, sub(set, dir, ss));
+        }
     }
 
     fn tdisp(&mut self, req: &TdispRequest) -> Vec<u8> {
@@ -449,13 +471,46 @@ impl Requester {
         c
     }
 
+    /// The PLATFORM_IDE_KEYS reply for `stream`, checked for what holds in any state: 398
+    /// bytes, the stream ID echoed, reserved bytes 0, no TX pair with both key sets in go, a
+    /// zero digest for every key set not in go, and flags bit 0 = every pair has one in go.
     fn keys(&mut self, stream: u8) -> Vec<u8> {
         let (c, p, _) = self.responder.platform(PLATFORM_IDE_KEYS, &[stream]);
         assert_eq!(c, PLATFORM_IDE_KEYS);
-        assert_eq!(p.len(), 206);
+        assert_eq!(p.len(), 398);
         assert_eq!(p[0], stream);
+        assert_eq!(p[1] & !1, 0);
+        for pair in 0..6 {
+            let e = &p[2 + pair * 66..2 + (pair + 1) * 66];
+            assert_eq!(e[0] & !3, 0, "pair {pair}: go bits");
+            assert_eq!(e[1], 0, "pair {pair}: reserved");
+            if pair >= 3 {
+                assert_ne!(e[0], 3, "TX pair {pair} with both key sets in go");
+            }
+            for set in 0..2 {
+                if e[0] & (1 << set) == 0 {
+                    assert_eq!(&e[2 + 32 * set..34 + 32 * set], &[0u8; 32]);
+                }
+            }
+        }
+        assert_eq!(
+            p[1] & 1 != 0,
+            (0..6).all(|pair| go_mask(&p, pair) != 0),
+            "flags bit 0"
+        );
         p
     }
+}
+
+/// Pair `pair`'s go mask in a PLATFORM_IDE_KEYS reply.
+fn go_mask(k: &[u8], pair: usize) -> u8 {
+    k[2 + pair * 66]
+}
+
+/// Pair `pair`'s digest of key set `set` in a PLATFORM_IDE_KEYS reply.
+fn digest(k: &[u8], pair: usize, set: usize) -> &[u8] {
+    let e = 2 + pair * 66 + 2 + set * 32;
+    &k[e..e + 32]
 }
 
 const IFACE: InterfaceId = InterfaceId {
@@ -594,10 +649,7 @@ fn idekm_query_keys_go_stop_and_platform_digests() {
     // Nothing programmed.
     let k = r.keys(3);
     assert_eq!(k[1], 0);
-    for e in k[2..].chunks(34) {
-        assert_eq!(e[0], 0xFF);
-        assert_eq!(&e[2..], &[0u8; 32]);
-    }
+    assert!((0..6).all(|pair| go_mask(&k, pair) == 0));
     // K_SET_GO without a key is refused.
     assert_eq!(
         r.go(3, sub(0, Direction::Rx, SubStream::Pr)),
@@ -608,9 +660,9 @@ fn idekm_query_keys_go_stop_and_platform_digests() {
     let digests = r.program_stream(3);
     let k = r.keys(3);
     assert_eq!(k[1], 1, "all six pairs in go");
-    for (pair, e) in k[2..].chunks(34).enumerate() {
-        assert_eq!(e[0], 0, "pair {pair} uses K0");
-        assert_eq!(&e[2..], &digests[pair], "pair {pair} digest");
+    for (pair, d) in digests.iter().enumerate() {
+        assert_eq!(go_mask(&k, pair), 1, "pair {pair} uses K0");
+        assert_eq!(digest(&k, pair, 0), d, "pair {pair} digest");
     }
     // Stream 4 is another stream.
     assert_eq!(r.keys(4)[1], 0);
@@ -619,27 +671,29 @@ fn idekm_query_keys_go_stop_and_platform_digests() {
     let txnpr = sub(1, Direction::Tx, SubStream::Npr);
     let ack = r.key_prog(3, txnpr, [9; 32], [8; 8]);
     assert_eq!(ack.status, 0);
-    assert_eq!(r.keys(3)[2 + 4 * 34], 0, "K0 still in go before GO");
+    assert_eq!(go_mask(&r.keys(3), 4), 1, "K0 still in go before GO");
     r.go(3, txnpr).unwrap();
     let k = r.keys(3);
-    let e = &k[2 + 4 * 34..2 + 5 * 34];
-    assert_eq!(e[0], 1);
+    // A transmitter switches: K1 replaces K0.
+    assert_eq!(go_mask(&k, 4), 2);
     let mut h = Sha256::new();
     h.update([9u8; 32]);
     h.update([8u8; 8]);
-    assert_eq!(&e[2..], h.finalize().as_slice());
+    assert_eq!(digest(&k, 4, 1), h.finalize().as_slice());
+    assert_eq!(digest(&k, 4, 0), &[0u8; 32]);
     assert_eq!(k[1], 1);
 
-    // Stopping K1 TX-NPR: that pair has no key set in go any more, the stream not all.
+    // Stopping K1 TX-NPR: that pair has no key set in go any more (K0 is programmed, not in
+    // go), the stream is not keyed.
     let ack = r.stop(3, txnpr);
     assert_eq!((ack.stream_id, ack.sub), (3, txnpr));
     let k = r.keys(3);
     assert_eq!(k[1], 0);
-    assert_eq!(k[2 + 4 * 34], 0xFF);
+    assert_eq!(go_mask(&k, 4), 0);
     // Stopping K0 of another pair: gone too; GO of the stopped key set is refused.
     let rxpr = sub(0, Direction::Rx, SubStream::Pr);
     r.stop(3, rxpr);
-    assert_eq!(r.keys(3)[2], 0xFF);
+    assert_eq!(go_mask(&r.keys(3), 0), 0);
     assert_eq!(r.go(3, rxpr), Err(SPDM_ERROR_UNEXPECTED_REQUEST));
 
     // A wrong port index gets KP_ACK status 2; a third stream ID status 3 (two streams).
@@ -663,6 +717,94 @@ fn idekm_query_keys_go_stop_and_platform_digests() {
         .log
         .iter()
         .any(|l| l.contains(&key_hex) || l.contains("[9, 9, 9")));
+}
+
+/// A key refresh in the order IDE prescribes: the new key set (K1) programmed, put in go on the
+/// receivers (an RX pair then has both key sets in go), then on the transmitters (a TX pair
+/// switches), then the old one stopped. The stream stays keyed throughout.
+#[test]
+fn idekm_key_refresh_rx_holds_both_tx_switches() {
+    let mut r = Requester::session(Fault::None);
+    let k0 = r.program_stream(3);
+    let k1 = r.program_set(3, 1);
+    // Programmed, not in go: nothing changes.
+    let k = r.keys(3);
+    assert!((0..6).all(|pair| go_mask(&k, pair) == 1));
+    assert_eq!(digest(&k, 0, 1), &[0u8; 32], "K1 not reported before GO");
+
+    // RX: K1 joins K0; both digests are reported.
+    r.go_dir(3, 1, Direction::Rx);
+    let k = r.keys(3);
+    assert_eq!(k[1], 1, "keyed");
+    for pair in 0..3 {
+        assert_eq!(go_mask(&k, pair), 3, "RX pair {pair}: K0 and K1 in go");
+        assert_eq!(digest(&k, pair, 0), &k0[pair], "RX pair {pair}: K0 digest");
+        assert_eq!(digest(&k, pair, 1), &k1[pair], "RX pair {pair}: K1 digest");
+    }
+    for pair in 3..6 {
+        assert_eq!(go_mask(&k, pair), 1, "TX pair {pair} still on K0");
+    }
+    assert_eq!(
+        r.responder
+            .tee()
+            .ide
+            .go_sets(3, Direction::Rx, SubStream::Npr),
+        3
+    );
+    assert!(r.logged("K1 RX NPR -> K_GOSTOP_ACK (in go: K0+K1)"));
+
+    // TX: K1 replaces K0 (which stays programmed: GO K0 would switch back).
+    r.go_dir(3, 1, Direction::Tx);
+    let k = r.keys(3);
+    assert_eq!(k[1], 1);
+    for (pair, d) in k1.iter().enumerate().skip(3) {
+        assert_eq!(go_mask(&k, pair), 2, "TX pair {pair} on K1 only");
+        assert_eq!(digest(&k, pair, 0), &[0u8; 32]);
+        assert_eq!(digest(&k, pair, 1), d);
+    }
+    assert!((0..3).all(|pair| go_mask(&k, pair) == 3));
+    let txpr0 = sub(0, Direction::Tx, SubStream::Pr);
+    r.go(3, txpr0).unwrap();
+    assert_eq!(go_mask(&r.keys(3), 3), 1, "TX PR back on K0");
+    r.go(3, sub(1, Direction::Tx, SubStream::Pr)).unwrap();
+    assert_eq!(go_mask(&r.keys(3), 3), 2);
+
+    // STOP K0 everywhere: each pair keeps K1, the stream stays keyed.
+    r.stop_dir(3, 0, Direction::Rx);
+    r.stop_dir(3, 0, Direction::Tx);
+    let k = r.keys(3);
+    assert_eq!(k[1], 1, "keyed on K1 alone");
+    for (pair, d) in k1.iter().enumerate() {
+        assert_eq!(go_mask(&k, pair), 2, "pair {pair}: K1 only");
+        assert_eq!(digest(&k, pair, 0), &[0u8; 32]);
+        assert_eq!(digest(&k, pair, 1), d);
+    }
+    let ide = &r.responder.tee().ide;
+    assert_eq!(ide.go_digest(3, Direction::Tx, SubStream::Cpl, 0), None);
+    assert_eq!(
+        ide.go_digest(3, Direction::Tx, SubStream::Cpl, 1),
+        Some(k1[5])
+    );
+    // K0 was erased: GO of it is refused.
+    assert_eq!(r.go(3, txpr0), Err(SPDM_ERROR_UNEXPECTED_REQUEST));
+
+    // The next refresh goes the other way round (K0 new, K1 old).
+    let k0b = r.program_set(3, 0);
+    r.go_dir(3, 0, Direction::Rx);
+    r.go_dir(3, 0, Direction::Tx);
+    r.stop_dir(3, 1, Direction::Rx);
+    r.stop_dir(3, 1, Direction::Tx);
+    let k = r.keys(3);
+    assert_eq!(k[1], 1);
+    for (pair, d) in k0b.iter().enumerate() {
+        assert_eq!(go_mask(&k, pair), 1);
+        assert_eq!(digest(&k, pair, 0), d);
+    }
+
+    // Stopping the last key set of an RX pair unkeys the stream.
+    r.stop(3, sub(0, Direction::Rx, SubStream::Cpl));
+    let k = r.keys(3);
+    assert_eq!((k[1], go_mask(&k, 2)), (0, 0));
 }
 
 #[test]
@@ -949,6 +1091,59 @@ fn key_stop_or_stream_disable_while_locked_is_error() {
     assert_eq!(r.keys(1)[1], 0);
 }
 
+/// A key refresh does not disturb a locked TDI: stopping the old key set once the new one is
+/// in go leaves every pair keyed. A pair losing its last key set does move it to ERROR.
+#[test]
+fn key_refresh_keeps_a_locked_tdi() {
+    let mut r = Requester::session(Fault::None);
+    r.program_stream(1);
+    let nonce = r.lock(1, 0).unwrap();
+    r.tdisp_rsp(&TdispRequest::Start { nonce });
+    r.program_set(1, 1);
+    r.go_dir(1, 1, Direction::Rx);
+    r.go_dir(1, 1, Direction::Tx);
+    assert_eq!(r.state(), TdiState::Run);
+    r.stop_dir(1, 0, Direction::Rx);
+    r.stop_dir(1, 0, Direction::Tx);
+    assert_eq!(
+        r.state(),
+        TdiState::Run,
+        "old key set stopped after the switch"
+    );
+    assert!(!r.logged("-> ERROR"));
+    // K1 stopped on one pair: that pair has no key set in go any more.
+    r.stop(1, sub(1, Direction::Tx, SubStream::Npr));
+    assert_eq!(r.state(), TdiState::Error);
+    assert!(r.logged("default stream 1 lost its keys"));
+
+    // Locked (not started): the same for an RX pair, during a refresh whose new key set is
+    // stopped again before the old one: RX keeps K0, then loses it.
+    let mut r = Requester::session(Fault::None);
+    r.program_stream(1);
+    r.lock(1, 0).unwrap();
+    r.program_set(1, 1);
+    r.go_dir(1, 1, Direction::Rx);
+    r.stop(1, sub(1, Direction::Rx, SubStream::Pr));
+    assert_eq!(
+        r.state(),
+        TdiState::ConfigLocked,
+        "RX PR still has K0 in go"
+    );
+    r.stop(1, sub(0, Direction::Rx, SubStream::Pr));
+    assert_eq!(r.state(), TdiState::Error);
+
+    // A TX pair switched to K1: stopping the old K0 there keeps it keyed, stopping K1 not.
+    let mut r = Requester::session(Fault::None);
+    r.program_stream(1);
+    r.lock(1, 0).unwrap();
+    r.program_set(1, 1);
+    r.go(1, sub(1, Direction::Tx, SubStream::Cpl)).unwrap();
+    r.stop(1, sub(0, Direction::Tx, SubStream::Cpl));
+    assert_eq!(r.state(), TdiState::ConfigLocked);
+    r.stop(1, sub(1, Direction::Tx, SubStream::Cpl));
+    assert_eq!(r.state(), TdiState::Error);
+}
+
 #[test]
 fn flr_and_reset_clear_keys_and_unlock() {
     for event in [EVENT_FLR, EVENT_RESET] {
@@ -962,7 +1157,7 @@ fn flr_and_reset_clear_keys_and_unlock() {
         for s in [1, 2] {
             let k = r.keys(s);
             assert_eq!(k[1], 0);
-            assert!(k[2..].chunks(34).all(|e| e[0] == 0xFF && e[2..] == [0; 32]));
+            assert!(k[2..].iter().all(|&b| b == 0));
         }
         // Keys are gone: LOCK needs them again.
         assert_eq!(r.lock(1, 0), Err(TDISP_ERROR_INVALID_DEVICE_CONFIGURATION));
@@ -1083,7 +1278,7 @@ fn ide_test_keys_fixture() {
     assert_eq!(k[1], 1);
     // Independently derived: SHA-256("coco-ide-test" || stream || dir || substream) and the
     // first 8 bytes of the same with "ifv" appended.
-    for (pair, e) in k[2..].chunks(34).enumerate() {
+    for pair in 0..6 {
         let (dir, ss) = ((pair / 3) as u8, (pair % 3) as u8);
         let mut seed = b"coco-ide-test".to_vec();
         seed.extend([3, dir, ss]);
@@ -1093,8 +1288,8 @@ fn ide_test_keys_fixture() {
         let mut h = Sha256::new();
         h.update(key);
         h.update(&ifv[..8]);
-        assert_eq!(e[0], 0);
-        assert_eq!(&e[2..], h.finalize().as_slice(), "pair {pair}");
+        assert_eq!(go_mask(&k, pair), 1);
+        assert_eq!(digest(&k, pair, 0), h.finalize().as_slice(), "pair {pair}");
     }
     // A TDI can be locked on that stream without any IDE_KM.
     let nonce = r.lock(3, 0).unwrap();
@@ -1146,7 +1341,7 @@ fn fault_kp_ack_fail() {
     let ack = r.key_prog(1, s, [1; 32], [2; 8]);
     assert_eq!(ack.status, IDE_KM_KP_ACK_UNSPECIFIED);
     assert_eq!(r.go(1, s), Err(SPDM_ERROR_UNEXPECTED_REQUEST));
-    assert_eq!(r.keys(1)[2], 0xFF);
+    assert_eq!(go_mask(&r.keys(1), 0), 0);
 }
 
 #[test]
@@ -1156,11 +1351,11 @@ fn fault_ide_key_mismatch() {
     let sent = r.program_stream(1);
     let k = r.keys(1);
     assert_eq!(k[1], 1, "every pair is in go");
-    for (pair, e) in k[2..].chunks(34).enumerate() {
-        assert_eq!(e[0], 0, "pair {pair}: key set 0 in go");
+    for (pair, d) in sent.iter().enumerate() {
+        assert_eq!(go_mask(&k, pair), 1, "pair {pair}: key set 0 in go");
         assert_ne!(
-            &e[2..],
-            &sent[pair][..],
+            digest(&k, pair, 0),
+            d,
             "pair {pair}: the stored key differs"
         );
     }
@@ -1168,8 +1363,8 @@ fn fault_ide_key_mismatch() {
     let mut r = Requester::session(Fault::None);
     let sent = r.program_stream(1);
     let k = r.keys(1);
-    for (pair, e) in k[2..].chunks(34).enumerate() {
-        assert_eq!(&e[2..], &sent[pair][..], "pair {pair}");
+    for (pair, d) in sent.iter().enumerate() {
+        assert_eq!(digest(&k, pair, 0), d, "pair {pair}");
     }
 }
 
@@ -1179,7 +1374,40 @@ fn fault_go_refused() {
     let s = sub(0, Direction::Rx, SubStream::Pr);
     assert_eq!(r.key_prog(1, s, [1; 32], [2; 8]).status, 0);
     assert_eq!(r.go(1, s), Err(SPDM_ERROR_UNSPECIFIED));
-    assert_eq!(r.keys(1)[2], 0xFF);
+    assert_eq!(go_mask(&r.keys(1), 0), 0);
+}
+
+#[test]
+fn fault_refresh_kp_fail() {
+    // Key set 0 works; KEY_PROG of key set 1 (a refresh) is refused and nothing is stored.
+    let mut r = Requester::session(Fault::RefreshKpFail);
+    r.program_stream(1);
+    let s = sub(1, Direction::Rx, SubStream::Pr);
+    assert_eq!(
+        r.key_prog(1, s, [1; 32], [2; 8]).status,
+        IDE_KM_KP_ACK_UNSPECIFIED
+    );
+    assert_eq!(r.go(1, s), Err(SPDM_ERROR_UNEXPECTED_REQUEST));
+    let k = r.keys(1);
+    assert_eq!(k[1], 1, "still keyed on key set 0");
+    assert!((0..6).all(|pair| go_mask(&k, pair) == 1));
+}
+
+#[test]
+fn fault_refresh_go_refused() {
+    // Key set 0 and the receivers' key set 1 go; TX PR switches to key set 1, TX NPR is refused.
+    let mut r = Requester::session(Fault::RefreshGoRefused);
+    r.program_stream(1);
+    r.program_set(1, 1);
+    r.go_dir(1, 1, Direction::Rx);
+    r.go(1, sub(1, Direction::Tx, SubStream::Pr)).unwrap();
+    assert_eq!(
+        r.go(1, sub(1, Direction::Tx, SubStream::Npr)),
+        Err(SPDM_ERROR_UNSPECIFIED)
+    );
+    let k = r.keys(1);
+    assert_eq!(go_mask(&k, 3), 2, "TX PR on key set 1");
+    assert_eq!(go_mask(&k, 4), 1, "TX NPR still on key set 0");
 }
 
 #[test]
@@ -1191,7 +1419,7 @@ fn fault_wrong_stream_id() {
     assert!(check_ack(4, s, 0, (ack.stream_id, ack.sub, ack.port_index)).is_err());
     assert_eq!(r.go(4, s).unwrap().stream_id, 5);
     // The key itself was handled for stream 4.
-    assert_eq!(r.keys(4)[2 + 5 * 34], 1);
+    assert_eq!(go_mask(&r.keys(4), 5), 2);
     assert_eq!(r.stop(4, s).stream_id, 5);
 }
 
@@ -1340,7 +1568,7 @@ fn side_channel_over_the_socket() {
     }
     assert_eq!(frames.len(), 6);
     assert_eq!(frames[0].command, PLATFORM_IDE_KEYS);
-    assert_eq!(frames[0].payload.len(), 206);
+    assert_eq!(frames[0].payload.len(), 398);
     assert_eq!(frames[0].payload[1], 1);
     assert_eq!(
         (frames[1].command, frames[1].payload.len()),
