@@ -12,16 +12,17 @@
 #   - establishing a secure session, and secured messages per second over it,
 #   - authenticating 1 vs 8 endpoints at once,
 #   - the project's QEMU build (cold and cached), boot on stock vs the project's QEMU,
-#   - a native IDE connect (secured messages, time), and 16 devices connected at once,
+#   - a native IDE connect and key refresh (secured messages, time), 16 devices connected at once,
+#   - a TDISP bind (lock + report) and start (secured messages, time), 16 TDIs bound at once,
 #   - the recorded durations of make check (.ci/run), warm and with a kernel build.
 # Prints a table; logs go to $COCO_CACHE/logs/bench-*. COCO_BENCH="platform ide" runs only
-# those parts (kernels, auth, platform, ide, check).
+# those parts (kernels, auth, platform, ide, tdisp, check).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$COCO_ROOT"
 
 endpoints=${COCO_ENDPOINTS:-2}
-# COCO_BENCH="part ...": only these parts (kernels auth platform ide check; default all).
+# COCO_BENCH="part ...": only these parts (kernels auth platform ide tdisp check; default all).
 want() {
 	case " ${COCO_BENCH:-all} " in *" all "* | *" $1 "*) return 0 ;; esac
 	return 1
@@ -150,14 +151,33 @@ fi
 if want ide; then
 # The native IDE backend (coco/ide): secured messages and time of one connect (IDE_KM QUERY,
 # 6 KEY_PROG, 6 K_SET_GO; the root port's keys through config space), the mean of 5; then 16
-# devices connected at once (span from the first write to the last return).
-ide1='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); i=0; while [ $i -lt 5 ]; do echo connect >"$d/ide" && echo disconnect >"$d/ide" || exit 1; i=$((i + 1)); done; dmesg | grep "coco: IDE stream .* secure"'
+# devices connected at once (span from the first write to the last return). A key refresh
+# (6 KEY_PROG, 6 K_SET_GO of the new set, 6 K_SET_STOP of the old), the mean of 5.
+ide1='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); i=0; while [ $i -lt 5 ]; do echo connect >"$d/ide" && echo disconnect >"$d/ide" || exit 1; i=$((i + 1)); done; echo connect >"$d/ide" && for i in 1 2 3 4 5; do echo refresh >"$d/ide" || exit 1; done; dmesg | grep -E "coco: IDE stream .* (secure|keys refreshed)"'
 ide16='s=$(cut -d" " -f1 /proc/uptime); for d in /sys/bus/pci/devices/*/coco; do (echo connect >"$d/ide") & done; wait; e=$(cut -d" " -f1 /proc/uptime); n=$(grep -l "^connected" /sys/bus/pci/devices/*/coco/ide | wc -l); echo "bench: $n connected at once in $(echo "$e $s" | awk "{printf \"%.2f\", \$1 - \$2}") s"'
 scripts/qemu-run.sh --no-setup --endpoints 1 -- sh -c "$ide1" >"$logdir/ide-1.out" 2>&1
-printf '%-28s %s\n' "IDE connect (mean of 5)" "$(sed -nE 's/.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p' "$logdir/ide-1.out" |
+printf '%-28s %s\n' "IDE connect (mean of 5)" "$(sed -nE '/ secure \(stream/ s/.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p' "$logdir/ide-1.out" |
+	awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
+printf '%-28s %s\n' "IDE key refresh (mean of 5)" "$(sed -nE 's/.*keys refreshed.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p' "$logdir/ide-1.out" |
 	awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
 scripts/qemu-run.sh --no-setup --endpoints 16 -- sh -c "$ide16" >"$logdir/ide-16.out" 2>&1
 printf '%-28s %s\n' "IDE connect, 16 at once" "$(sed -nE 's/^bench: ([0-9]+) connected at once in ([0-9.]+) s/\1 devices in \2 s/p' "$logdir/ide-16.out")"
+fi
+
+if want tdisp; then
+# TDISP through the native backend (tdisp): secured messages and time of a bind (GET_VERSION,
+# GET_CAPABILITIES, LOCK_INTERFACE, the report) and of a start (START_INTERFACE and the state
+# read back), the mean of 5 each, on a connected function with no driver; then 16 functions
+# connected, then bound at once (span of the binds).
+tdi1='d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); p=${d%/coco}; echo connect >"$d/ide" || exit 1; echo ${p##*/} >/sys/bus/pci/drivers/nvme/unbind; i=0; while [ $i -lt 5 ]; do echo bind >"$p/tdisp" && echo start >"$p/tdisp" && echo unbind >"$p/tdisp" || exit 1; echo ${p##*/} >/sys/bus/pci/drivers/nvme/unbind 2>/dev/null; i=$((i + 1)); done; dmesg | grep -E "coco: TDI (locked|started)"'
+tdi16='for d in /sys/bus/pci/devices/*/coco; do p=${d%/coco}; echo connect >"$d/ide" && echo ${p##*/} >/sys/bus/pci/drivers/nvme/unbind; done; s=$(cut -d" " -f1 /proc/uptime); for d in /sys/bus/pci/devices/*/coco; do (echo bind >"${d%/coco}/tdisp") & done; wait; e=$(cut -d" " -f1 /proc/uptime); n=$(grep -l "^locked" /sys/bus/pci/devices/*/tdisp | wc -l); echo "bench: $n TDIs bound at once in $(echo "$e $s" | awk "{printf \"%.2f\", \$1 - \$2}") s"'
+scripts/qemu-run.sh --no-setup --endpoints 1 -- sh -c "$tdi1" >"$logdir/tdisp-1.out" 2>&1
+for step in "locked:TDISP bind (mean of 5)" "started:TDISP start (mean of 5)"; do
+	printf '%-28s %s\n' "${step#*:}" "$(sed -nE "/coco: TDI ${step%%:*}/ s/.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p" "$logdir/tdisp-1.out" |
+		awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
+done
+scripts/qemu-run.sh --no-setup --endpoints 16 -- sh -c "$tdi16" >"$logdir/tdisp-16.out" 2>&1
+printf '%-28s %s\n' "TDISP bind, 16 at once" "$(sed -nE 's/^bench: ([0-9]+) TDIs bound at once in ([0-9.]+) s/\1 TDIs in \2 s/p' "$logdir/tdisp-16.out")"
 fi
 
 if want check; then

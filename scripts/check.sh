@@ -101,16 +101,17 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	# The rig's default platform is the TEE-IO one (the project's QEMU). For
 	# coco_ide_platform.sh: a keyed endpoint, one under a root port without IDE, one
 	# without IDE and TEE-IO; for coco_ide_connect.sh: one IDE_KM fault each, and one
-	# with IDE but without TEE-IO.
+	# with IDE but without TEE-IO; for coco_ide_refresh.sh: the two refresh faults.
 	echo "# guest: KUnit + kselftests"
 	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
 		--variant heartbeat:3 --variant handshake:clear --variant ide-keys:1 \
 		--variant platform:rp-no-ide --variant platform:no-ide+platform:no-tee-io \
 		--variant fault:kp-ack-fail --variant fault:go-refused --variant fault:wrong-stream-id \
 		--variant fault:ide-key-mismatch --variant platform:no-tee-io \
+		--variant fault:refresh-kp-fail --variant fault:refresh-go-refused \
 		--log-dir "$logdir" --timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig.log"
 	rig_verdict "$logdir/rig.log"
-	echo "# guest: authentication against misbehaving endpoints (one boot, one endpoint each)"
+	echo "# guest: authentication and TDISP against misbehaving endpoints (one boot, one endpoint each)"
 	faults=()
 	for v in fault:busy:2 fault:not-ready fault:bad-signature fault:wrong-nonce \
 		fault:truncated fault:oversized fault:digest-mismatch fault:expired-leaf \
@@ -127,12 +128,19 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		pki:no-keyusage pki:long-chain pki:pathlen-exceeded pki:ca-no-keycertsign \
 		aead:aes128-gcm dhe:secp521r1 fault:bad-summary \
 		measurements:sparse+fault:refuse-all-blocks \
-		cma-id:Vendor=1b36:Device=0011:CC=010802; do
+		cma-id:Vendor=1b36:Device=0011:CC=010802 \
+		fault:report-outside-bars fault:report-bad-length fault:stuck-locked; do
 		faults+=(--variant "$v")
+	done
+	# Every TDISP ERROR code LOCK_INTERFACE can answer (coco_tdisp_faults.sh).
+	for c in invalid-request busy invalid-interface-state unspecified unsupported-request \
+		version-mismatch vendor-specific-error invalid-interface invalid-nonce \
+		insufficient-entropy invalid-device-configuration; do
+		faults+=(--variant "fault:tdisp-error:$c")
 	done
 	mkdir -p "$logdir/faults"
 	scripts/qemu-run.sh --no-setup --test --endpoints 0 "${faults[@]}" \
-		--tests coco_auth_faults.sh --log-dir "$logdir/faults" \
+		--tests "coco_auth_faults.sh coco_tdisp_faults.sh" --log-dir "$logdir/faults" \
 		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-faults.log"
 	rig_verdict "$logdir/rig-faults.log"
 else

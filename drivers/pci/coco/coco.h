@@ -43,6 +43,12 @@ enum coco_attr {
 	COCO_ATTR_IDE_STATE = 23,
 	COCO_ATTR_IDE_KEY_SET = 24,
 	COCO_ATTR_IDE_ALGORITHM = 25,
+	COCO_ATTR_IDE_REFRESHES = 26,
+	COCO_ATTR_TDISP = 27,
+	COCO_ATTR_TDI_INTERFACE_INFO = 28,
+	COCO_ATTR_TDI_LOCK_FLAGS = 29,
+	COCO_ATTR_TDI_MMIO_RANGES = 30,
+	COCO_ATTR_TDI_ERROR = 31,
 };
 
 /* Requests written to coco/session; the Rust side matches these values. */
@@ -94,7 +100,23 @@ ssize_t coco_rs_cert_chain_read(struct device *dev, char *buf, loff_t off,
 int coco_rs_authenticate(struct device *dev);
 int coco_rs_set_preferred_slot(struct device *dev, int slot);
 int coco_rs_session_op(struct device *dev, unsigned int op);
-int coco_rs_ide_connect(struct device *dev, bool connect);
+/* What root writes to coco/ide. */
+enum coco_ide_op {
+	COCO_IDE_DISCONNECT = 0,
+	COCO_IDE_CONNECT = 1,
+	COCO_IDE_REFRESH = 2,
+};
+int coco_rs_ide_op(struct device *dev, unsigned int op);
+/* What root writes to tdisp. */
+enum coco_tdisp_op {
+	COCO_TDISP_BIND = 0,
+	COCO_TDISP_START = 1,
+	COCO_TDISP_UNBIND = 2,
+};
+int coco_rs_tdisp_op(struct device *dev, unsigned int op);
+int coco_rs_tsm_tdi(struct device *dev, bool bind);
+ssize_t coco_rs_tdi_report_read(struct device *dev, char *buf, loff_t off,
+				size_t count);
 bool coco_rs_authenticated(struct device *dev);
 int coco_rs_tsm_connect(struct device *dev, bool connect);
 bool coco_rs_slot_populated(struct device *dev, unsigned int slot);
@@ -114,6 +136,14 @@ void coco_tsm_init(void);
 void coco_tsm_exit(void);
 int coco_block_drivers(struct device *dev, bool block);
 void coco_ide_panic(struct device *dev);
+/* What coco_tdi_gate() does (see coco_tsm.c). */
+enum coco_tdi_gate {
+	COCO_TDI_GATE_HOLD = 0,
+	COCO_TDI_GATE_HOLD_BOUND = 1,
+	COCO_TDI_GATE_LIFT = 2,
+	COCO_TDI_GATE_LIFT_ATTACH = 3,
+};
+int coco_tdi_gate(struct device *dev, unsigned int op);
 
 /* coco_debugfs.c */
 struct dentry;

@@ -10,12 +10,18 @@
  *                 through the TSM relay; read: the last response, in hex.
  *   session_hold  write 1 to hold the secure session as a user would (an IDE
  *                 stream, a TDI), 0 to drop the hold; read: 1 or 0.
+ *   tsm_bind      write "bind <tdi_id>" to call the PCI core's pci_tsm_bind()
+ *                 for the function as the VMM would (with a placeholder in
+ *                 place of the VM, which nothing dereferences: the rig has no
+ *                 KVM), "unbind" to call pci_tsm_unbind().
  */
 #include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/hex.h>
 #include <linux/kstrtox.h>
+#include <linux/pci.h>
+#include <linux/pci-tsm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
@@ -145,6 +151,43 @@ static const struct file_operations session_hold_fops = {
 	.llseek = default_llseek,
 };
 
+/*
+ * The VM a test bind is for: pci_tsm_bind() wants one, and only compares and
+ * stores the pointer (as does coco.ko); never dereferenced.
+ */
+static char coco_test_vm;
+
+static ssize_t tsm_bind_write(struct file *file, const char __user *ubuf,
+			      size_t count, loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	char *in __free(kfree) = NULL;
+	u32 tdi_id;
+	int rc;
+
+	if (!dev_is_pci(dev))
+		return -ENODEV;
+	in = coco_debugfs_input(ubuf, count);
+	if (IS_ERR(in))
+		return PTR_ERR(no_free_ptr(in));
+	strim(in);
+	if (!strcmp(in, "unbind")) {
+		pci_tsm_unbind(to_pci_dev(dev));
+		return count;
+	}
+	if (strncmp(in, "bind ", 5) || kstrtou32(in + 5, 0, &tdi_id))
+		return -EINVAL;
+	rc = pci_tsm_bind(to_pci_dev(dev), (struct kvm *)&coco_test_vm, tdi_id);
+	return rc ? rc : count;
+}
+
+static const struct file_operations tsm_bind_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = tsm_bind_write,
+	.llseek = default_llseek,
+};
+
 /* The device's directory; removed (waiting for running file operations) by coco_debugfs_remove(). */
 struct dentry *coco_debugfs_add(struct device *dev)
 {
@@ -157,6 +200,7 @@ struct dentry *coco_debugfs_add(struct device *dev)
 		return NULL;
 	debugfs_create_file("relay", 0600, dir, dev, &relay_fops);
 	debugfs_create_file("session_hold", 0600, dir, dev, &session_hold_fops);
+	debugfs_create_file("tsm_bind", 0200, dir, dev, &tsm_bind_fops);
 	return dir;
 }
 

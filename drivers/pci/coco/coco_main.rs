@@ -72,6 +72,9 @@ mod session;
 #[path = "../../../rust/spdm/src/spdm.rs"]
 mod spdm;
 #[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/tdisp/src/tdisp.rs"]
+mod tdisp;
+#[allow(dead_code, unreachable_pub)]
 #[path = "../../../rust/spdm/src/vendor.rs"]
 mod vendor;
 
@@ -93,6 +96,10 @@ module! {
         ide_policy: u32 {
             default: 0,
             description: "What a failed native IDE connect or reconnect after a reset does: 0 warn (log it), 1 block (no driver may bind to the function until it is connected), 2 panic (default: 0)",
+        },
+        ide_refresh_secs: u32 {
+            default: 0,
+            description: "Refresh a connected IDE stream's keys every this many seconds (0: only when root writes \"refresh\" to coco/ide; default: 0)",
         },
     },
 }
@@ -127,6 +134,11 @@ pub(crate) fn ide_policy() -> IdePolicy {
     }
 }
 
+/// The `ide_refresh_secs` module parameter.
+pub(crate) fn ide_refresh_secs() -> u32 {
+    module_parameters::ide_refresh_secs.value()
+}
+
 /// The trust anchors, while the module is loaded.
 pub(crate) fn keyring() -> Option<&'static trust::Keyring> {
     registry().and_then(|r| r.keyring.as_ref())
@@ -148,6 +160,7 @@ extern "C" {
     fn coco_tsm_exit();
     pub(crate) fn coco_block_drivers(dev: *mut bindings::device, block: bool) -> c_int;
     pub(crate) fn coco_ide_panic(dev: *mut bindings::device);
+    pub(crate) fn coco_tdi_gate(dev: *mut bindings::device, op: c_uint) -> c_int;
     fn coco_debugfs_exit();
     fn coco_debugfs_add(dev: *mut bindings::device) -> *mut bindings::dentry;
     fn coco_debugfs_remove(dir: *mut bindings::dentry);
@@ -563,20 +576,64 @@ unsafe extern "C" fn coco_rs_session_op(dev: *mut bindings::device, op: c_uint) 
     store_with(dev, |cd| cd.session_op(op))
 }
 
-/// sysfs write of `coco/ide`: connect (`true`) or disconnect the native IDE stream.
+/// sysfs write of `coco/ide`: `op` 0 disconnects the native IDE stream, 1 connects it, 2
+/// refreshes its keys (`enum coco_ide_op`).
 ///
 /// # Safety
 ///
 /// `dev` is the device the attribute belongs to.
 #[no_mangle]
-unsafe extern "C" fn coco_rs_ide_connect(dev: *mut bindings::device, connect: bool) -> c_int {
-    store_with(dev, |cd| {
-        if connect {
-            cd.ide_connect_as(device::IdeOwner::Sysfs)
-        } else {
-            cd.ide_disconnect_as(device::IdeOwner::Sysfs)
-        }
+unsafe extern "C" fn coco_rs_ide_op(dev: *mut bindings::device, op: c_uint) -> c_int {
+    store_with(dev, |cd| match op {
+        0 => cd.ide_disconnect_as(device::IdeOwner::Sysfs),
+        1 => cd.ide_connect_as(device::IdeOwner::Sysfs),
+        2 => cd.ide_refresh_keys(),
+        _ => Err(EINVAL),
     })
+}
+
+/// sysfs write of `tdisp`: `op` is an `enum coco_tdisp_op` (bind, start, unbind).
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_tdisp_op(dev: *mut bindings::device, op: c_uint) -> c_int {
+    let Some(op) = device::TdispOp::from_raw(op) else {
+        return EINVAL.to_errno();
+    };
+    store_with(dev, |cd| cd.tdisp_op(op))
+}
+
+/// The TSM core's `bind` (`true`) and `unbind` of the function's TDI (`pci_tsm_bind()`).
+///
+/// # Safety
+///
+/// `dev` is a PCI function's device.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_tsm_tdi(dev: *mut bindings::device, bind: bool) -> c_int {
+    store_with(dev, |cd| cd.tsm_tdi(bind))
+}
+
+/// sysfs read of `tdi/report`: copies at most `count` bytes of the interface report from
+/// `offset` into `buf` and returns the count (0 at the end).
+///
+/// # Safety
+///
+/// `dev` is the device the attribute belongs to and `buf` is valid for writes of `count` bytes.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_tdi_report_read(
+    dev: *mut bindings::device,
+    buf: *mut u8,
+    offset: i64,
+    count: usize,
+) -> isize {
+    // SAFETY: `buf` is valid for `count` bytes by the safety requirements.
+    unsafe {
+        read_with(dev, buf, offset, count, |cd, off, out| {
+            Ok(cd.read_tdi_report(off, out))
+        })
+    }
 }
 
 /// Visibility of `certificates/slot<slot>`: whether the slot holds a chain.

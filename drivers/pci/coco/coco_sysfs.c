@@ -11,6 +11,7 @@
 #include <linux/hex.h>
 #include <linux/kobject.h>
 #include <linux/kstrtox.h>
+#include <linux/pci.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
@@ -70,6 +71,7 @@ COCO_ATTR_RO(ide_stream_id, COCO_ATTR_IDE_STREAM_ID);
 COCO_ATTR_RO(ide_state, COCO_ATTR_IDE_STATE);
 COCO_ATTR_RO(ide_key_set, COCO_ATTR_IDE_KEY_SET);
 COCO_ATTR_RO(ide_algorithm, COCO_ATTR_IDE_ALGORITHM);
+COCO_ATTR_RO(ide_refreshes, COCO_ATTR_IDE_REFRESHES);
 
 static ssize_t ide_show(struct device *dev, struct device_attribute *attr,
 			char *buf)
@@ -77,16 +79,21 @@ static ssize_t ide_show(struct device *dev, struct device_attribute *attr,
 	return coco_show(dev, COCO_ATTR_IDE, buf);
 }
 
-/* "connect" or "disconnect": the native IDE backend's stream for the link. */
+/*
+ * "connect", "disconnect" or "refresh": the native IDE backend's stream for
+ * the link, and a refresh of its keys.
+ */
 static ssize_t ide_store(struct device *dev, struct device_attribute *attr,
 			 const char *buf, size_t count)
 {
 	int rc;
 
 	if (sysfs_streq(buf, "connect"))
-		rc = coco_rs_ide_connect(dev, true);
+		rc = coco_rs_ide_op(dev, COCO_IDE_CONNECT);
 	else if (sysfs_streq(buf, "disconnect"))
-		rc = coco_rs_ide_connect(dev, false);
+		rc = coco_rs_ide_op(dev, COCO_IDE_DISCONNECT);
+	else if (sysfs_streq(buf, "refresh"))
+		rc = coco_rs_ide_op(dev, COCO_IDE_REFRESH);
 	else
 		return -EINVAL;
 	return rc ? rc : count;
@@ -197,6 +204,7 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_ide_state.attr,
 	&dev_attr_ide_key_set.attr,
 	&dev_attr_ide_algorithm.attr,
+	&dev_attr_ide_refreshes.attr,
 	NULL,
 };
 
@@ -259,12 +267,115 @@ static const struct attribute_group coco_cert_group = {
 	.is_bin_visible = coco_cert_visible,
 };
 
+/*
+ * TDISP, for functions with the TEE-IO bit: "tdisp" in the device directory
+ * (the state; root writes bind, start or unbind) and tdi/ (the interface
+ * report of the bound TDI and its parts, the reason of the last failure).
+ */
+static ssize_t tdisp_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	return coco_show(dev, COCO_ATTR_TDISP, buf);
+}
+
+static ssize_t tdisp_store(struct device *dev, struct device_attribute *attr,
+			   const char *buf, size_t count)
+{
+	int rc;
+
+	if (sysfs_streq(buf, "bind"))
+		rc = coco_rs_tdisp_op(dev, COCO_TDISP_BIND);
+	else if (sysfs_streq(buf, "start"))
+		rc = coco_rs_tdisp_op(dev, COCO_TDISP_START);
+	else if (sysfs_streq(buf, "unbind"))
+		rc = coco_rs_tdisp_op(dev, COCO_TDISP_UNBIND);
+	else
+		return -EINVAL;
+	return rc ? rc : count;
+}
+static DEVICE_ATTR_RW(tdisp);
+
+static bool coco_tee_io(struct kobject *kobj)
+{
+	struct device *dev = kobj_to_dev(kobj);
+
+	return dev_is_pci(dev) && (to_pci_dev(dev)->devcap & PCI_EXP_DEVCAP_TEE);
+}
+
+static umode_t coco_tdisp_visible(struct kobject *kobj, struct attribute *a,
+				  int n)
+{
+	return coco_tee_io(kobj) ? a->mode : 0;
+}
+
+static umode_t coco_tdi_bin_visible(struct kobject *kobj,
+				    const struct bin_attribute *a, int n)
+{
+	return coco_tee_io(kobj) ? a->attr.mode : 0;
+}
+
+static struct attribute *coco_tdisp_attrs[] = {
+	&dev_attr_tdisp.attr,
+	NULL,
+};
+
+static const struct attribute_group coco_tdisp_group = {
+	.attrs = coco_tdisp_attrs,
+	.is_visible = coco_tdisp_visible,
+};
+
+#define COCO_TDI_ATTR(_name, _attr)					\
+static ssize_t tdi_##_name##_show(struct device *dev,			\
+				  struct device_attribute *attr, char *buf) \
+{									\
+	return coco_show(dev, _attr, buf);				\
+}									\
+static struct device_attribute dev_attr_tdi_##_name =			\
+	__ATTR(_name, 0444, tdi_##_name##_show, NULL)
+
+COCO_TDI_ATTR(interface_info, COCO_ATTR_TDI_INTERFACE_INFO);
+COCO_TDI_ATTR(lock_flags, COCO_ATTR_TDI_LOCK_FLAGS);
+COCO_TDI_ATTR(mmio_ranges, COCO_ATTR_TDI_MMIO_RANGES);
+COCO_TDI_ATTR(error, COCO_ATTR_TDI_ERROR);
+
+static ssize_t tdi_report_read(struct file *filp, struct kobject *kobj,
+			       const struct bin_attribute *attr, char *buf,
+			       loff_t off, size_t count)
+{
+	return coco_rs_tdi_report_read(kobj_to_dev(kobj), buf, off, count);
+}
+static const struct bin_attribute tdi_bin_report =
+	__BIN_ATTR(report, 0444, tdi_report_read, NULL, 0);
+
+static struct attribute *coco_tdi_attrs[] = {
+	&dev_attr_tdi_interface_info.attr,
+	&dev_attr_tdi_lock_flags.attr,
+	&dev_attr_tdi_mmio_ranges.attr,
+	&dev_attr_tdi_error.attr,
+	NULL,
+};
+
+static const struct bin_attribute *const coco_tdi_bin_attrs[] = {
+	&tdi_bin_report,
+	NULL,
+};
+
+static const struct attribute_group coco_tdi_group = {
+	.name = "tdi",
+	.attrs = coco_tdi_attrs,
+	.bin_attrs = coco_tdi_bin_attrs,
+	.is_visible = coco_tdisp_visible,
+	.is_bin_visible = coco_tdi_bin_visible,
+};
+
 static const struct attribute_group coco_meas_group;
 
 static const struct attribute_group *const coco_groups[] = {
 	&coco_group,
 	&coco_cert_group,
 	&coco_meas_group,
+	&coco_tdisp_group,
+	&coco_tdi_group,
 	NULL,
 };
 

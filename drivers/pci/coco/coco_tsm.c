@@ -7,9 +7,10 @@
  *    function with a CMA/SPDM mailbox, and a write authenticates again;
  *  - the native IDE backend as a link TSM (tsm_register()): /sys/class/tsm/
  *    tsmN, whose parent is the faux device "coco", and tsm/connect and
- *    tsm/disconnect of every function that may be connected;
- *  - ide_policy=block and panic: the driver core's gate (driver_override)
- *    and the panic.
+ *    tsm/disconnect of every function that may be connected; bind and
+ *    unbind (pci_tsm_bind(), the VMM's path) lock and stop its TDI;
+ *  - ide_policy=block and panic, and a locked TDI: the driver core's gate
+ *    (driver_override), and the panic.
  *
  * Static operation tables are what this C part holds; the work is done by
  * the coco_rs_* callbacks (coco_main.rs).
@@ -76,11 +77,39 @@ static void coco_tsm_disconnect(struct pci_dev *pdev)
 	coco_rs_tsm_connect(&pdev->dev, false);
 }
 
+/*
+ * The VMM's path (pci_tsm_bind(), from iommufd): lock the function's TDI
+ * and read its report through the same native backend as the "tdisp"
+ * attribute. The TDI context is the PCI core's; coco.ko keeps its own state.
+ */
+static struct pci_tdi *coco_tsm_bind(struct pci_dev *pdev, struct kvm *kvm,
+				     u32 tdi_id)
+{
+	struct pci_tdi *tdi __free(kfree) = kzalloc_obj(*tdi);
+	int rc;
+
+	if (!tdi)
+		return ERR_PTR(-ENOMEM);
+	rc = coco_rs_tsm_tdi(&pdev->dev, true);
+	if (rc)
+		return ERR_PTR(rc);
+	pci_tsm_tdi_constructor(pdev, tdi, kvm, tdi_id);
+	return no_free_ptr(tdi);
+}
+
+static void coco_tsm_unbind(struct pci_tdi *tdi)
+{
+	coco_rs_tsm_tdi(&tdi->pdev->dev, false);
+	kfree(tdi);
+}
+
 static struct pci_tsm_ops coco_tsm_ops = {
 	.probe = coco_tsm_probe,
 	.remove = coco_tsm_remove,
 	.connect = coco_tsm_connect,
 	.disconnect = coco_tsm_disconnect,
+	.bind = coco_tsm_bind,
+	.unbind = coco_tsm_unbind,
 };
 
 static struct faux_device *coco_faux;
@@ -173,6 +202,54 @@ int coco_block_drivers(struct device *dev, bool block)
 		return rc;
 	rc = device_attach(dev);
 	return rc < 0 ? rc : 0;
+}
+
+/* The driver_override that keeps host drivers away from a locked TDI */
+#define COCO_TDI_LOCKED "coco-tdi-locked"
+
+static bool coco_tdi_gated(struct device *dev)
+{
+	guard(spinlock)(&dev->driver_override.lock);
+	return dev->driver_override.name &&
+	       !strcmp(dev->driver_override.name, COCO_TDI_LOCKED);
+}
+
+/*
+ * TDISP: while a TDI is locked or running no host driver may bind to its
+ * function. COCO_TDI_GATE_HOLD sets the gate under the device lock, so that
+ * no probe runs between the check and the gate: -EBUSY when a driver is
+ * bound. COCO_TDI_GATE_HOLD_BOUND sets it and leaves the bound driver (the
+ * VMM's, which asked through pci_tsm_bind()). The LIFT operations clear the
+ * gate coco.ko set (only that one), LIFT_ATTACH then lets the driver core
+ * attach a driver. Must not be called with coco.ko's locks held.
+ */
+int coco_tdi_gate(struct device *dev, unsigned int op)
+{
+	int rc;
+
+	switch (op) {
+	case COCO_TDI_GATE_HOLD:
+		device_lock(dev);
+		if (dev->driver)
+			rc = -EBUSY;
+		else
+			rc = device_set_driver_override(dev, COCO_TDI_LOCKED);
+		device_unlock(dev);
+		return rc;
+	case COCO_TDI_GATE_HOLD_BOUND:
+		return device_set_driver_override(dev, COCO_TDI_LOCKED);
+	case COCO_TDI_GATE_LIFT:
+	case COCO_TDI_GATE_LIFT_ATTACH:
+		if (!coco_tdi_gated(dev))
+			return 0;
+		rc = device_set_driver_override(dev, "");
+		if (rc || op == COCO_TDI_GATE_LIFT)
+			return rc;
+		rc = device_attach(dev);
+		return rc < 0 ? rc : 0;
+	default:
+		return -EINVAL;
+	}
 }
 
 /* ide_policy=panic: the administrator asked for it (the reason is logged) */

@@ -3,13 +3,16 @@
 //! Per-device state of coco.ko and the probe exchanges over the CMA/SPDM DOE mailbox.
 
 mod sysfs;
+mod tdi;
+
+pub(crate) use tdi::TdispOp;
 
 use crate::{
     channel::{self, DoeTransport, Failure, Feature, FeatureList, Transport, VersionList},
     cma::FunctionIds,
     connect::{self, Outcome as ConnectOutcome},
     meas::{self, IndexSet},
-    native::{self, EndState, IdeLink, LinkState},
+    native::{self, EndState, IdeLink, LinkState, RefreshFailure},
     requester::{
         auth::{self as spdm_auth, AuthInfo, IdentityStatus, SLOTS},
         meas::MeasInfo,
@@ -280,6 +283,12 @@ pub(crate) struct CocoDev {
     /// Keeps the session alive when the device set a HeartbeatPeriod.
     #[pin]
     heartbeat: DelayedWork<CocoDev, 1>,
+    /// Refreshes the IDE stream's keys every `ide_refresh_secs` seconds.
+    #[pin]
+    ide_refresh: DelayedWork<CocoDev, 2>,
+    /// Reads a bound TDI's state from the device periodically.
+    #[pin]
+    tdi_check: DelayedWork<CocoDev, 3>,
 }
 
 /// The counters of an authentication, as the log shows them.
@@ -366,6 +375,8 @@ struct IdeState {
     link: Option<(IdeLink, SessionHold, IdeOwner)>,
     /// Why the last connect failed (cleared by a successful one).
     failure: Option<&'static str>,
+    /// The device's interface (TDISP), which needs the link.
+    tdi: tdi::TdiSlot,
 }
 
 /// What `coco/ide` shows.
@@ -400,6 +411,35 @@ impl_has_delayed_work! {
     impl HasDelayedWork<Self, 1> for CocoDev { self.heartbeat }
 }
 
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self, 2> for CocoDev { self.ide_refresh }
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self, 3> for CocoDev { self.tdi_check }
+}
+
+impl WorkItem<3> for CocoDev {
+    type Pointer = Arc<CocoDev>;
+
+    fn run(this: Arc<CocoDev>) {
+        if this.tdi_check() {
+            this.arm_tdi_check();
+        }
+    }
+}
+
+impl WorkItem<2> for CocoDev {
+    type Pointer = Arc<CocoDev>;
+
+    fn run(this: Arc<CocoDev>) {
+        // Not connected any more, or the device is going: nothing to do, nothing queued again.
+        if this.ide_refresh_keys().is_ok() {
+            this.arm_ide_refresh();
+        }
+    }
+}
+
 impl WorkItem<1> for CocoDev {
     type Pointer = Arc<CocoDev>;
 
@@ -415,6 +455,7 @@ impl WorkItem for CocoDev {
         // The outcome is logged and stored by `probe()`.
         let _ = this.probe();
         if !this.removed.load(Ordering::Acquire) {
+            this.tdi_after_probe();
             this.ide_recover();
         }
     }
@@ -462,6 +503,8 @@ impl CocoDev {
                 queueing <- new_spinlock!(()),
                 work <- new_work!("CocoDev::work"),
                 heartbeat <- new_delayed_work!("CocoDev::heartbeat"),
+                ide_refresh <- new_delayed_work!("CocoDev::ide_refresh"),
+                tdi_check <- new_delayed_work!("CocoDev::tdi_check"),
             }),
             GFP_KERNEL,
         )?;
@@ -509,6 +552,21 @@ impl CocoDev {
         // that check covers this session too.
         if let Some(q) = crate::queue() {
             let _ = q.enqueue_delayed::<_, 1>(self.clone(), delay);
+        }
+    }
+
+    /// Queues the next periodic key refresh of the IDE stream, `ide_refresh_secs` from now (none
+    /// when it is 0). Like [`Self::arm_heartbeat`], never once teardown has set `removed`.
+    fn arm_ide_refresh(self: &Arc<Self>) {
+        let _guard = self.queueing.lock();
+        let secs = crate::ide_refresh_secs();
+        if secs == 0 || self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        let delay = msecs_to_jiffies(secs.saturating_mul(1000));
+        // Already queued (a reconnect after a reset): that refresh covers the new link too.
+        if let Some(q) = crate::queue() {
+            let _ = q.enqueue_delayed::<_, 2>(self.clone(), delay);
         }
     }
 
@@ -644,23 +702,38 @@ impl CocoDev {
         self.work.flush();
         // No sysfs writer is left to connect again: the IDE stream goes down first, its keys
         // stopped inside the session while it is still there.
-        let ide = core::mem::take(&mut *self.ide.lock());
+        let mut ide = core::mem::take(&mut *self.ide.lock());
+        let tdi = ide.tdi.bound.take();
+        let gated = tdi.is_some();
         // Taking the lock waits for a probe that holds `op` (a `measurements/refresh` writer);
-        // later ones see `removed` and leave the device alone. The session ends under `op`.
+        // later ones see `removed` and leave the device alone. The session ends under `op`,
+        // the TDI stopped first, then the IDE stream taken down.
         {
             let _op = self.op.lock();
-            self.end_session(true, ide.link);
+            self.end_session(true, ide.link, tdi);
+        }
+        if gated {
+            self.tdi_teardown_gate();
         }
         // A heartbeat check queued before `removed` was seen under `op` runs now and finds the
-        // device removed; none is queued after (see `arm_heartbeat()`).
+        // device removed; none is queued after (see `arm_heartbeat()`). Likewise a key
+        // refresh, which finds no link (see `arm_ide_refresh()`).
         self.heartbeat.flush();
+        self.ide_refresh.flush();
+        self.tdi_check.flush();
     }
 
     /// Ends the secure session, if any, with END_SESSION when the device is still there (a
     /// surprise-removed device is not asked: the session is just dropped). Called with `op`
     /// held; `teardown` allows it after `removed` is set, with the IDE `link` to take down
     /// first (its endpoint keys stopped inside the session when it can still carry requests).
-    fn end_session(&self, teardown: bool, link: Option<(IdeLink, SessionHold, IdeOwner)>) {
+    fn end_session(
+        &self,
+        teardown: bool,
+        link: Option<(IdeLink, SessionHold, IdeOwner)>,
+        tdi: Option<native::tdi::Tdi>,
+    ) {
+        let mut tdi = tdi;
         let mut link = link.map(|(l, hold, _)| {
             // The hold is a count only: dropping it here takes no lock.
             drop(hold);
@@ -712,6 +785,12 @@ impl CocoDev {
         // Teardown ends the session after `removed` was set: these last requests may still go.
         let not_removed = AtomicBool::new(false);
         let t = DoeTransport::new(&mb, &not_removed);
+        if let Some(mut d) = tdi.take() {
+            match d.stop(&mut s, &t) {
+                Ok(()) => dev_info!(self.dev(), "coco: TDI stopped (CONFIG_UNLOCKED)\n"),
+                Err(f) => dev_warn!(self.dev(), "coco: TDI stop failed: {}\n", f),
+            }
+        }
         if let Some(l) = link.take() {
             l.disconnect(Some((&mut s, &t)));
             dev_info!(self.dev(), "coco: IDE stream taken down\n");
@@ -901,7 +980,7 @@ impl CocoDev {
     /// Sends a `KOBJ_CHANGE` uevent for the device with `COCO_STATUS` and `COCO_AUTH`, so that
     /// udev rules can react to a changed result.
     fn notify(&self, o: Outcome) {
-        let mut envp: [*mut kernel::ffi::c_char; 3] = [
+        self.send_change(
             o.status.env(
                 c"COCO_STATUS=ok",
                 c"COCO_STATUS=error",
@@ -909,32 +988,25 @@ impl CocoDev {
             ),
             o.auth
                 .env(c"COCO_AUTH=ok", c"COCO_AUTH=error", c"COCO_AUTH=pending"),
-            core::ptr::null_mut(),
-        ];
-        // SAFETY: The device is live (`removed` is clear and teardown waits for the probe);
-        // `envp` is a NULL-terminated array of NUL-terminated strings that the callee only reads
-        // during the call.
-        let ret = unsafe {
-            bindings::kobject_uevent_env(
-                &raw mut (*self.raw.0.as_ptr()).kobj,
-                bindings::kobject_action_KOBJ_CHANGE,
-                envp.as_mut_ptr(),
-            )
-        };
-        if ret != 0 {
-            dev_warn!(self.dev(), "coco: cannot send the change uevent: {}\n", ret);
-        }
+        );
     }
 
-    /// Sends a `KOBJ_CHANGE` uevent for a change of the IDE link, with `env` (`COCO_IDE=...`).
-    fn notify_ide(&self, env: &'static CStr) {
+    /// Sends a `KOBJ_CHANGE` uevent for a change of the IDE link (`COCO_IDE=...`) or of the TDI
+    /// (`COCO_TDISP=...`): `env`.
+    pub(super) fn notify_change(&self, env: &'static CStr) {
         if self.removed.load(Ordering::Acquire) {
             return;
         }
-        let mut envp: [*mut kernel::ffi::c_char; 2] =
-            [env.as_char_ptr().cast_mut(), core::ptr::null_mut()];
-        // SAFETY: The device is live (`removed` was clear, and teardown removes the sysfs files
-        // whose writers call this before the device goes); `envp` is a NULL-terminated array of
+        self.send_change(env.as_char_ptr().cast_mut(), core::ptr::null_mut());
+    }
+
+    /// Sends a `KOBJ_CHANGE` uevent with the variables `a` and `b` (NUL-terminated strings, `b`
+    /// may be null). Called while the device is live: by the probe, which teardown waits for,
+    /// or by sysfs writers and work items that checked `removed` (teardown removes the files and
+    /// flushes the work before the device goes).
+    fn send_change(&self, a: *mut kernel::ffi::c_char, b: *mut kernel::ffi::c_char) {
+        let mut envp: [*mut kernel::ffi::c_char; 3] = [a, b, core::ptr::null_mut()];
+        // SAFETY: The device is live (see above); `envp` is a NULL-terminated array of
         // NUL-terminated strings that the callee only reads during the call.
         let ret = unsafe {
             bindings::kobject_uevent_env(
@@ -944,7 +1016,7 @@ impl CocoDev {
             )
         };
         if ret != 0 {
-            dev_warn!(self.dev(), "coco: cannot send the IDE uevent: {}\n", ret);
+            dev_warn!(self.dev(), "coco: cannot send the change uevent: {}\n", ret);
         }
     }
 
@@ -960,7 +1032,7 @@ impl CocoDev {
         .ok_or(ENODEV)?;
 
         // A new authentication first ends the old session.
-        self.end_session(false, None);
+        self.end_session(false, None, None);
 
         // A re-authentication of a device that answered before skips DOE discovery.
         let discover_again = discover_again || !matches!(self.state.lock().status, Status::Ready);
@@ -1245,7 +1317,7 @@ impl CocoDev {
         }
         let r = self.ide_connect_locked(&mut ide, owner, false);
         drop(ide);
-        self.notify_ide(if r.is_ok() {
+        self.notify_change(if r.is_ok() {
             c"COCO_IDE=connected"
         } else {
             c"COCO_IDE=error"
@@ -1332,6 +1404,7 @@ impl CocoDev {
                 );
                 ide.link = Some((link, hold, owner));
                 ide.failure = None;
+                self.arm_ide_refresh();
                 Ok(())
             }
             Err(f) => {
@@ -1375,7 +1448,7 @@ impl CocoDev {
         }
         let r = self.ide_connect_locked(&mut ide, owner, true);
         drop(ide);
-        self.notify_ide(if r.is_ok() {
+        self.notify_change(if r.is_ok() {
             c"COCO_IDE=reconnected"
         } else {
             c"COCO_IDE=error"
@@ -1393,11 +1466,28 @@ impl CocoDev {
             Some((_, _, o)) if *o != owner => return Err(EBUSY),
             Some(_) => {}
         }
+        if ide.tdi.bound.is_some() {
+            dev_err!(
+                self.dev(),
+                "coco: IDE disconnect refused: the TDI is bound (write unbind to tdisp first)\n"
+            );
+            return Err(EBUSY);
+        }
         let (link, hold, _) = ide.link.take().ok_or(ENOTCONN)?;
         let id = link.stream_id();
+        self.disconnect_link(link);
+        drop(hold);
+        drop(ide);
+        dev_info!(self.dev(), "coco: IDE stream {} disconnected\n", id);
+        self.notify_change(c"COCO_IDE=disconnected");
+        Ok(())
+    }
+
+    /// Takes `link` down (see [`IdeLink::disconnect`]), its endpoint keys stopped inside the
+    /// session. Without a usable session the endpoint's keys cannot be stopped; the stream is
+    /// still disabled and released.
+    fn disconnect_link(&self, link: IdeLink) {
         let mut link = Some(link);
-        // Without a usable session the endpoint's keys cannot be stopped; the stream is still
-        // disabled and released.
         let _ = self.with_session(|s, t| {
             if let Some(l) = link.take() {
                 l.disconnect(Some((s, t)));
@@ -1407,11 +1497,84 @@ impl CocoDev {
         if let Some(l) = link.take() {
             l.disconnect(None);
         }
-        drop(hold);
+    }
+
+    /// Refreshes the IDE stream's keys (see [`IdeLink::refresh`]), on root's request (`coco/ide`
+    /// "refresh") or every `ide_refresh_secs`. Fails with `ENOTCONN` without a stream. A failed
+    /// refresh that leaves the old keys in use keeps the stream; any other failure takes it down
+    /// with the reason in `coco/ide`, a `COCO_IDE=error` uevent and `ide_policy` applied.
+    pub(crate) fn ide_refresh_keys(self: &Arc<Self>) -> Result {
+        if self.removed.load(Ordering::Acquire) {
+            return Err(ENODEV);
+        }
+        let mut ide = self.ide.lock();
+        let Some((link, _, _)) = ide.link.as_mut() else {
+            return Err(ENOTCONN);
+        };
+        let id = link.stream_id();
+        let start = Instant::<Monotonic>::now();
+        let r = self.with_session(|s, t| {
+            let before = s.info().messages;
+            let r = link.refresh(s, t);
+            Ok((r, s.info().messages.saturating_sub(before)))
+        });
+        let us = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0);
+        let failure = match r {
+            Ok((Ok(()), messages)) => {
+                let st = link.state();
+                dev_info!(
+                    self.dev(),
+                    "coco: IDE stream {} keys refreshed: key set {} in use, refresh {}; {} secured messages, {} us\n",
+                    id,
+                    st.key_set,
+                    st.refreshes,
+                    messages,
+                    us
+                );
+                drop(ide);
+                self.notify_change(c"COCO_IDE=refreshed");
+                return Ok(());
+            }
+            Ok((
+                Err(RefreshFailure {
+                    failure,
+                    link_kept: false,
+                }),
+                _,
+            )) => failure,
+            // The old keys still secure the link; without a session (`Err`) none was touched.
+            Ok((
+                Err(RefreshFailure {
+                    failure,
+                    link_kept: true,
+                }),
+                _,
+            ))
+            | Err(failure) => {
+                dev_warn!(
+                    self.dev(),
+                    "coco: IDE stream {} key refresh failed, the old keys stay in use: {}\n",
+                    id,
+                    failure
+                );
+                return Err(failure.err);
+            }
+        };
+        dev_err!(
+            self.dev(),
+            "coco: IDE stream {} key refresh failed, the stream is taken down: {}\n",
+            id,
+            failure
+        );
+        if let Some((link, hold, _)) = ide.link.take() {
+            self.disconnect_link(link);
+            drop(hold);
+        }
+        ide.failure = Some(failure.reason);
         drop(ide);
-        dev_info!(self.dev(), "coco: IDE stream {} disconnected\n", id);
-        self.notify_ide(c"COCO_IDE=disconnected");
-        Ok(())
+        self.notify_change(c"COCO_IDE=error");
+        self.ide_policy_after(false);
+        Err(failure.err)
     }
 
     /// What `coco/ide` shows; the stream state is read from both ends' registers now.
@@ -1454,7 +1617,7 @@ impl CocoDev {
         if self.state.lock().owner != Owner::Coco || self.session_in_use() {
             return Err(EBUSY);
         }
-        self.end_session(false, None);
+        self.end_session(false, None, None);
         self.state.lock().owner = Owner::Tsm(tsm);
         dev_info!(self.dev(), "coco: DOE mailbox handed to {}\n", tsm);
         Ok(Relay { dev: self.clone() })

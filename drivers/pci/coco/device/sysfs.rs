@@ -45,6 +45,12 @@ const ATTR_IDE_STREAM_ID: c_uint = 22;
 const ATTR_IDE_STATE: c_uint = 23;
 const ATTR_IDE_KEY_SET: c_uint = 24;
 const ATTR_IDE_ALGORITHM: c_uint = 25;
+const ATTR_IDE_REFRESHES: c_uint = 26;
+const ATTR_TDISP: c_uint = 27;
+const ATTR_TDI_INTERFACE_INFO: c_uint = 28;
+const ATTR_TDI_LOCK_FLAGS: c_uint = 29;
+const ATTR_TDI_MMIO_RANGES: c_uint = 30;
+const ATTR_TDI_ERROR: c_uint = 31;
 
 /// Attributes of `measurements/` (`enum coco_meas_attr` in coco.h).
 const MEAS_STATUS: c_uint = 0;
@@ -181,7 +187,12 @@ impl CocoDev {
     fn show_ide(&self, attr: c_uint, out: &mut [u8]) -> Option<Result<usize>> {
         if !matches!(
             attr,
-            ATTR_IDE | ATTR_IDE_STREAM_ID | ATTR_IDE_STATE | ATTR_IDE_KEY_SET | ATTR_IDE_ALGORITHM
+            ATTR_IDE
+                | ATTR_IDE_STREAM_ID
+                | ATTR_IDE_STATE
+                | ATTR_IDE_KEY_SET
+                | ATTR_IDE_ALGORITHM
+                | ATTR_IDE_REFRESHES
         ) {
             return None;
         }
@@ -215,6 +226,10 @@ impl CocoDev {
                 Some(l) => writeln!(w, "{}", l.key_set),
                 None => writeln!(w),
             },
+            ATTR_IDE_REFRESHES => match link {
+                Some(l) => writeln!(w, "{}", l.refreshes),
+                None => writeln!(w),
+            },
             // The only algorithm IDE defines (PCIe r6.x sec 6.33.5).
             ATTR_IDE_ALGORITHM => match link {
                 Some(_) => writeln!(w, "aes-gcm-256"),
@@ -225,9 +240,73 @@ impl CocoDev {
         Some(r.map(|()| w.len).map_err(|_| EOVERFLOW))
     }
 
+    /// Formats the TDI attribute `attr` (`tdisp` and `tdi/`) into `out`, or returns `None` for
+    /// another attribute. What the device reported last, under the IDE lock: no device traffic.
+    fn show_tdi(&self, attr: c_uint, out: &mut [u8]) -> Option<Result<usize>> {
+        if !matches!(
+            attr,
+            ATTR_TDISP
+                | ATTR_TDI_INTERFACE_INFO
+                | ATTR_TDI_LOCK_FLAGS
+                | ATTR_TDI_MMIO_RANGES
+                | ATTR_TDI_ERROR
+        ) {
+            return None;
+        }
+        let ide = self.ide.lock();
+        let slot = &ide.tdi;
+        let report = slot.bound.as_ref().and_then(|d| d.report());
+        let mut w = SliceWriter { buf: out, len: 0 };
+        let r = match attr {
+            ATTR_TDISP => writeln!(w, "{}", slot.state_name()),
+            ATTR_TDI_INTERFACE_INFO => match report {
+                Some(r) => writeln!(w, "{:#06x}", r.info.interface_info),
+                None => writeln!(w),
+            },
+            ATTR_TDI_LOCK_FLAGS => match &slot.bound {
+                Some(d) => writeln!(w, "{:#06x}", d.lock_flags()),
+                None => writeln!(w),
+            },
+            // One line per range, as reported: first address, last address, attributes, range
+            // ID (the layout of the PCI core's `resource`).
+            ATTR_TDI_MMIO_RANGES => report.map_or(Ok(()), |r| {
+                r.ranges().try_for_each(|m| {
+                    let (start, end) = m.reported_span().unwrap_or((0, 0));
+                    writeln!(
+                        w,
+                        "{:#018x} {:#018x} {:#06x} {}",
+                        start,
+                        end.saturating_sub(1),
+                        m.attributes,
+                        m.range_id
+                    )
+                })
+            }),
+            ATTR_TDI_ERROR => match slot.failure {
+                Some(why) => writeln!(w, "{}", why),
+                None => writeln!(w),
+            },
+            _ => Ok(()),
+        };
+        Some(r.map(|()| w.len).map_err(|_| EOVERFLOW))
+    }
+
+    /// Copies up to `out.len()` bytes of the bound TDI's interface report from `offset`;
+    /// returns the count (0 when none is bound).
+    pub(crate) fn read_tdi_report(&self, offset: usize, out: &mut [u8]) -> usize {
+        let ide = self.ide.lock();
+        ide.tdi
+            .bound
+            .as_ref()
+            .map_or(0, |d| copy_from(d.report_bytes(), offset, out))
+    }
+
     /// Formats attribute `attr` into `out`; returns the length written.
     pub(crate) fn show(&self, attr: c_uint, out: &mut [u8]) -> Result<usize> {
         if let Some(r) = self.show_ide(attr, out) {
+            return r;
+        }
+        if let Some(r) = self.show_tdi(attr, out) {
             return r;
         }
         let state = self.state.lock();

@@ -9,9 +9,11 @@
 //! starts them in the order of [`KEY_STEPS`] and enables the endpoint, then the root port;
 //! each must read Secure right after (`pci_ide_stream_enable()`). Keys live on the stack of
 //! [`connect`] only and are zeroed before it returns; they never reach a log, sysfs or a
-//! uevent. [`IdeLink::disconnect`] undoes it.
+//! uevent. [`IdeLink::refresh`] replaces the keys without taking the stream down, and
+//! [`IdeLink::disconnect`] undoes it all.
 
 pub(crate) mod rootport;
+pub(crate) mod tdi;
 
 use crate::{
     channel::{Failure, Transport},
@@ -44,7 +46,9 @@ pub(crate) enum KeyStep {
 
 /// The order in which a key set is put into use: every key programmed on both ends first, then
 /// the receivers put in go before the transmitters (so that no packet arrives under a key its
-/// receiver does not hold yet), the endpoint before the root port within each group.
+/// receiver does not hold yet), the endpoint before the root port within each group. A refresh
+/// runs the same steps with the other key set (a receiver holds both sets in go; each TLP says
+/// which one it was sent with) and stops the old set once every transmitter has switched.
 pub(crate) const KEY_STEPS: [KeyStep; 24] = {
     use Direction::{Rx, Tx};
     use KeyStep::*;
@@ -76,6 +80,17 @@ pub(crate) const KEY_STEPS: [KeyStep; 24] = {
         RootPortGo(Tx, Cpl),
     ]
 };
+
+impl KeyStep {
+    /// Whether the step puts a transmitter's key set in go (from then on the link depends on
+    /// the new set).
+    fn is_transmitter_go(self) -> bool {
+        matches!(
+            self,
+            KeyStep::EndpointGo(Direction::Tx, _) | KeyStep::RootPortGo(Direction::Tx, _)
+        )
+    }
+}
 
 /// One key and its IFV, zeroed on drop.
 struct KeyMaterial {
@@ -149,7 +164,18 @@ impl KeySet {
 pub(crate) struct IdeLink {
     stream: Stream,
     rp: CocoVsec,
+    /// The key set every transmitter uses.
     key_set: u8,
+    /// Key refreshes completed on this stream.
+    refreshes: u32,
+}
+
+/// Why a key refresh failed, and what it left.
+pub(crate) struct RefreshFailure {
+    pub(crate) failure: Failure,
+    /// The link is still secured by the old key set (the failure came before any transmitter
+    /// switched, and the new set was stopped again); otherwise the caller takes it down.
+    pub(crate) link_kept: bool,
 }
 
 /// What a link's ends read now (status registers, not remembered state).
@@ -157,6 +183,7 @@ pub(crate) struct IdeLink {
 pub(crate) struct LinkState {
     pub(crate) stream_id: u8,
     pub(crate) key_set: u8,
+    pub(crate) refreshes: u32,
     pub(crate) endpoint: EndState,
     pub(crate) root_port: EndState,
 }
@@ -304,6 +331,7 @@ pub(crate) fn connect(
         stream,
         rp,
         key_set: 0,
+        refreshes: 0,
     };
     // On any failure from here, the keys programmed so far are stopped and dropping `link`
     // releases the stream (disable, teardown, unregister, free).
@@ -364,9 +392,52 @@ impl IdeLink {
         LinkState {
             stream_id: self.stream_id(),
             key_set: self.key_set,
+            refreshes: self.refreshes,
             endpoint: EndState::from_status(self.stream.status(Partner::Endpoint)),
             root_port: EndState::from_status(self.stream.status(Partner::RootPort)),
         }
+    }
+
+    /// Replaces the stream's keys while it stays Secure: fresh keys in the other key set,
+    /// through [`KEY_STEPS`] (programmed on both ends, in go on the receivers, then on the
+    /// transmitters), then the old set stopped on both ends. A failure before any transmitter
+    /// switched stops the new set again and leaves the link on the old one; a later failure
+    /// leaves a link the caller must take down (see [`RefreshFailure`]).
+    pub(crate) fn refresh(
+        &mut self,
+        s: &mut Session,
+        t: &dyn Transport,
+    ) -> Result<(), RefreshFailure> {
+        let id = self.stream_id();
+        let old = self.key_set;
+        let new = old ^ 1;
+        let keys = KeySet::random();
+        for step in KEY_STEPS {
+            if let Err(failure) = run_step(step, s, t, &self.rp, id, new, &keys) {
+                drop(keys);
+                // Until a transmitter switches, the old set secures the link alone.
+                let link_kept = !step.is_transmitter_go();
+                if link_kept {
+                    stop_keys(Some((&mut *s, t)), &self.rp, id, new);
+                }
+                return Err(RefreshFailure { failure, link_kept });
+            }
+        }
+        drop(keys);
+        self.key_set = new;
+        stop_keys(Some((&mut *s, t)), &self.rp, id, old);
+        let st = self.state();
+        if st.endpoint != EndState::Secure || st.root_port != EndState::Secure {
+            return Err(RefreshFailure {
+                failure: Failure::new(
+                    "the IDE stream is not Secure on both ends after the key refresh",
+                    ENXIO,
+                ),
+                link_kept: false,
+            });
+        }
+        self.refreshes = self.refreshes.saturating_add(1);
+        Ok(())
     }
 
     /// Takes the stream down: both ends disabled (root port first, the reverse of enabling),
@@ -443,6 +514,30 @@ mod tests {
                     < position(KeyStep::EndpointGo(Direction::Tx, ss))
             );
         }
+    }
+
+    /// Every receiver holds the new key set in go before any transmitter switches to it, so a
+    /// refresh never sends a packet its receiver cannot check.
+    #[test]
+    fn every_receiver_before_any_transmitter() {
+        let last_rx = KEY_STEPS
+            .iter()
+            .rposition(|s| {
+                matches!(
+                    s,
+                    KeyStep::EndpointGo(Direction::Rx, _) | KeyStep::RootPortGo(Direction::Rx, _)
+                )
+            })
+            .unwrap_or(usize::MAX);
+        let first_tx = KEY_STEPS
+            .iter()
+            .position(|s| s.is_transmitter_go())
+            .unwrap_or(0);
+        assert!(last_rx < first_tx);
+        assert_eq!(
+            KEY_STEPS.iter().filter(|s| s.is_transmitter_go()).count(),
+            6
+        );
     }
 
     /// The root port's key for a direction is the endpoint's key for the other one.

@@ -9,7 +9,7 @@
 //! echoed. Keys are the caller's; this file copies them into the request only, and wipes the
 //! copy before returning.
 
-use super::session::Session;
+use super::{session::Session, vdm};
 use crate::{
     channel::{Failure, Transport},
     idekm::{self as km, IdeKmMessage, KeySetCmd, KeySubStream},
@@ -18,7 +18,8 @@ use crate::{
 use kernel::prelude::*;
 
 /// Largest IDE_KM response read (QUERY_RESP with the biggest IDE capability: 255 selective
-/// blocks of 8 dwords is more than any device has; 1 KiB holds 30 of them).
+/// blocks of 8 dwords is more than any device has; 1 KiB holds 30 of them). A larger one fails
+/// in the session layer.
 const MAX_RESPONSE: usize = 1024 + vendor::PCI_SIG_VDM_OVERHEAD;
 
 /// What QUERY_RESP tells about the endpoint's port.
@@ -36,50 +37,20 @@ fn exchange<'r>(
     rsp: &'r mut [u8],
 ) -> Result<IdeKmMessage<'r>, Failure> {
     let mut inner = [0u8; km::IDE_KM_KEY_PROG_SIZE];
-    let n = msg
-        .encode(&mut inner)
-        .map_err(|_| Failure::new("cannot encode an IDE_KM request", EINVAL))?;
-    let mut req = [0u8; km::IDE_KM_KEY_PROG_SIZE + vendor::PCI_SIG_VDM_OVERHEAD];
-    let built = vendor::encode_pci_sig_vdm(
-        s.version(),
-        crate::spdm::SPDM_VENDOR_DEFINED_REQUEST,
-        vendor::PCI_PROTOCOL_IDE_KM,
-        inner.get(..n).unwrap_or(&[]),
-        &mut req,
-    );
-    // The request buffers held a key for KEY_PROG: wipe them whatever happens next.
-    inner.fill(0);
-    let len = match built {
-        Ok(len) => len,
-        Err(_) => {
-            req.fill(0);
-            return Err(Failure::new("cannot encode an IDE_KM request", EINVAL));
-        }
+    let r = match msg.encode(&mut inner) {
+        Ok(n) => vdm::exchange(
+            s,
+            t,
+            vendor::PCI_PROTOCOL_IDE_KM,
+            inner.get(..n).unwrap_or(&[]),
+            rsp,
+        ),
+        Err(_) => Err(Failure::new("cannot encode an IDE_KM request", EINVAL)),
     };
-    let sent = s.send(t, req.get(..len).unwrap_or(&[]), rsp);
-    req.fill(0);
-    core::hint::black_box(&mut req);
+    // The request held a key for KEY_PROG: wipe it whatever happened.
+    inner.fill(0);
     core::hint::black_box(&mut inner);
-    let m = sent?;
-    let rsp: &'r [u8] = rsp;
-    let vdm = vendor::parse_pci_sig_vdm(
-        rsp.get(..m).unwrap_or(&[]),
-        crate::spdm::SPDM_VENDOR_DEFINED_RESPONSE,
-    )
-    .map_err(|_| {
-        Failure::new(
-            "IDE_KM: the answer is not a PCI-SIG VENDOR_DEFINED_RESPONSE",
-            EPROTO,
-        )
-    })?;
-    if vdm.protocol_id != vendor::PCI_PROTOCOL_IDE_KM {
-        return Err(Failure::new(
-            "IDE_KM: the answer is of another PCI-SIG protocol",
-            EPROTO,
-        ));
-    }
-    km::parse_message(vdm.message)
-        .map_err(|_| Failure::new("IDE_KM: malformed response object", EPROTO))
+    km::parse_message(r?).map_err(|_| Failure::new("IDE_KM: malformed response object", EPROTO))
 }
 
 /// QUERY for port 0: the endpoint's IDE capability as the device reports it.

@@ -99,15 +99,6 @@ enabled_id() {
 	echo ""
 }
 
-# The native backend as the kernel's link TSM: /sys/class/tsm/tsmN whose
-# device is the faux device "coco".
-native_tsm() {
-	for _t in /sys/class/tsm/tsm*; do
-		[ "$(basename "$(readlink -f "$_t/device" 2>/dev/null)")" = coco ] && { basename "$_t"; return 0; }
-	done
-	return 1
-}
-
 connected() {
 	coco_write 30 "$D/coco/ide" connect || { coco_run_diag "connect" "$?"; return 1; }
 	_c=$(coco_attr "$EP" ide)

@@ -111,6 +111,15 @@ rp_of() {
 }
 
 
+# native_tsm: the native backend as the kernel's link TSM, "tsmN" (the
+# /sys/class/tsm entry whose device is the faux device "coco").
+native_tsm() {
+	for _nt in /sys/class/tsm/tsm*; do
+		[ "$(basename "$(readlink -f "$_nt/device" 2>/dev/null)")" = coco ] && { basename "$_nt"; return 0; }
+	done
+	return 1
+}
+
 # need_ide_endpoint BDF: for a test of the IDE backend on endpoint BDF: skips
 # the whole test (and exits) unless running as root with BDF's IDE capability
 # (the tee-io platform); loads coco.ko if needed.

@@ -282,11 +282,11 @@ reopened_and_rescanned() {
 }
 coco_check "rescan ends the session and establishes a new one" coco_for_all reopened_and_rescanned
 
-# Endpoints whose fault ends their session on purpose (coco_ide_connect.sh: a
-# K_SET_GO refused with an SPDM ERROR inside the session).
+# Endpoints whose fault ends their session on purpose (coco_ide_connect.sh and
+# coco_ide_refresh.sh: a K_SET_GO refused with an SPDM ERROR inside the session).
 expected_failures() {
 	for _ef_b in $DEVS; do
-		case "+$(variant_of "$_ef_b")+" in *+fault:go-refused+*) echo "$_ef_b" ;; esac
+		case "+$(variant_of "$_ef_b")+" in *+fault:go-refused+* | *+fault:refresh-go-refused+*) echo "$_ef_b" ;; esac
 	done
 }
 

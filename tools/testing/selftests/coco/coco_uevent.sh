@@ -4,8 +4,10 @@
 # coco.ko sends a KOBJ_CHANGE uevent for a function whenever the outcome it
 # shows changes (COCO_STATUS and COCO_AUTH in the event's environment), so
 # that udev rules can react; a rescan with an unchanged outcome sends none.
-# A change of the native IDE link sends one with COCO_IDE (on the tee-io
-# platform: connect and disconnect of the first function with IDE).
+# A change of the native IDE link sends one with COCO_IDE, a change of the
+# TDI one with COCO_TDISP (on the tee-io platform: connect, key refresh and
+# disconnect of the first function with IDE; bind, start and unbind of its
+# TDI).
 #
 # Records uevents with the kernel's uevent helper (/proc/sys/kernel/hotplug,
 # CONFIG_UEVENT_HELPER) and restores it afterwards.
@@ -37,6 +39,7 @@ cat >"$HELPER" <<HELPER_EOF
 #!/bin/sh
 [ "\$ACTION" = change ] && [ -n "\$COCO_AUTH" ] && echo "\$DEVPATH \$COCO_STATUS \$COCO_AUTH" >>"$EVENTS"
 [ "\$ACTION" = change ] && [ -n "\$COCO_IDE" ] && echo "\$DEVPATH \$COCO_IDE" >>"$EVENTS.ide"
+[ "\$ACTION" = change ] && [ -n "\$COCO_TDISP" ] && echo "\$DEVPATH \$COCO_TDISP" >>"$EVENTS.tdisp"
 exit 0
 HELPER_EOF
 chmod +x "$HELPER"
@@ -49,7 +52,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-ktap_set_plan 4
+ktap_set_plan 5
 
 echo "$HELPER" >"$HOTPLUG"
 coco_rmmod >/dev/null 2>&1
@@ -106,21 +109,41 @@ ide_dev() {
 	return 1
 }
 
+IDE_DEV=
 check_ide_events() {
 	: >"$EVENTS.ide"
+	: >"$EVENTS.tdisp"
 	_b=$(ide_dev) || { coco_diag "no function could connect"; return 1; }
+	IDE_DEV=$_b
+	coco_write 30 "$COCO_PCI/$_b/coco/ide" refresh || { coco_run_diag "refresh" "$?"; return 1; }
+	if [ -e "$COCO_PCI/$_b/tdisp" ]; then
+		[ -z "$(coco_driver "$_b")" ] || coco_write 30 /sys/bus/pci/drivers/nvme/unbind "$_b"
+		for _v in bind start unbind; do
+			coco_write 30 "$COCO_PCI/$_b/tdisp" "$_v" || { coco_run_diag "tdisp $_v" "$?"; return 1; }
+		done
+	fi
 	coco_write 30 "$COCO_PCI/$_b/coco/ide" disconnect || { coco_run_diag "disconnect" "$?"; return 1; }
 	coco_poll 10 sh -c "grep -q '/$_b disconnected\$' '$EVENTS.ide'"
 	coco_diag_stream 10 <"$EVENTS.ide"
-	# Exactly one connected, then one disconnected, for that function.
-	[ "$(grep "/$_b " "$EVENTS.ide" | awk '{ print $2 }' | tr '\n' ' ')" = "connected disconnected " ]
+	# Exactly one connected, one refreshed, then one disconnected, for that function.
+	[ "$(grep "/$_b " "$EVENTS.ide" | awk '{ print $2 }' | tr '\n' ' ')" = "connected refreshed disconnected " ]
+}
+
+check_tdisp_events() {
+	[ -n "$IDE_DEV" ] && [ -e "$COCO_PCI/$IDE_DEV/tdisp" ] || { coco_diag "no TEE-IO function connected"; return 1; }
+	coco_diag_stream 10 <"$EVENTS.tdisp"
+	coco_poll 10 sh -c "[ -e '$COCO_PCI/$IDE_DEV/driver' ]"
+	[ "$(grep "/$IDE_DEV " "$EVENTS.tdisp" | awk '{ print $2 }' | tr '\n' ' ')" = "locked run unlocked " ]
 }
 PLATFORM=${COCO_PLATFORM:-$(sed -n 's/^COCO_PLATFORM=//p' /coco/run.env 2>/dev/null)}
 if [ "$PLATFORM" = tee-io ]; then
-	coco_check "connecting and disconnecting IDE send COCO_IDE=connected, then disconnected" \
+	coco_check "connecting, refreshing and disconnecting IDE send COCO_IDE=connected, refreshed, disconnected" \
 		check_ide_events
+	coco_check "binding, starting and unbinding the TDI send COCO_TDISP=locked, run, unlocked" \
+		check_tdisp_events
 else
 	ktap_test_skip "connecting and disconnecting IDE send COCO_IDE uevents (not the tee-io platform)"
+	ktap_test_skip "the TDI's changes send COCO_TDISP uevents (not the tee-io platform)"
 fi
 
 ktap_finished

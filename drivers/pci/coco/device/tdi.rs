@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A device's interface (TDI) under TDISP, as root drives it through `tdisp` (see
+//! [`crate::native::tdi`] for the protocol side): `bind` locks it and reads its report, `start`
+//! puts it in RUN, `unbind` stops it. While it is locked or running no host driver may bind to
+//! the function (the driver core's gate, `driver_override`), and its state is read from the
+//! device at every use and every [`CHECK_PERIOD_MS`] while bound: a TDI the device moved to
+//! ERROR is shown as `error` with a `COCO_TDISP=error` uevent, until root stops it.
+//!
+//! The TDI lives with the IDE link, under the IDE lock: it needs the stream Secure to be
+//! locked, and the stream cannot be disconnected while a TDI is bound.
+
+use super::{CocoDev, IdeOwner, IdeState};
+use crate::{
+    native::tdi::{self, Tdi},
+    tdisp::TdiState,
+};
+use core::sync::atomic::Ordering;
+use kernel::{
+    ffi::c_uint,
+    prelude::*,
+    sync::Arc,
+    time::{msecs_to_jiffies, Instant, Monotonic},
+};
+
+/// How often a bound TDI's state is read from the device.
+pub(crate) const CHECK_PERIOD_MS: u32 = 1000;
+
+/// What root writes to `tdisp`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TdispOp {
+    /// LOCK_INTERFACE and the report.
+    Bind,
+    /// START_INTERFACE.
+    Start,
+    /// STOP_INTERFACE.
+    Unbind,
+}
+
+impl TdispOp {
+    /// The operation with the C value `op` (`enum coco_tdisp_op`).
+    pub(crate) fn from_raw(op: u32) -> Option<Self> {
+        match op {
+            0 => Some(TdispOp::Bind),
+            1 => Some(TdispOp::Start),
+            2 => Some(TdispOp::Unbind),
+            _ => None,
+        }
+    }
+}
+
+/// The device's TDI as coco.ko knows it.
+#[derive(Default)]
+pub(crate) struct TdiSlot {
+    /// The locked (or running) interface.
+    pub(crate) bound: Option<Tdi>,
+    /// The state the device reported last (CONFIG_UNLOCKED when none is bound).
+    pub(crate) state: Option<TdiState>,
+    /// Why the last `tdisp` operation failed.
+    pub(crate) failure: Option<&'static str>,
+    /// The ERROR state was reported (logged and sent as a uevent) once.
+    error_reported: bool,
+    /// The reset generation the TDI was locked in (a reset since unlocked it).
+    generation: u64,
+    /// Who bound it (only they unbind it): root through `tdisp`, or the kernel's TSM core
+    /// (`pci_tsm_bind()`, the VMM's path).
+    owner: Option<IdeOwner>,
+}
+
+impl TdiSlot {
+    /// The state as `tdisp` shows it.
+    pub(crate) fn state_name(&self) -> &'static str {
+        match self.state {
+            None | Some(TdiState::ConfigUnlocked) => "unlocked",
+            Some(TdiState::ConfigLocked) => "locked",
+            Some(TdiState::Run) => "run",
+            Some(TdiState::Error) => "error",
+        }
+    }
+}
+
+/// What `coco_tdi_gate()` does (`enum coco_tdi_gate`).
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Gate {
+    /// No driver may bind from now on; fails with `EBUSY` when one is bound.
+    Hold = 0,
+    /// No other driver may bind from now on; the bound one (the VMM's, which asked through
+    /// the TSM core) stays.
+    HoldBound = 1,
+    /// Drivers may bind again.
+    Lift = 2,
+    /// Drivers may bind again, and the driver core attaches one.
+    LiftAttach = 3,
+}
+
+impl CocoDev {
+    /// Runs a `tdisp` write. A TDI the TSM core bound is left to it (`EBUSY`).
+    pub(crate) fn tdisp_op(self: &Arc<Self>, op: TdispOp) -> Result {
+        if self.removed.load(Ordering::Acquire) {
+            return Err(ENODEV);
+        }
+        if op != TdispOp::Bind && self.ide.lock().tdi.owner == Some(IdeOwner::Tsm) {
+            let verb = if op == TdispOp::Start {
+                "start"
+            } else {
+                "unbind"
+            };
+            dev_err!(
+                self.dev(),
+                "coco: TDISP {} refused: the TDI was bound through the TSM core (pci_tsm_bind)\n",
+                verb
+            );
+            return Err(EBUSY);
+        }
+        match op {
+            TdispOp::Bind => self.tdi_bind(IdeOwner::Sysfs),
+            TdispOp::Start => self.tdi_start(),
+            TdispOp::Unbind => self.tdi_unbind(Gate::LiftAttach),
+        }
+    }
+
+    /// The TSM core's `bind` (`pci_tsm_bind()`, the VMM's path) and `unbind`: the same as
+    /// `tdisp` "bind" and "unbind", except that the driver bound to the function (the VMM's,
+    /// e.g. vfio-pci) stays bound.
+    pub(crate) fn tsm_tdi(self: &Arc<Self>, bind: bool) -> Result {
+        if self.removed.load(Ordering::Acquire) {
+            return Err(ENODEV);
+        }
+        if bind {
+            return self.tdi_bind(IdeOwner::Tsm);
+        }
+        if self.ide.lock().tdi.owner != Some(IdeOwner::Tsm) {
+            return Err(ENOTCONN);
+        }
+        // The VMM's driver is bound (and its unbind may hold the device lock): nothing to attach.
+        let r = self.tdi_unbind(Gate::Lift);
+        if r.is_err() {
+            // The PCI core forgets the TDI whatever happens: root may retry through `tdisp`.
+            self.ide.lock().tdi.owner = Some(IdeOwner::Sysfs);
+        }
+        r
+    }
+
+    /// Sets or lifts the driver gate of the function (see [`Gate`]). Must be called with no
+    /// lock of this device held (attaching probes a driver).
+    fn tdi_gate(&self, op: Gate) -> Result {
+        let raw = self.raw.0.as_ptr();
+        // SAFETY: The device is live: called from a sysfs writer, a TSM operation, the probe
+        // work or teardown, which all run before the device goes.
+        let rc = unsafe { crate::coco_tdi_gate(raw, op as c_uint) };
+        if rc != 0 {
+            return Err(Error::from_errno(rc));
+        }
+        Ok(())
+    }
+
+    /// Records a failed operation and logs it.
+    fn tdi_failed(&self, slot: &mut TdiSlot, what: &str, f: crate::channel::Failure) -> Error {
+        dev_err!(self.dev(), "coco: TDISP {} failed: {}\n", what, f);
+        slot.failure = Some(f.reason);
+        f.err
+    }
+
+    fn tdi_bind(self: &Arc<Self>, owner: IdeOwner) -> Result {
+        // The gate first, so that no driver binds between the check and the lock.
+        let gate = match owner {
+            IdeOwner::Sysfs => Gate::Hold,
+            IdeOwner::Tsm => Gate::HoldBound,
+        };
+        if let Err(e) = self.tdi_gate(gate) {
+            let why = "a host driver is bound to the function: unbind it first";
+            dev_err!(self.dev(), "coco: TDISP bind refused: {}\n", why);
+            self.ide.lock().tdi.failure = Some(why);
+            return Err(e);
+        }
+        let r = self.tdi_bind_locked(&mut self.ide.lock(), owner);
+        match r {
+            Ok(()) => {
+                self.notify_change(c"COCO_TDISP=locked");
+                self.arm_tdi_check();
+            }
+            Err(_) => {
+                let _ = self.tdi_gate(match owner {
+                    IdeOwner::Sysfs => Gate::LiftAttach,
+                    IdeOwner::Tsm => Gate::Lift,
+                });
+            }
+        }
+        r
+    }
+
+    fn tdi_bind_locked(&self, ide: &mut IdeState, owner: IdeOwner) -> Result {
+        if ide.tdi.bound.is_some() {
+            return Err(EBUSY);
+        }
+        let Some((link, _, _)) = ide.link.as_ref() else {
+            let why = "no IDE stream: connect the link first (coco/ide or tsm/connect)";
+            dev_err!(self.dev(), "coco: TDISP bind refused: {}\n", why);
+            ide.tdi.failure = Some(why);
+            return Err(ENOTCONN);
+        };
+        let start = Instant::<Monotonic>::now();
+        let r = self.with_session(|s, t| {
+            let before = s.info().messages;
+            tdi::bind(&self.pdev, link, s, t).map(|d| (d, s.info().messages.saturating_sub(before)))
+        });
+        let us = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0);
+        match r {
+            Ok((d, messages)) => {
+                dev_info!(
+                    self.dev(),
+                    "coco: TDI locked on IDE stream {} (lock flags {:#x}), report {} bytes checked against the BARs; {} secured messages, {} us\n",
+                    link.stream_id(),
+                    d.lock_flags(),
+                    d.report_bytes().len(),
+                    messages,
+                    us
+                );
+                ide.tdi.bound = Some(d);
+                ide.tdi.state = Some(TdiState::ConfigLocked);
+                ide.tdi.failure = None;
+                ide.tdi.error_reported = false;
+                ide.tdi.generation = self.generation.load(Ordering::Acquire);
+                ide.tdi.owner = Some(owner);
+                Ok(())
+            }
+            Err(f) => Err(self.tdi_failed(&mut ide.tdi, "bind", f)),
+        }
+    }
+
+    fn tdi_start(self: &Arc<Self>) -> Result {
+        let mut ide = self.ide.lock();
+        let slot = &mut ide.tdi;
+        let Some(d) = slot.bound.as_mut() else {
+            return Err(ENOTCONN);
+        };
+        let start = Instant::<Monotonic>::now();
+        let r = self.with_session(|s, t| {
+            let before = s.info().messages;
+            d.start(s, t)
+                .map(|()| s.info().messages.saturating_sub(before))
+        });
+        let us = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0);
+        match r {
+            Ok(messages) => {
+                dev_info!(
+                    self.dev(),
+                    "coco: TDI started (RUN); {} secured messages, {} us\n",
+                    messages,
+                    us
+                );
+                slot.state = Some(TdiState::Run);
+                slot.failure = None;
+                drop(ide);
+                self.notify_change(c"COCO_TDISP=run");
+                Ok(())
+            }
+            Err(f) => {
+                // What the device says now, for `tdisp`.
+                let st = self.with_session(|s, t| d.state(s, t)).ok();
+                slot.state = st.or(slot.state);
+                Err(self.tdi_failed(slot, "start", f))
+            }
+        }
+    }
+
+    /// STOP_INTERFACE; `lift` is how the driver gate is lifted after.
+    fn tdi_unbind(self: &Arc<Self>, lift: Gate) -> Result {
+        let mut ide = self.ide.lock();
+        let slot = &mut ide.tdi;
+        let Some(d) = slot.bound.as_mut() else {
+            return Err(ENOTCONN);
+        };
+        match self.with_session(|s, t| d.stop(s, t)) {
+            Ok(()) => {
+                slot.bound = None;
+                slot.owner = None;
+                slot.state = Some(TdiState::ConfigUnlocked);
+                slot.failure = None;
+                drop(ide);
+                dev_info!(
+                    self.dev(),
+                    "coco: TDI stopped (CONFIG_UNLOCKED): host drivers may bind again\n"
+                );
+                if let Err(e) = self.tdi_gate(lift) {
+                    dev_warn!(self.dev(), "coco: cannot lift the driver gate: {:?}\n", e);
+                }
+                self.notify_change(c"COCO_TDISP=unlocked");
+                Ok(())
+            }
+            Err(f) => {
+                let st = self.with_session(|s, t| d.state(s, t)).ok();
+                slot.state = st.or(slot.state);
+                Err(self.tdi_failed(slot, "unbind", f))
+            }
+        }
+    }
+
+    /// The periodic check of a bound TDI: its state read from the device; ERROR is logged and
+    /// sent as a uevent once. Returns whether a TDI is still bound.
+    pub(super) fn tdi_check(self: &Arc<Self>) -> bool {
+        let mut ide = self.ide.lock();
+        let slot = &mut ide.tdi;
+        let Some(d) = slot.bound.as_ref() else {
+            return false;
+        };
+        let Ok(st) = self.with_session(|s, t| d.state(s, t)) else {
+            // No session (a reset is being handled): the probe's recovery decides.
+            return true;
+        };
+        slot.state = Some(st);
+        if st != TdiState::Error || slot.error_reported {
+            return true;
+        }
+        slot.error_reported = true;
+        drop(ide);
+        dev_warn!(
+            self.dev(),
+            "coco: the device moved the TDI to ERROR (a forbidden change while it was locked?): write unbind to tdisp to stop it\n"
+        );
+        self.notify_change(c"COCO_TDISP=error");
+        true
+    }
+
+    /// Queues the next check of a bound TDI (never once teardown has set `removed`).
+    pub(super) fn arm_tdi_check(self: &Arc<Self>) {
+        let _guard = self.queueing.lock();
+        if self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(q) = crate::queue() {
+            let _ = q.enqueue_delayed::<_, 3>(self.clone(), msecs_to_jiffies(CHECK_PERIOD_MS));
+        }
+    }
+
+    /// After a probe: a reset or resume since the TDI was locked returned it to
+    /// CONFIG_UNLOCKED (the device lost the session and keys it was locked with); the host's
+    /// drivers may bind again. Called with no lock held.
+    pub(super) fn tdi_after_probe(self: &Arc<Self>) {
+        let had = {
+            let mut ide = self.ide.lock();
+            let current = self.generation.load(Ordering::Acquire);
+            let stale = ide.tdi.bound.is_some() && ide.tdi.generation != current;
+            if stale {
+                ide.tdi.bound = None;
+                ide.tdi.owner = None;
+                ide.tdi.state = Some(TdiState::ConfigUnlocked);
+            }
+            stale
+        };
+        if !had {
+            return;
+        }
+        dev_warn!(
+            self.dev(),
+            "coco: the reset returned the TDI to CONFIG_UNLOCKED: host drivers may bind again\n"
+        );
+        if let Err(e) = self.tdi_gate(Gate::LiftAttach) {
+            dev_warn!(self.dev(), "coco: cannot lift the driver gate: {:?}\n", e);
+        }
+        self.notify_change(c"COCO_TDISP=unlocked");
+    }
+
+    /// Lifts the driver gate of a TDI that teardown stopped (without attaching a driver: the
+    /// function may be going away).
+    pub(super) fn tdi_teardown_gate(&self) {
+        let _ = self.tdi_gate(Gate::Lift);
+    }
+}
