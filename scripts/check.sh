@@ -129,7 +129,8 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		aead:aes128-gcm dhe:secp521r1 fault:bad-summary \
 		measurements:sparse+fault:refuse-all-blocks \
 		cma-id:Vendor=1b36:Device=0011:CC=010802 \
-		fault:report-outside-bars fault:report-bad-length fault:stuck-locked; do
+		fault:report-outside-bars fault:report-bad-length fault:stuck-locked \
+		fault:slow-idekm fault:slow-idekm; do
 		faults+=(--variant "$v")
 	done
 	# Every TDISP ERROR code LOCK_INTERFACE can answer (coco_tdisp_faults.sh).
@@ -140,7 +141,7 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	done
 	mkdir -p "$logdir/faults"
 	scripts/qemu-run.sh --no-setup --test --endpoints 0 "${faults[@]}" \
-		--tests "coco_auth_faults.sh coco_tdisp_faults.sh" --log-dir "$logdir/faults" \
+		--tests "coco_auth_faults.sh coco_tdisp_faults.sh coco_ide_abort.sh" --log-dir "$logdir/faults" \
 		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-faults.log"
 	rig_verdict "$logdir/rig-faults.log"
 else

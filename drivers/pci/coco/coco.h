@@ -114,11 +114,9 @@ enum coco_tdisp_op {
 	COCO_TDISP_UNBIND = 2,
 };
 int coco_rs_tdisp_op(struct device *dev, unsigned int op);
-int coco_rs_tsm_tdi(struct device *dev, bool bind);
 ssize_t coco_rs_tdi_report_read(struct device *dev, char *buf, loff_t off,
 				size_t count);
 bool coco_rs_authenticated(struct device *dev);
-int coco_rs_tsm_connect(struct device *dev, bool connect);
 bool coco_rs_slot_populated(struct device *dev, unsigned int slot);
 ssize_t coco_rs_slot_read(struct device *dev, unsigned int slot, char *buf,
 			  loff_t off, size_t count);

@@ -10,6 +10,10 @@
  *                 through the TSM relay; read: the last response, in hex.
  *   session_hold  write 1 to hold the secure session as a user would (an IDE
  *                 stream, a TDI), 0 to drop the hold; read: 1 or 0.
+ *   ide_host_streams  write N to size the pool of Stream IDs of the function's
+ *                 host bridge (pci_ide_set_nr_streams(), as a platform with
+ *                 fewer streams would at init; only while none is in use);
+ *                 read: the pool's size.
  *   tsm_bind      write "bind <tdi_id>" to call the PCI core's pci_tsm_bind()
  *                 for the function as the VMM would (with a placeholder in
  *                 place of the VM, which nothing dereferences: the rig has no
@@ -19,14 +23,19 @@
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/hex.h>
+#include <linux/idr.h>
 #include <linux/kstrtox.h>
 #include <linux/pci.h>
+#include <linux/pci-ide.h>
 #include <linux/pci-tsm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
 #include "coco.h"
+
+/* pci_ide_set_nr_streams() (the ide_host_streams test hook) */
+MODULE_IMPORT_NS("PCI_IDE");
 
 /* Largest data object payload relayed (QEMU's DOE limit). */
 #define COCO_RELAY_MAX	4608
@@ -151,6 +160,52 @@ static const struct file_operations session_hold_fops = {
 	.llseek = default_llseek,
 };
 
+static ssize_t ide_host_streams_write(struct file *file,
+				      const char __user *ubuf, size_t count,
+				      loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	struct pci_host_bridge *hb;
+	u16 nr;
+	int rc;
+
+	if (!dev_is_pci(dev))
+		return -ENODEV;
+	rc = kstrtou16_from_user(ubuf, count, 0, &nr);
+	if (rc)
+		return rc;
+	if (!nr || nr > 256)
+		return -EINVAL;
+	hb = pci_find_host_bridge(to_pci_dev(dev)->bus);
+	/* The pool may only change while no stream uses it. */
+	if (!ida_is_empty(&hb->ide_stream_ida))
+		return -EBUSY;
+	pci_ide_set_nr_streams(hb, nr);
+	return count;
+}
+
+static ssize_t ide_host_streams_read(struct file *file, char __user *ubuf,
+				     size_t count, loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	char buf[8];
+	int n;
+
+	if (!dev_is_pci(dev))
+		return -ENODEV;
+	n = scnprintf(buf, sizeof(buf), "%u\n",
+		      pci_find_host_bridge(to_pci_dev(dev)->bus)->nr_ide_streams);
+	return simple_read_from_buffer(ubuf, count, ppos, buf, n);
+}
+
+static const struct file_operations ide_host_streams_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = ide_host_streams_read,
+	.write = ide_host_streams_write,
+	.llseek = default_llseek,
+};
+
 /*
  * The VM a test bind is for: pci_tsm_bind() wants one, and only compares and
  * stores the pointer (as does coco.ko); never dereferenced.
@@ -201,6 +256,7 @@ struct dentry *coco_debugfs_add(struct device *dev)
 	debugfs_create_file("relay", 0600, dir, dev, &relay_fops);
 	debugfs_create_file("session_hold", 0600, dir, dev, &session_hold_fops);
 	debugfs_create_file("tsm_bind", 0200, dir, dev, &tsm_bind_fops);
+	debugfs_create_file("ide_host_streams", 0600, dir, dev, &ide_host_streams_fops);
 	return dir;
 }
 

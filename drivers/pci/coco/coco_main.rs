@@ -18,8 +18,9 @@ use core::{
     sync::atomic::{AtomicBool, AtomicPtr, Ordering},
 };
 use kernel::{
-    bindings,
+    bindings, faux,
     ffi::{c_int, c_uint, c_ulong, c_void},
+    pci::{self, tsm},
     prelude::*,
     sync::{new_mutex, Arc, Mutex},
     types::Opaque,
@@ -189,6 +190,79 @@ struct Coco {
     /// destroyed (drained) at unload none of them can outlive the module. Freezable: no
     /// exchange reaches a device while the system suspends.
     wq: OwnedQueue,
+    /// The native backend registered as the kernel's link TSM, once the devices are tracked;
+    /// unregistered first on unload.
+    #[pin]
+    tsm: Mutex<Option<TsmRegistration>>,
+}
+
+/// The native backend as the kernel's link TSM: `/sys/class/tsm/tsmN` under the faux device
+/// "coco". Fields drop in order: the TSM (which disconnects what it connected) before its
+/// parent.
+struct TsmRegistration {
+    _tsm: tsm::Registration<NativeTsm>,
+    _parent: faux::Registration,
+}
+
+impl TsmRegistration {
+    /// Registers the native TSM; a failure leaves coco.ko working without it (logged).
+    fn new() -> Option<Self> {
+        let parent = faux::Registration::new(c"coco", None)
+            .inspect_err(|e| {
+                pr_warn!(
+                    "cannot create the faux device of the native TSM ({:?}); tsm/connect will not offer it\n",
+                    e
+                )
+            })
+            .ok()?;
+        let tsm = tsm::Registration::<NativeTsm>::new(parent.as_ref().as_ref())
+            .inspect_err(|e| {
+                pr_warn!(
+                    "cannot register the native TSM ({:?}); tsm/connect will not offer it\n",
+                    e
+                )
+            })
+            .ok()?;
+        pr_info!("native IDE backend registered as tsm{}\n", tsm.id());
+        Some(Self {
+            _tsm: tsm,
+            _parent: parent,
+        })
+    }
+}
+
+/// coco.ko's native backend behind the PCI/TSM core's link operations: `tsm/connect` and
+/// `tsm/disconnect` connect the function's link as `coco/ide` does, `pci_tsm_bind()` and
+/// `pci_tsm_unbind()` lock and stop its TDI as `tdisp` does (the VMM's driver stays bound).
+struct NativeTsm;
+
+/// Runs `f` on the tracked device of `pdev`.
+fn with_pci(pdev: &pci::Device, f: impl FnOnce(&Arc<CocoDev>) -> Result) -> Result {
+    let dev: &kernel::device::Device = pdev.as_ref();
+    // `Device` wraps `struct device` transparently; the registry compares the address only.
+    let raw = core::ptr::from_ref(dev)
+        .cast_mut()
+        .cast::<bindings::device>();
+    let cd = registry().and_then(|r| r.find(raw)).ok_or(ENODEV)?;
+    f(&cd)
+}
+
+impl tsm::LinkTsm for NativeTsm {
+    fn connect(pdev: &pci::Device) -> Result {
+        with_pci(pdev, |cd| cd.ide_connect_as(device::IdeOwner::Tsm))
+    }
+
+    fn disconnect(pdev: &pci::Device) {
+        let _ = with_pci(pdev, |cd| cd.ide_disconnect_as(device::IdeOwner::Tsm));
+    }
+
+    fn bind(pdev: &pci::Device, _tdi_id: u32) -> Result {
+        with_pci(pdev, |cd| cd.tsm_tdi(true))
+    }
+
+    fn unbind(pdev: &pci::Device) {
+        let _ = with_pci(pdev, |cd| cd.tsm_tdi(false));
+    }
 }
 
 // SAFETY: `nb` is only touched by the notifier chain, which serialises (un)registration and
@@ -232,6 +306,7 @@ impl kernel::InPlaceModule for Coco {
                 bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE,
                 0,
             )?,
+            tsm <- new_mutex!(None),
         })
         .pin_chain(|this| {
             // Only shared references from here on: once published in `REGISTRY` (and once the
@@ -267,6 +342,8 @@ impl kernel::InPlaceModule for Coco {
             // SAFETY: No requirement; the callbacks find the devices through `REGISTRY` (set
             // above); `coco_tsm_exit()` in `PinnedDrop` undoes it before anything else.
             unsafe { coco_tsm_init() };
+            // Likewise, the native TSM (unregistered first in `PinnedDrop`).
+            *this.tsm.lock() = TsmRegistration::new();
             Ok(())
         })
     }
@@ -356,8 +433,11 @@ impl Coco {
 #[pinned_drop]
 impl PinnedDrop for Coco {
     fn drop(self: Pin<&mut Self>) {
-        // First, while the devices are still tracked: the native TSM disconnects what it
-        // connected, and no PCI core callback (`authenticated`, `tsm/connect`) runs after.
+        // First, while the devices are still tracked: the native TSM unbinds and disconnects
+        // what it connected, and no PCI core callback (`authenticated`, `tsm/connect`) runs
+        // after.
+        let tsm = self.tsm.lock().take();
+        drop(tsm);
         // SAFETY: No requirement; a no-op for what `coco_tsm_init()` did not register.
         unsafe { coco_tsm_exit() };
         if self.notifier_registered.load(Ordering::Acquire) {
@@ -519,23 +599,6 @@ unsafe extern "C" fn coco_rs_authenticated(dev: *mut bindings::device) -> bool {
         .is_some_and(|cd| cd.authenticated())
 }
 
-/// The native TSM's connect (`true`) and disconnect (coco_tsm.c), through the PCI core's
-/// `tsm/connect` and `tsm/disconnect`: the same native IDE backend as `coco/ide`.
-///
-/// # Safety
-///
-/// `dev` is a PCI function's device.
-#[no_mangle]
-unsafe extern "C" fn coco_rs_tsm_connect(dev: *mut bindings::device, connect: bool) -> c_int {
-    store_with(dev, |cd| {
-        if connect {
-            cd.ide_connect_as(device::IdeOwner::Tsm)
-        } else {
-            cd.ide_disconnect_as(device::IdeOwner::Tsm)
-        }
-    })
-}
-
 /// sysfs write to `authenticated`: authenticates the device again, synchronously.
 ///
 /// # Safety
@@ -603,16 +666,6 @@ unsafe extern "C" fn coco_rs_tdisp_op(dev: *mut bindings::device, op: c_uint) ->
         return EINVAL.to_errno();
     };
     store_with(dev, |cd| cd.tdisp_op(op))
-}
-
-/// The TSM core's `bind` (`true`) and `unbind` of the function's TDI (`pci_tsm_bind()`).
-///
-/// # Safety
-///
-/// `dev` is a PCI function's device.
-#[no_mangle]
-unsafe extern "C" fn coco_rs_tsm_tdi(dev: *mut bindings::device, bind: bool) -> c_int {
-    store_with(dev, |cd| cd.tsm_tdi(bind))
 }
 
 /// sysfs read of `tdi/report`: copies at most `count` bytes of the interface report from

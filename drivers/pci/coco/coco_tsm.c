@@ -5,22 +5,17 @@
  *  - the native CMA-SPDM authentication provider (pci_cma_register()): the
  *    PCI core's 'authenticated' attribute shows coco.ko's result for every
  *    function with a CMA/SPDM mailbox, and a write authenticates again;
- *  - the native IDE backend as a link TSM (tsm_register()): /sys/class/tsm/
- *    tsmN, whose parent is the faux device "coco", and tsm/connect and
- *    tsm/disconnect of every function that may be connected; bind and
- *    unbind (pci_tsm_bind(), the VMM's path) lock and stop its TDI;
  *  - ide_policy=block and panic, and a locked TDI: the driver core's gate
  *    (driver_override), and the panic.
  *
  * Static operation tables are what this C part holds; the work is done by
- * the coco_rs_* callbacks (coco_main.rs).
+ * the coco_rs_* callbacks (coco_main.rs). The native backend as a link TSM
+ * is registered from Rust (kernel::pci::tsm, coco_main.rs).
  */
 #include <linux/device.h>
-#include <linux/device/faux.h>
 #include <linux/pci.h>
 #include <linux/pci-tsm.h>
 #include <linux/slab.h>
-#include <linux/tsm.h>
 
 #include "coco.h"
 
@@ -39,86 +34,11 @@ static const struct pci_cma_ops coco_cma_ops = {
 	.authenticate = coco_cma_authenticate,
 };
 
-/*
- * The DSM context of a function the native backend may connect: physical
- * function 0 with IDE or TEE-IO (is_pci_tsm_pf0()). Other functions get no
- * context: the native backend has no TDISP for sub-functions yet.
- */
-static struct pci_tsm *coco_tsm_probe(struct tsm_dev *tsm_dev,
-				      struct pci_dev *pdev)
-{
-	struct pci_tsm_pf0 *pf0 __free(kfree) = NULL;
-
-	if (!is_pci_tsm_pf0(pdev))
-		return NULL;
-	pf0 = kzalloc_obj(*pf0);
-	if (!pf0)
-		return NULL;
-	if (pci_tsm_pf0_constructor(pdev, pf0, tsm_dev))
-		return NULL;
-	return &no_free_ptr(pf0)->base_tsm;
-}
-
-static void coco_tsm_remove(struct pci_tsm *tsm)
-{
-	struct pci_tsm_pf0 *pf0 = container_of(tsm, struct pci_tsm_pf0, base_tsm);
-
-	pci_tsm_pf0_destructor(pf0);
-	kfree(pf0);
-}
-
-static int coco_tsm_connect(struct pci_dev *pdev)
-{
-	return coco_rs_tsm_connect(&pdev->dev, true);
-}
-
-static void coco_tsm_disconnect(struct pci_dev *pdev)
-{
-	coco_rs_tsm_connect(&pdev->dev, false);
-}
-
-/*
- * The VMM's path (pci_tsm_bind(), from iommufd): lock the function's TDI
- * and read its report through the same native backend as the "tdisp"
- * attribute. The TDI context is the PCI core's; coco.ko keeps its own state.
- */
-static struct pci_tdi *coco_tsm_bind(struct pci_dev *pdev, struct kvm *kvm,
-				     u32 tdi_id)
-{
-	struct pci_tdi *tdi __free(kfree) = kzalloc_obj(*tdi);
-	int rc;
-
-	if (!tdi)
-		return ERR_PTR(-ENOMEM);
-	rc = coco_rs_tsm_tdi(&pdev->dev, true);
-	if (rc)
-		return ERR_PTR(rc);
-	pci_tsm_tdi_constructor(pdev, tdi, kvm, tdi_id);
-	return no_free_ptr(tdi);
-}
-
-static void coco_tsm_unbind(struct pci_tdi *tdi)
-{
-	coco_rs_tsm_tdi(&tdi->pdev->dev, false);
-	kfree(tdi);
-}
-
-static struct pci_tsm_ops coco_tsm_ops = {
-	.probe = coco_tsm_probe,
-	.remove = coco_tsm_remove,
-	.connect = coco_tsm_connect,
-	.disconnect = coco_tsm_disconnect,
-	.bind = coco_tsm_bind,
-	.unbind = coco_tsm_unbind,
-};
-
-static struct faux_device *coco_faux;
-static struct tsm_dev *coco_tsm_dev;
 static bool coco_cma_registered;
 
 /*
  * Called once coco.ko tracks the devices (the callbacks find them). Failing
- * to register the TSM leaves coco.ko working without it (logged).
+ * leaves coco.ko working without the PCI core's 'authenticated' (logged).
  */
 void coco_tsm_init(void)
 {
@@ -130,37 +50,11 @@ void coco_tsm_init(void)
 			rc);
 	else
 		coco_cma_registered = true;
-
-	coco_faux = faux_device_create("coco", NULL, NULL);
-	if (!coco_faux) {
-		pr_warn("coco: cannot create the faux device of the native TSM; tsm/connect will not offer it\n");
-		return;
-	}
-	coco_tsm_dev = tsm_register(&coco_faux->dev, &coco_tsm_ops);
-	if (IS_ERR(coco_tsm_dev)) {
-		pr_warn("coco: cannot register the native TSM (%ld); tsm/connect will not offer it\n",
-			PTR_ERR(coco_tsm_dev));
-		coco_tsm_dev = NULL;
-		faux_device_destroy(coco_faux);
-		coco_faux = NULL;
-		return;
-	}
-	pr_info("coco: native IDE backend registered as %s\n",
-		dev_name(&coco_tsm_dev->dev));
 }
 
-/*
- * Called first on unload: the TSM's connected functions are disconnected
- * (coco_rs_tsm_connect() still finds them), then no callback runs any more.
- */
+/* Called on unload, after the native TSM is unregistered. */
 void coco_tsm_exit(void)
 {
-	if (coco_tsm_dev)
-		tsm_unregister(coco_tsm_dev);
-	coco_tsm_dev = NULL;
-	if (coco_faux)
-		faux_device_destroy(coco_faux);
-	coco_faux = NULL;
 	if (coco_cma_registered)
 		pci_cma_unregister(&coco_cma_ops);
 	coco_cma_registered = false;

@@ -1430,7 +1430,7 @@ impl CocoDev {
             return;
         };
         let owner = *owner;
-        let st = link.state();
+        let st = link.state(true);
         if st.endpoint == EndState::Secure && st.root_port == EndState::Secure {
             return;
         }
@@ -1521,7 +1521,7 @@ impl CocoDev {
         let us = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0);
         let failure = match r {
             Ok((Ok(()), messages)) => {
-                let st = link.state();
+                let st = link.state(false);
                 dev_info!(
                     self.dev(),
                     "coco: IDE stream {} keys refreshed: key set {} in use, refresh {}; {} secured messages, {} us\n",
@@ -1577,11 +1577,12 @@ impl CocoDev {
         Err(failure.err)
     }
 
-    /// What `coco/ide` shows; the stream state is read from both ends' registers now.
-    pub(crate) fn ide_status(&self) -> IdeStatus {
+    /// What `coco/ide` shows; with `read_ends`, the stream state is read from both ends'
+    /// registers now (otherwise both ends show as unknown).
+    pub(crate) fn ide_status(&self, read_ends: bool) -> IdeStatus {
         let ide = self.ide.lock();
         match (&ide.link, ide.failure) {
-            (Some((l, _, _)), _) => IdeStatus::Connected(l.state(), l.name()),
+            (Some((l, _, _)), _) => IdeStatus::Connected(l.state(read_ends), l.name()),
             (None, Some(why)) => IdeStatus::Failed(why),
             (None, None) => IdeStatus::Disconnected,
         }

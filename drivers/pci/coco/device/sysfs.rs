@@ -182,8 +182,8 @@ impl CocoDev {
     }
 
     /// Formats the IDE attribute `attr` into `out`, or returns `None` for another attribute.
-    /// Takes the IDE lock (outside the state lock, which is never held with it here) and reads
-    /// both ends' stream status registers.
+    /// Takes the IDE lock (outside the state lock, which is never held with it here); for
+    /// `ide_state`, reads both ends' stream status registers.
     fn show_ide(&self, attr: c_uint, out: &mut [u8]) -> Option<Result<usize>> {
         if !matches!(
             attr,
@@ -196,7 +196,8 @@ impl CocoDev {
         ) {
             return None;
         }
-        let status = self.ide_status();
+        // Only ide_state reads both ends' status registers.
+        let status = self.ide_status(attr == ATTR_IDE_STATE);
         let mut w = SliceWriter { buf: out, len: 0 };
         let link = match &status {
             IdeStatus::Connected(l, _) => Some(l),

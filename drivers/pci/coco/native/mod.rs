@@ -28,7 +28,7 @@ use kernel::{
     },
     prelude::*,
 };
-use rootport::{CocoVsec, RootPortKeys};
+use rootport::{CocoVsec, KeySlot, RootPortKeys};
 
 /// One step of putting a key set into use on both ends of a stream. Directions are each
 /// end's own: the endpoint's RX key is the root port's TX key.
@@ -219,6 +219,16 @@ impl EndState {
     }
 }
 
+/// The root port's key slot for (`stream_id`, `dir`, `sub`, `key_set`).
+fn slot(stream_id: u8, dir: Direction, sub: SubStream, key_set: u8) -> KeySlot {
+    KeySlot {
+        stream_id,
+        dir,
+        sub,
+        key_set,
+    }
+}
+
 /// Runs one key step for `stream_id` and key set `set` with `keys`.
 fn run_step(
     step: KeyStep,
@@ -243,12 +253,12 @@ fn run_step(
         }
         KeyStep::RootPortProgram(d, ss) => {
             let k = keys.root_port(d, ss);
-            rp.program(stream_id, d, ss, set, &k.key, &k.ifv)
+            rp.program(slot(stream_id, d, ss, set), &k.key, &k.ifv)
         }
         KeyStep::EndpointGo(d, ss) => {
             idekm::key_set(s, t, true, stream_id, KeySubStream::new(set, d, ss))
         }
-        KeyStep::RootPortGo(d, ss) => rp.go(stream_id, d, ss, set),
+        KeyStep::RootPortGo(d, ss) => rp.go(slot(stream_id, d, ss, set)),
     }
 }
 
@@ -272,7 +282,7 @@ fn stop_keys(
     }
     for d in Direction::ALL {
         for ss in SubStream::ALL {
-            let _ = rp.stop(stream_id, d, ss, set);
+            let _ = rp.stop(slot(stream_id, d, ss, set));
         }
     }
 }
@@ -387,14 +397,22 @@ impl IdeLink {
         )
     }
 
-    /// Both ends' state, read from their status registers now.
-    pub(crate) fn state(&self) -> LinkState {
+    /// The link's state; with `read_ends`, both ends' as their status registers read now
+    /// (otherwise [`EndState::Unknown`]).
+    pub(crate) fn state(&self, read_ends: bool) -> LinkState {
+        let end = |p| {
+            if read_ends {
+                EndState::from_status(self.stream.status(p))
+            } else {
+                EndState::Unknown
+            }
+        };
         LinkState {
             stream_id: self.stream_id(),
             key_set: self.key_set,
             refreshes: self.refreshes,
-            endpoint: EndState::from_status(self.stream.status(Partner::Endpoint)),
-            root_port: EndState::from_status(self.stream.status(Partner::RootPort)),
+            endpoint: end(Partner::Endpoint),
+            root_port: end(Partner::RootPort),
         }
     }
 
@@ -426,7 +444,7 @@ impl IdeLink {
         drop(keys);
         self.key_set = new;
         stop_keys(Some((&mut *s, t)), &self.rp, id, old);
-        let st = self.state();
+        let st = self.state(true);
         if st.endpoint != EndState::Secure || st.root_port != EndState::Secure {
             return Err(RefreshFailure {
                 failure: Failure::new(

@@ -14,30 +14,30 @@ use crate::{
 };
 use kernel::{pci, prelude::*, sync::aref::ARef};
 
-/// A root port's key programming: one (stream, direction, sub-stream, key set) at a time.
+/// One key slot of a root port: a stream's key set for one direction and sub-stream.
 /// Directions are the root port's own (its TX key is its endpoint's RX key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeySlot {
+    pub(crate) stream_id: u8,
+    pub(crate) dir: Direction,
+    pub(crate) sub: SubStream,
+    pub(crate) key_set: u8,
+}
+
+/// A root port's key programming, one [`KeySlot`] at a time.
 pub(crate) trait RootPortKeys: Send + Sync {
-    /// Stores `key` and `ifv` for the slot; the key set is not used until [`Self::go`].
+    /// Stores `key` and `ifv` in the slot; the key set is not used until [`Self::go`].
     fn program(
         &self,
-        stream_id: u8,
-        dir: Direction,
-        sub: SubStream,
-        key_set: u8,
+        slot: KeySlot,
         key: &[u8; IDE_KM_KEY_SIZE],
         ifv: &[u8; IDE_KM_IFV_SIZE],
     ) -> Result<(), Failure>;
-    /// Puts the programmed key set of the slot in the go state.
-    fn go(&self, stream_id: u8, dir: Direction, sub: SubStream, key_set: u8)
-        -> Result<(), Failure>;
-    /// Takes the key set of the slot out of the go state and forgets it.
-    fn stop(
-        &self,
-        stream_id: u8,
-        dir: Direction,
-        sub: SubStream,
-        key_set: u8,
-    ) -> Result<(), Failure>;
+    /// Puts the slot's programmed key set in the go state (a receiver may hold both key sets
+    /// in go; a transmitter switches to it).
+    fn go(&self, slot: KeySlot) -> Result<(), Failure>;
+    /// Takes the slot's key set out of the go state and forgets it.
+    fn stop(&self, slot: KeySlot) -> Result<(), Failure>;
 }
 
 /// Extended capability ID of a vendor-specific extended capability.
@@ -102,18 +102,11 @@ impl CocoVsec {
     }
 
     /// Runs `cmd` on the slot and checks STATUS (done, no error, the stream echoed).
-    fn command(
-        &self,
-        cmd: u32,
-        stream_id: u8,
-        dir: Direction,
-        sub: SubStream,
-        key_set: u8,
-    ) -> Result<(), Failure> {
-        let ctrl = u32::from(stream_id)
-            | (u32::from(dir.index()) << 8)
-            | (u32::from(sub.index()) << 9)
-            | (u32::from(key_set & 1) << 11)
+    fn command(&self, cmd: u32, slot: KeySlot) -> Result<(), Failure> {
+        let ctrl = u32::from(slot.stream_id)
+            | (u32::from(slot.dir.index()) << 8)
+            | (u32::from(slot.sub.index()) << 9)
+            | (u32::from(slot.key_set & 1) << 11)
             | (cmd << 12);
         self.rp
             .write_config_dword(self.reg(CTRL), ctrl)
@@ -124,7 +117,7 @@ impl CocoVsec {
             .map_err(|_| self.failed())?;
         if sts & STATUS_DONE == 0
             || sts & STATUS_ERROR != 0
-            || (sts >> 8) & 0xFF != stream_id.into()
+            || (sts >> 8) & 0xFF != slot.stream_id.into()
         {
             return Err(self.failed());
         }
@@ -135,36 +128,21 @@ impl CocoVsec {
 impl RootPortKeys for CocoVsec {
     fn program(
         &self,
-        stream_id: u8,
-        dir: Direction,
-        sub: SubStream,
-        key_set: u8,
+        slot: KeySlot,
         key: &[u8; IDE_KM_KEY_SIZE],
         ifv: &[u8; IDE_KM_IFV_SIZE],
     ) -> Result<(), Failure> {
         // KEY[n] / IFV[n]: bytes 4n..4n+3 as a little-endian dword (write-only registers).
         self.write_secret(KEY, key)?;
         self.write_secret(IFV, ifv)?;
-        self.command(CMD_PROGRAM, stream_id, dir, sub, key_set)
+        self.command(CMD_PROGRAM, slot)
     }
 
-    fn go(
-        &self,
-        stream_id: u8,
-        dir: Direction,
-        sub: SubStream,
-        key_set: u8,
-    ) -> Result<(), Failure> {
-        self.command(CMD_GO, stream_id, dir, sub, key_set)
+    fn go(&self, slot: KeySlot) -> Result<(), Failure> {
+        self.command(CMD_GO, slot)
     }
 
-    fn stop(
-        &self,
-        stream_id: u8,
-        dir: Direction,
-        sub: SubStream,
-        key_set: u8,
-    ) -> Result<(), Failure> {
-        self.command(CMD_STOP, stream_id, dir, sub, key_set)
+    fn stop(&self, slot: KeySlot) -> Result<(), Failure> {
+        self.command(CMD_STOP, slot)
     }
 }

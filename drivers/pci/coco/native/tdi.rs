@@ -87,7 +87,7 @@ pub(crate) fn bind(
     s: &mut Session,
     t: &dyn Transport,
 ) -> Result<Tdi, Failure> {
-    let st = link.state();
+    let st = link.state(true);
     if st.endpoint != EndState::Secure || st.root_port != EndState::Secure {
         return Err(Failure::new(
             "the IDE stream is not Secure on both ends: IDE keys come before LOCK_INTERFACE",

@@ -125,6 +125,9 @@ pub enum Fault {
     /// K_SET_GO of key set 1 for the TX NPR sub-stream (a key refresh, after TX PR switched) is
     /// answered SPDM ERROR Unspecified; key set 0 works.
     RefreshGoRefused,
+    /// Every IDE_KM answer comes after ERROR ResponseNotReady (RDT 262 ms) and the host's
+    /// RESPOND_IF_READY: a connect takes seconds, so the host can unload or unplug mid-connect.
+    SlowIdeKm,
     /// The interface report's first MMIO range starts right after its BAR's end.
     ReportOutsideBars,
     /// The interface report's mmio_range_count is one more than the ranges present.
@@ -195,6 +198,9 @@ refresh-kp-fail       IDE_KM KEY_PROG of key set 1 (a key refresh) answered KP_A
                       set 0 is handled correctly
 refresh-go-refused    IDE_KM K_SET_GO of key set 1 for TX NPR (a key refresh, after TX PR switched)
                       answered SPDM ERROR Unspecified; key set 0 is handled correctly
+slow-idekm            every IDE_KM request answered ERROR ResponseNotReady (RDT 262 ms) inside the
+                      session, the answer served by RESPOND_IF_READY (a native IDE connect takes
+                      about 4 s)
 report-outside-bars   the TDISP interface report's first MMIO range starts right after its BAR's end
 report-bad-length     the TDISP interface report's mmio_range_count is one more than the ranges it
                       holds (its lengths are inconsistent)
@@ -246,6 +252,7 @@ impl Fault {
             Fault::IdeKeyMismatch => "ide-key-mismatch",
             Fault::RefreshKpFail => "refresh-kp-fail",
             Fault::RefreshGoRefused => "refresh-go-refused",
+            Fault::SlowIdeKm => "slow-idekm",
             Fault::ReportOutsideBars => "report-outside-bars",
             Fault::ReportBadLength => "report-bad-length",
             Fault::StartWrongNonce => "start-wrong-nonce",
@@ -255,7 +262,7 @@ impl Fault {
     }
 
     /// Every fault kind (with `busy:1` and `tdisp-error:unspecified`), for tests and help.
-    pub const ALL: [Fault; 41] = [
+    pub const ALL: [Fault; 42] = [
         Fault::None,
         Fault::NoAnswer,
         Fault::Garbage,
@@ -292,6 +299,7 @@ impl Fault {
         Fault::IdeKeyMismatch,
         Fault::RefreshKpFail,
         Fault::RefreshGoRefused,
+        Fault::SlowIdeKm,
         Fault::ReportOutsideBars,
         Fault::ReportBadLength,
         Fault::StartWrongNonce,

@@ -101,6 +101,14 @@ impl TeeIo {
         self.test_lock = Some(stream);
     }
 
+    /// Whether `msg` is a well-formed PCI-SIG VENDOR_DEFINED_REQUEST of the IDE_KM protocol.
+    pub fn is_idekm_request(msg: &[u8]) -> bool {
+        parse_vendor_defined(msg, SPDM_VENDOR_DEFINED_REQUEST)
+            .ok()
+            .and_then(|vd| vd.pci_sig_protocol().ok())
+            .is_some_and(|(protocol, _)| protocol == PCI_PROTOCOL_IDE_KM)
+    }
+
     /// Handles a VENDOR_DEFINED_REQUEST `msg` inside the session of version `version`;
     /// returns the VENDOR_DEFINED_RESPONSE, or the SPDM ERROR to answer.
     pub fn vendor_defined(

@@ -166,6 +166,10 @@ pub const DATA_TRANSFER_SIZE: u32 = (QEMU_MAX_RESPONSE_SIZE - DOE_HEADER_SIZE) a
 /// RDTExponent of ResponseNotReady (fault `not-ready`): 2^14 us = 16 ms.
 pub const RDT_EXPONENT: u8 = 14;
 
+/// RDTExponent of ResponseNotReady for IDE_KM (fault `slow-idekm`): 2^18 us = 262 ms, so that
+/// a native IDE connect takes seconds while the host keeps running.
+pub const SLOW_RDT_EXPONENT: u8 = 18;
+
 /// RDTM of ResponseNotReady (fault `not-ready`).
 pub const RDTM: u8 = 2;
 
@@ -2291,7 +2295,18 @@ impl Responder {
             ),
             SPDM_VENDOR_DEFINED_REQUEST => {
                 let fault = self.fault;
+                let slow = fault == Fault::SlowIdeKm && TeeIo::is_idekm_request(msg);
                 match self.tee.vendor_defined(msg, v, fault, log) {
+                    // A slow key store: the answer comes after ResponseNotReady.
+                    Ok(rsp) if slow => (
+                        self.not_ready_after(
+                            SPDM_VENDOR_DEFINED_REQUEST,
+                            rsp,
+                            SLOW_RDT_EXPONENT,
+                            log,
+                        ),
+                        After::Nothing,
+                    ),
                     Ok(rsp) => (rsp, After::Nothing),
                     Err((code, data, reason)) => {
                         (err(self, code, data, reason, log), After::Nothing)
@@ -2311,10 +2326,22 @@ impl Responder {
 
     /// Fault not-ready: keeps `response` for RESPOND_IF_READY and returns ResponseNotReady.
     fn not_ready(&mut self, request_code: u8, response: Vec<u8>, log: &mut Vec<String>) -> Vec<u8> {
+        self.not_ready_after(request_code, response, RDT_EXPONENT, log)
+    }
+
+    /// Keeps `response` for RESPOND_IF_READY and returns ResponseNotReady with RDTExponent
+    /// `rdt_exponent`.
+    fn not_ready_after(
+        &mut self,
+        request_code: u8,
+        response: Vec<u8>,
+        rdt_exponent: u8,
+        log: &mut Vec<String>,
+    ) -> Vec<u8> {
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1).max(1);
         let nr = ResponseNotReady {
-            rdt_exponent: RDT_EXPONENT,
+            rdt_exponent,
             request_code,
             token,
             rdtm: RDTM,
@@ -2325,7 +2352,8 @@ impl Responder {
             response,
         });
         log.push(format!(
-            "fault not-ready: {} answered ERROR ResponseNotReady (token {token})",
+            "fault {}: {} answered ERROR ResponseNotReady (token {token})",
+            self.fault.name(),
             code_name(request_code)
         ));
         let mut msg = [0u8; 8];

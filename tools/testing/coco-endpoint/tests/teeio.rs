@@ -1411,6 +1411,52 @@ fn fault_refresh_go_refused() {
 }
 
 #[test]
+fn fault_slow_idekm() {
+    // An IDE_KM request is answered ResponseNotReady (RDT 2^18 us) inside the session; the
+    // answer comes with RESPOND_IF_READY. TDISP is not slowed.
+    let mut r = Requester::session(Fault::SlowIdeKm);
+    let mut q = [0u8; 64];
+    let n = IdeKmMessage::Query(Query { port_index: 0 })
+        .encode(&mut q)
+        .unwrap();
+    let mut out = vec![0u8; n + 16];
+    let m = encode_pci_sig_vdm(
+        r.v,
+        SPDM_VENDOR_DEFINED_REQUEST,
+        PCI_PROTOCOL_IDE_KM,
+        &q[..n],
+        &mut out,
+    )
+    .unwrap();
+    let rsp = r.secured(&out[..m]).unwrap();
+    let rnr = parse_error_response(&rsp)
+        .unwrap()
+        .response_not_ready()
+        .expect("ResponseNotReady");
+    assert_eq!(rnr.request_code, SPDM_VENDOR_DEFINED_REQUEST);
+    assert_eq!(rnr.rdt_exponent, 18);
+    let mut rir = [0u8; 8];
+    let k = encode_respond_if_ready(
+        &RespondIfReady {
+            version: r.v,
+            request_code: rnr.request_code,
+            token: rnr.token,
+        },
+        &mut rir,
+    )
+    .unwrap();
+    let rsp = r.secured(&rir[..k]).unwrap();
+    let p = parse_pci_sig_vdm(&rsp, SPDM_VENDOR_DEFINED_RESPONSE).unwrap();
+    assert_eq!(p.protocol_id, PCI_PROTOCOL_IDE_KM);
+    assert!(matches!(
+        parse_message(p.message).unwrap(),
+        IdeKmMessage::QueryResp(_)
+    ));
+    let (c, _) = r.tdisp_rsp(&TdispRequest::GetVersion);
+    assert_eq!(c, TDISP_VERSION);
+}
+
+#[test]
 fn fault_wrong_stream_id() {
     let mut r = Requester::session(Fault::WrongStreamId);
     let s = sub(1, Direction::Tx, SubStream::Cpl);

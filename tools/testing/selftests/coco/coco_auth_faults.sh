@@ -43,7 +43,7 @@ expected() {
 		heartbeat:* | handshake:* | ide-keys:* | platform:* | \
 		fault:kp-ack-fail | fault:go-refused | fault:wrong-stream-id | fault:ide-key-mismatch | \
 		fault:refresh-kp-fail | fault:refresh-go-refused | fault:report-outside-bars | \
-		fault:report-bad-length | fault:stuck-locked | fault:tdisp-error:* | \
+		fault:report-bad-length | fault:stuck-locked | fault:tdisp-error:* | fault:slow-idekm | \
 		fault:bad-meas-signature | fault:malformed-block | fault:duplicate-index | \
 		fault:oversized-record | fault:no-meas-sig | fault:refuse-all-blocks | \
 		fault:bad-kex-signature | fault:wrong-verify-data | fault:tampered-mac | \

@@ -15,6 +15,10 @@
 #    link and gives the stream back; so does rmmod with a stream up;
 #  - an endpoint with IDE but without TEE-IO (platform:no-tee-io) is
 #    connected too;
+#  - Stream IDs run out: with the host bridge's pool sized to one (the
+#    debugfs hook ide_host_streams, as a platform with fewer streams would
+#    size it), a second function's connect fails (ENOSPC) with the reason,
+#    nothing left enabled on it;
 #  - a function reset erases the device's keys: the stream is connected
 #    again after the new authentication;
 #  - the same backend is the kernel's link TSM (/sys/class/tsm/tsmN, device
@@ -77,7 +81,7 @@ expected_failure() {
 	esac
 }
 
-ktap_set_plan 14
+ktap_set_plan 15
 coco_wait_ok 60 "$EP" || coco_diag "$EP is not ok"
 coco_log_mark ide-connect
 AVAIL0=$(cat "$HB/available_secure_streams" 2>/dev/null)
@@ -183,6 +187,32 @@ else
 	ktap_test_skip "an endpoint with IDE but without TEE-IO is connected too (no platform:no-tee-io endpoint)"
 fi
 
+exhausted() {
+	_x_h=/sys/kernel/debug/coco/$EP/ide_host_streams
+	[ -e "$_x_h" ] || { coco_diag "no $_x_h"; return 1; }
+	_x_n=$(cat "$_x_h")
+	coco_write 15 "$_x_h" 1 || { coco_run_diag "ide_host_streams 1" "$?"; return 1; }
+	_x_rc=0
+	coco_write 30 "$D/coco/ide" connect || { coco_run_diag "connect" "$?"; _x_rc=1; }
+	if coco_write 30 "$COCO_PCI/$NOTEE/coco/ide" connect; then
+		coco_diag "$NOTEE: a second stream with a pool of one"
+		coco_write 30 "$COCO_PCI/$NOTEE/coco/ide" disconnect
+		_x_rc=1
+	fi
+	_x_c=$(coco_attr "$NOTEE" ide)
+	coco_diag "$NOTEE: ide '$_x_c'; blocks: endpoint '$(enabled_id "$NOTEE")', root port '$(enabled_id "$(rp_of "$NOTEE")")'; available $(cat "$HB/available_secure_streams")"
+	case "$_x_c" in "error: no free Selective IDE stream"*) ;; *) _x_rc=1 ;; esac
+	[ -z "$(enabled_id "$NOTEE")" ] && [ -z "$(enabled_id "$(rp_of "$NOTEE")")" ] || _x_rc=1
+	coco_write 30 "$D/coco/ide" disconnect || _x_rc=1
+	coco_write 15 "$_x_h" "$_x_n" || { coco_run_diag "ide_host_streams $_x_n" "$?"; _x_rc=1; }
+	return "$_x_rc"
+}
+if [ -n "$NOTEE" ]; then
+	coco_check "Stream IDs exhausted (a pool of one): a second connect fails with the reason" exhausted
+else
+	ktap_test_skip "Stream IDs exhausted: a second connect fails (no second IDE endpoint)"
+fi
+
 ide_faults() {
 	[ -n "$FAULTY" ] || { coco_diag "no endpoint with an IDE_KM fault in this run"; return 1; }
 	_if_rc=0
@@ -281,9 +311,12 @@ coco_check "one authenticated file per function, 1 exactly when coco authenticat
 log_ok() {
 	_l=$(coco_log_since | grep -F "$EP" | grep -E 'coco: IDE stream [0-9]+ (secure|disconnected)')
 	echo "$_l" | coco_diag_stream
-	[ "$(echo "$_l" | grep -c 'secure (stream[0-9.]*),')" -eq 3 ] &&
+	# connect, reset, tsm/connect, and the exhaustion check when it ran.
+	_lw=3
+	[ -n "$NOTEE" ] && _lw=4
+	[ "$(echo "$_l" | grep -c 'secure (stream[0-9.]*),')" -eq "$_lw" ] &&
 		[ "$(echo "$_l" | grep -c 'again after a reset')" -eq 1 ] &&
-		[ "$(echo "$_l" | grep -c disconnected)" -eq 3 ]
+		[ "$(echo "$_l" | grep -c disconnected)" -eq "$_lw" ]
 }
 coco_check "the log has every connect, reconnect and disconnect" log_ok
 

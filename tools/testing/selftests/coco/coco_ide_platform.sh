@@ -105,16 +105,10 @@ expect_status() {
 N=${COCO_ENDPOINTS:-1}
 
 ktap_print_header
-if [ "$(id -u)" != 0 ]; then
-	ktap_skip_all "needs root to read and write config space"
-	exit "$KSFT_SKIP"
-fi
-# Endpoint 0 is a plain one: it has IDE on the tee-io platform.
+# Endpoint 0 is a plain one: it has IDE on the tee-io platform. Root reads and
+# writes config space.
 EP0=$(ep_bdf 0)
-if [ ! -r "$COCO_PCI/$EP0/config" ] || [ "$(ext_cap "$EP0" $PCI_EXT_CAP_ID_IDE)" -eq 0 ]; then
-	ktap_skip_all "no IDE capability on $EP0: not the tee-io platform (scripts/qemu-run.sh --platform tee-io)"
-	exit "$KSFT_SKIP"
-fi
+need_ide_endpoint "$EP0"
 
 # The keyed endpoint (variant ide-keys:S), if any.
 KEYED= KSTREAM=
