@@ -17,7 +17,9 @@
  *   tsm_bind      write "bind <tdi_id>" to call the PCI core's pci_tsm_bind()
  *                 for the function as the VMM would (with a placeholder in
  *                 place of the VM, which nothing dereferences: the rig has no
- *                 KVM), "unbind" to call pci_tsm_unbind().
+ *                 KVM), "unbind" to call pci_tsm_unbind(); read: the answer
+ *                 to a PCI_TSM_REQ_INFO guest request (pci_tsm_guest_req())
+ *                 for the bound TDI, as the TSM returns it.
  */
 #include <linux/debugfs.h>
 #include <linux/device.h>
@@ -29,6 +31,7 @@
 #include <linux/pci-ide.h>
 #include <linux/pci-tsm.h>
 #include <linux/slab.h>
+#include <linux/sockptr.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
@@ -236,9 +239,34 @@ static ssize_t tsm_bind_write(struct file *file, const char __user *ubuf,
 	return rc ? rc : count;
 }
 
+/* Largest PCI_TSM_REQ_INFO answer read through tsm_bind. */
+#define COCO_TSM_INFO_MAX	(64 * 1024)
+
+static ssize_t tsm_bind_read(struct file *file, char __user *ubuf,
+			     size_t count, loff_t *ppos)
+{
+	struct device *dev = file->private_data;
+	void *info __free(kvfree) = NULL;
+	u64 tsm_code = 0;
+	ssize_t n;
+
+	if (!dev_is_pci(dev))
+		return -ENODEV;
+	info = kvzalloc(COCO_TSM_INFO_MAX, GFP_KERNEL);
+	if (!info)
+		return -ENOMEM;
+	n = pci_tsm_guest_req(to_pci_dev(dev), PCI_TSM_REQ_INFO,
+			      KERNEL_SOCKPTR(NULL), 0, KERNEL_SOCKPTR(info),
+			      COCO_TSM_INFO_MAX, &tsm_code);
+	if (n < 0)
+		return n;
+	return simple_read_from_buffer(ubuf, count, ppos, info, n);
+}
+
 static const struct file_operations tsm_bind_fops = {
 	.owner = THIS_MODULE,
 	.open = simple_open,
+	.read = tsm_bind_read,
 	.write = tsm_bind_write,
 	.llseek = default_llseek,
 };
@@ -255,7 +283,7 @@ struct dentry *coco_debugfs_add(struct device *dev)
 		return NULL;
 	debugfs_create_file("relay", 0600, dir, dev, &relay_fops);
 	debugfs_create_file("session_hold", 0600, dir, dev, &session_hold_fops);
-	debugfs_create_file("tsm_bind", 0200, dir, dev, &tsm_bind_fops);
+	debugfs_create_file("tsm_bind", 0600, dir, dev, &tsm_bind_fops);
 	debugfs_create_file("ide_host_streams", 0600, dir, dev, &ide_host_streams_fops);
 	return dir;
 }

@@ -263,6 +263,22 @@ impl tsm::LinkTsm for NativeTsm {
     fn unbind(pdev: &pci::Device) {
         let _ = with_pci(pdev, |cd| cd.tsm_tdi(false));
     }
+
+    /// `PCI_TSM_REQ_INFO`: the TDI's report with the certificates and measurements it rests on
+    /// (see `CocoDev::tdi_info`). State changes come from the guest side (not yet).
+    fn guest_req(
+        pdev: &pci::Device,
+        scope: tsm::ReqScope,
+        _input: &tsm::ReqBuf,
+        output: &mut tsm::ReqBuf,
+    ) -> Result<usize> {
+        if scope != tsm::ReqScope::Info {
+            return Err(EOPNOTSUPP);
+        }
+        let mut info = KVec::new();
+        with_pci(pdev, |cd| cd.tdi_info(&mut info))?;
+        output.write(&info)
+    }
 }
 
 // SAFETY: `nb` is only touched by the notifier chain, which serialises (un)registration and

@@ -5,8 +5,9 @@
  *  - the native CMA-SPDM authentication provider (pci_cma_register()): the
  *    PCI core's 'authenticated' attribute shows coco.ko's result for every
  *    function with a CMA/SPDM mailbox, and a write authenticates again;
- *  - ide_policy=block and panic, and a locked TDI: the driver core's gate
- *    (driver_override), and the panic.
+ *  - ide_policy=block and panic: the driver core's gate (driver_override),
+ *    and the panic;
+ *  - a locked TDI: the PCI core's probe refusal (pci_set_probe_refusal()).
  *
  * Static operation tables are what this C part holds; the work is done by
  * the coco_rs_* callbacks (coco_main.rs). The native backend as a link TSM
@@ -98,45 +99,38 @@ int coco_block_drivers(struct device *dev, bool block)
 	return rc < 0 ? rc : 0;
 }
 
-/* The driver_override that keeps host drivers away from a locked TDI */
-#define COCO_TDI_LOCKED "coco-tdi-locked"
-
-static bool coco_tdi_gated(struct device *dev)
-{
-	guard(spinlock)(&dev->driver_override.lock);
-	return dev->driver_override.name &&
-	       !strcmp(dev->driver_override.name, COCO_TDI_LOCKED);
-}
+/* Why no host driver may bind to a function whose TDI is locked */
+static const char coco_tdi_locked[] =
+	"its TDI is locked (TDISP): unbind it through tdisp first";
 
 /*
  * TDISP: while a TDI is locked or running no host driver may bind to its
- * function. COCO_TDI_GATE_HOLD sets the gate under the device lock, so that
- * no probe runs between the check and the gate: -EBUSY when a driver is
- * bound. COCO_TDI_GATE_HOLD_BOUND sets it and leaves the bound driver (the
- * VMM's, which asked through pci_tsm_bind()). The LIFT operations clear the
- * gate coco.ko set (only that one), LIFT_ATTACH then lets the driver core
- * attach a driver. Must not be called with coco.ko's locks held.
+ * function: the PCI core's probe refusal (pci_set_probe_refusal()), which
+ * logs the reason of a refused probe. COCO_TDI_GATE_HOLD sets it only when
+ * no driver is bound (-EBUSY otherwise); COCO_TDI_GATE_HOLD_BOUND leaves the
+ * bound driver (the VMM's, which asked through pci_tsm_bind()). The LIFT
+ * operations clear the refusal coco.ko set (only that one); LIFT_ATTACH then
+ * lets the driver core attach a driver. Must not be called with coco.ko's
+ * locks held.
  */
 int coco_tdi_gate(struct device *dev, unsigned int op)
 {
+	struct pci_dev *pdev;
 	int rc;
 
+	if (!dev_is_pci(dev))
+		return -ENODEV;
+	pdev = to_pci_dev(dev);
 	switch (op) {
 	case COCO_TDI_GATE_HOLD:
-		device_lock(dev);
-		if (dev->driver)
-			rc = -EBUSY;
-		else
-			rc = device_set_driver_override(dev, COCO_TDI_LOCKED);
-		device_unlock(dev);
-		return rc;
+		return pci_set_probe_refusal(pdev, coco_tdi_locked, false);
 	case COCO_TDI_GATE_HOLD_BOUND:
-		return device_set_driver_override(dev, COCO_TDI_LOCKED);
+		return pci_set_probe_refusal(pdev, coco_tdi_locked, true);
 	case COCO_TDI_GATE_LIFT:
 	case COCO_TDI_GATE_LIFT_ATTACH:
-		if (!coco_tdi_gated(dev))
+		if (READ_ONCE(pdev->probe_refusal) != coco_tdi_locked)
 			return 0;
-		rc = device_set_driver_override(dev, "");
+		rc = pci_set_probe_refusal(pdev, NULL, false);
 		if (rc || op == COCO_TDI_GATE_LIFT)
 			return rc;
 		rc = device_attach(dev);

@@ -3,7 +3,7 @@
 //! A device's interface (TDI) under TDISP, as root drives it through `tdisp` (see
 //! [`crate::native::tdi`] for the protocol side): `bind` locks it and reads its report, `start`
 //! puts it in RUN, `unbind` stops it. While it is locked or running no host driver may bind to
-//! the function (the driver core's gate, `driver_override`), and its state is read from the
+//! the function (the PCI core's probe refusal), and its state is read from the
 //! device at every use and every [`CHECK_PERIOD_MS`] while bound: a TDI the device moved to
 //! ERROR is shown as `error` with a `COCO_TDISP=error` uevent, until root stops it.
 //!
@@ -362,9 +362,50 @@ impl CocoDev {
         self.notify_change(c"COCO_TDISP=unlocked");
     }
 
-    /// Lifts the driver gate of a TDI that teardown stopped (without attaching a driver: the
+    /// Lifts the driver gate, if coco.ko set one, at teardown (without attaching a driver: the
     /// function may be going away).
     pub(super) fn tdi_teardown_gate(&self) {
         let _ = self.tdi_gate(Gate::Lift);
     }
+
+    /// The bound TDI's information with the evidence it rests on (the native backend's
+    /// `tdi_info`, the answer to a `PCI_TSM_REQ_INFO` guest request), appended to `out` as
+    /// entries `u16 type, u16 reserved, u32 length, bytes` (little-endian): 1 the interface
+    /// report, 2 the certificate chain coco.ko authenticated the device with, 3 the signed
+    /// measurements' transcript, 4 their signature; the same bytes as `tdi/report`,
+    /// `coco/certificate_chain`, `measurements/transcript` and `measurements/signature`.
+    /// Fails with `ENXIO` when no TDI is bound.
+    pub(crate) fn tdi_info(&self, out: &mut KVec<u8>) -> Result {
+        let report = {
+            let ide = self.ide.lock();
+            let d = ide.tdi.bound.as_ref().ok_or(ENXIO)?;
+            let mut r = KVec::new();
+            r.extend_from_slice(d.report_bytes(), GFP_KERNEL)?;
+            r
+        };
+        put_entry(out, TDI_INFO_REPORT, &report)?;
+        let state = self.state.lock();
+        put_entry(out, TDI_INFO_CERT_CHAIN, state.auth.certificates())?;
+        let (transcript, signature) = state.meas.reading.as_ref().map_or((&[][..], &[][..]), |r| {
+            (&r.transcript[..], &r.signature[..])
+        });
+        put_entry(out, TDI_INFO_MEAS_TRANSCRIPT, transcript)?;
+        put_entry(out, TDI_INFO_MEAS_SIGNATURE, signature)
+    }
+}
+
+/// Entry types of [`CocoDev::tdi_info`].
+const TDI_INFO_REPORT: u16 = 1;
+const TDI_INFO_CERT_CHAIN: u16 = 2;
+const TDI_INFO_MEAS_TRANSCRIPT: u16 = 3;
+const TDI_INFO_MEAS_SIGNATURE: u16 = 4;
+
+/// Appends one `tdi_info` entry.
+fn put_entry(out: &mut KVec<u8>, kind: u16, data: &[u8]) -> Result {
+    let len = u32::try_from(data.len()).map_err(|_| EOVERFLOW)?;
+    out.extend_from_slice(&kind.to_le_bytes(), GFP_KERNEL)?;
+    out.extend_from_slice(&[0, 0], GFP_KERNEL)?;
+    out.extend_from_slice(&len.to_le_bytes(), GFP_KERNEL)?;
+    out.extend_from_slice(data, GFP_KERNEL)?;
+    Ok(())
 }

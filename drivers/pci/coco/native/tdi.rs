@@ -132,8 +132,21 @@ pub(crate) fn bind(
 }
 
 impl Tdi {
-    /// START_INTERFACE with the lock's nonce (used up), then the state read back: RUN.
+    /// START_INTERFACE with the lock's nonce (used up), only from CONFIG_LOCKED as the device
+    /// reports it now, then the state read back: RUN.
     pub(crate) fn start(&mut self, s: &mut Session, t: &dyn Transport) -> Result<(), Failure> {
+        if self.nonce.is_none() {
+            return Err(Failure::new(
+                "the interface was started already (the lock's nonce is used up)",
+                EALREADY,
+            ));
+        }
+        if tdisp::state(s, t, self.iface)? != TdiState::ConfigLocked {
+            return Err(Failure::new(
+                "the interface is not CONFIG_LOCKED: START_INTERFACE only follows a lock",
+                EINVAL,
+            ));
+        }
         let nonce = self.nonce.take().ok_or(Failure::new(
             "the interface was started already (the lock's nonce is used up)",
             EALREADY,
