@@ -75,7 +75,7 @@ kernel:
 	scripts/build-kernel.sh
 
 endpoint:
-	cargo build --release -p coco-endpoint
+	cargo build --release -p coco-endpoint -p coco-psp
 
 rig:
 	scripts/qemu-run.sh

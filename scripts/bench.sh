@@ -14,15 +14,18 @@
 #   - the project's QEMU build (cold and cached), boot on stock vs the project's QEMU,
 #   - a native IDE connect and key refresh (secured messages, time), 16 devices connected at once,
 #   - a TDISP bind (lock + report) and start (secured messages, time), 16 TDIs bound at once,
+#   - a connect through the AMD SEV-TIO backend (the emulated PSP: SPDM messages relayed, PSP
+#     commands, time) against the native backend on the same device,
 #   - the recorded durations of make check (.ci/run), warm and with a kernel build.
 # Prints a table; logs go to $COCO_CACHE/logs/bench-*. COCO_BENCH="platform ide" runs only
-# those parts (kernels, auth, platform, ide, tdisp, check).
+# those parts (kernels, auth, platform, ide, tdisp, sevtio, check).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$COCO_ROOT"
 
 endpoints=${COCO_ENDPOINTS:-2}
-# COCO_BENCH="part ...": only these parts (kernels auth platform ide tdisp check; default all).
+# COCO_BENCH="part ...": only these parts (kernels auth platform ide tdisp sevtio check; default
+# all).
 want() {
 	case " ${COCO_BENCH:-all} " in *" all "* | *" $1 "*) return 0 ;; esac
 	return 1
@@ -178,6 +181,21 @@ for step in "locked:TDISP bind (mean of 5)" "started:TDISP start (mean of 5)"; d
 done
 scripts/qemu-run.sh --no-setup --endpoints 16 -- sh -c "$tdi16" >"$logdir/tdisp-16.out" 2>&1
 printf '%-28s %s\n' "TDISP bind, 16 at once" "$(sed -nE 's/^bench: ([0-9]+) TDIs bound at once in ([0-9.]+) s/\1 TDIs in \2 s/p' "$logdir/tdisp-16.out")"
+fi
+
+if want sevtio; then
+# The AMD SEV-TIO backend on the emulated PSP against the native backend, on the same device,
+# through tsm/connect, the mean of 5 each. The PSP's connect is the whole of it: the PSP's SPDM
+# (VCA, certificates, KEY_EXCHANGE, FINISH), IDE_KM, its root-port keys, and the evidence it
+# returns (TIO_DEV_CERTIFICATES, TIO_DEV_MEASUREMENTS), every SPDM message relayed by the host.
+# The native connect runs IDE_KM over the session coco.ko opened when it authenticated the
+# device (before the timed part): its authentication is the "auth" part above.
+tio1='insmod /lib/modules/sev_tio.ko || exit 1; d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); p=${d%/coco}; t= n=; for x in /sys/class/tsm/tsm*; do case "$(basename "$(readlink -f "$x/device")")" in coco) n=$(basename "$x") ;; *) t=$(basename "$x") ;; esac; done; settle() { k=0; while [ "$(cat "$d/session")" != established ] && [ $k -lt 100 ]; do sleep 0.1; k=$((k + 1)); done; }; i=0; while [ $i -lt 5 ]; do settle; echo "$t" >"$p/tsm/connect" && echo "$t" >"$p/tsm/disconnect" || exit 1; settle; echo "$n" >"$p/tsm/connect" && echo "$n" >"$p/tsm/disconnect" || exit 1; i=$((i + 1)); done; dmesg | grep -E "sev-tio: connected by the PSP|coco: IDE stream .* secure"'
+scripts/qemu-run.sh --no-setup --psp --endpoints 1 -- sh -c "$tio1" >"$logdir/sevtio-1.out" 2>&1
+printf '%-28s %s\n' "SEV-TIO connect (mean of 5)" "$(sed -nE 's/.*connected by the PSP: .* ([0-9]+) SPDM messages relayed, ([0-9]+) PSP commands, ([0-9]+) us.*/\1 \2 \3/p' "$logdir/sevtio-1.out" |
+	awk '{ m += $1; c += $2; t += $3; n++ } END { if (n) printf "%.0f relayed SPDM messages, %.0f PSP commands, %.1f ms", m / n, c / n, t / n / 1000; else print "n/a" }')"
+printf '%-28s %s\n' "native connect (mean of 5)" "$(sed -nE '/ secure \(stream/ s/.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p' "$logdir/sevtio-1.out" |
+	awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
 fi
 
 if want check; then

@@ -64,15 +64,16 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	kernel_s=$((SECONDS - t0))
 	ok "kernel build (cached, keyed by version + fragment + overlay)"
 	if scripts/build-modules.sh >/dev/null 2>"$logdir/modules.log" && ! grep -q "warning" "$logdir/modules.log"; then
-		ok "coco.ko builds with CLIPPY=1 W=1 without warnings"
+		ok "coco.ko and sev_tio.ko build with CLIPPY=1 W=1 without warnings"
 	else
-		notok "coco.ko build (CLIPPY=1 W=1) failed or warned (see $logdir/modules.log)"
+		notok "module build (CLIPPY=1 W=1) failed or warned (see $logdir/modules.log)"
 		tail -n 30 "$logdir/modules.log"
 	fi
 	# The module's crate root reaches every kernel Rust file (and the protocol crates it
 	# includes): formatted with the kernel's own rustfmt settings.
 	if rustfmt --check --edition 2021 --config-path "$COCO_CACHE/src/.rustfmt.toml" \
-		drivers/pci/coco/coco_main.rs >"$logdir/rustfmt.log" 2>&1; then
+		drivers/pci/coco/coco_main.rs drivers/crypto/ccp/tio/sev_tio_main.rs \
+		>"$logdir/rustfmt.log" 2>&1; then
 		ok "rustfmt --check of the kernel Rust (the kernel's .rustfmt.toml)"
 	else
 		notok "the kernel Rust is not rustfmt-clean (see $logdir/rustfmt.log)"
@@ -103,7 +104,7 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	# without IDE and TEE-IO; for coco_ide_connect.sh: one IDE_KM fault each, and one
 	# with IDE but without TEE-IO; for coco_ide_refresh.sh: the two refresh faults.
 	echo "# guest: KUnit + kselftests"
-	scripts/qemu-run.sh --no-setup --test --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
+	scripts/qemu-run.sh --no-setup --test --psp --endpoints "${COCO_ENDPOINTS:-2}" --variant slots:0,1,2 \
 		--variant heartbeat:3 --variant handshake:clear --variant ide-keys:1 \
 		--variant platform:rp-no-ide --variant platform:no-ide+platform:no-tee-io \
 		--variant fault:kp-ack-fail --variant fault:go-refused --variant fault:wrong-stream-id \
@@ -144,6 +145,15 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		--tests "coco_auth_faults.sh coco_tdisp_faults.sh coco_ide_abort.sh" --log-dir "$logdir/faults" \
 		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-faults.log"
 	rig_verdict "$logdir/rig-faults.log"
+	echo "# guest: the AMD SEV-TIO backend against a misbehaving PSP and device (one fault per endpoint)"
+	mkdir -p "$logdir/sevtio"
+	scripts/qemu-run.sh --no-setup --test --endpoints 5 --variant fault:bad-kex-signature \
+		--psp-fault status:0xd4=0x35@01:00.0 --psp-fault relay-forever@02:00.0 \
+		--psp-fault expand-forever@03:00.0 --psp-fault bad-rp-key@04:00.0 \
+		--psp-fault status:0xd2=0x17@05:00.0 \
+		--tests "coco_sevtio_faults.sh" --log-dir "$logdir/sevtio" \
+		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-sevtio.log"
+	rig_verdict "$logdir/rig-sevtio.log"
 else
 	notok "kernel build (see $logdir/kernel.log)"
 	tail -n 30 "$logdir/kernel.log"

@@ -30,6 +30,11 @@
 #                        variants platform:no-ide, platform:no-tee-io,
 #                        platform:rp-no-ide, ide-keys:STREAM) or stock (Debian's
 #                        QEMU 10.0: no IDE, no TEE-IO)
+#   --psp                the emulated PSP (AMD SEV-TIO, -device coco-psp) with its
+#                        firmware model tools/testing/coco-psp started by the rig
+#                        (tee-io platform only; the guest sees COCO_PSP=1)
+#   --psp-fault F        start the firmware model with --fault F (repeatable;
+#                        implies --psp)
 #   --shell              interactive shell on the serial console
 #   --test               run KUnit + the kselftests; last line "rig: N passed, N failed"
 #   --timeout S          watchdog: end a run that takes longer (default 900 s)
@@ -41,6 +46,7 @@
 #
 # Environment: COCO_CACHE (cache directory), COCO_ENDPOINT_BIN (use this
 # endpoint binary instead of building tools/testing/coco-endpoint),
+# COCO_PSP_BIN (likewise, the firmware model instead of tools/testing/coco-psp),
 # COCO_EXPECTED_VERSIONS (versions the tests expect, default "1.0 1.1 1.2 1.3"),
 # COCO_KVARIANT=nodebug (boot the kernel built without the debug options)
 set -euo pipefail
@@ -48,7 +54,7 @@ set -euo pipefail
 
 endpoints=1 mode=summary timeout=900 setup=1 verbose=() logdir=() ext=() cmd=() variants=() tests=""
 platform=${COCO_PLATFORM:-tee-io}
-anchors=() copies=()
+anchors=() copies=() psp=0 psp_faults=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--endpoints) endpoints=$2; shift 2 ;;
@@ -58,6 +64,8 @@ while [ $# -gt 0 ]; do
 	--platform) platform=$2; shift 2 ;;
 	--trust-anchor) anchors+=("$2"); shift 2 ;;
 	--copy) copies+=("$2"); shift 2 ;;
+	--psp) psp=1; shift ;;
+	--psp-fault) psp=1; psp_faults+=(--psp-fault "$2"); shift 2 ;;
 	--shell) mode=shell; shift ;;
 	--test) mode=test; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
@@ -65,7 +73,7 @@ while [ $# -gt 0 ]; do
 	--no-setup) setup=0; shift ;;
 	--verbose) verbose=(--verbose); shift ;;
 	--) shift; cmd=("$@"); mode=cmd; break ;;
-	-h | --help) sed -n '3,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,51p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
@@ -92,6 +100,15 @@ esac
 if [ -z "${COCO_ENDPOINT_BIN:-}" ]; then
 	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-endpoint) || die "cannot build coco-endpoint"
 	COCO_ENDPOINT_BIN=$COCO_ROOT/target/release/coco-endpoint
+fi
+psp_args=()
+if [ "$psp" = 1 ]; then
+	[ "$platform" = tee-io ] || die "--psp needs --platform tee-io (the project's QEMU)"
+	if [ -z "${COCO_PSP_BIN:-}" ]; then
+		(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-psp) || die "cannot build coco-psp"
+		COCO_PSP_BIN=$COCO_ROOT/target/release/coco-psp
+	fi
+	psp_args=(--psp --psp-bin "$COCO_PSP_BIN" "${psp_faults[@]}")
 fi
 if [ -z "${COCO_VERIFY_BIN:-}" ]; then
 	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-verify) || die "cannot build coco-verify"
@@ -121,6 +138,10 @@ mkdir -p "$work/cfg/coco"
 	echo "COCO_VARIANTS='${vlist# }'"
 	echo "COCO_TESTS='$tests'"
 	echo "COCO_PLATFORM=$platform"
+	echo "COCO_PSP=$psp"
+	pf=""
+	for f in "${psp_faults[@]}"; do [ "$f" = --psp-fault ] || pf="$pf $f"; done
+	echo "COCO_PSP_FAULTS='${pf# }'"
 	echo "COCO_EXPECTED_VERSIONS='${COCO_EXPECTED_VERSIONS:-1.0 1.1 1.2 1.3}'"
 } >"$work/cfg/coco/run.env"
 [ -f "$work/pki/root.der" ] && cp "$work/pki/root.der" "$work/cfg/coco/root.der"
@@ -166,5 +187,5 @@ cat "$work/base.cpio.gz" "$work/cfg.cpio" >"$work/initrd"
 
 exec_rig=(python3 "$COCO_ROOT/scripts/rig.py" --kernel "$KB/arch/x86/boot/bzImage"
 	--initrd "$work/initrd" --mode "$mode" --endpoints "$endpoints" --timeout "$timeout"
-	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${pki[@]}" "${variants[@]/#/--variant=}" "${logdir[@]}" "${verbose[@]}" "${qemu[@]}")
+	--endpoint-bin "$COCO_ENDPOINT_BIN" "${ext[@]}" "${pki[@]}" "${variants[@]/#/--variant=}" "${logdir[@]}" "${verbose[@]}" "${qemu[@]}" "${psp_args[@]}")
 "${exec_rig[@]}"

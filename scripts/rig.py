@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Host side of the coco QEMU rig.
 
-Starts the emulated endpoints (or uses external responders), boots the guest
+Starts the emulated endpoints (or uses external responders) and, with --psp, the PSP's
+firmware model (coco-psp) for the emulated PSP device, boots the guest
 under TCG, serves the guest's requests to the host (hot-unplug, re-plug, kill
 an endpoint), enforces a watchdog, and turns what the guest prints into a
 verdict: KTAP results of the kselftests and of KUnit, plus a check that the
@@ -189,12 +190,58 @@ class Endpoint:
                 self.proc.wait()
 
 
+class Psp:
+    """The PSP's firmware model (coco-psp, Documentation/coco/sev-tio-platform.rst): one process
+    whose port the machine's coco-psp device connects to."""
+
+    def __init__(self, binary, workdir, faults=()):
+        self.port_file = os.path.join(workdir, "coco-psp.port")
+        self.log_path = os.path.join(workdir, "coco-psp.log")
+        self.killed = False
+        cmd = [binary, "--port-file", self.port_file, "--log", self.log_path]
+        for f in faults:
+            cmd += ["--fault", f]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path + ".stderr", "w"),
+            start_new_session=True,
+        )
+        self.port = self._wait_port()
+
+    def _wait_port(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"coco-psp exited at start (status {self.proc.returncode}); see {self.log_path}")
+            try:
+                with open(self.port_file) as f:
+                    text = f.read().split()
+                if text:
+                    return int(text[0])
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("coco-psp did not report its port within 10 s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class Rig:
     def __init__(self, args):
         self.args = args
         self.workdir = tempfile.mkdtemp(prefix="coco-rig.")
         self.endpoints = []
         self.ports = []
+        self.psp = None
         self.qemu = None
         self.monitor_path = os.path.join(self.workdir, "monitor.sock")
         self.failures = []
@@ -229,6 +276,19 @@ class Rig:
             self.endpoints.append(ep)
             self.ports.append(ep.port)
         log(f"started {len(self.endpoints)} endpoint(s) on port(s) {', '.join(map(str, self.ports))}")
+
+    def start_psp(self):
+        """The PSP's firmware model, when --psp asks for the coco-psp device."""
+        if not self.args.psp:
+            return
+        if self.args.platform != "tee-io":
+            raise RuntimeError("--psp needs the project's QEMU (--platform tee-io)")
+        binary = self.args.psp_bin
+        if not binary or not os.path.exists(binary):
+            raise RuntimeError(f"--psp: no firmware model binary {binary!r} (cargo build --release -p coco-psp)")
+        self.psp = Psp(binary, self.workdir, self.args.psp_fault or [])
+        faults = "".join(f" --fault {f}" for f in self.args.psp_fault or [])
+        log(f"started coco-psp on port {self.psp.port}{faults}")
 
     # ---- qemu ------------------------------------------------------------
     def platform_props(self, i):
@@ -287,6 +347,9 @@ class Rig:
             cmd += ["-device", f"pcie-root-port,id=coco-rp{i},bus=pcie.0,addr={4 + i // 8:x}.{i % 8}{fn0},"
                     f"chassis={i + 1},slot={i + 1}{rprops}"]
             cmd += ["-device", self.device_args(i)]
+        if self.psp:
+            # The emulated PSP on pcie.0, after the root ports' slots.
+            cmd += ["-device", f"coco-psp,id=coco-psp,bus=pcie.0,fw_port={self.psp.port}"]
         return cmd
 
     def qmp(self, command, arguments=None):
@@ -377,6 +440,12 @@ class Rig:
                     f"endpoint {ep.index} (port {ep.port}) exited unexpectedly with status "
                     f"{ep.proc.returncode}: the guest's DOE exchanges with it will fail (log: {ep.log_path})"
                 )
+        # The model exits with status 0 when QEMU closes its connection (QEMU exiting); any
+        # other exit is its own failure (a broken protocol, a crash).
+        if self.psp and not self.psp.killed and self.psp.proc.poll() not in (None, 0):
+            self.psp.killed = True
+            self.fail(f"coco-psp (port {self.psp.port}) exited unexpectedly with status "
+                      f"{self.psp.proc.returncode}: PSP commands complete with RECOVERY (log: {self.psp.log_path})")
 
     def fail(self, msg):
         self.failures.append(msg)
@@ -594,9 +663,12 @@ class Rig:
             self.qemu.wait()
         for ep in self.endpoints:
             ep.stop()
+        if self.psp:
+            self.psp.stop()
         if self.args.log_dir:
-            for ep in self.endpoints:
-                for p in (ep.log_path, ep.log_path + ".stderr"):
+            logs = [ep.log_path for ep in self.endpoints] + ([self.psp.log_path] if self.psp else [])
+            for path in logs:
+                for p in (path, path + ".stderr"):
                     if os.path.exists(p):
                         shutil.copy(p, self.args.log_dir)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -623,13 +695,23 @@ def main():
     p.add_argument("--qemu", help="QEMU binary (default: qemu-system-x86_64 from PATH)")
     p.add_argument("--platform", choices=("stock", "tee-io"), default="stock",
                    help="tee-io: the project's QEMU with IDE on the endpoints and root ports, TEE-IO")
+    p.add_argument("--psp", action="store_true",
+                   help="the emulated PSP (-device coco-psp) and its firmware model coco-psp")
+    p.add_argument("--psp-bin", help="the firmware model (default: target/release/coco-psp)")
+    p.add_argument("--psp-fault", action="append", metavar="F", help="coco-psp --fault F (repeatable)")
     args = p.parse_args()
+    if args.psp_fault and not args.psp:
+        p.error("--psp-fault needs --psp")
+    if args.psp and not args.psp_bin:
+        args.psp_bin = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "target/release/coco-psp")
 
     rig = Rig(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     status = 0
     try:
         rig.start_endpoints()
+        rig.start_psp()
         rig.run()
         if args.mode == "shell":
             return 0

@@ -71,6 +71,8 @@ enum coco_meas_attr {
 	COCO_MEAS_NONCE = 8,
 	COCO_MEAS_TRANSCRIPT = 9,
 	COCO_MEAS_SIGNATURE = 10,
+	/* Also certificates/source: who read the evidence shown. */
+	COCO_MEAS_SOURCE = 11,
 };
 
 /* Attributes of a block directory measurements/<index>/. */

@@ -31,6 +31,7 @@ use kernel::{
 // (auth, meas, session, idekm) → connect and the native IDE backend (native/) → device
 // (per-device state; device/sysfs.rs formats it) → this module (registry, notifiers, sysfs
 // callbacks).
+mod backend;
 mod channel;
 mod connect;
 mod device;
@@ -172,7 +173,7 @@ static REGISTRY: AtomicPtr<Coco> = AtomicPtr::new(null_mut());
 
 /// The module: the registry of tracked devices and the bus notifier that keeps it current.
 #[pin_data(PinnedDrop)]
-struct Coco {
+pub(crate) struct Coco {
     #[pin]
     nb: Opaque<bindings::notifier_block>,
     /// PCI restore notifier: resets and resumes.
@@ -441,7 +442,7 @@ impl Coco {
     }
 
     /// Looks up the tracked device whose `struct device` is `raw`.
-    fn find(&self, raw: *mut bindings::device) -> Option<Arc<CocoDev>> {
+    pub(crate) fn find(&self, raw: *mut bindings::device) -> Option<Arc<CocoDev>> {
         self.devices.lock().iter().find(|d| d.is(raw)).cloned()
     }
 }
@@ -486,7 +487,7 @@ pub(crate) fn queue() -> Option<&'static Queue> {
 }
 
 /// Returns the module instance.
-fn registry() -> Option<&'static Coco> {
+pub(crate) fn registry() -> Option<&'static Coco> {
     let p = REGISTRY.load(Ordering::Acquire);
     // SAFETY: `REGISTRY` points to the pinned module instance from its initialisation until its
     // drop, which removes every sysfs file (draining their callbacks) and unregisters the notifier

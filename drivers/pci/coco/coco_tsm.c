@@ -19,6 +19,7 @@
 #include <linux/slab.h>
 
 #include "coco.h"
+#include "coco_backend.h"
 
 static bool coco_cma_authenticated(struct pci_dev *pdev)
 {
@@ -146,3 +147,59 @@ void coco_ide_panic(struct device *dev)
 	panic("coco: %s: IDE setup failed with ide_policy=panic\n",
 	      dev_name(dev));
 }
+
+/*
+ * The API of coco_backend.h, for firmware TSM backends in other modules; the
+ * work is done in Rust (backend.rs).
+ */
+int coco_rs_backend_claim(struct pci_dev *pdev, const char *tsm, void **out);
+void coco_rs_backend_release(void *b);
+ssize_t coco_rs_backend_relay(void *b, u8 type, const void *req,
+			      size_t req_len, void *rsp, size_t rsp_len);
+int coco_rs_backend_certificates(void *b, u8 slot, u32 base_hash,
+				 const void *chain, size_t len);
+int coco_rs_backend_measurements(void *b, u8 slot, u8 version, u32 base_asym,
+				 u32 base_hash, const u8 *nonce,
+				 const void *evidence, size_t len);
+
+int coco_backend_claim(struct pci_dev *pdev, const char *tsm,
+		       struct coco_backend **out)
+{
+	void *b = NULL;
+	int rc;
+
+	might_sleep();
+	rc = coco_rs_backend_claim(pdev, tsm, &b);
+	*out = rc ? NULL : b;
+	return rc;
+}
+EXPORT_SYMBOL_GPL(coco_backend_claim);
+
+void coco_backend_release(struct coco_backend *b)
+{
+	coco_rs_backend_release(b);
+}
+EXPORT_SYMBOL_GPL(coco_backend_release);
+
+ssize_t coco_backend_relay(struct coco_backend *b, u8 type, const void *req,
+			   size_t req_len, void *rsp, size_t rsp_len)
+{
+	return coco_rs_backend_relay(b, type, req, req_len, rsp, rsp_len);
+}
+EXPORT_SYMBOL_GPL(coco_backend_relay);
+
+int coco_backend_certificates(struct coco_backend *b, u8 slot, u32 base_hash,
+			      const void *chain, size_t len)
+{
+	return coco_rs_backend_certificates(b, slot, base_hash, chain, len);
+}
+EXPORT_SYMBOL_GPL(coco_backend_certificates);
+
+int coco_backend_measurements(struct coco_backend *b, u8 slot, u8 version,
+			      u32 base_asym, u32 base_hash, const u8 nonce[32],
+			      const void *evidence, size_t len)
+{
+	return coco_rs_backend_measurements(b, slot, version, base_asym,
+					    base_hash, nonce, evidence, len);
+}
+EXPORT_SYMBOL_GPL(coco_backend_measurements);

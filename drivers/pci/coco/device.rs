@@ -2,6 +2,7 @@
 
 //! Per-device state of coco.ko and the probe exchanges over the CMA/SPDM DOE mailbox.
 
+mod evidence;
 mod ide;
 mod sysfs;
 mod tdi;
@@ -131,6 +132,9 @@ struct State {
     session: SessionStatus,
     /// Who may send on the DOE mailbox.
     owner: Owner,
+    /// The TSM whose evidence `auth` and `meas` hold (certificates and measurements it
+    /// returned), or `None` for coco.ko's own.
+    evidence: Option<TsmName>,
 }
 
 /// Who may send on a device's DOE mailbox: one owner at a time.
@@ -140,7 +144,44 @@ pub(crate) enum Owner {
     Coco,
     /// A TSM (named), for which coco.ko only relays data objects ([`Relay`]): coco.ko sends
     /// nothing of its own meanwhile.
-    Tsm(&'static str),
+    Tsm(TsmName),
+}
+
+/// A TSM's name as coco.ko shows it: a copy (the name may live in another module), at most
+/// [`TsmName::MAX`] bytes of printable ASCII (others become `?`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TsmName {
+    buf: [u8; TsmName::MAX],
+    len: usize,
+}
+
+impl TsmName {
+    /// The longest name kept.
+    pub(crate) const MAX: usize = 16;
+
+    /// The name `s`, truncated to [`TsmName::MAX`] bytes.
+    pub(crate) fn new(s: &[u8]) -> Self {
+        let mut name = Self {
+            buf: [0; Self::MAX],
+            len: 0,
+        };
+        for (d, &c) in name.buf.iter_mut().zip(s) {
+            *d = if c.is_ascii_graphic() { c } else { b'?' };
+            name.len += 1;
+        }
+        name
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII is stored.
+        core::str::from_utf8(self.buf.get(..self.len).unwrap_or(&[])).unwrap_or("?")
+    }
+}
+
+impl kernel::fmt::Display for TsmName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// State of the secure session.
@@ -168,6 +209,7 @@ impl State {
             meas,
             session: SessionStatus::None,
             owner: Owner::Coco,
+            evidence: None,
         }
     }
 }
@@ -900,28 +942,33 @@ impl CocoDev {
         };
         self.arm_heartbeat(period);
         if !self.removed.load(Ordering::Acquire) {
-            let mask = self.state.lock().auth.shown_slots();
-            if self.sysfs_added.load(Ordering::Acquire)
-                && self.shown_slots.swap(mask, Ordering::AcqRel) != mask
-            {
-                // SAFETY: The device is live and its groups exist (`removed` is clear, and
-                // teardown waits for this run before the device goes away).
-                unsafe { crate::coco_sysfs_update_certificates(self.raw.0.as_ptr()) };
-            }
-            if self.sysfs_added.load(Ordering::Acquire) {
-                let mut want = IndexSet::new();
-                if let Some(m) = &self.state.lock().meas.reading {
-                    for b in m.blocks.iter() {
-                        want.insert(b.index);
-                    }
-                }
-                self.show_blocks(&mut op, want);
-            }
+            self.publish(&mut op);
             if after != before {
                 self.notify(after);
             }
         }
         ret
+    }
+
+    /// Makes `certificates/` and `measurements/` show the files of what `state` holds now.
+    /// Called under `op` (`shown`, its guard) while the device is live.
+    fn publish(&self, shown: &mut IndexSet) {
+        if !self.sysfs_added.load(Ordering::Acquire) {
+            return;
+        }
+        let mask = self.state.lock().auth.shown_slots();
+        if self.shown_slots.swap(mask, Ordering::AcqRel) != mask {
+            // SAFETY: The device is live and its groups exist (`removed` is clear, and
+            // teardown takes `op`, held here, before the device goes away).
+            unsafe { crate::coco_sysfs_update_certificates(self.raw.0.as_ptr()) };
+        }
+        let mut want = IndexSet::new();
+        if let Some(m) = &self.state.lock().meas.reading {
+            for b in m.blocks.iter() {
+                want.insert(b.index);
+            }
+        }
+        self.show_blocks(shown, want);
     }
 
     /// Makes `measurements/` show the files of exactly the blocks in `want` (`shown`, the
@@ -1057,6 +1104,7 @@ impl CocoDev {
                     meas,
                     session: SessionStatus::None,
                     owner: state.owner,
+                    evidence: None,
                 };
                 let nonce = state.meas.pending_nonce.take();
                 // Copy the versions: the state lock is not held during the exchanges.
@@ -1314,7 +1362,7 @@ impl CocoDev {
     /// reset or resume, no heartbeat, no re-authentication) until the returned [`Relay`] is
     /// dropped, when coco.ko takes the mailbox back and authenticates the device again. Fails
     /// with `EBUSY` if another TSM owns the mailbox or coco.ko's session has users.
-    pub(crate) fn claim_mailbox(self: &Arc<Self>, tsm: &'static str) -> Result<Relay> {
+    pub(crate) fn claim_mailbox(self: &Arc<Self>, tsm: TsmName) -> Result<Relay> {
         let _op = self.op.lock();
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
@@ -1347,12 +1395,23 @@ impl CocoDev {
     /// Takes the mailbox back from its TSM and authenticates the device again.
     fn release_mailbox(self: &Arc<Self>) {
         {
-            let _op = self.op.lock();
+            let mut op = self.op.lock();
             let mut state = self.state.lock();
             if let Owner::Tsm(tsm) = state.owner {
                 dev_info!(self.dev(), "coco: DOE mailbox back from {}\n", tsm);
             }
             state.owner = Owner::Coco;
+            // The TSM's evidence goes with it: coco.ko reads its own.
+            let shown = state.evidence.take().is_some();
+            if shown {
+                state.auth_status = AuthStatus::Pending;
+                state.auth = AuthInfo::default();
+                state.meas = MeasState::new();
+            }
+            drop(state);
+            if shown && !self.removed.load(Ordering::Acquire) {
+                self.publish(&mut op);
+            }
         }
         self.start_probe();
     }
@@ -1375,7 +1434,7 @@ impl CocoDev {
             if self.debug.lock().relay.is_some() {
                 return Err(EBUSY);
             }
-            let relay = self.claim_mailbox("debugfs")?;
+            let relay = self.claim_mailbox(TsmName::new(b"debugfs"))?;
             self.debug.lock().relay = Some(relay);
         } else {
             // Dropped outside the lock: the hand-back takes `op`.

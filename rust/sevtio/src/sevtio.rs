@@ -1205,7 +1205,7 @@ impl DataObjectHeader {
     }
 
     /// The header in wire order.
-    pub fn to_bytes(&self) -> [u8; DOBJ_HEADER_SIZE] {
+    pub fn to_bytes(self) -> [u8; DOBJ_HEADER_SIZE] {
         let [i0, i1, i2, i3] = self.id.as_u32().to_le_bytes();
         let [l0, l1, l2, l3] = self.length.to_le_bytes();
         [
@@ -1504,6 +1504,74 @@ impl TdiStatusPage {
         w.u32(16)?;
         w.u8(self.state.as_u8())?;
         w.zeros(11)?;
+        Ok(w.len())
+    }
+}
+
+/// Size of the TIO_DEV_STATUS page structure.
+pub const DEV_STATUS_PAGE_SIZE: usize = 16;
+
+/// The structure TIO_DEV_STATUS writes at `status_paddr` (this project's layout, see
+/// Documentation/coco/sev-tio-platform.rst):
+///
+/// ```text
+/// 0x00 u32 length (16) | u8 connected | u8 cert_slot | u8 stream_id | u8 spdm_version
+/// 0x08 u32 base_asym_algo | u32 base_hash_algo
+/// ```
+///
+/// `cert_slot`, `stream_id`, `spdm_version` (the SPDM version byte, e.g. 0x12) and the
+/// algorithms (SPDM ALGORITHMS' BaseAsymSel and BaseHashSel) are those of the connection, 0
+/// while the device is not connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DevStatusPage {
+    /// TIO_DEV_CONNECT succeeded and no TIO_DEV_DISCONNECT followed.
+    pub connected: bool,
+    /// The SPDM certificate slot of the session.
+    pub cert_slot: u8,
+    /// The IDE stream ID of the connection.
+    pub stream_id: u8,
+    /// The negotiated SPDM version byte.
+    pub spdm_version: u8,
+    /// The session's signature algorithm (BaseAsymSel).
+    pub base_asym_algo: u32,
+    /// The session's hash algorithm (BaseHashSel).
+    pub base_hash_algo: u32,
+}
+
+impl DevStatusPage {
+    /// Parses the page: `length` 16, `connected` 0 or 1; bytes past 16 are ignored.
+    pub fn parse(buf: &[u8]) -> Result<DevStatusPage, SevTioError> {
+        let mut r = Reader::new(buf);
+        let length = usize::try_from(r.u32()?).map_err(|_| SevTioError::InvalidLength)?;
+        if length != DEV_STATUS_PAGE_SIZE {
+            return Err(SevTioError::InvalidLength);
+        }
+        let connected = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(SevTioError::InvalidField),
+        };
+        let p = DevStatusPage {
+            connected,
+            cert_slot: r.u8()?,
+            stream_id: r.u8()?,
+            spdm_version: r.u8()?,
+            base_asym_algo: r.u32()?,
+            base_hash_algo: r.u32()?,
+        };
+        Ok(p)
+    }
+
+    /// Writes the 16-byte structure; returns 16.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, SevTioError> {
+        let mut w = Writer::new(out);
+        w.u32(16)?;
+        w.u8(u8::from(self.connected))?;
+        w.u8(self.cert_slot)?;
+        w.u8(self.stream_id)?;
+        w.u8(self.spdm_version)?;
+        w.u32(self.base_asym_algo)?;
+        w.u32(self.base_hash_algo)?;
         Ok(w.len())
     }
 }
@@ -2294,6 +2362,42 @@ mod tests {
         assert_eq!(Command::parse(c.id(), &out[..n]), Ok(*c));
         assert_eq!(le32(&out, 0) as usize, n);
         (out, n)
+    }
+
+    #[test]
+    fn dev_status_page() {
+        let p = DevStatusPage {
+            connected: true,
+            cert_slot: 2,
+            stream_id: 5,
+            spdm_version: 0x12,
+            base_asym_algo: 0x80,
+            base_hash_algo: 0x2,
+        };
+        let mut out = [0xAAu8; 20];
+        assert_eq!(p.encode(&mut out), Ok(16));
+        assert_eq!(
+            &out[..16],
+            &[16, 0, 0, 0, 1, 2, 5, 0x12, 0x80, 0, 0, 0, 2, 0, 0, 0]
+        );
+        assert_eq!(DevStatusPage::parse(&out[..16]), Ok(p));
+        assert_eq!(p.encode(&mut out[..15]), Err(SevTioError::BufferTooSmall));
+        let mut bad = out;
+        bad[4] = 2;
+        assert_eq!(DevStatusPage::parse(&bad), Err(SevTioError::InvalidField));
+
+        let mut bad = out;
+        bad[0] = 17;
+        assert_eq!(DevStatusPage::parse(&bad), Err(SevTioError::InvalidLength));
+        assert_eq!(DevStatusPage::parse(&out[..10]), Err(SevTioError::TooShort));
+        assert_eq!(
+            DevStatusPage::parse(&{
+                let mut b = [0u8; 16];
+                DevStatusPage::default().encode(&mut b).unwrap();
+                b
+            }),
+            Ok(DevStatusPage::default())
+        );
     }
 
     #[test]

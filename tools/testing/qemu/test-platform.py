@@ -6,17 +6,24 @@ firmware is tools/testing/qemu/fake-endpoint.py, then the real coco-endpoint (th
 effects of config writes and resets, end to end, with its --tdi-test-lock fixture). Prints
 KTAP; exit status 1 on a failure.
 
-  tools/testing/qemu/test-platform.py [--qemu BIN] [--endpoint BIN]
-      (defaults: scripts/build-qemu.sh's binary; target/release/coco-endpoint, built)
+Then the emulated PSP (coco-psp) with a fake firmware model in this script that speaks the
+firmware socket of Documentation/coco/sev-tio-platform.rst, and TIO_STATUS against the real
+firmware model when it is built (skipped with a message otherwise).
+
+  tools/testing/qemu/test-platform.py [--qemu BIN] [--endpoint BIN] [--psp BIN]
+      (defaults: scripts/build-qemu.sh's binary; target/release/coco-endpoint, built;
+      target/release/coco-psp if it exists)
 """
 
 import argparse
 import importlib.util
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -41,7 +48,7 @@ SECURE, FAIL = 2, 0x80000000
 
 
 class Qtest:
-    def __init__(self, qemu, port, props, rp_props):
+    def __init__(self, qemu, port, props, rp_props, devices=None, traces=()):
         self.dir = tempfile.mkdtemp(prefix="coco-qtest.")
         path = os.path.join(self.dir, "qtest.sock")
         self.log = os.path.join(self.dir, "qemu.log")
@@ -52,9 +59,14 @@ class Qtest:
         cmd = [qemu, "-machine", "q35", "-accel", "qtest", "-qtest", f"unix:{path}",
                "-display", "none", "-nodefaults", "-nic", "none",
                "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
-               "-d", "guest_errors", "-trace", "pci_nvme_tdi_state", "-trace", "pci_nvme_platform_*",
-               "-device", f"pcie-root-port,id=rp0,bus=pcie.0,addr=4.0,chassis=1,slot=1{rp_props}",
-               "-device", f"nvme,id=nvme0,bus=rp0,serial=coco0,spdm_port={port}{props}"]
+               "-d", "guest_errors", "-trace", "pci_nvme_tdi_state", "-trace", "pci_nvme_platform_*"]
+        for t in traces:
+            cmd += ["-trace", t]
+        if devices is None:
+            devices = [f"pcie-root-port,id=rp0,bus=pcie.0,addr=4.0,chassis=1,slot=1{rp_props}",
+                       f"nvme,id=nvme0,bus=rp0,serial=coco0,spdm_port={port}{props}"]
+        for dev in devices:
+            cmd += ["-device", dev]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=open(self.log, "w"))
         srv.settimeout(20)
         self.sock, _ = srv.accept()
@@ -92,6 +104,18 @@ class Qtest:
 
     def wrw(self, bdf, off, val):
         self.cmd(f"writew 0x{self.addr(bdf, off):x} 0x{val:x}")
+
+    def mem_read(self, addr, size):
+        return bytes.fromhex(self.cmd(f"read 0x{addr:x} 0x{size:x}").split()[1][2:])
+
+    def mem_write(self, addr, data):
+        self.cmd(f"write 0x{addr:x} 0x{len(data):x} 0x{data.hex()}")
+
+    def mmio_rd(self, addr):
+        return int(self.cmd(f"readl 0x{addr:x}").split()[1], 16)
+
+    def mmio_wr(self, addr, val):
+        self.cmd(f"writel 0x{addr:x} 0x{val:x}")
 
     def close(self):
         self.proc.terminate()
@@ -265,11 +289,347 @@ def tdisp_end_to_end(t, qemu, endpoint):
         proc.wait(timeout=10)
 
 
+# ---- The emulated PSP (coco-psp, Documentation/coco/sev-tio-platform.rst) -----------------
+
+PSP = (0, 6, 0)
+PSP_BAR = 0xC0000000
+CMDRESP, CMDBUFF_LO, CMDBUFF_HI = 0x10980, 0x109E0, 0x109E4
+RESP, RECOVERY = 1 << 31, 1 << 30
+OP_COMMAND, OP_DMA_READ, OP_DATA, OP_DMA_WRITE, OP_RESULT, OP_ROOT_PORT_KEY, OP_DONE = \
+    0x01, 0x10, 0x11, 0x12, 0x13, 0x14, 0x1F
+KEY_PROGRAM, KEY_GO, KEY_STOP = 1, 2, 3
+RP1 = (0, 5, 0)      # a root port without x-ide, bus 2 below it
+RID_EP, RID_EP2 = 0x0100, 0x0200
+CMD_BUF, PAGE = 0x100000, 0x101000      # guest RAM for the tests' buffers
+SEV_CMD_TIO_STATUS = 0xD0
+
+
+class FakePsp:
+    """A fake PSP firmware: listens on localhost, serves the one connection QEMU's coco-psp
+    makes at realize, and runs each COMMAND through `handler(fw, cmd, addr)`, which may call
+    dma_read/dma_write/rp_key/send (in this thread, while QEMU waits in the guest's write)
+    and returns the DONE status, or None to close the socket instead."""
+
+    def __init__(self):
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.port = self.srv.getsockname()[1]
+        self.handler = lambda fw, cmd, addr: 0
+        self.commands = []
+        self.errors = []
+        self.conn = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _recv(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.conn.recv(n - len(data))
+            if not chunk:
+                raise EOFError("QEMU closed the socket")
+            data += chunk
+        return data
+
+    def recv(self):
+        op, length = struct.unpack("<II", self._recv(8))
+        return op, self._recv(length)
+
+    def send(self, op, payload):
+        self.conn.sendall(struct.pack("<II", op, len(payload)) + payload)
+
+    def _serve(self):
+        self.srv.settimeout(30)
+        try:
+            self.conn, _ = self.srv.accept()
+            while True:
+                op, payload = self.recv()
+                if op != OP_COMMAND or len(payload) != 16:
+                    raise RuntimeError(f"QEMU sent op {op:#x} with {len(payload)} bytes")
+                cmd, _, _, addr = struct.unpack("<HHIQ", payload)
+                self.commands.append((cmd, addr))
+                status = self.handler(self, cmd, addr)
+                if status is None:
+                    self.conn.close()
+                    return
+                self.send(OP_DONE, struct.pack("<I", status))
+        except (OSError, EOFError, RuntimeError, struct.error) as e:
+            if not isinstance(e, EOFError):
+                self.errors.append(str(e))
+        finally:
+            self.srv.close()
+
+    def dma_read(self, addr, n):
+        """DMA_READ; returns (result, data)."""
+        self.send(OP_DMA_READ, struct.pack("<QI", addr, n))
+        op, payload = self.recv()
+        assert op == OP_DATA, f"DMA_READ answered with op {op:#x}"
+        return struct.unpack_from("<I", payload)[0], payload[4:]
+
+    def dma_write(self, addr, data):
+        self.send(OP_DMA_WRITE, struct.pack("<Q", addr) + data)
+        return self.result()
+
+    def rp_key(self, rid, stream, d, s, kset, op, key=bytes(32), ifv=bytes(8), segment=0):
+        self.send(OP_ROOT_PORT_KEY, struct.pack("<HBBBBBB", rid, segment, stream, d, s, kset, op) + key + ifv)
+        return self.result()
+
+    def result(self):
+        op, payload = self.recv()
+        assert op == OP_RESULT and len(payload) == 4, f"answered with op {op:#x}, {len(payload)} bytes"
+        return struct.unpack("<I", payload)[0]
+
+
+def psp_qtest(qemu, fw_port, ep_port):
+    """q35 with the PSP at 00:06.0 (BAR 2 at PSP_BAR, memory and bus mastering on), a root port
+    with x-ide at 00:04.0 above an endpoint with IDE (bus 1, its firmware the fake endpoint on
+    ep_port) and a root port without x-ide at 00:05.0 above a plain NVMe function (bus 2)."""
+    q = Qtest(qemu, 0, "", "", devices=[
+        "pcie-root-port,id=rp0,bus=pcie.0,addr=4.0,chassis=1,slot=1,x-ide=on",
+        f"nvme,id=nvme0,bus=rp0,serial=coco0,spdm_port={ep_port},x-ide=on,x-tee-io=on",
+        "pcie-root-port,id=rp1,bus=pcie.0,addr=5.0,chassis=2,slot=2",
+        "nvme,id=nvme1,bus=rp1,serial=coco1",
+        f"coco-psp,id=psp,bus=pcie.0,addr=6.0,fw_port={fw_port}"], traces=["coco_psp_*"])
+    q.wr(RP1, 0x18, 0x00020200)
+    q.wr(PSP, 0x18, PSP_BAR)
+    q.wrw(PSP, 0x04, 0x0006)
+    return q
+
+
+def psp_command(q, cmd, addr=CMD_BUF):
+    """Issues `cmd` with the command buffer at `addr`; returns cmdresp after the write."""
+    q.mmio_wr(PSP_BAR + CMDBUFF_LO, addr & 0xFFFFFFFF)
+    q.mmio_wr(PSP_BAR + CMDBUFF_HI, addr >> 32)
+    q.mmio_wr(PSP_BAR + CMDRESP, cmd << 16)
+    return q.mmio_rd(PSP_BAR + CMDRESP)
+
+
+def psp_keys(fw, stream, mode="match", kset=0):
+    """ROOT_PORT_KEY PROGRAM then GO of the root port's six pairs above RID_EP, with the keys that
+    match the endpoint fixture's (test_key of the other direction); returns the results."""
+    results = []
+    for d in (0, 1):
+        for s in (0, 1, 2):
+            key, ifv = fake.test_key(stream, 1 - d if mode == "match" else d, s, kset)
+            results.append(fw.rp_key(RID_EP, stream, d, s, kset, KEY_PROGRAM, key, ifv))
+    for d in (0, 1):
+        for s in (0, 1, 2):
+            results.append(fw.rp_key(RID_EP, stream, d, s, kset, KEY_GO))
+    return results
+
+
+def psp_tests(t, qemu):
+    ep = fake.FakeEndpoint().start()
+    fw = FakePsp()
+    q = psp_qtest(qemu, fw.port, ep.port)
+    try:
+        t.ok(q.rd(PSP, 0) == 0xC0C01022 and q.rd(PSP, 8) >> 8 == 0x108000,
+             "PSP: vendor 0x1022, device 0xC0C0, class 0x108000", f"{q.rd(PSP, 0):#x} {q.rd(PSP, 8):#x}")
+        q.wr(PSP, 0x18, 0xFFFFFFFF)
+        bar2 = q.rd(PSP, 0x18)
+        q.wr(PSP, 0x18, PSP_BAR)
+        others = [q.rd(PSP, 0x10 + 4 * i) for i in (0, 1, 3, 4, 5)]
+        t.ok(bar2 == 0xFFF00000 and not any(others),
+             "PSP: BAR 2 is 1 MiB of 32-bit memory, no other BAR", f"{bar2:#x} {others}")
+        q.mmio_wr(PSP_BAR + CMDBUFF_LO, 0x12345000)
+        q.mmio_wr(PSP_BAR + CMDBUFF_HI, 0x9)
+        q.mmio_wr(PSP_BAR + 0x10990, 0xFFFFFFFF)
+        regs = [q.mmio_rd(PSP_BAR + o) for o in (CMDBUFF_LO, CMDBUFF_HI, CMDRESP, 0x10990, 0)]
+        t.ok(regs == [0x12345000, 9, 0, 0, 0] and not fw.commands,
+             "PSP: cmdbuff_addr_lo/hi read back; cmdresp 0 before a command; other offsets read 0",
+             str([hex(r) for r in regs]))
+
+        # A command: the fake reads the command buffer, writes a page, ends with a status.
+        cmd_buf = struct.pack("<IIQ", 16, 0, PAGE)
+        q.mem_write(CMD_BUF, cmd_buf)
+        q.mem_write(PAGE, bytes(4096))
+        page = bytes((i * 7 + 3) & 0xFF for i in range(4096))
+        seen = {}
+
+        def round_trip(fw, cmd, addr):
+            seen["read"] = fw.dma_read(addr, 16)
+            seen["write"] = fw.dma_write(struct.unpack_from("<Q", seen["read"][1], 8)[0], page)
+            return 0
+        fw.handler = round_trip
+        r = psp_command(q, SEV_CMD_TIO_STATUS)
+        t.ok(fw.commands[-1:] == [(SEV_CMD_TIO_STATUS, CMD_BUF)] and seen.get("read") == (0, cmd_buf),
+             "PSP: COMMAND carries the command and the buffer's address; DMA_READ reads the buffer",
+             f"{fw.commands} {seen.get('read')}")
+        t.ok(seen.get("write") == 0 and q.mem_read(PAGE, 4096) == page, "PSP: DMA_WRITE writes guest memory")
+        t.ok(r == RESP | SEV_CMD_TIO_STATUS << 16, "PSP: DONE status 0: cmdresp RESP | command | 0", hex(r))
+        fw.handler = lambda fw, cmd, addr: 0x10031
+        r = psp_command(q, 0xD4)
+        t.ok(r == RESP | 0xD4 << 16 | 0x31, "PSP: cmdresp carries bits 15:0 of DONE's status", hex(r))
+        t.ok(q.logged("coco_psp_command") and q.logged("coco_psp_done"), "PSP: commands and statuses are traced")
+
+        # DMA limits: more than 1 MiB refused, 1 MiB read; bus mastering off refuses DMA.
+        def big(fw, cmd, addr):
+            seen["big"] = fw.dma_read(CMD_BUF, (1 << 20) + 1)
+            seen["max"] = fw.dma_read(CMD_BUF, 1 << 20)
+            return 0
+        fw.handler = big
+        r = psp_command(q, 0xD0)
+        t.ok(seen["big"] == (1, b"") and seen["max"][0] == 0 and len(seen["max"][1]) == 1 << 20
+             and r == RESP | 0xD0 << 16,
+             "PSP: a DMA_READ of more than 1 MiB is refused (result 1), of 1 MiB served",
+             f"{seen['big'][0]} {seen['max'][0]} {len(seen['max'][1])} {r:#x}")
+        q.wrw(PSP, 0x04, 0x0002)
+
+        def no_bme(fw, cmd, addr):
+            seen["nobme"] = (fw.dma_read(CMD_BUF, 16)[0], fw.dma_write(PAGE, b"x"))
+            return 0
+        fw.handler = no_bme
+        r = psp_command(q, 0xD0)
+        q.wrw(PSP, 0x04, 0x0006)
+        t.ok(seen["nobme"] == (1, 1) and r == RESP | 0xD0 << 16,
+             "PSP: with bus mastering off DMA_READ and DMA_WRITE are refused", f"{seen['nobme']} {r:#x}")
+
+        # ROOT_PORT_KEY: the root port's keys, as the VSEC programs them.
+        ep.keys.set(5, "test")
+        q.wr(EP, EP_SEL[0] + CTL, 5 << 24 | EN)
+
+        def keys(fw, cmd, addr):
+            seen["keys"] = psp_keys(fw, 5)
+            return 0
+        fw.handler = keys
+        r = psp_command(q, 0xD4)
+        t.ok(seen["keys"] == [0] * 12 and go_state(q, 5) == 0x3F and r == RESP | 0xD4 << 16,
+             "PSP: ROOT_PORT_KEY PROGRAM and GO of the six pairs: done, the VSEC's GO_STATE shows them",
+             f"{seen['keys']} GO_STATE {go_state(q, 5):#x}")
+        q.wr(RP, RP_SEL[0] + CTL, 5 << 24 | EN)
+        st = link_status(q)
+        t.ok(st == (SECURE, SECURE), "PSP: the keys it programmed match the endpoint's: both ends Secure",
+             f"{st[0]:#x} {st[1]:#x}")
+
+        def refusals(fw, cmd, addr):
+            key, ifv = fake.test_key(6, 0, 0)
+            seen["bad"] = [
+                fw.rp_key(0x0900, 6, 0, 0, 0, KEY_PROGRAM, key, ifv),        # no such function
+                fw.rp_key(RID_EP, 6, 0, 0, 0, KEY_PROGRAM, key, ifv, segment=1),
+                fw.rp_key(RID_EP2, 6, 0, 0, 0, KEY_PROGRAM, key, ifv),       # root port without x-ide
+                fw.rp_key(0x0030, 6, 0, 0, 0, KEY_PROGRAM, key, ifv),        # the PSP: no root port
+                fw.rp_key(RID_EP, 6, 0, 0, 0, KEY_GO),                       # GO without a key
+                fw.rp_key(RID_EP, 6, 0, 3, 0, KEY_PROGRAM, key, ifv),        # sub-stream 3
+                fw.rp_key(RID_EP, 6, 2, 0, 0, KEY_PROGRAM, key, ifv),        # direction 2
+                fw.rp_key(RID_EP, 6, 0, 0, 2, KEY_PROGRAM, key, ifv),        # key set 2
+                fw.rp_key(RID_EP, 6, 0, 0, 0, 4, key, ifv),                  # op 4
+            ]
+            seen["stop"] = [fw.rp_key(RID_EP, 5, d, s, 0, KEY_STOP) for d in (0, 1) for s in (0, 1, 2)]
+            return 0
+        fw.handler = refusals
+        vsec_status = q.rd(RP, VSEC + 0xC)
+        r = psp_command(q, 0xD5)
+        bad = seen["bad"]
+        t.ok(bad[:2] == [1, 1], "PSP: ROOT_PORT_KEY for an absent Requester ID or segment 1: result 1", str(bad))
+        t.ok(bad[2:4] == [2, 2], "PSP: ROOT_PORT_KEY below a root port without x-ide, or on the root bus: result 2",
+             str(bad))
+        t.ok(bad[4] == 3 and go_state(q, 6) == 0, "PSP: ROOT_PORT_KEY GO of a key set without a key: result 3",
+             str(bad))
+        t.ok(bad[5:] == [3, 3, 3, 3] and r == RESP | 0xD5 << 16,
+             "PSP: ROOT_PORT_KEY with a bad sub-stream, direction, key set or op: result 3", str(bad))
+        t.ok(seen["stop"] == [0] * 6 and go_state(q, 5) == 0 and q.rd(RP, VSEC + 0xC) == vsec_status,
+             "PSP: ROOT_PORT_KEY STOP takes the pairs out of go; the VSEC's STATUS is its own",
+             f"{seen['stop']} GO_STATE {go_state(q, 5):#x}")
+        with open(q.log) as f:
+            text = f.read()
+        leaked = [k.hex() for d, s in fake.PAIRS for k in fake.test_key(5, d, s)
+                  if k.hex() in text.replace(" ", "")]
+        t.ok(q.logged("coco_psp_root_port_key") and not leaked,
+             "PSP: ROOT_PORT_KEY is traced without its keys", str(leaked))
+        q.wr(RP, RP_SEL[0] + CTL, 0)
+        q.wr(EP, EP_SEL[0] + CTL, 0)
+
+        # The model goes away: RECOVERY now and for every later command, logged once.
+        fw.handler = lambda fw, cmd, addr: None
+        r1 = psp_command(q, 0xD1)
+        r2 = psp_command(q, 0xD2)
+        with open(q.log) as f:
+            n = f.read().count("complete with RECOVERY")
+        t.ok(r1 == RESP | RECOVERY | 0xD1 << 16 and r2 == RESP | RECOVERY | 0xD2 << 16 and n == 1,
+             "PSP: a model that closes the socket: RESP | RECOVERY, for later commands too; logged once",
+             f"{r1:#x} {r2:#x} logged {n}")
+        t.ok(not fw.errors, "PSP: QEMU spoke the protocol to the fake", str(fw.errors))
+    except (OSError, ValueError, RuntimeError, AssertionError, KeyError) as e:
+        t.ok(False, "PSP with the fake firmware", repr(e))
+    finally:
+        q.close()
+
+    # Broken models: a payload of the wrong size, an unknown op; none listening.
+    for name, reply in (("a DONE of 3 bytes", struct.pack("<II", OP_DONE, 3) + b"\0\0\0"),
+                        ("an unknown op", struct.pack("<II", 0x15, 0)),
+                        ("a DMA_WRITE of more than 1 MiB", struct.pack("<IIQ", OP_DMA_WRITE, 8 + (1 << 20) + 1, 0))):
+        fw = FakePsp()
+
+        def raw(fw, cmd, addr, reply=reply):
+            fw.conn.sendall(reply)
+            time.sleep(0.2)
+            return None
+        fw.handler = raw
+        q = psp_qtest(qemu, fw.port, ep.port)
+        try:
+            r = psp_command(q, 0xD0)
+            t.ok(r == RESP | RECOVERY | 0xD0 << 16 and q.logged("complete with RECOVERY"),
+                 f"PSP: a model that sends {name}: RESP | RECOVERY, logged", hex(r))
+        except (OSError, ValueError, RuntimeError) as e:
+            t.ok(False, f"PSP: {name}", repr(e))
+        finally:
+            q.close()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    q = psp_qtest(qemu, port, ep.port)
+    try:
+        r = psp_command(q, 0xD0)
+        t.ok(r == RESP | RECOVERY | 0xD0 << 16 and q.logged("cannot connect to the firmware model"),
+             "PSP: no model listening: QEMU starts, warns, commands complete with RECOVERY", hex(r))
+    finally:
+        q.close()
+
+
+def psp_real(t, qemu, binary):
+    """TIO_STATUS against the real firmware model."""
+    if not binary or not os.path.exists(binary):
+        print(f"# SKIP PSP with the real coco-psp: no {binary} (cargo build --release -p coco-psp)", flush=True)
+        return
+    d = tempfile.mkdtemp(prefix="coco-psp.")
+    port_file, log = os.path.join(d, "port"), os.path.join(d, "coco-psp.log")
+    proc = subprocess.Popen([binary, "--port-file", port_file, "--log", log], stdin=subprocess.DEVNULL)
+    ep = fake.FakeEndpoint().start()
+    q = None
+    try:
+        for _ in range(200):
+            if os.path.exists(port_file) and open(port_file).read().split():
+                break
+            time.sleep(0.05)
+        with open(port_file) as f:
+            port = int(f.read().split()[0])
+        q = psp_qtest(qemu, port, ep.port)
+        status_page = 0x102000
+        q.mem_write(status_page, bytes(64))
+        q.mem_write(CMD_BUF, struct.pack("<IIQ", 16, 0, status_page))
+        r = psp_command(q, SEV_CMD_TIO_STATUS)
+        length, flags = struct.unpack("<II", q.mem_read(status_page, 8))
+        t.ok(r == RESP | SEV_CMD_TIO_STATUS << 16 and length == 64,
+             "PSP with the real coco-psp: TIO_STATUS succeeds, status page of length 64",
+             f"cmdresp {r:#x} length {length} flags {flags:#x}")
+    except (OSError, ValueError, RuntimeError) as e:
+        t.ok(False, "PSP with the real coco-psp", repr(e))
+    finally:
+        if q:
+            q.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--qemu")
     p.add_argument("--endpoint")
+    p.add_argument("--psp", help="the PSP's firmware model (default: target/release/coco-psp if built)")
     a = p.parse_args()
+    if not a.psp:
+        a.psp = os.path.join(ROOT, "target/release/coco-psp")
     qemu = a.qemu or subprocess.check_output([os.path.join(ROOT, "scripts/build-qemu.sh")], text=True).split()[-1]
     if not a.endpoint:
         subprocess.check_call(["cargo", "build", "--release", "--quiet", "-p", "coco-endpoint"], cwd=ROOT)
@@ -448,6 +808,8 @@ def main():
             q.close()
 
     tdisp_end_to_end(t, qemu, a.endpoint)
+    psp_tests(t, qemu)
+    psp_real(t, qemu, a.psp)
 
     # Properties off: no capabilities.
     q = Qtest(qemu, ep.port, "", "")

@@ -6,7 +6,7 @@
 //! the secure session (its keys were programmed inside it) and lives under the IDE lock, with
 //! the TDI that rests on it.
 
-use super::{CocoDev, IdeOwner, IdeState, IdeStatus};
+use super::{CocoDev, IdeOwner, IdeState, IdeStatus, Owner};
 use crate::native::{self, EndState, IdeLink, RefreshFailure};
 use core::sync::atomic::Ordering;
 use kernel::{
@@ -93,6 +93,15 @@ impl CocoDev {
         owner: IdeOwner,
         again: bool,
     ) -> Result {
+        if let Owner::Tsm(tsm) = self.state.lock().owner {
+            ide.failure = Some("the DOE mailbox is owned by a TSM that runs SPDM itself");
+            dev_warn!(
+                self.dev(),
+                "coco: IDE connect refused: the DOE mailbox is owned by {} (EBUSY)\n",
+                tsm
+            );
+            return Err(EBUSY);
+        }
         let hold = match self.hold_session() {
             Ok(h) => h,
             Err(e) => {

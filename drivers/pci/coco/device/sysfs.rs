@@ -64,6 +64,7 @@ const MEAS_SLOT: c_uint = 7;
 const MEAS_NONCE: c_uint = 8;
 const MEAS_TRANSCRIPT: c_uint = 9;
 const MEAS_SIGNATURE: c_uint = 10;
+const MEAS_SOURCE: c_uint = 11;
 
 /// Attributes of `measurements/<index>/` (`enum coco_block_attr` in coco.h).
 const BLOCK_TYPE: c_uint = 0;
@@ -78,6 +79,10 @@ impl CocoDev {
         let r = m.reading.as_ref();
         let mut w = SliceWriter { buf: out, len: 0 };
         let res = match attr {
+            MEAS_SOURCE => match state.evidence {
+                None => writeln!(w, "coco"),
+                Some(tsm) => writeln!(w, "tsm {}", tsm.as_str()),
+            },
             MEAS_STATUS => match m.status {
                 MeasStatus::Pending => writeln!(w, "pending"),
                 MeasStatus::Ok => writeln!(w, "ok"),
@@ -316,7 +321,7 @@ impl CocoDev {
             ATTR_SPDM_VERSIONS => writeln!(w, "{}", VersionList(&state.versions)),
             ATTR_MAILBOX_OWNER => match state.owner {
                 Owner::Coco => writeln!(w, "coco"),
-                Owner::Tsm(tsm) => writeln!(w, "tsm {}", tsm),
+                Owner::Tsm(tsm) => writeln!(w, "tsm {}", tsm.as_str()),
             },
             ATTR_DOE_FEATURES => writeln!(w, "{}", FeatureList(&state.features)),
             ATTR_STATUS => match state.status {

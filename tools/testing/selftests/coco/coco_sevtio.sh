@@ -1,0 +1,209 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The AMD SEV-TIO backend (sev_tio.ko) on the rig's emulated PSP (scripts/
+# qemu-run.sh --psp: the coco-psp QEMU device and its firmware model,
+# Documentation/coco/sev-tio-platform.rst). The PSP is the SPDM requester;
+# coco.ko relays its messages and shows the evidence it returns:
+#  - sev_tio.ko binds the PSP (1022:c0c0) and registers a link TSM whose
+#    /sys/class/tsm device is the PSP;
+#  - tsm/connect with it: both ends' Selective IDE Stream blocks enabled with
+#    the same Stream ID and Secure with the keys the PSP programmed; coco.ko's
+#    session ended and the mailbox owned by "sev-tio"; certificates/ and
+#    measurements/ show the PSP's evidence with source "tsm sev-tio": the
+#    same certificates coco.ko read, signed measurement blocks;
+#  - root's rescan is refused while the PSP owns the mailbox;
+#  - tsm/disconnect: both ends disabled, the mailbox back to coco.ko, which
+#    authenticates the device again and shows its own evidence;
+#  - rmmod sev_tio with a device connected disconnects it; coco.ko cannot
+#    be removed while sev_tio.ko uses it, and both load again in order;
+#  - the native backend and the PSP never connect the same function at once.
+#
+# Needs --psp; skips otherwise.
+
+DIR=$(dirname "$0")
+for _f in "$DIR/../kselftest/ktap_helpers.sh" "$DIR/coco_lib.sh" "$DIR/coco_pci.sh"; do
+	[ -r "$_f" ] || { printf 'TAP version 13\nBail out! missing %s\n' "$_f"; exit 1; }
+done
+# shellcheck source=/dev/null
+. "$DIR/../kselftest/ktap_helpers.sh"
+# shellcheck source=coco_lib.sh
+. "$DIR/coco_lib.sh"
+# shellcheck source=coco_pci.sh
+. "$DIR/coco_pci.sh"
+
+[ -r /coco/run.env ] && . /coco/run.env
+TIO_KO=${TIO_KO:-/lib/modules/sev_tio.ko}
+
+ktap_print_header
+if [ "${COCO_PSP:-0}" != 1 ]; then
+	ktap_skip_all "no emulated PSP (scripts/qemu-run.sh --psp)"
+	exit "$KSFT_SKIP"
+fi
+EP=$(ep_bdf 0)
+D=$COCO_PCI/$EP
+need_ide_endpoint "$EP"
+RP=$(rp_of "$EP")
+
+# psp_bdf: the emulated PSP's BDF.
+psp_bdf() {
+	for _pb in "$COCO_PCI"/*; do
+		[ "$(cat "$_pb/vendor")" = 0x1022 ] && [ "$(cat "$_pb/device")" = 0xc0c0 ] &&
+			{ basename "$_pb"; return 0; }
+	done
+	return 1
+}
+
+# tio_tsm: "tsmN" whose device is the PSP.
+tio_tsm() {
+	_tt_p=$(psp_bdf) || return 1
+	for _tt in /sys/class/tsm/tsm*; do
+		[ "$(basename "$(readlink -f "$_tt/device" 2>/dev/null)")" = "$_tt_p" ] &&
+			{ basename "$_tt"; return 0; }
+	done
+	return 1
+}
+
+tio_loaded() {
+	grep -q '^sev_tio ' /proc/modules
+}
+
+tio_insmod() {
+	tio_loaded || coco_run 60 insmod "$TIO_KO"
+}
+
+# enabled_id BDF: "<stream id> <status>" of the enabled selective block, or "".
+enabled_id() {
+	_ei_cap=$(ext_cap "$1" $PCI_EXT_CAP_ID_IDE)
+	_ei_n=$(nr_sel "$1" "$_ei_cap")
+	_ei_i=0
+	while [ "$_ei_i" -lt "$_ei_n" ]; do
+		_ei_b=$(sel_block "$1" "$_ei_cap" "$_ei_i")
+		_ei_c=$(cfg_rdn "$1" $((_ei_b + 4)))
+		if [ $((_ei_c & IDE_SEL_EN)) -ne 0 ]; then
+			echo "$(((_ei_c >> 24) & 0xff)) $(sel_status "$1" "$_ei_b")"
+			return 0
+		fi
+		_ei_i=$((_ei_i + 1))
+	done
+	echo ""
+}
+
+cleanup() {
+	_t=$(tio_tsm 2>/dev/null) && coco_write 30 "$D/tsm/disconnect" "$_t" 2>/dev/null
+	tio_loaded && coco_run 60 rmmod sev_tio
+	coco_ensure_loaded
+}
+
+ktap_set_plan 9
+coco_tmp_init
+coco_wait_ok 60 "$EP" || coco_diag "$EP is not ok"
+cp "$D/certificates/slot0" "$COCO_TMP/slot0.coco" 2>/dev/null
+coco_log_mark sevtio
+
+bound() {
+	tio_insmod || { coco_run_diag "insmod sev_tio.ko" "$?"; return 1; }
+	_p=$(psp_bdf) || { coco_diag "no 1022:c0c0 function"; return 1; }
+	_t=$(tio_tsm) || { coco_diag "no /sys/class/tsm entry under $_p"; return 1; }
+	coco_diag "PSP $_p, driver $(basename "$(readlink -f "$COCO_PCI/$_p/driver")"), $_t"
+	coco_log_since | grep -F "$_p" | grep -q 'sev-tio: SEV-TIO firmware ready (mailbox: registers)'
+}
+coco_check "sev_tio.ko binds the emulated PSP and registers a link TSM" bound
+T=$(tio_tsm)
+
+connected() {
+	[ -n "$T" ] || return 1
+	coco_write 60 "$D/tsm/connect" "$T" || { coco_run_diag "tsm/connect $T" "$?"; return 1; }
+	_e=$(enabled_id "$EP")
+	_r=$(enabled_id "$RP")
+	_o=$(coco_attr "$EP" mailbox_owner)
+	_s=$(coco_attr "$EP" session)
+	coco_diag "blocks: endpoint '$_e', root port '$_r'; mailbox_owner '$_o'; session '$_s'"
+	case "$_e" in *" $IDE_SECURE") ;; *) return 1 ;; esac
+	[ "$_e" = "$_r" ] && [ "$_o" = "tsm sev-tio" ] && [ "$(cat "$D/tsm/connect")" = "$T" ] &&
+		case "$_s" in established*) false ;; *) true ;; esac &&
+		coco_log_since | grep -F "$EP" | grep -q 'sev-tio: connected by the PSP: IDE stream'
+}
+coco_check "tsm/connect with the PSP: both ends Secure, coco.ko's session ended" connected
+
+evidence() {
+	_cs=$(cat "$D/certificates/source")
+	_ms=$(cat "$D/measurements/source")
+	_st=$(cat "$D/measurements/status")
+	_nb=$(ls -d "$D"/measurements/[0-9]* 2>/dev/null | wc -l)
+	coco_diag "certificates/source '$_cs', measurements/source '$_ms', status '$_st', $_nb blocks, signature $(wc -c <"$D/measurements/signature") bytes"
+	coco_diag "slot0 $(wc -c <"$D/certificates/slot0") bytes (coco.ko's: $(wc -c <"$COCO_TMP/slot0.coco")), transcript $(wc -c <"$D/measurements/transcript") bytes, nonce $(cat "$D/measurements/nonce")"
+	[ "$_cs" = "tsm sev-tio" ] && [ "$_ms" = "tsm sev-tio" ] && [ "$_st" = ok ] && [ "$_nb" -gt 0 ] &&
+		[ "$(wc -c <"$D/measurements/transcript")" -gt 0 ] &&
+		[ "$(wc -c <"$D/measurements/signature")" -gt 0 ] &&
+		cmp -s "$D/certificates/slot0" "$COCO_TMP/slot0.coco"
+}
+coco_check "the PSP's certificates and measurements in sysfs, source 'tsm sev-tio'" evidence
+
+refused() {
+	! coco_write 15 "$D/coco/rescan" 1 || { coco_diag "rescan accepted"; return 1; }
+	_n=$(native_tsm) || return 1
+	! coco_write 15 "$D/coco/ide" connect || { coco_diag "native connect accepted"; return 1; }
+	[ "$(enabled_id "$EP")" = "$(enabled_id "$RP")" ] && [ -n "$(enabled_id "$EP")" ]
+}
+coco_check "while the PSP owns the device: rescan and the native backend refused" refused
+
+disconnected() {
+	coco_write 60 "$D/tsm/disconnect" "$T" || { coco_run_diag "tsm/disconnect" "$?"; return 1; }
+	_e=$(enabled_id "$EP")
+	_r=$(enabled_id "$RP")
+	coco_diag "blocks: endpoint '$_e', root port '$_r'; mailbox_owner '$(coco_attr "$EP" mailbox_owner)'"
+	[ -z "$_e" ] && [ -z "$_r" ] && [ "$(coco_attr "$EP" mailbox_owner)" = coco ] || return 1
+	coco_wait_ok 60 "$EP" || return 1
+	_cs=$(cat "$D/certificates/source")
+	coco_diag "after: certificates/source '$_cs', authenticated $(cat "$D/authenticated")"
+	[ "$_cs" = coco ] && [ "$(cat "$D/measurements/source")" = coco ] &&
+		cmp -s "$D/certificates/slot0" "$COCO_TMP/slot0.coco"
+}
+coco_check "tsm/disconnect: both ends disabled, coco.ko authenticates the device again" disconnected
+
+again() {
+	coco_write 60 "$D/tsm/connect" "$T" || { coco_run_diag "tsm/connect again" "$?"; return 1; }
+	_e=$(enabled_id "$EP")
+	coco_write 60 "$D/tsm/disconnect" "$T" || return 1
+	coco_diag "second connect: endpoint '$_e'"
+	case "$_e" in *" $IDE_SECURE") ;; *) return 1 ;; esac
+	[ -z "$(enabled_id "$EP")" ]
+}
+coco_check "connect and disconnect again (the firmware's context reclaimed)" again
+
+rmmod_connected() {
+	coco_write 60 "$D/tsm/connect" "$T" || { coco_run_diag "tsm/connect" "$?"; return 1; }
+	coco_run 60 rmmod sev_tio || { coco_run_diag "rmmod sev_tio" "$?"; return 1; }
+	_e=$(enabled_id "$EP")
+	_o=$(coco_attr "$EP" mailbox_owner)
+	coco_diag "after rmmod: endpoint '$_e', root port '$(enabled_id "$RP")', owner '$_o'"
+	[ -z "$_e" ] && [ -z "$(enabled_id "$RP")" ] && [ "$_o" = coco ] && coco_wait_ok 60 "$EP"
+}
+coco_check "rmmod sev_tio with a device connected disconnects it" rmmod_connected
+
+module_order() {
+	tio_insmod || return 1
+	if coco_run 30 rmmod coco 2>/dev/null; then
+		coco_diag "coco.ko removed under sev_tio.ko"
+		coco_ensure_loaded
+		return 1
+	fi
+	coco_run 60 rmmod sev_tio || return 1
+	coco_rmmod || return 1
+	coco_insmod || return 1
+	tio_insmod || return 1
+	_t=$(tio_tsm) || return 1
+	coco_diag "reloaded: $_t"
+	coco_wait_ok 60 "$EP"
+}
+coco_check "coco.ko stays while sev_tio.ko uses it; both unload and load again" module_order
+
+no_warnings() {
+	_w=$(coco_log_since_raw | coco_log_errors | grep -v 'coco: IDE connect refused: the DOE mailbox is owned by')
+	[ -z "$_w" ] || { echo "$_w" | coco_diag_stream 10; return 1; }
+}
+coco_check "no warning, oops, lockdep or KASAN report" no_warnings
+
+cleanup
+ktap_finished
