@@ -84,6 +84,8 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 	if qemu_bin=$(scripts/build-qemu.sh 2>"$logdir/qemu-build.log"); then
 		qemu_s=$((SECONDS - t0))
 		ok "the project's QEMU builds (cached, keyed by source version + patch series)"
+		# The emulated endpoint and the PSP's firmware model the platform checks run against.
+		cargo build --release --quiet -p coco-endpoint -p coco-psp >>"$logdir/qemu-build.log" 2>&1
 		tools/testing/qemu/test-platform.py --qemu "$qemu_bin" >"$logdir/qemu-platform.log" 2>&1
 		line=$(grep -E '^# [0-9]+ passed, [0-9]+ failed' "$logdir/qemu-platform.log" | tail -n 1)
 		if [ -n "$line" ]; then

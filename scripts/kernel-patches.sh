@@ -275,8 +275,9 @@ if [ "$kconfig" = 1 ] && [ "$intree" = 1 ]; then
 	# kernel enables for it (scripts/kconfig/coco.config), and what the entry
 	# itself selects.
 	missing=""
+	# (The AMD Secure Processor options, CRYPTO_HW and CRYPTO_DEV_*, are sev_tio.ko's.)
 	for sym in $(sed -n 's/^CONFIG_\(CRYPTO_[A-Z0-9_]*\|PCI_DOE\|X509_CERTIFICATE_PARSER\|ASYMMETRIC_[A-Z0-9_]*\)=y$/\1/p' \
-		"$COCO_ROOT/scripts/kconfig/coco.config") \
+		"$COCO_ROOT/scripts/kconfig/coco.config" | grep -vE '^CRYPTO_(HW|DEV_[A-Z0-9_]*)$') \
 		$(sed -n 's/^[[:space:]]*select \([A-Z0-9_]*\).*/\1/p' "$tree/drivers/pci/coco/Kconfig"); do
 		grep -qE "^CONFIG_$sym=(y|m)$" "$cfg" || missing="$missing $sym"
 	done
