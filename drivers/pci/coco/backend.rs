@@ -10,7 +10,7 @@
 //! `struct coco_backend *`.
 
 use crate::{
-    device::{CocoDev, Relay, TsmName},
+    device::{tdi_ops::CocoBackendTdiOps, CocoDev, FwTdiOps, Relay, TsmName},
     registry, spdm,
 };
 use kernel::{
@@ -25,6 +25,13 @@ struct Backend {
     dev: Arc<CocoDev>,
     tsm: TsmName,
     relay: Relay,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        // The TSM's TDI operations go before the mailbox (`relay`, dropped next) goes back.
+        self.dev.set_fw_tdi(None);
+    }
 }
 
 /// The tracked device of the PCI function `pdev`.
@@ -202,4 +209,17 @@ unsafe extern "C" fn coco_rs_backend_measurements(
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
+}
+
+/// Gives coco.ko the TSM's TDI operations: `tdisp` bind and unbind, and the periodic state
+/// check, then go through them while the claim lives.
+///
+/// # Safety
+///
+/// `b` is a live claim; `ops` is null or valid until the claim is released.
+#[no_mangle]
+unsafe extern "C" fn coco_rs_backend_set_tdi_ops(b: *mut c_void, ops: *const CocoBackendTdiOps) {
+    // SAFETY: The caller's guarantees.
+    let (b, ops) = unsafe { (backend(b), FwTdiOps::new(ops)) };
+    b.dev.set_fw_tdi(ops);
 }

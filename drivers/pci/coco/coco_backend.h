@@ -45,4 +45,26 @@ int coco_backend_measurements(struct coco_backend *b, u8 slot, u8 version,
 			      u32 base_asym, u32 base_hash, const u8 nonce[32],
 			      const void *evidence, size_t len);
 
+/*
+ * A TSM that locks TDIs gives coco.ko its TDI operations, which the
+ * function's "tdisp" (bind, unbind) and coco.ko's periodic state check then
+ * use while the claim lives; coco.ko checks the report against the
+ * function's BARs and keeps host drivers off a locked function, as for its
+ * own TDIs. Called with coco.ko's per-device locks held: they may take the
+ * TSM's own locks and relay, never call back into the other functions here.
+ *   bind:   LOCK_INTERFACE with @lock_flags; the interface report into
+ *           @report (@len bytes at most); its length or a negative errno
+ *   unbind: STOP_INTERFACE; 0 or a negative errno
+ *   state:  the TDISP state (0 CONFIG_UNLOCKED .. 3 ERROR) or a negative errno
+ * @ops must stay valid until the claim is released (NULL clears them).
+ */
+struct coco_backend_tdi_ops {
+	ssize_t (*bind)(struct pci_dev *pdev, u16 lock_flags, void *report,
+			size_t len);
+	int (*unbind)(struct pci_dev *pdev);
+	int (*state)(struct pci_dev *pdev);
+};
+void coco_backend_set_tdi_ops(struct coco_backend *b,
+			      const struct coco_backend_tdi_ops *ops);
+
 #endif

@@ -162,6 +162,16 @@ int coco_rs_backend_measurements(void *b, u8 slot, u8 version, u32 base_asym,
 				 u32 base_hash, const u8 *nonce,
 				 const void *evidence, size_t len);
 
+void coco_rs_backend_set_tdi_ops(void *b,
+				 const struct coco_backend_tdi_ops *ops);
+
+void coco_backend_set_tdi_ops(struct coco_backend *b,
+			      const struct coco_backend_tdi_ops *ops)
+{
+	coco_rs_backend_set_tdi_ops(b, ops);
+}
+EXPORT_SYMBOL_GPL(coco_backend_set_tdi_ops);
+
 int coco_backend_claim(struct pci_dev *pdev, const char *tsm,
 		       struct coco_backend **out)
 {

@@ -7,7 +7,12 @@ mod ide;
 mod sysfs;
 mod tdi;
 
-pub(crate) use tdi::TdispOp;
+pub(crate) use tdi::{FwTdiOps, TdispOp};
+
+/// The C layout of a firmware TSM's TDI operations (for `backend.rs`).
+pub(crate) mod tdi_ops {
+    pub(crate) use super::tdi::CocoBackendTdiOps;
+}
 
 use crate::{
     channel::{self, DoeTransport, Failure, Feature, FeatureList, Transport, VersionList},
@@ -317,6 +322,10 @@ pub(crate) struct CocoDev {
     /// The native IDE link (a session user) and why the last connect failed.
     #[pin]
     ide: Mutex<IdeState>,
+    /// The TDI operations of the firmware TSM that owns the mailbox, if it gave any
+    /// (`coco_backend_set_tdi_ops()`). Innermost: never held across a call.
+    #[pin]
+    fw_tdi: Mutex<Option<tdi::FwTdiOps>>,
     /// Held while work is queued and while `removed` is set: no work is queued once teardown
     /// has set `removed`, so its flushes are final.
     #[pin]
@@ -543,6 +552,7 @@ impl CocoDev {
                 session_users: AtomicUsize::new(0),
                 debug <- new_mutex!(DebugHooks::default()),
                 ide <- new_mutex!(IdeState::default()),
+                fw_tdi <- new_mutex!(None),
                 queueing <- new_spinlock!(()),
                 work <- new_work!("CocoDev::work"),
                 heartbeat <- new_delayed_work!("CocoDev::heartbeat"),
@@ -1357,6 +1367,11 @@ impl CocoDev {
         Ok(SessionHold { dev: self.clone() })
     }
 
+    /// Sets (or clears) the TDI operations of the firmware TSM that owns the mailbox.
+    pub(crate) fn set_fw_tdi(&self, ops: Option<FwTdiOps>) {
+        *self.fw_tdi.lock() = ops;
+    }
+
     /// Hands the DOE mailbox to the TSM `tsm`, which runs SPDM itself: coco.ko ends its own
     /// session (END_SESSION) and sends nothing more of its own (no GET_VERSION on probe, rescan,
     /// reset or resume, no heartbeat, no re-authentication) until the returned [`Relay`] is
@@ -1394,6 +1409,9 @@ impl CocoDev {
 
     /// Takes the mailbox back from its TSM and authenticates the device again.
     fn release_mailbox(self: &Arc<Self>) {
+        *self.fw_tdi.lock() = None;
+        // A TDI the firmware bound went with it (the TSM stops it before it lets go).
+        self.tdi_firmware_gone();
         {
             let mut op = self.op.lock();
             let mut state = self.state.lock();

@@ -14,7 +14,7 @@
 //! does not answer), the stream released, TIO_DEV_RECLAIM, the mailbox back to coco.ko, which
 //! authenticates the device again.
 
-use crate::firmware::{self, Failure, Firmware, Relay, SpdmBufs, Stats};
+use crate::firmware::{Failure, Firmware, Relay, SpdmBufs, Stats};
 use crate::mailbox::{DmaBuf, Mailbox, PAGE};
 use crate::sevtio::{self, Command, TioStatusPage};
 use core::ptr::NonNull;
@@ -42,6 +42,7 @@ extern "C" {
         out: *mut *mut c_void,
     ) -> c_int;
     fn coco_backend_release(b: *mut c_void);
+    fn coco_backend_set_tdi_ops(b: *mut c_void, ops: *const CocoBackendTdiOps);
     fn coco_backend_relay(
         b: *mut c_void,
         object_type: u8,
@@ -187,7 +188,91 @@ struct TioDev {
     /// The device context the firmware keeps (firmware-owned).
     ctx: DmaBuf,
     stream: Stream,
+    /// The device's TDI, once coco.ko's `tdisp` asked for it.
+    tdi: Option<TioTdi>,
     claim: Claim,
+}
+
+/// A TDI context the firmware keeps.
+struct TioTdi {
+    ctx: DmaBuf,
+    /// The guest context page (no guest on the host's own binds: recorded only).
+    gctx: DmaBuf,
+    /// TIO_TDI_BIND succeeded and no TIO_TDI_UNBIND followed.
+    bound: bool,
+}
+
+/// `struct coco_backend_tdi_ops` (drivers/pci/coco/coco_backend.h).
+#[repr(C)]
+struct CocoBackendTdiOps {
+    bind: Option<unsafe extern "C" fn(*mut bindings::pci_dev, u16, *mut c_void, usize) -> isize>,
+    unbind: Option<unsafe extern "C" fn(*mut bindings::pci_dev) -> c_int>,
+    state: Option<unsafe extern "C" fn(*mut bindings::pci_dev) -> c_int>,
+}
+
+/// The TDI operations coco.ko's `tdisp` uses on a device this TSM connected.
+static TDI_OPS: CocoBackendTdiOps = CocoBackendTdiOps {
+    bind: Some(tdi_bind_callback),
+    unbind: Some(tdi_unbind_callback),
+    state: Some(tdi_state_callback),
+};
+
+/// Logs a TDI operation's failure on the function `pdev`.
+fn tdi_failed(pdev: *mut bindings::pci_dev, what: &str, f: Failure) -> Error {
+    // SAFETY: coco.ko passes the live function whose claim it holds.
+    let dev = unsafe { device::Device::from_raw(core::ptr::addr_of_mut!((*pdev).dev)) };
+    let dev: &device::Device = dev;
+    dev_err!(dev, "sev-tio: TDI {} failed: {}\n", what, f);
+    f.err
+}
+
+/// # Safety
+///
+/// `pdev` is a live function; `report` is writable for `len` bytes.
+unsafe extern "C" fn tdi_bind_callback(
+    pdev: *mut bindings::pci_dev,
+    lock_flags: u16,
+    report: *mut c_void,
+    len: usize,
+) -> isize {
+    let Some(psp) = psp() else {
+        return ENODEV.to_errno() as isize;
+    };
+    if report.is_null() {
+        return EINVAL.to_errno() as isize;
+    }
+    // SAFETY: Writable for `len` bytes (the caller's guarantee).
+    let out = unsafe { core::slice::from_raw_parts_mut(report.cast::<u8>(), len) };
+    match psp.tdi_bind(pdev, lock_flags, out) {
+        Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
+        Err(f) => tdi_failed(pdev, "bind", f).to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// `pdev` is a live function.
+unsafe extern "C" fn tdi_unbind_callback(pdev: *mut bindings::pci_dev) -> c_int {
+    let Some(psp) = psp() else {
+        return ENODEV.to_errno();
+    };
+    match psp.tdi_unbind(pdev) {
+        Ok(()) => 0,
+        Err(f) => tdi_failed(pdev, "unbind", f).to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// `pdev` is a live function.
+unsafe extern "C" fn tdi_state_callback(pdev: *mut bindings::pci_dev) -> c_int {
+    let Some(psp) = psp() else {
+        return ENODEV.to_errno();
+    };
+    match psp.tdi_state(pdev) {
+        Ok(s) => c_int::from(s),
+        Err(f) => tdi_failed(pdev, "state check", f).to_errno(),
+    }
 }
 
 /// Any of the mailboxes (see `mailbox.rs`).
@@ -250,7 +335,12 @@ pub(crate) fn attach(mb: AnyMailbox, parent: &device::Device) -> Result<Attached
     let mut cmdbuf = mb.get().alloc(PAGE)?;
     let mut fw = Firmware::new(mb.get(), &mut cmdbuf);
     let limits = fw.status().inspect_err(|f| {
-        dev_err!(parent, "sev-tio: TIO_STATUS failed: {}\n", f);
+        if f.err == ENODEV {
+            // No PSP behind this mailbox (e.g. no SEV hardware): not an error.
+            dev_info!(parent, "sev-tio: {}\n", f);
+        } else {
+            dev_err!(parent, "sev-tio: TIO_STATUS failed: {}\n", f);
+        }
     });
     let mut limits = limits.map_err(|f| f.err)?;
     if !limits.tio_en {
@@ -348,11 +438,7 @@ fn random_nonce() -> [u8; 32] {
 
 impl Psp {
     fn connect(&self, pdev: &pci::Device) -> Result<(), Failure> {
-        let mut inner = self.inner.lock();
         let raw = raw_dev(pdev);
-        if inner.devs.iter().any(|d| raw_dev(&d.pdev) == raw) {
-            return Err(Failure::new("already connected", EBUSY));
-        }
         if !pdev.has_ide() {
             return Err(Failure::new(
                 "no IDE: the PCI core found no usable IDE capability on the function and its root port",
@@ -374,7 +460,13 @@ impl Psp {
         let start = kernel::time::Instant::<kernel::time::Monotonic>::now();
         // From here every step is undone by dropping what it made: the claim (the mailbox back
         // to coco.ko), the stream (disable, teardown, free), the context (reclaimed below).
+        // The claim is taken, and given back, outside the PSP's lock: its release takes the
+        // device's locks in coco.ko, which its TDI operations hold when they take the PSP's.
         let claim = Claim::new(pdev)?;
+        let mut inner = self.inner.lock();
+        if inner.devs.iter().any(|d| raw_dev(&d.pdev) == raw) {
+            return Err(Failure::new("already connected", EBUSY));
+        }
         let mut stream = Stream::alloc(pdev).map_err(|_| {
             Failure::new(
                 "no free Selective IDE stream (endpoint, root port or host bridge)",
@@ -421,11 +513,14 @@ impl Psp {
             stats.issues,
             us
         );
+        // SAFETY: The claim is live; the table is a static.
+        unsafe { coco_backend_set_tdi_ops(claim.0.as_ptr(), &TDI_OPS) };
         devs.push(
             TioDev {
                 pdev: pdev.into(),
                 ctx,
                 stream,
+                tdi: None,
                 claim,
             },
             GFP_KERNEL,
@@ -556,16 +651,30 @@ impl Psp {
     }
 
     fn disconnect(&self, pdev: &pci::Device) {
+        // The claim goes back to coco.ko after the PSP's lock is dropped (see `connect`).
+        let Some((claim, result)) = self.disconnect_locked(pdev) else {
+            return;
+        };
+        drop(claim);
+        match result {
+            Ok(()) => dev_info!(pdev.as_ref(), "sev-tio: disconnected\n"),
+            Err(_) => dev_info!(pdev.as_ref(), "sev-tio: disconnected (forced)\n"),
+        }
+    }
+
+    /// Unbinds the TDI, TIO_DEV_DISCONNECT (forced if the device does not answer), releases
+    /// the stream and reclaims the context; returns the claim and whether the firmware
+    /// disconnected cleanly.
+    fn disconnect_locked(&self, pdev: &pci::Device) -> Option<(Claim, Result<(), Failure>)> {
         let mut inner = self.inner.lock();
         let raw = raw_dev(pdev);
-        let Some(i) = inner.devs.iter().position(|d| raw_dev(&d.pdev) == raw) else {
-            return;
-        };
-        let Ok(mut d) = inner.devs.remove(i) else {
-            return;
-        };
+        let i = inner.devs.iter().position(|d| raw_dev(&d.pdev) == raw)?;
+        let mut d = inner.devs.remove(i).ok()?;
         let Inner { cmdbuf, .. } = &mut *inner;
         let mut fw = Firmware::new(self.mb.get(), cmdbuf);
+        if let Some(t) = d.tdi.take() {
+            self.tdi_release(&mut fw, pdev, &d, t);
+        }
         d.stream.disable(Partner::Endpoint);
         d.stream.disable(Partner::RootPort);
         let dev_ctx = crate::sevtio::Sla::data_4k(d.ctx.addr() >> 12);
@@ -600,16 +709,201 @@ impl Psp {
                 f
             );
             core::mem::forget(d.ctx);
-        } else {
-            drop(d.ctx);
         }
-        drop(d.stream);
-        // The mailbox back to coco.ko, which authenticates the device again.
-        drop(d.claim);
-        match result {
-            Ok(()) => dev_info!(pdev.as_ref(), "sev-tio: disconnected\n"),
-            Err(_) => dev_info!(pdev.as_ref(), "sev-tio: disconnected (forced)\n"),
+        let TioDev { stream, claim, .. } = d;
+        drop(stream);
+        Some((claim, result))
+    }
+
+    /// Unbinds (forced if the device does not answer) and reclaims a TDI.
+    fn tdi_release(&self, fw: &mut Firmware<'_>, pdev: &pci::Device, d: &TioDev, t: TioTdi) {
+        let (Some(dev_ctx), Some(tdi_ctx)) = (
+            crate::sevtio::Sla::data_4k(d.ctx.addr() >> 12),
+            crate::sevtio::Sla::data_4k(t.ctx.addr() >> 12),
+        ) else {
+            return;
+        };
+        let gctx_paddr = t.gctx.addr();
+        if t.bound {
+            if let Ok(mut bufs) = SpdmBufs::new(self.mb.get(), PAGE) {
+                let r = fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiUnbind {
+                    force: false,
+                    spdm,
+                    dev_ctx,
+                    tdi_ctx,
+                    gctx_paddr,
+                });
+                if let Err(f) = r {
+                    dev_warn!(
+                        pdev.as_ref(),
+                        "sev-tio: TIO_TDI_UNBIND failed ({}); forcing it\n",
+                        f
+                    );
+                    let _ = fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiUnbind {
+                        force: true,
+                        spdm,
+                        dev_ctx,
+                        tdi_ctx,
+                        gctx_paddr,
+                    });
+                }
+            }
         }
-        let _ = firmware::name(sevtio::SEV_CMD_TIO_DEV_DISCONNECT);
+        if let Err(f) = fw.tdi_reclaim(&d.ctx, &t.ctx) {
+            dev_err!(
+                pdev.as_ref(),
+                "sev-tio: TIO_TDI_RECLAIM failed ({}): the TDI context page is left to the firmware\n",
+                f
+            );
+            core::mem::forget(t.ctx);
+        }
+    }
+
+    /// Finds the connected device `pdev` (the C side's pointer).
+    fn find(devs: &mut KVec<TioDev>, pdev: *mut bindings::pci_dev) -> Option<&mut TioDev> {
+        devs.iter_mut().find(|d| raw_pci(&d.pdev) == pdev)
+    }
+
+    /// coco.ko's `tdisp` bind: TIO_TDI_CREATE (once), TIO_TDI_BIND (the PSP locks the TDI over
+    /// its session), TIO_TDI_REPORT (the report, into `out`); returns the report's length.
+    fn tdi_bind(
+        &self,
+        pdev: *mut bindings::pci_dev,
+        lock_flags: u16,
+        out: &mut [u8],
+    ) -> Result<usize, Failure> {
+        let mut inner = self.inner.lock();
+        let Inner { cmdbuf, devs } = &mut *inner;
+        let d = Self::find(devs, pdev).ok_or(Failure::new(
+            "the PSP has not connected the function",
+            ENOTCONN,
+        ))?;
+        if d.tdi.as_ref().is_some_and(|t| t.bound) {
+            return Err(Failure::new("the TDI is bound already", EBUSY));
+        }
+        let start = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let mut fw = Firmware::new(self.mb.get(), cmdbuf);
+        let mb = self.mb.get();
+        let nomem = |e| Failure::new("no memory for the TDI's buffers", e);
+        if d.tdi.is_none() {
+            let t = TioTdi {
+                ctx: mb.alloc(PAGE).map_err(nomem)?,
+                gctx: mb.alloc(PAGE).map_err(nomem)?,
+                bound: false,
+            };
+            // SAFETY: `d.pdev` is the live function.
+            let rid = unsafe { tio_pci_rid(raw_dev(&d.pdev)) };
+            fw.tdi_create(&d.ctx, &t.ctx, sevtio::InterfaceId::new(rid, None))?;
+            d.tdi = Some(t);
+        }
+        let t = d
+            .tdi
+            .as_mut()
+            .ok_or(Failure::new("no TDI context", EINVAL))?;
+        let bad = |e| Failure::new("bad context address", e);
+        let dev_ctx = crate::sevtio::Sla::data_4k(d.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
+        let tdi_ctx = crate::sevtio::Sla::data_4k(t.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
+        let gctx_paddr = t.gctx.addr();
+        // SAFETY: `d.pdev` is the live function.
+        let guest_device_id = unsafe { tio_pci_rid(raw_dev(&d.pdev)) };
+        let out_min = (self.limits.spdm_out_size_min as usize).max(PAGE);
+        let mut bufs = SpdmBufs::new(mb, out_min).map_err(nomem)?;
+        let mut stats = fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiBind {
+            spdm,
+            dev_ctx,
+            tdi_ctx,
+            gctx_paddr,
+            guest_device_id,
+            lock_flags,
+            run_flags: 0,
+        })?;
+        t.bound = true;
+        let mut bufs = SpdmBufs::new(mb, out_min).map_err(nomem)?;
+        let report = fw
+            .spdm(&mut bufs, &d.claim, |spdm| Command::TdiReport {
+                spdm,
+                dev_ctx,
+                tdi_ctx,
+                gctx_paddr,
+            })
+            .and_then(|s| {
+                stats.relays += s.relays;
+                stats.issues += s.issues;
+                bufs.output()
+            });
+        let report = match report {
+            Ok(r) if r.len() <= out.len() => r,
+            Ok(_) => {
+                return Err(Failure::new(
+                    "the interface report is larger than coco.ko takes",
+                    EMSGSIZE,
+                ))
+            }
+            Err(f) => return Err(f),
+        };
+        let n = report.len();
+        out.get_mut(..n)
+            .ok_or(Failure::new("no room for the report", EMSGSIZE))?
+            .copy_from_slice(&report);
+        dev_info!(
+            d.pdev.as_ref(),
+            "sev-tio: TDI locked by the PSP: report {} bytes, {} SPDM messages relayed, {} PSP commands, {} us\n",
+            n,
+            stats.relays,
+            stats.issues,
+            start.elapsed().as_micros_ceil()
+        );
+        Ok(n)
+    }
+
+    /// coco.ko's `tdisp` unbind: TIO_TDI_UNBIND (STOP_INTERFACE through the PSP).
+    fn tdi_unbind(&self, pdev: *mut bindings::pci_dev) -> Result<(), Failure> {
+        let mut inner = self.inner.lock();
+        let Inner { cmdbuf, devs } = &mut *inner;
+        let d = Self::find(devs, pdev).ok_or(Failure::new(
+            "the PSP has not connected the function",
+            ENOTCONN,
+        ))?;
+        let t = d
+            .tdi
+            .as_mut()
+            .filter(|t| t.bound)
+            .ok_or(Failure::new("no TDI is bound", ENOTCONN))?;
+        let bad = |e| Failure::new("bad context address", e);
+        let dev_ctx = crate::sevtio::Sla::data_4k(d.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
+        let tdi_ctx = crate::sevtio::Sla::data_4k(t.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
+        let gctx_paddr = t.gctx.addr();
+        let mut fw = Firmware::new(self.mb.get(), cmdbuf);
+        let mut bufs =
+            SpdmBufs::new(self.mb.get(), PAGE).map_err(|e| Failure::new("no memory", e))?;
+        fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiUnbind {
+            force: false,
+            spdm,
+            dev_ctx,
+            tdi_ctx,
+            gctx_paddr,
+        })?;
+        t.bound = false;
+        dev_info!(d.pdev.as_ref(), "sev-tio: TDI stopped by the PSP\n");
+        Ok(())
+    }
+
+    /// coco.ko's state check: TIO_TDI_STATUS (the PSP asks the device).
+    fn tdi_state(&self, pdev: *mut bindings::pci_dev) -> Result<u8, Failure> {
+        let mut inner = self.inner.lock();
+        let Inner { cmdbuf, devs } = &mut *inner;
+        let d = Self::find(devs, pdev).ok_or(Failure::new(
+            "the PSP has not connected the function",
+            ENOTCONN,
+        ))?;
+        let t = d
+            .tdi
+            .as_ref()
+            .ok_or(Failure::new("no TDI context", ENOTCONN))?;
+        let mut fw = Firmware::new(self.mb.get(), cmdbuf);
+        let mut bufs =
+            SpdmBufs::new(self.mb.get(), PAGE).map_err(|e| Failure::new("no memory", e))?;
+        let (st, _) = fw.tdi_status(&mut bufs, &d.claim, &d.ctx, &t.ctx)?;
+        Ok(st.as_u8())
     }
 }

@@ -11,9 +11,9 @@
 
 use crate::mailbox::{DmaBuf, Mailbox, MailboxError, PAGE};
 use crate::sevtio::{
-    self, command_name, encode_scatter_list, encode_spdm_buffer, parse_spdm_buffer, status_name,
-    BufferHeader, Command, DataObjectId, DevStatusPage, Sla, SpdmCtrl, TioStatusPage,
-    SEV_TIO_MAX_COMMAND_LENGTH, SLA_BUFFER_HEADER_SIZE,
+    self, encode_scatter_list, encode_spdm_buffer, parse_spdm_buffer, status_name, BufferHeader,
+    Command, DataObjectId, DevStatusPage, Sla, SpdmCtrl, TioStatusPage, SEV_TIO_MAX_COMMAND_LENGTH,
+    SLA_BUFFER_HEADER_SIZE,
 };
 use kernel::prelude::*;
 
@@ -49,8 +49,8 @@ impl Failure {
         Self::new(e.reason(), e.errno())
     }
 
-    /// A firmware status other than success: the errno Linux's ccp driver would return.
-    fn status(cmd: u16, status: u16) -> Self {
+    /// A firmware status other than success, with the errno it maps to.
+    fn status(status: u16) -> Self {
         let err = match status {
             sevtio::SEV_RET_INVALID_PLATFORM_STATE
             | sevtio::SEV_RET_INVALID_DEV_STATE
@@ -64,7 +64,6 @@ impl Failure {
             sevtio::SEV_RET_RESOURCE_LIMIT => ENOSPC,
             _ => EIO,
         };
-        let _ = cmd;
         Self {
             reason: "the PSP failed the command",
             err,
@@ -226,7 +225,7 @@ impl<'a> Firmware<'a> {
     fn simple(&mut self, cmd: &Command) -> Result<(), Failure> {
         match self.issue(cmd)? {
             sevtio::SEV_RET_SUCCESS => Ok(()),
-            s => Err(Failure::status(cmd.id(), s)),
+            s => Err(Failure::status(s)),
         }
     }
 
@@ -290,6 +289,59 @@ impl<'a> Firmware<'a> {
         DevStatusPage::parse(&b).map_err(|_| Failure::new("malformed TIO_DEV_STATUS page", EPROTO))
     }
 
+    /// TIO_TDI_CREATE: a TDI context for `interface_id` on a connected device.
+    pub(crate) fn tdi_create(
+        &mut self,
+        ctx: &DmaBuf,
+        tdi: &DmaBuf,
+        interface_id: sevtio::InterfaceId,
+    ) -> Result<(), Failure> {
+        let bad = |e| Failure::new("bad context address", e);
+        self.simple(&Command::TdiCreate {
+            dev_ctx: sla_of(ctx).map_err(bad)?,
+            tdi_ctx: sla_of(tdi).map_err(bad)?,
+            interface_id,
+        })
+    }
+
+    /// TIO_TDI_RECLAIM.
+    pub(crate) fn tdi_reclaim(&mut self, ctx: &DmaBuf, tdi: &DmaBuf) -> Result<(), Failure> {
+        let bad = |e| Failure::new("bad context address", e);
+        self.simple(&Command::TdiReclaim {
+            dev_ctx: sla_of(ctx).map_err(bad)?,
+            tdi_ctx: sla_of(tdi).map_err(bad)?,
+        })
+    }
+
+    /// TIO_TDI_STATUS: the TDI's TDISP state, which the firmware asks the device (relayed).
+    pub(crate) fn tdi_status(
+        &mut self,
+        bufs: &mut SpdmBufs,
+        relay: &dyn Relay,
+        ctx: &DmaBuf,
+        tdi: &DmaBuf,
+    ) -> Result<(sevtio::TdiState, Stats), Failure> {
+        let bad = |e| Failure::new("bad context address", e);
+        let (dev_ctx, tdi_ctx) = (sla_of(ctx).map_err(bad)?, sla_of(tdi).map_err(bad)?);
+        let page = self
+            .mb
+            .alloc(PAGE)
+            .map_err(|e| Failure::new("no memory for the status page", e))?;
+        let status_paddr = page.addr();
+        let stats = self.spdm(bufs, relay, |spdm| Command::TdiStatus {
+            spdm,
+            dev_ctx,
+            tdi_ctx,
+            status_paddr,
+        })?;
+        let mut b = [0u8; sevtio::TDI_STATUS_PAGE_SIZE];
+        page.read(0, &mut b)
+            .map_err(|e| Failure::new("cannot read the status page", e))?;
+        let st = sevtio::TdiStatusPage::parse(&b)
+            .map_err(|_| Failure::new("malformed TIO_TDI_STATUS page", EPROTO))?;
+        Ok((st.state, stats))
+    }
+
     /// Runs the SPDM-aware command `make(ctrl)` to completion, relaying its SPDM messages
     /// through `relay`.
     pub(crate) fn spdm(
@@ -349,7 +401,7 @@ impl<'a> Firmware<'a> {
                     bufs.output = Output::new(self.mb, want)
                         .map_err(|e| Failure::new("no memory for the output buffer", e))?;
                 }
-                s => return Err(Failure::status(cmd.id(), s)),
+                s => return Err(Failure::status(s)),
             }
         }
     }
@@ -393,9 +445,4 @@ fn relay_one(bufs: &mut SpdmBufs, relay: &dyn Relay, rsp: &mut [u8]) -> Result<(
     bufs.resp
         .write(0, out.get(..len).unwrap_or(&[]))
         .map_err(|e| Failure::new("cannot write the response buffer", e))
-}
-
-/// The name of `cmd`, for the log.
-pub(crate) fn name(cmd: u16) -> &'static str {
-    command_name(cmd)
 }

@@ -15,13 +15,97 @@ use crate::{
     native::tdi::{self, Tdi},
     tdisp::TdiState,
 };
-use core::sync::atomic::Ordering;
+use core::{ptr::NonNull, sync::atomic::Ordering};
 use kernel::{
-    ffi::c_uint,
+    bindings,
+    ffi::{c_int, c_uint, c_void},
     prelude::*,
     sync::Arc,
     time::{msecs_to_jiffies, Instant, Monotonic},
 };
+
+/// The largest interface report taken from a firmware TSM.
+const FW_REPORT_MAX: usize = 32 * 1024;
+
+/// `struct coco_backend_tdi_ops` (coco_backend.h): a firmware TSM's TDI operations.
+#[repr(C)]
+pub(crate) struct CocoBackendTdiOps {
+    bind: Option<unsafe extern "C" fn(*mut bindings::pci_dev, u16, *mut c_void, usize) -> isize>,
+    unbind: Option<unsafe extern "C" fn(*mut bindings::pci_dev) -> c_int>,
+    state: Option<unsafe extern "C" fn(*mut bindings::pci_dev) -> c_int>,
+}
+
+/// The TDI operations of the firmware TSM that owns a device's mailbox.
+///
+/// # Invariants
+///
+/// The table is valid while the TSM's claim lives; coco.ko forgets it before the claim is
+/// released, and calls it only under the device's IDE lock, which the release takes.
+#[derive(Clone, Copy)]
+pub(crate) struct FwTdiOps(NonNull<CocoBackendTdiOps>);
+
+// SAFETY: The table is immutable and its functions may be called from any thread.
+unsafe impl Send for FwTdiOps {}
+// SAFETY: See `Send`.
+unsafe impl Sync for FwTdiOps {}
+
+fn errno(rc: isize) -> Error {
+    Error::from_errno(c_int::try_from(rc).unwrap_or(-(EIO.to_errno())))
+}
+
+impl FwTdiOps {
+    /// The table at `ops`, if it has every operation.
+    ///
+    /// # Safety
+    ///
+    /// `ops` is null or valid for as long as the claim it is given with.
+    pub(crate) unsafe fn new(ops: *const CocoBackendTdiOps) -> Option<Self> {
+        let p = NonNull::new(ops.cast_mut())?;
+        // SAFETY: Valid (the caller's guarantee).
+        let t = unsafe { p.as_ref() };
+        (t.bind.is_some() && t.unbind.is_some() && t.state.is_some()).then_some(Self(p))
+    }
+
+    fn table(&self) -> &CocoBackendTdiOps {
+        // SAFETY: Valid while the claim lives (the type invariant).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Locks the TDI with `lock_flags`; its interface report into `buf`; the report's length.
+    fn bind(&self, pdev: *mut bindings::pci_dev, lock_flags: u16, buf: &mut [u8]) -> Result<usize> {
+        let f = self.table().bind.ok_or(EOPNOTSUPP)?;
+        // SAFETY: `pdev` is the live function; `buf` is writable for its length.
+        let n = unsafe { f(pdev, lock_flags, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(errno(n));
+        }
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= buf.len())
+            .ok_or(EPROTO)
+    }
+
+    /// Stops the TDI (CONFIG_UNLOCKED).
+    fn unbind(&self, pdev: *mut bindings::pci_dev) -> Result {
+        let f = self.table().unbind.ok_or(EOPNOTSUPP)?;
+        // SAFETY: `pdev` is the live function.
+        kernel::error::to_result(unsafe { f(pdev) })
+    }
+
+    /// The TDI's state, asked from the device now.
+    fn state(&self, pdev: *mut bindings::pci_dev) -> Result<TdiState> {
+        let f = self.table().state.ok_or(EOPNOTSUPP)?;
+        // SAFETY: `pdev` is the live function.
+        let rc = unsafe { f(pdev) };
+        if rc < 0 {
+            return Err(Error::from_errno(rc));
+        }
+        u8::try_from(rc)
+            .ok()
+            .and_then(TdiState::from_u8)
+            .ok_or(EPROTO)
+    }
+}
 
 /// How often a bound TDI's state is read from the device.
 pub(crate) const CHECK_PERIOD_MS: u32 = 1000;
@@ -65,6 +149,8 @@ pub(crate) struct TdiSlot {
     /// Who bound it (only they unbind it): root through `tdisp`, or the kernel's TSM core
     /// (`pci_tsm_bind()`, the VMM's path).
     owner: Option<IdeOwner>,
+    /// The firmware TSM that locked it, when not coco.ko itself.
+    fw: Option<FwTdiOps>,
 }
 
 impl TdiSlot {
@@ -194,6 +280,10 @@ impl CocoDev {
         if ide.tdi.bound.is_some() {
             return Err(EBUSY);
         }
+        let fw = *self.fw_tdi.lock();
+        if let Some(fw) = fw {
+            return self.tdi_bind_firmware(ide, owner, fw);
+        }
         let Some((link, _, _)) = ide.link.as_ref() else {
             let why = "no IDE stream: connect the link first (coco/ide or tsm/connect)";
             dev_err!(self.dev(), "coco: TDISP bind refused: {}\n", why);
@@ -229,9 +319,92 @@ impl CocoDev {
         }
     }
 
+    /// Binds through the firmware TSM that owns the mailbox: it locks the TDI over its own
+    /// session and returns the report, which is checked here as coco.ko's own is.
+    fn tdi_bind_firmware(&self, ide: &mut IdeState, owner: IdeOwner, fw: FwTdiOps) -> Result {
+        let pdev = self.raw_pci();
+        let flags = tdi::WANTED_LOCK_FLAGS;
+        let mut report = KVec::from_elem(0u8, FW_REPORT_MAX, GFP_KERNEL)?;
+        let start = Instant::<Monotonic>::now();
+        let n = match fw.bind(pdev, flags, &mut report) {
+            Ok(n) => n,
+            Err(e) => {
+                let why = "the firmware TSM did not lock the TDI (its reason is in the log)";
+                dev_err!(self.dev(), "coco: TDISP bind failed: {} ({:?})\n", why, e);
+                ide.tdi.failure = Some(why);
+                return Err(e);
+            }
+        };
+        let us = u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0);
+        match tdi::from_firmware(&self.pdev, report.get(..n).unwrap_or(&[]), flags) {
+            Ok(d) => {
+                dev_info!(
+                    self.dev(),
+                    "coco: TDI locked by the firmware TSM (lock flags {:#x}), report {} bytes checked against the BARs; {} us\n",
+                    flags,
+                    n,
+                    us
+                );
+                ide.tdi.bound = Some(d);
+                ide.tdi.state = Some(TdiState::ConfigLocked);
+                ide.tdi.failure = None;
+                ide.tdi.error_reported = false;
+                ide.tdi.generation = self.generation.load(Ordering::Acquire);
+                ide.tdi.owner = Some(owner);
+                ide.tdi.fw = Some(fw);
+                Ok(())
+            }
+            Err(f) => {
+                // A report that does not fit the function: the interface is stopped again.
+                let _ = fw.unbind(pdev);
+                Err(self.tdi_failed(&mut ide.tdi, "bind", f))
+            }
+        }
+    }
+
+    /// The function as the C side knows it.
+    fn raw_pci(&self) -> *mut bindings::pci_dev {
+        // `pci::Device` wraps `struct pci_dev` transparently.
+        core::ptr::from_ref::<kernel::pci::Device>(&self.pdev)
+            .cast_mut()
+            .cast::<bindings::pci_dev>()
+    }
+
+    /// The firmware TSM let the mailbox go: a TDI it bound is gone with it (it stopped the
+    /// TDI first), and host drivers may bind again. Called with no lock of this device held.
+    pub(super) fn tdi_firmware_gone(self: &Arc<Self>) {
+        let had = {
+            let mut ide = self.ide.lock();
+            let had = ide.tdi.fw.take().is_some();
+            if had {
+                ide.tdi.bound = None;
+                ide.tdi.owner = None;
+                ide.tdi.state = Some(TdiState::ConfigUnlocked);
+            }
+            had
+        };
+        if !had || self.removed.load(Ordering::Acquire) {
+            return;
+        }
+        dev_info!(
+            self.dev(),
+            "coco: the firmware TSM let go: its TDI is unbound, host drivers may bind again\n"
+        );
+        if let Err(e) = self.tdi_gate(Gate::LiftAttach) {
+            dev_warn!(self.dev(), "coco: cannot lift the driver gate: {:?}\n", e);
+        }
+        self.notify_change(c"COCO_TDISP=unlocked");
+    }
+
     fn tdi_start(self: &Arc<Self>) -> Result {
         let mut ide = self.ide.lock();
         let slot = &mut ide.tdi;
+        if slot.fw.is_some() && slot.bound.is_some() {
+            let why = "a TDI a firmware TSM bound is started by its VM, through the firmware";
+            dev_err!(self.dev(), "coco: TDISP start refused: {}\n", why);
+            slot.failure = Some(why);
+            return Err(EOPNOTSUPP);
+        }
         let Some(d) = slot.bound.as_mut() else {
             return Err(ENOTCONN);
         };
@@ -272,10 +445,20 @@ impl CocoDev {
         let Some(d) = slot.bound.as_mut() else {
             return Err(ENOTCONN);
         };
-        match self.with_session(|s, t| d.stop(s, t)) {
+        let stopped = match slot.fw {
+            Some(fw) => fw.unbind(self.raw_pci()).map_err(|e| {
+                crate::channel::Failure::new(
+                    "the firmware TSM did not stop the TDI (its reason is in the log)",
+                    e,
+                )
+            }),
+            None => self.with_session(|s, t| d.stop(s, t)),
+        };
+        match stopped {
             Ok(()) => {
                 slot.bound = None;
                 slot.owner = None;
+                slot.fw = None;
                 slot.state = Some(TdiState::ConfigUnlocked);
                 slot.failure = None;
                 drop(ide);
@@ -290,7 +473,10 @@ impl CocoDev {
                 Ok(())
             }
             Err(f) => {
-                let st = self.with_session(|s, t| d.state(s, t)).ok();
+                let st = match slot.fw {
+                    Some(fw) => fw.state(self.raw_pci()).ok(),
+                    None => self.with_session(|s, t| d.state(s, t)).ok(),
+                };
                 slot.state = st.or(slot.state);
                 Err(self.tdi_failed(slot, "unbind", f))
             }
@@ -305,7 +491,11 @@ impl CocoDev {
         let Some(d) = slot.bound.as_ref() else {
             return false;
         };
-        let Ok(st) = self.with_session(|s, t| d.state(s, t)) else {
+        let st = match slot.fw {
+            Some(fw) => fw.state(self.raw_pci()),
+            None => self.with_session(|s, t| d.state(s, t)).map_err(|f| f.err),
+        };
+        let Ok(st) = st else {
             // No session (a reset is being handled): the probe's recovery decides.
             return true;
         };

@@ -24,7 +24,7 @@ use kernel::{pci, prelude::*};
 
 /// The LOCK_INTERFACE flags the host asks for when the device supports them: no firmware
 /// update while locked.
-const WANTED_LOCK_FLAGS: u16 = TDISP_LOCK_NO_FW_UPDATE;
+pub(crate) const WANTED_LOCK_FLAGS: u16 = TDISP_LOCK_NO_FW_UPDATE;
 
 /// The start interface nonce of a lock, zeroed on drop.
 struct Nonce([u8; TDISP_NONCE_SIZE]);
@@ -129,6 +129,56 @@ pub(crate) fn bind(
         return Err(f);
     }
     Ok(tdi)
+}
+
+/// The length of the interface report at the start of `r`, from its MMIO range count (offset
+/// 12, 16-byte ranges from offset 16) and the device-specific information's length after the
+/// ranges; `None` if `r` is too short to hold it.
+fn report_len(r: &[u8]) -> Option<usize> {
+    let le32 = |at: usize| {
+        r.get(at..at.checked_add(4)?)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .and_then(|b| usize::try_from(u32::from_le_bytes(b)).ok())
+    };
+    let info_at = le32(12)?.checked_mul(16)?.checked_add(16)?;
+    let len = info_at.checked_add(4)?.checked_add(le32(info_at)?)?;
+    (len <= r.len()).then_some(len)
+}
+
+/// A TDI a firmware TSM locked (LOCK_INTERFACE with `lock_flags`) and whose interface report
+/// it returned: the report is checked against the function's memory BARs as coco.ko checks
+/// its own before it is believed.
+pub(crate) fn from_firmware(
+    ep: &pci::Device,
+    report: &[u8],
+    lock_flags: u16,
+) -> Result<Tdi, Failure> {
+    // A firmware buffer's payload is padded to 32 bytes: the report's own fields give its
+    // length, and only zero bytes may follow.
+    let len = report_len(report).ok_or(Failure::new(
+        "the firmware's interface report is shorter than its fields say",
+        EPROTO,
+    ))?;
+    let (report, pad) = report.split_at(len);
+    if pad.len() >= 32 || pad.iter().any(|&b| b != 0) {
+        return Err(Failure::new(
+            "the firmware's interface report has bytes after its end",
+            EPROTO,
+        ));
+    }
+    let parsed = parse_interface_report(report).map_err(|e| Failure::new(e.as_str(), EPROTO))?;
+    parsed
+        .check(&memory_bars(ep), 0)
+        .map_err(|e| Failure::new(e.as_str(), EPROTO))?;
+    let mut copy = KVec::new();
+    copy.extend_from_slice(report, GFP_KERNEL)
+        .map_err(|_| Failure::new("no memory for the interface report", ENOMEM))?;
+    Ok(Tdi {
+        iface: interface_of(ep),
+        nonce: None,
+        lock_flags,
+        report: copy,
+    })
 }
 
 impl Tdi {

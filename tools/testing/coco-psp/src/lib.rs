@@ -6,17 +6,18 @@
 //! DMA_WRITE) and reaches the root ports' IDE keys only through ROOT_PORT_KEY. It is the SPDM
 //! requester of SEV-TIO: TIO_DEV_CONNECT authenticates the device, opens an SPDM session and
 //! programs the IDE keys of both ends, every SPDM message being relayed by the host
-//! (SPDM_REQUEST).
+//! (SPDM_REQUEST). The TDI commands lock, start, query and stop the device's TDI with TDISP
+//! messages inside that session.
 //!
 //! * [`wire`]: the socket protocol, the [`wire::Platform`] trait (what QEMU offers the
 //!   firmware) and its socket implementation, and [`wire::serve`].
 //! * [`memory`]: host buffers named by SLAs, read and written through the platform.
 //! * [`requester`]: the SPDM requester (VCA, certificates, KEY_EXCHANGE/FINISH, secured
-//!   messages, IDE_KM, measurements) over a [`requester::Link`].
+//!   messages, IDE_KM, TDISP, measurements) over a [`requester::Link`].
 //! * [`psp`]: the firmware state and the SEV-TIO commands ([`psp::Psp`]).
 //!
-//! Every buffer goes through `coco-sevtio`; every SPDM and IDE_KM message through
-//! `coco-spdm` and `coco-idekm`.
+//! Every buffer goes through `coco-sevtio`; every SPDM, IDE_KM and TDISP message through
+//! `coco-spdm`, `coco-idekm` and `coco-tdisp`.
 
 use std::fmt;
 use std::io::Write;

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use coco_sevtio::*;
 
 use crate::memory::{buf_err, read, write, MemError, Region};
-use crate::requester::{self, ConnectParams, Evidence, Fail, Link, Session};
+use crate::requester::{self, BindParams, Bound, ConnectParams, Evidence, Fail, Link, Session};
 use crate::wire::{Fatal, Platform, RootPortKey};
 use crate::{Fault, FaultSpec, Logger};
 
@@ -34,6 +34,8 @@ pub const CTX_SIZE: u32 = 0x1000;
 pub const TIO_CRYPTO_ALG: u32 = 1;
 /// What the model writes at the start of a device context page (then `u16 rid, u8 segment`).
 pub const DEV_CTX_MAGIC: &[u8; 8] = b"cocopsp\0";
+/// What the model writes at the start of a TDI context page (then `u32 function_id`).
+pub const TDI_CTX_MAGIC: &[u8; 8] = b"cocotdi\0";
 
 const PAGE: usize = 0x1000;
 
@@ -68,6 +70,26 @@ struct Conn {
     session: Option<Session>,
 }
 
+/// A bound TDI.
+#[derive(Debug)]
+struct TdiBound {
+    report: Vec<u8>,
+    /// TIO_TDI_BIND's guest fields: recorded only (the model has no guest).
+    #[allow(dead_code)]
+    guest_device_id: u16,
+    #[allow(dead_code)]
+    gctx_paddr: u64,
+}
+
+/// A TDI context.
+#[derive(Debug)]
+struct Tdi {
+    ctx: u64,
+    /// The INTERFACE_ID of the TDISP messages (function_id = the device's Requester ID).
+    iface: coco_tdisp::InterfaceId,
+    bound: Option<TdiBound>,
+}
+
 /// A device context.
 #[derive(Debug)]
 struct Device {
@@ -75,6 +97,7 @@ struct Device {
     rid: u16,
     segment: u8,
     conn: Option<Conn>,
+    tdi: Option<Tdi>,
 }
 
 /// Work for the worker thread.
@@ -82,6 +105,9 @@ enum Job {
     Connect(ConnectParams),
     Disconnect(ConnectParams, Session),
     Measurements(Session, [u8; 32], bool),
+    TdiBind(Session, BindParams, u16, u64),
+    TdiStatus(Session, coco_tdisp::InterfaceId, u64),
+    TdiUnbind(Session, coco_tdisp::InterfaceId),
 }
 
 /// What a worker returns.
@@ -89,6 +115,9 @@ enum JobDone {
     Connect(Result<Session, Fail>),
     Disconnect(Result<(), Fail>, Option<Session>),
     Measurements(Result<Evidence, Fail>, Option<Session>),
+    TdiBind(Result<Bound, Fail>, Option<Session>, u16, u64),
+    TdiStatus(Result<coco_tdisp::TdiState, Fail>, Option<Session>, u64),
+    TdiUnbind(Result<(), Fail>, Option<Session>),
 }
 
 enum ToHost {
@@ -206,6 +235,21 @@ fn run_job(link: &mut dyn Link, job: Job) -> JobDone {
             let r = requester::measurements(link, &mut s, nonce, raw);
             let keep = !matches!(r, Err(Fail::Abandoned));
             JobDone::Measurements(r, keep.then_some(s))
+        }
+        Job::TdiBind(mut s, p, guest, gctx) => {
+            let r = requester::bind_tdi(link, &mut s, &p);
+            let keep = !matches!(r, Err(Fail::Abandoned));
+            JobDone::TdiBind(r, keep.then_some(s), guest, gctx)
+        }
+        Job::TdiStatus(mut s, iface, paddr) => {
+            let r = s.tdi_state(link, iface);
+            let keep = !matches!(r, Err(Fail::Abandoned));
+            JobDone::TdiStatus(r, keep.then_some(s), paddr)
+        }
+        Job::TdiUnbind(mut s, iface) => {
+            let r = s.tdi_stop(link, iface);
+            let keep = !matches!(r, Err(Fail::Abandoned));
+            JobDone::TdiUnbind(r, keep.then_some(s))
         }
     }
 }
@@ -347,7 +391,7 @@ impl Psp {
             self.abandon("the host issued another command");
         }
         let size = match command_size(cmd) {
-            Some(s) if cmd <= SEV_CMD_TIO_DEV_CERTIFICATES => s,
+            Some(s) if cmd <= SEV_CMD_TIO_TDI_STATUS => s,
             _ => {
                 self.abandon("the host issued another command");
                 return done(SEV_RET_INVALID_COMMAND, "command not implemented");
@@ -418,7 +462,7 @@ impl Psp {
                         format!("device {} already has a context", bdf(segment, device_id)),
                     );
                 }
-                if self.devices.iter().any(|d| d.ctx == dev_ctx.address()) {
+                if self.holds_context(dev_ctx.address()) {
                     return done(SEV_RET_IN_USE, "dev_ctx page already holds a context");
                 }
                 let mut page = vec![0u8; PAGE];
@@ -437,6 +481,7 @@ impl Psp {
                     rid: device_id,
                     segment,
                     conn: None,
+                    tdi: None,
                 });
                 done(
                     SEV_RET_SUCCESS,
@@ -449,7 +494,15 @@ impl Psp {
                 if d.conn.is_some() {
                     return done(SEV_RET_INVALID_DEV_STATE, "device is connected");
                 }
-                let note = format!("device {}", bdf(d.segment, d.rid));
+                let note = format!(
+                    "device {}{}",
+                    bdf(d.segment, d.rid),
+                    if d.tdi.is_some() {
+                        " (its TDI context too)"
+                    } else {
+                        ""
+                    }
+                );
                 self.devices.remove(i);
                 done(SEV_RET_SUCCESS, note)
             }
@@ -514,6 +567,13 @@ impl Psp {
                 let Some(conn) = d.conn.as_mut() else {
                     return done(SEV_RET_INVALID_DEV_STATE, "device not connected");
                 };
+                let tdi_bound = d.tdi.as_ref().is_some_and(|t| t.bound.is_some());
+                if tdi_bound && !force {
+                    return done(
+                        SEV_RET_INVALID_TDI_STATE,
+                        "the device's TDI is bound: unbind it first (or FORCE)",
+                    );
+                }
                 if force {
                     let params = conn.params;
                     let mut link = DirectLink { plat, fatal: None };
@@ -522,12 +582,18 @@ impl Psp {
                         return Err(MemError::Fatal(f));
                     }
                     d.conn = None;
+                    if let Some(t) = d.tdi.as_mut() {
+                        t.bound = None;
+                    }
+                    let unbound = if tdi_bound { ", TDI unbound" } else { "" };
                     let note = match r {
-                        Ok(()) => "FORCE: root port keys stopped, session forgotten".to_string(),
-                        Err(Fail::RootPort(e) | Fail::Device(e)) => {
-                            format!("FORCE: session forgotten; {e}")
+                        Ok(()) => {
+                            format!("FORCE: root port keys stopped, session forgotten{unbound}")
                         }
-                        Err(Fail::Abandoned) => "FORCE: session forgotten".to_string(),
+                        Err(Fail::RootPort(e) | Fail::Device(e)) => {
+                            format!("FORCE: session forgotten{unbound}; {e}")
+                        }
+                        Err(Fail::Abandoned) => format!("FORCE: session forgotten{unbound}"),
                     };
                     return done(SEV_RET_SUCCESS, note);
                 }
@@ -593,8 +659,214 @@ impl Psp {
                     Job::Measurements(session, nonce, raw_bitstream),
                 )
             }
+            Command::TdiCreate {
+                dev_ctx,
+                tdi_ctx,
+                interface_id,
+            } => {
+                let i = self.device_index(dev_ctx)?;
+                if tdi_ctx.page_type() != SlaPageType::Data
+                    || tdi_ctx.page_size() != SlaPageSize::Size4K
+                {
+                    return done(SEV_RET_INVALID_PARAM, "tdi_ctx is not a 4 KiB data page");
+                }
+                let d = self.devices.get(i).ok_or_else(no_ctx)?;
+                if d.conn.is_none() {
+                    return done(SEV_RET_INVALID_DEV_STATE, "device not connected");
+                }
+                if d.tdi.is_some() {
+                    return done(SEV_RET_IN_USE, "the device already has a TDI context");
+                }
+                if interface_id.rid() != d.rid
+                    || interface_id.segment().is_some_and(|s| s != d.segment)
+                {
+                    return done(
+                        SEV_RET_INVALID_PARAM,
+                        format!(
+                            "interface_id {:#010x} is not the device {}",
+                            interface_id.function_id,
+                            bdf(d.segment, d.rid)
+                        ),
+                    );
+                }
+                if self.holds_context(tdi_ctx.address()) {
+                    return done(SEV_RET_IN_USE, "tdi_ctx page already holds a context");
+                }
+                let iface = coco_tdisp::InterfaceId::from_rid(d.rid);
+                let note = format!("TDI of {}", bdf(d.segment, d.rid));
+                let mut page = vec![0u8; PAGE];
+                page.get_mut(..8)
+                    .unwrap_or(&mut [])
+                    .copy_from_slice(TDI_CTX_MAGIC);
+                page.get_mut(8..12)
+                    .unwrap_or(&mut [])
+                    .copy_from_slice(&iface.function_id.to_le_bytes());
+                write(plat, tdi_ctx.address(), &page)?;
+                let d = self.devices.get_mut(i).ok_or_else(no_ctx)?;
+                d.tdi = Some(Tdi {
+                    ctx: tdi_ctx.address(),
+                    iface,
+                    bound: None,
+                });
+                done(SEV_RET_SUCCESS, note)
+            }
+            Command::TdiReclaim { dev_ctx, tdi_ctx } => {
+                let i = self.tdi_index(dev_ctx, tdi_ctx)?;
+                let d = self.devices.get_mut(i).ok_or_else(no_ctx)?;
+                if d.tdi.as_ref().is_some_and(|t| t.bound.is_some()) {
+                    return done(SEV_RET_INVALID_TDI_STATE, "TDI is bound");
+                }
+                d.tdi = None;
+                done(SEV_RET_SUCCESS, format!("TDI of {}", bdf(d.segment, d.rid)))
+            }
+            Command::TdiBind {
+                spdm,
+                dev_ctx,
+                tdi_ctx,
+                gctx_paddr,
+                guest_device_id,
+                lock_flags,
+                run_flags,
+            } => {
+                let i = self.tdi_index(dev_ctx, tdi_ctx)?;
+                let d = self.devices.get_mut(i).ok_or_else(no_ctx)?;
+                let (Some(conn), Some(tdi)) = (d.conn.as_mut(), d.tdi.as_ref()) else {
+                    return done(SEV_RET_INVALID_DEV_STATE, "device not connected");
+                };
+                if tdi.bound.is_some() {
+                    return done(SEV_RET_INVALID_TDI_STATE, "TDI already bound");
+                }
+                check_relay_buffers(&spdm)?;
+                let params = BindParams {
+                    iface: tdi.iface,
+                    lock_flags,
+                    stream_id: conn.params.stream_id,
+                    run: run_flags & TIO_TDI_BIND_RUN_FORCE != 0,
+                };
+                let Some(session) = conn.session.take() else {
+                    return done(
+                        SEV_RET_SPDM_ERROR,
+                        "no SPDM session (lost with an abandoned command)",
+                    );
+                };
+                self.start(
+                    plat,
+                    cmd,
+                    addr,
+                    bytes,
+                    spdm,
+                    dev_ctx,
+                    Job::TdiBind(session, params, guest_device_id, gctx_paddr),
+                )
+            }
+            Command::TdiReport {
+                spdm,
+                dev_ctx,
+                tdi_ctx,
+                gctx_paddr: _,
+            } => {
+                let i = self.tdi_index(dev_ctx, tdi_ctx)?;
+                let d = self.devices.get(i).ok_or_else(no_ctx)?;
+                let Some(b) = d.tdi.as_ref().and_then(|t| t.bound.as_ref()) else {
+                    return done(SEV_RET_INVALID_TDI_STATE, "TDI not bound");
+                };
+                let report = b.report.clone();
+                let rid = d.rid;
+                self.write_output(plat, spdm.output, &report, "interface report", rid)
+            }
+            Command::TdiStatus {
+                spdm,
+                dev_ctx,
+                tdi_ctx,
+                status_paddr,
+            } => {
+                let i = self.tdi_index(dev_ctx, tdi_ctx)?;
+                let d = self.devices.get_mut(i).ok_or_else(no_ctx)?;
+                let Some(tdi) = d.tdi.as_ref().filter(|t| t.bound.is_some()) else {
+                    write_tdi_status(plat, status_paddr, TdiState::ConfigUnlocked)?;
+                    return done(SEV_RET_SUCCESS, "CONFIG_UNLOCKED (not bound, no SPDM)");
+                };
+                let iface = tdi.iface;
+                check_relay_buffers(&spdm)?;
+                let Some(session) = d.conn.as_mut().and_then(|c| c.session.take()) else {
+                    return done(
+                        SEV_RET_SPDM_ERROR,
+                        "no SPDM session (lost with an abandoned command)",
+                    );
+                };
+                self.start(
+                    plat,
+                    cmd,
+                    addr,
+                    bytes,
+                    spdm,
+                    dev_ctx,
+                    Job::TdiStatus(session, iface, status_paddr),
+                )
+            }
+            Command::TdiUnbind {
+                force,
+                spdm,
+                dev_ctx,
+                tdi_ctx,
+                gctx_paddr: _,
+            } => {
+                let i = self.tdi_index(dev_ctx, tdi_ctx)?;
+                let d = self.devices.get_mut(i).ok_or_else(no_ctx)?;
+                let Some(tdi) = d.tdi.as_mut().filter(|t| t.bound.is_some()) else {
+                    return done(SEV_RET_INVALID_TDI_STATE, "TDI not bound");
+                };
+                if force {
+                    tdi.bound = None;
+                    return done(SEV_RET_SUCCESS, "FORCE: TDI unbound without SPDM");
+                }
+                let iface = tdi.iface;
+                check_relay_buffers(&spdm)?;
+                let Some(session) = d.conn.as_mut().and_then(|c| c.session.take()) else {
+                    return done(
+                        SEV_RET_SPDM_ERROR,
+                        "no SPDM session (lost with an abandoned command): unbind with FORCE",
+                    );
+                };
+                self.start(
+                    plat,
+                    cmd,
+                    addr,
+                    bytes,
+                    spdm,
+                    dev_ctx,
+                    Job::TdiUnbind(session, iface),
+                )
+            }
             _ => done(SEV_RET_INVALID_COMMAND, "command not implemented"),
         }
+    }
+
+    /// Whether the page at `addr` holds a device or TDI context.
+    fn holds_context(&self, addr: u64) -> bool {
+        self.devices
+            .iter()
+            .any(|d| d.ctx == addr || d.tdi.as_ref().is_some_and(|t| t.ctx == addr))
+    }
+
+    /// The device whose TDI context is `tdi_ctx` (INVALID_DEV_CTX, INVALID_TDI_CTX).
+    fn tdi_index(&self, dev_ctx: Sla, tdi_ctx: Sla) -> Result<usize, MemError> {
+        let i = self.device_index(dev_ctx)?;
+        let d = self.devices.get(i).ok_or_else(no_ctx)?;
+        if d.tdi.as_ref().is_some_and(|t| t.ctx == tdi_ctx.address()) {
+            Ok(i)
+        } else {
+            Err(buf_err(
+                SEV_RET_INVALID_TDI_CTX,
+                "no TDI context of this device at tdi_ctx",
+            ))
+        }
+    }
+
+    fn tdi_mut(&mut self, dev_ctx: u64) -> Option<(&mut Tdi, String)> {
+        let d = self.devices.iter_mut().find(|x| x.ctx == dev_ctx)?;
+        let name = bdf(d.segment, d.rid);
+        d.tdi.as_mut().map(|t| (t, name))
     }
 
     fn device_index(&self, dev_ctx: Sla) -> Result<usize, MemError> {
@@ -765,6 +1037,55 @@ impl Psp {
                 self.give_back_session(dev_ctx, s);
                 fail(f)
             }
+            JobDone::TdiBind(r, s, guest_device_id, gctx_paddr) => {
+                self.give_back_session(dev_ctx, s);
+                let b = match r {
+                    Ok(b) => b,
+                    Err(f) => return fail(annotate_unbound(f)),
+                };
+                let Some((tdi, name)) = self.tdi_mut(dev_ctx) else {
+                    return done(SEV_RET_INVALID_TDI_CTX, "TDI context vanished");
+                };
+                let note = format!(
+                    "TDI of {name} bound: {}, interface report of {} bytes, guest device {:#06x}",
+                    b.state.name(),
+                    b.report.len(),
+                    guest_device_id
+                );
+                tdi.bound = Some(TdiBound {
+                    report: b.report,
+                    guest_device_id,
+                    gctx_paddr,
+                });
+                done(SEV_RET_SUCCESS, note)
+            }
+            JobDone::TdiStatus(r, s, status_paddr) => {
+                self.give_back_session(dev_ctx, s);
+                match r {
+                    Ok(state) => {
+                        let st = TdiState::from_u8(state.as_u8()).unwrap_or(TdiState::Error);
+                        write_tdi_status(plat, status_paddr, st)?;
+                        done(SEV_RET_SUCCESS, state.name())
+                    }
+                    Err(f) => fail(f),
+                }
+            }
+            JobDone::TdiUnbind(r, s) => {
+                self.give_back_session(dev_ctx, s);
+                match r {
+                    Ok(()) => {
+                        let Some((tdi, name)) = self.tdi_mut(dev_ctx) else {
+                            return done(SEV_RET_INVALID_TDI_CTX, "TDI context vanished");
+                        };
+                        tdi.bound = None;
+                        done(
+                            SEV_RET_SUCCESS,
+                            format!("TDI of {name} stopped and unbound"),
+                        )
+                    }
+                    Err(f) => fail(f),
+                }
+            }
             JobDone::Measurements(r, s) => {
                 self.give_back_session(dev_ctx, s);
                 match r {
@@ -842,6 +1163,27 @@ impl Psp {
         region.write(plat, &out)?;
         done(SEV_RET_SUCCESS, format!("{what}: {} bytes", payload.len()))
     }
+}
+
+/// A failed bind leaves the TDI unbound; the log says so.
+fn annotate_unbound(f: Fail) -> Fail {
+    match f {
+        Fail::Device(r) => Fail::Device(format!("{r}; TDI left unbound")),
+        other => other,
+    }
+}
+
+/// Writes the TIO_TDI_STATUS page.
+fn write_tdi_status(
+    plat: &mut dyn Platform,
+    status_paddr: u64,
+    state: TdiState,
+) -> Result<(), MemError> {
+    let mut b = [0u8; TDI_STATUS_PAGE_SIZE];
+    TdiStatusPage { state }
+        .encode(&mut b)
+        .map_err(|e| buf_err(SEV_RET_INVALID_LEN, e.to_string()))?;
+    write(plat, status_paddr, &b)
 }
 
 fn no_ctx() -> MemError {

@@ -1,6 +1,6 @@
 //! The firmware's SPDM requester: VCA, GET_DIGESTS, GET_CERTIFICATE, KEY_EXCHANGE (signature
 //! verified with the key of the leaf certificate it read) and FINISH inside the session, then
-//! IDE_KM over secured messages, GET_MEASUREMENTS and END_SESSION. Every message goes through
+//! IDE_KM over secured messages, TDISP (bind, state, stop), GET_MEASUREMENTS and END_SESSION. Every message goes through
 //! a [`Link`]: the PSP model runs these functions on a worker thread whose link hands each
 //! message to the host (SPDM_REQUEST) and waits for the answer.
 //!
@@ -21,8 +21,14 @@ use coco_spdm::meas::{
     SPDM_MEAS_ATTR_SIGNATURE, SPDM_MEAS_OP_ALL,
 };
 use coco_spdm::session::*;
-use coco_spdm::vendor::{encode_pci_sig_vdm, parse_pci_sig_vdm, PCI_PROTOCOL_IDE_KM};
+use coco_spdm::vendor::{
+    encode_pci_sig_vdm, parse_pci_sig_vdm, PCI_PROTOCOL_IDE_KM, PCI_PROTOCOL_TDISP,
+};
 use coco_spdm::*;
+use coco_tdisp::{
+    encode_request, error_name, message_name, parse_response, InterfaceId, LockInterface, TdiState,
+    TdispRequest, TdispResponse, TDISP_NONCE_SIZE, TDISP_VERSION_1_0,
+};
 use rand::RngExt;
 use signature::hazmat::PrehashVerifier;
 use zeroize::Zeroizing;
@@ -940,4 +946,262 @@ pub fn measurements(
         signature: sig,
         response_offset,
     })
+}
+
+/// Largest DEVICE_INTERFACE_REPORT portion the model asks for.
+pub const REPORT_PORTION: u16 = 1024;
+
+impl Session {
+    /// A TDISP request for `iface` inside the session; returns the TDISP response after
+    /// checking its version (1.0), its INTERFACE_ID (echoed) and its type (the request's
+    /// answer; a TDISP ERROR fails with the error's name).
+    fn tdisp(
+        &mut self,
+        link: &mut dyn Link,
+        iface: InterfaceId,
+        req: &TdispRequest,
+    ) -> Result<Vec<u8>, Fail> {
+        let what = format!("TDISP {}", message_name(req.code()));
+        let mut msg = [0u8; 64];
+        let n =
+            encode_request(TDISP_VERSION_1_0, iface, req, &mut msg).map_err(|e| dev(&what, e))?;
+        let mut vdm = [0u8; 96];
+        let vn = encode_pci_sig_vdm(
+            self.version,
+            SPDM_VENDOR_DEFINED_REQUEST,
+            PCI_PROTOCOL_TDISP,
+            msg.get(..n).unwrap_or(&[]),
+            &mut vdm,
+        )
+        .map_err(|e| dev(&what, e))?;
+        let rsp = self.secured(link, &what, vdm.get(..vn).unwrap_or(&[]))?;
+        let p = parse_pci_sig_vdm(&rsp, SPDM_VENDOR_DEFINED_RESPONSE).map_err(|e| dev(&what, e))?;
+        if p.protocol_id != PCI_PROTOCOL_TDISP {
+            return Err(dev(&what, format!("answer for protocol {}", p.protocol_id)));
+        }
+        let m = p.message.to_vec();
+        let (h, r) = parse_response(&m).map_err(|e| dev(&what, e))?;
+        if h.version != TDISP_VERSION_1_0 {
+            return Err(dev(
+                &what,
+                format!("answer has TDISPVersion {:#04x}, not 1.0", h.version),
+            ));
+        }
+        if h.interface_id != iface {
+            return Err(dev(
+                &what,
+                format!(
+                    "answer for INTERFACE_ID {:#010x}, not {:#010x}",
+                    h.interface_id.function_id, iface.function_id
+                ),
+            ));
+        }
+        if let TdispResponse::Error(e) = r {
+            return Err(dev(
+                &what,
+                format!(
+                    "device answered TDISP ERROR {} ({:#06x}, data {:#x})",
+                    error_name(e.code),
+                    e.code,
+                    e.data
+                ),
+            ));
+        }
+        let expected = req.code() & 0x7F;
+        if r.code() != expected {
+            return Err(dev(
+                &what,
+                format!(
+                    "answered {}, not {}",
+                    message_name(r.code()),
+                    message_name(expected)
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// GET_DEVICE_INTERFACE_STATE.
+    pub fn tdi_state(&mut self, link: &mut dyn Link, iface: InterfaceId) -> Result<TdiState, Fail> {
+        let m = self.tdisp(link, iface, &TdispRequest::GetState)?;
+        match parse_response(&m) {
+            Ok((_, TdispResponse::State(s))) => Ok(s),
+            _ => Err(dev("TDISP DEVICE_INTERFACE_STATE", "no state")),
+        }
+    }
+
+    /// STOP_INTERFACE_REQUEST.
+    pub fn tdi_stop(&mut self, link: &mut dyn Link, iface: InterfaceId) -> Result<(), Fail> {
+        self.tdisp(link, iface, &TdispRequest::Stop).map(|_| ())
+    }
+}
+
+/// What TIO_TDI_BIND asks of the requester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindParams {
+    /// The TDI.
+    pub iface: InterfaceId,
+    /// LOCK_INTERFACE flags.
+    pub lock_flags: u16,
+    /// The default stream (the connection's).
+    pub stream_id: u8,
+    /// START_INTERFACE after the lock.
+    pub run: bool,
+}
+
+/// A bound TDI: its interface report and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// The interface report, as the device sent it.
+    pub report: Vec<u8>,
+    /// CONFIG_LOCKED, or RUN.
+    pub state: TdiState,
+}
+
+/// TIO_TDI_BIND: GET_VERSION, GET_CAPABILITIES, LOCK_INTERFACE, the report, the state
+/// (CONFIG_LOCKED), and with `run` START_INTERFACE and the state again (RUN). When a step after
+/// a successful lock fails, STOP_INTERFACE is sent before the failure is returned.
+pub fn bind_tdi(link: &mut dyn Link, s: &mut Session, p: &BindParams) -> Result<Bound, Fail> {
+    let iface = p.iface;
+    let m = s.tdisp(link, iface, &TdispRequest::GetVersion)?;
+    match parse_response(&m) {
+        Ok((_, TdispResponse::Version { versions })) if versions.contains(&TDISP_VERSION_1_0) => {}
+        _ => {
+            return Err(dev(
+                "TDISP TDISP_VERSION",
+                "the device does not offer TDISP 1.0",
+            ))
+        }
+    }
+    let m = s.tdisp(link, iface, &TdispRequest::GetCapabilities { tsm_caps: 0 })?;
+    let caps = match parse_response(&m) {
+        Ok((_, TdispResponse::Capabilities(c))) => c,
+        _ => return Err(dev("TDISP TDISP_CAPABILITIES", "no capabilities")),
+    };
+    let mut needed = vec![
+        TdispRequest::LockInterface(LockInterface::default()).code(),
+        TdispRequest::GetReport {
+            offset: 0,
+            length: 0,
+        }
+        .code(),
+        TdispRequest::GetState.code(),
+        TdispRequest::Stop.code(),
+    ];
+    if p.run {
+        needed.push(
+            TdispRequest::Start {
+                nonce: [0; TDISP_NONCE_SIZE],
+            }
+            .code(),
+        );
+    }
+    if let Some(c) = needed.iter().find(|c| !caps.supports(**c)) {
+        return Err(dev(
+            "TDISP TDISP_CAPABILITIES",
+            format!("the device does not support {}", message_name(*c)),
+        ));
+    }
+    let lock = LockInterface {
+        flags: p.lock_flags,
+        default_stream_id: p.stream_id,
+        mmio_reporting_offset: 0,
+        bind_p2p_addr_mask: 0,
+    };
+    let m = s.tdisp(link, iface, &TdispRequest::LockInterface(lock))?;
+    let nonce = match parse_response(&m) {
+        Ok((_, TdispResponse::LockInterface { nonce })) => Zeroizing::new(nonce),
+        _ => return Err(dev("TDISP LOCK_INTERFACE_RESPONSE", "no nonce")),
+    };
+    drop(m);
+    match locked(link, s, iface, p.run, &nonce) {
+        Ok(b) => Ok(b),
+        Err(Fail::Abandoned) => Err(Fail::Abandoned),
+        Err(f) => match s.tdi_stop(link, iface) {
+            Err(Fail::Abandoned) => Err(Fail::Abandoned),
+            Ok(()) => Err(annotate(f, "STOP_INTERFACE sent")),
+            Err(Fail::Device(e) | Fail::RootPort(e)) => {
+                Err(annotate(f, &format!("STOP_INTERFACE failed too: {e}")))
+            }
+        },
+    }
+}
+
+fn annotate(f: Fail, note: &str) -> Fail {
+    match f {
+        Fail::Device(r) => Fail::Device(format!("{r} ({note})")),
+        Fail::RootPort(r) => Fail::RootPort(format!("{r} ({note})")),
+        Fail::Abandoned => Fail::Abandoned,
+    }
+}
+
+/// The steps of a bind after the lock.
+fn locked(
+    link: &mut dyn Link,
+    s: &mut Session,
+    iface: InterfaceId,
+    run: bool,
+    nonce: &[u8; TDISP_NONCE_SIZE],
+) -> Result<Bound, Fail> {
+    let what = "TDISP DEVICE_INTERFACE_REPORT";
+    let mut report: Vec<u8> = Vec::new();
+    let mut total: Option<usize> = None;
+    loop {
+        let offset = u16::try_from(report.len()).map_err(|_| dev(what, "report beyond 64 KiB"))?;
+        let m = s.tdisp(
+            link,
+            iface,
+            &TdispRequest::GetReport {
+                offset,
+                length: REPORT_PORTION,
+            },
+        )?;
+        let portion = match parse_response(&m) {
+            Ok((_, TdispResponse::Report(r))) => r,
+            _ => return Err(dev(what, "no report portion")),
+        };
+        if portion.portion.is_empty() || portion.portion.len() > usize::from(REPORT_PORTION) {
+            return Err(dev(
+                what,
+                format!(
+                    "portion of {} bytes at offset {offset} (asked for {REPORT_PORTION})",
+                    portion.portion.len()
+                ),
+            ));
+        }
+        let t = portion
+            .total_len(offset)
+            .map(usize::from)
+            .ok_or_else(|| dev(what, "report beyond 64 KiB"))?;
+        if total.is_some_and(|x| x != t) {
+            return Err(dev(
+                what,
+                format!("remainder_length at offset {offset} changes the report's size"),
+            ));
+        }
+        total = Some(t);
+        report.extend_from_slice(portion.portion);
+        if portion.remainder_length == 0 {
+            break;
+        }
+    }
+    let state = s.tdi_state(link, iface)?;
+    if state != TdiState::ConfigLocked {
+        return Err(dev(
+            "TDISP DEVICE_INTERFACE_STATE",
+            format!("TDI is {} after the lock, not CONFIG_LOCKED", state.name()),
+        ));
+    }
+    if !run {
+        return Ok(Bound { report, state });
+    }
+    s.tdisp(link, iface, &TdispRequest::Start { nonce: *nonce })?;
+    let state = s.tdi_state(link, iface)?;
+    if state != TdiState::Run {
+        return Err(dev(
+            "TDISP DEVICE_INTERFACE_STATE",
+            format!("TDI is {} after START_INTERFACE, not RUN", state.name()),
+        ));
+    }
+    Ok(Bound { report, state })
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use coco_endpoint::pki::{spdm_hash, KeyKind};
+use coco_endpoint::platform::PLATFORM_TDI_STATE;
 use coco_endpoint::Fault as EpFault;
 use coco_psp::psp::status_page;
 use coco_psp::wire::{RP_DIR_RX, RP_DIR_TX, RP_OP_GO, RP_OP_PROGRAM, RP_OP_STOP};
@@ -48,8 +49,16 @@ fn status_and_init_order() {
         }),
         SEV_RET_INVALID_ADDRESS
     );
-    // TDI commands and unknown commands.
-    assert_eq!(r.issue_raw(SEV_CMD_TIO_TDI_CREATE), SEV_RET_INVALID_COMMAND);
+    // The TDI commands the model leaves out, and unknown commands.
+    for cmd in [
+        SEV_CMD_TIO_GUEST_REQUEST,
+        SEV_CMD_TIO_ASID_FENCE_CLEAR,
+        SEV_CMD_TIO_ASID_FENCE_STATUS,
+        SEV_CMD_TIO_TDI_INFO,
+        SEV_CMD_TIO_ROLL_KEY,
+    ] {
+        assert_eq!(r.issue_raw(cmd), SEV_RET_INVALID_COMMAND, "{cmd:#x}");
+    }
     assert_eq!(r.issue_raw(0x123), SEV_RET_INVALID_COMMAND);
     assert!(
         r.logged("TIO_INIT (0xd1) at 0x1000 -> INVALID_PLATFORM_STATE (0x1): TIO_INIT already ran")
@@ -683,4 +692,352 @@ fn fault_on_one_device() {
     assert!("bad-rp-key@100:00.0".parse::<FaultSpec>().is_err());
     let plain: FaultSpec = "expand-forever".parse().unwrap();
     assert_eq!(plain.device, None);
+}
+
+// --- TDI commands --------------------------------------------------------------------------
+
+const TDI_CTX: u64 = 0x5000;
+const TDI_CTX2: u64 = 0x6000;
+
+fn tdi_create_cmd() -> Command {
+    Command::TdiCreate {
+        dev_ctx: sla(DEV_CTX),
+        tdi_ctx: sla(TDI_CTX),
+        interface_id: InterfaceId::new(RID, None),
+    }
+}
+
+fn bind_cmd(lock_flags: u16, run_flags: u16) -> Command {
+    Command::TdiBind {
+        spdm: Rig::spdm(),
+        dev_ctx: sla(DEV_CTX),
+        tdi_ctx: sla(TDI_CTX),
+        gctx_paddr: 0x7000,
+        guest_device_id: 0x0008,
+        lock_flags,
+        run_flags,
+    }
+}
+
+fn unbind_cmd(force: bool) -> Command {
+    Command::TdiUnbind {
+        force,
+        spdm: Rig::spdm(),
+        dev_ctx: sla(DEV_CTX),
+        tdi_ctx: sla(TDI_CTX),
+        gctx_paddr: 0x7000,
+    }
+}
+
+fn report_cmd() -> Command {
+    Command::TdiReport {
+        spdm: Rig::spdm(),
+        dev_ctx: sla(DEV_CTX),
+        tdi_ctx: sla(TDI_CTX),
+        gctx_paddr: 0x7000,
+    }
+}
+
+fn reclaim_tdi_cmd() -> Command {
+    Command::TdiReclaim {
+        dev_ctx: sla(DEV_CTX),
+        tdi_ctx: sla(TDI_CTX),
+    }
+}
+
+/// The endpoint's TDI state, through its platform side channel.
+fn ep_tdi_state(r: &mut Rig) -> coco_tdisp::TdiState {
+    let (c, p, _) = r.host.ep.platform(PLATFORM_TDI_STATE, &[]);
+    assert_eq!(c, PLATFORM_TDI_STATE);
+    coco_tdisp::TdiState::from_u8(p[0]).unwrap()
+}
+
+/// TIO_TDI_STATUS: the state the page reads.
+fn tdi_status(r: &mut Rig) -> TdiState {
+    r.host.put(STATUS, &[0xEE; 16]);
+    let c = Command::TdiStatus {
+        spdm: Rig::spdm(),
+        dev_ctx: sla(DEV_CTX),
+        tdi_ctx: sla(TDI_CTX),
+        status_paddr: STATUS,
+    };
+    assert_eq!(r.run(&c), SEV_RET_SUCCESS, "{}", r.log_text());
+    let b = r.host.get(STATUS, 16);
+    assert_eq!(&b[..4], &16u32.to_le_bytes());
+    TdiStatusPage::parse(&b).unwrap().state
+}
+
+/// Connected on stream `stream` with a TDI context.
+fn with_tdi(r: &mut Rig, stream: u8) {
+    assert_eq!(r.connected(stream), SEV_RET_SUCCESS, "{}", r.log_text());
+    assert_eq!(
+        r.issue(&tdi_create_cmd()),
+        SEV_RET_SUCCESS,
+        "{}",
+        r.log_text()
+    );
+}
+
+#[test]
+fn tdi_bind_report_status_unbind_reclaim() {
+    let mut r = Rig::default();
+    with_tdi(&mut r, 3);
+    assert_eq!(&r.host.get(TDI_CTX, 8), b"cocotdi\0");
+    assert_eq!(&r.host.get(TDI_CTX + 8, 4), &u32::from(RID).to_le_bytes());
+    // Never bound: CONFIG_UNLOCKED without SPDM.
+    let relays = r.relays;
+    assert_eq!(tdi_status(&mut r), TdiState::ConfigUnlocked);
+    assert_eq!(r.relays, relays);
+    assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::ConfigUnlocked);
+    // Bind: the endpoint's TDI is CONFIG_LOCKED on the connection's stream.
+    assert_eq!(r.run(&bind_cmd(1, 0)), SEV_RET_SUCCESS, "{}", r.log_text());
+    assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::ConfigLocked);
+    assert!(r.relays > relays + 4);
+    assert!(r.logged("TDISP LOCK_INTERFACE_REQUEST"), "{}", r.log_text());
+    assert!(r.logged("bound: CONFIG_LOCKED"), "{}", r.log_text());
+    // The report: what the device froze, one MMIO range (BAR0), parsed by the codec.
+    let relays = r.relays;
+    assert_eq!(r.run(&report_cmd()), SEV_RET_SUCCESS, "{}", r.log_text());
+    assert_eq!(r.relays, relays, "no SPDM for the report");
+    let out = r.output();
+    let rep = coco_tdisp::parse_interface_report(&out[..expected_report_len()]).unwrap();
+    assert_eq!(rep.ranges().count(), 1);
+    let range = rep.ranges().next().unwrap();
+    assert_eq!(range.first_page, 0xFE00_0000 / 4096);
+    assert_ne!(
+        rep.info.interface_info & coco_tdisp::TDISP_INFO_NO_UPDATE_AFTER_LOCK,
+        0
+    );
+    let bars = [coco_endpoint::platform::DEFAULT_BAR0];
+    let expected = coco_endpoint::tdisp::build_report(
+        &bars,
+        &coco_tdisp::LockInterface {
+            flags: 1,
+            default_stream_id: 3,
+            mmio_reporting_offset: 0,
+            bind_p2p_addr_mask: 0,
+        },
+        EpFault::None,
+    );
+    assert_eq!(out, pad32(&expected));
+    // The status page, relayed.
+    let relays = r.relays;
+    assert_eq!(tdi_status(&mut r), TdiState::ConfigLocked);
+    assert_eq!(r.relays, relays + 1);
+    // Bound: bind again, reclaim, and a plain disconnect are refused.
+    assert_eq!(r.run(&bind_cmd(1, 0)), SEV_RET_INVALID_TDI_STATE);
+    assert_eq!(r.issue(&reclaim_tdi_cmd()), SEV_RET_INVALID_TDI_STATE);
+    assert_eq!(
+        r.run(&Rig::disconnect_cmd(false)),
+        SEV_RET_INVALID_TDI_STATE
+    );
+    assert!(r.dev_status().connected);
+    // Unbind: STOP, CONFIG_UNLOCKED.
+    assert_eq!(
+        r.run(&unbind_cmd(false)),
+        SEV_RET_SUCCESS,
+        "{}",
+        r.log_text()
+    );
+    assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::ConfigUnlocked);
+    assert_eq!(tdi_status(&mut r), TdiState::ConfigUnlocked);
+    // Not bound: report and unbind are refused.
+    assert_eq!(r.run(&report_cmd()), SEV_RET_INVALID_TDI_STATE);
+    assert_eq!(r.run(&unbind_cmd(false)), SEV_RET_INVALID_TDI_STATE);
+    assert_eq!(r.run(&unbind_cmd(true)), SEV_RET_INVALID_TDI_STATE);
+    // Bind again with RUN, unbind with FORCE (no SPDM: the endpoint stays in RUN).
+    assert_eq!(r.run(&bind_cmd(0, 1)), SEV_RET_SUCCESS, "{}", r.log_text());
+    assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::Run);
+    assert_eq!(tdi_status(&mut r), TdiState::Run);
+    assert!(r.logged("bound: RUN"));
+    let relays = r.relays;
+    assert_eq!(r.run(&unbind_cmd(true)), SEV_RET_SUCCESS);
+    assert_eq!(r.relays, relays);
+    assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::Run);
+    // Reclaim, then the context is gone.
+    assert_eq!(r.issue(&reclaim_tdi_cmd()), SEV_RET_SUCCESS);
+    assert_eq!(r.issue(&reclaim_tdi_cmd()), SEV_RET_INVALID_TDI_CTX);
+    assert_eq!(r.run(&report_cmd()), SEV_RET_INVALID_TDI_CTX);
+    // Disconnect works again.
+    assert_eq!(
+        r.run(&Rig::disconnect_cmd(false)),
+        SEV_RET_SUCCESS,
+        "{}",
+        r.log_text()
+    );
+}
+
+fn expected_report_len() -> usize {
+    coco_endpoint::tdisp::build_report(
+        &[coco_endpoint::platform::DEFAULT_BAR0],
+        &coco_tdisp::LockInterface::default(),
+        EpFault::None,
+    )
+    .len()
+}
+
+#[test]
+fn tdi_create_errors() {
+    let mut r = Rig::default();
+    r.init();
+    r.create();
+    // Not connected.
+    assert_eq!(r.issue(&tdi_create_cmd()), SEV_RET_INVALID_DEV_STATE);
+    assert_eq!(r.run(&Rig::connect_cmd(1)), SEV_RET_SUCCESS);
+    // Another function's interface.
+    let mut c = tdi_create_cmd();
+    if let Command::TdiCreate { interface_id, .. } = &mut c {
+        *interface_id = InterfaceId::new(RID + 1, None);
+    }
+    assert_eq!(r.issue(&c), SEV_RET_INVALID_PARAM);
+    // Another segment.
+    if let Command::TdiCreate { interface_id, .. } = &mut c {
+        *interface_id = InterfaceId::new(RID, Some(1));
+    }
+    assert_eq!(r.issue(&c), SEV_RET_INVALID_PARAM);
+    // The device context page, or a scatter SLA.
+    if let Command::TdiCreate {
+        interface_id,
+        tdi_ctx,
+        ..
+    } = &mut c
+    {
+        *interface_id = InterfaceId::new(RID, Some(0));
+        *tdi_ctx = sla(DEV_CTX);
+    }
+    assert_eq!(r.issue(&c), SEV_RET_IN_USE);
+    if let Command::TdiCreate { tdi_ctx, .. } = &mut c {
+        *tdi_ctx = Sla::scatter_4k(TDI_CTX >> 12).unwrap();
+    }
+    assert_eq!(r.issue(&c), SEV_RET_INVALID_PARAM);
+    // An unknown device context.
+    let mut c2 = tdi_create_cmd();
+    if let Command::TdiCreate { dev_ctx, .. } = &mut c2 {
+        *dev_ctx = sla(DEV_CTX2);
+    }
+    assert_eq!(r.issue(&c2), SEV_RET_INVALID_DEV_CTX);
+    // Once; a second context for the device is IN_USE.
+    assert_eq!(r.issue(&tdi_create_cmd()), SEV_RET_SUCCESS);
+    let mut c3 = tdi_create_cmd();
+    if let Command::TdiCreate { tdi_ctx, .. } = &mut c3 {
+        *tdi_ctx = sla(TDI_CTX2);
+    }
+    assert_eq!(r.issue(&c3), SEV_RET_IN_USE);
+    // A TDI context that is not this device's.
+    let mut b = bind_cmd(0, 0);
+    if let Command::TdiBind { tdi_ctx, .. } = &mut b {
+        *tdi_ctx = sla(TDI_CTX2);
+    }
+    assert_eq!(r.run(&b), SEV_RET_INVALID_TDI_CTX);
+    // A disconnected device keeps its (unbound) TDI context; bind needs the connection.
+    assert_eq!(r.run(&Rig::disconnect_cmd(false)), SEV_RET_SUCCESS);
+    assert_eq!(r.run(&bind_cmd(0, 0)), SEV_RET_INVALID_DEV_STATE);
+    assert_eq!(tdi_status(&mut r), TdiState::ConfigUnlocked);
+    // DEV_RECLAIM forgets it too.
+    assert_eq!(
+        r.issue(&Command::DevReclaim {
+            dev_ctx: sla(DEV_CTX)
+        }),
+        SEV_RET_SUCCESS
+    );
+    assert_eq!(r.psp.device_count(), 0);
+}
+
+#[test]
+fn disconnect_force_unbinds_the_tdi() {
+    let mut r = Rig::default();
+    with_tdi(&mut r, 2);
+    assert_eq!(r.run(&bind_cmd(1, 0)), SEV_RET_SUCCESS, "{}", r.log_text());
+    assert_eq!(
+        r.run(&Rig::disconnect_cmd(false)),
+        SEV_RET_INVALID_TDI_STATE
+    );
+    assert_eq!(r.run(&Rig::disconnect_cmd(true)), SEV_RET_SUCCESS);
+    assert!(r.logged("TDI unbound"));
+    assert_eq!(r.run(&report_cmd()), SEV_RET_INVALID_TDI_STATE);
+    assert_eq!(tdi_status(&mut r), TdiState::ConfigUnlocked);
+    assert_eq!(r.issue(&reclaim_tdi_cmd()), SEV_RET_SUCCESS);
+}
+
+#[test]
+fn tdi_report_expands_a_small_output_buffer() {
+    let mut r = Rig::default();
+    with_tdi(&mut r, 1);
+    assert_eq!(r.run(&bind_cmd(0, 0)), SEV_RET_SUCCESS, "{}", r.log_text());
+    r.host.put(OUT, &0x40u32.to_le_bytes());
+    assert_eq!(r.run(&report_cmd()), SEV_RET_EXPAND_BUFFER_LENGTH_REQUEST);
+    let need = u32::from_le_bytes(r.host.get(OUT, 4).try_into().unwrap());
+    assert_eq!(
+        need as usize,
+        0x40 + expected_report_len().div_ceil(32) * 32
+    );
+    r.host.put(OUT, &need.to_le_bytes());
+    assert_eq!(r.run(&report_cmd()), SEV_RET_SUCCESS);
+    // A NULL output buffer.
+    let mut c = report_cmd();
+    if let Command::TdiReport { spdm, .. } = &mut c {
+        spdm.output = Sla::NULL;
+    }
+    assert_eq!(r.run(&c), SEV_RET_INVALID_PARAM);
+}
+
+/// A TDISP ERROR from the device: SPDM_ERROR naming it, the TDI unbound, the session usable.
+#[test]
+fn tdisp_error_fails_the_bind() {
+    let code = coco_tdisp::TDISP_ERROR_INVALID_DEVICE_CONFIGURATION;
+    let mut r = Rig::new(
+        Vec::new(),
+        endpoint(KeyKind::P256, EpFault::TdispError(code)),
+    );
+    with_tdi(&mut r, 1);
+    assert_eq!(r.run(&bind_cmd(1, 0)), SEV_RET_SPDM_ERROR);
+    assert!(
+        r.logged(
+            "TDISP LOCK_INTERFACE_REQUEST: device answered TDISP ERROR INVALID_DEVICE_CONFIGURATION"
+        ),
+        "{}",
+        r.log_text()
+    );
+    assert!(r.logged("TDI left unbound"));
+    assert!(!r.psp.relay_pending());
+    assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::ConfigUnlocked);
+    assert_eq!(r.run(&report_cmd()), SEV_RET_INVALID_TDI_STATE);
+    assert_eq!(tdi_status(&mut r), TdiState::ConfigUnlocked);
+    // The session still works: measurements, then a plain disconnect.
+    let mc = Command::DevMeasurements {
+        raw_bitstream: false,
+        spdm: Rig::spdm(),
+        dev_ctx: sla(DEV_CTX),
+        nonce: [2; 32],
+    };
+    assert_eq!(r.run(&mc), SEV_RET_SUCCESS, "{}", r.log_text());
+    assert_eq!(r.run(&Rig::disconnect_cmd(false)), SEV_RET_SUCCESS);
+}
+
+/// A failure after the lock (the device stays CONFIG_LOCKED on START): the model sends STOP,
+/// the TDI is left unbound and the device unlocked.
+#[test]
+fn failed_check_after_lock_sends_stop() {
+    let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P256, EpFault::StuckLocked));
+    with_tdi(&mut r, 1);
+    assert_eq!(r.run(&bind_cmd(0, 1)), SEV_RET_SPDM_ERROR);
+    assert!(
+        r.logged("TDI is CONFIG_LOCKED after START_INTERFACE, not RUN"),
+        "{}",
+        r.log_text()
+    );
+    assert!(r.logged("STOP_INTERFACE sent"));
+    assert_eq!(r.run(&report_cmd()), SEV_RET_INVALID_TDI_STATE);
+    let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P256, EpFault::None));
+    with_tdi(&mut r, 1);
+    // Lock flags the device refuses (BIND_P2P): UNSUPPORTED_REQUEST, nothing locked; then a
+    // bind with flags it takes works.
+    assert_eq!(r.run(&bind_cmd(0x8, 0)), SEV_RET_SPDM_ERROR);
+    assert!(
+        r.logged("TDISP ERROR UNSUPPORTED_REQUEST"),
+        "{}",
+        r.log_text()
+    );
+    assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::ConfigUnlocked);
+    assert_eq!(r.run(&bind_cmd(0, 0)), SEV_RET_SUCCESS, "{}", r.log_text());
 }

@@ -226,4 +226,112 @@ proptest! {
         prop_assert!(st == SEV_RET_SPDM_ERROR || st == SEV_RET_SUCCESS || st == SEV_RET_ERR_IN_DEV_CONN, "status {st:#x}");
         prop_assert!(!r.psp.relay_pending());
     }
+
+    /// A valid TDI command buffer with one byte changed, on a connected device whose TDI is
+    /// bound or not: never panics, relays end, nothing stays pending, the root port is not
+    /// touched, and TIO_TDI_STATUS answers afterwards (SPDM_ERROR when a broken response
+    /// buffer lost the session).
+    #[test]
+    fn mutated_tdi_command_buffers(kind in 0usize..6, at in 0usize..80, value in any::<u8>(), bound in any::<bool>()) {
+        let mut r = Rig::default();
+        prop_assert_eq!(r.connected(1), SEV_RET_SUCCESS);
+        prop_assert_eq!(r.issue(&tdi_cmd(0)), SEV_RET_SUCCESS);
+        if bound {
+            prop_assert_eq!(r.run(&tdi_cmd(2)), SEV_RET_SUCCESS);
+        }
+        let ops = r.host.rp_ops.len();
+        let c = tdi_cmd(kind);
+        let mut buf = [0u8; 128];
+        let n = c.encode(&mut buf).unwrap();
+        if let Some(b) = buf.get_mut(at % n) {
+            *b = value;
+        }
+        r.host.put(CMD, &buf[..n]);
+        let mut st = r.issue_raw(c.id());
+        let mut relays = 0;
+        while st == SEV_RET_SPDM_REQUEST && relays < 100 {
+            r.relay();
+            st = r.issue_raw(c.id());
+            relays += 1;
+        }
+        prop_assert!(st <= 0x3F, "status {st:#x}");
+        prop_assert!(!r.psp.relay_pending());
+        prop_assert_eq!(r.host.rp_ops.len(), ops);
+        let st = r.run(&tdi_cmd(5));
+        prop_assert!(
+            matches!(st, SEV_RET_SUCCESS | SEV_RET_INVALID_TDI_CTX | SEV_RET_SPDM_ERROR),
+            "status {st:#x}"
+        );
+    }
+
+    /// Garbage in the response buffer at any of the five relays of TIO_TDI_BIND (VERSION,
+    /// CAPABILITIES, LOCK, the one-portion report, STATE): SPDM_ERROR, the TDI left unbound,
+    /// nothing pending.
+    #[test]
+    fn garbage_tdi_bind_responses(at in 0usize..5, garbage in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut r = Rig::default();
+        prop_assert_eq!(r.connected(1), SEV_RET_SUCCESS);
+        prop_assert_eq!(r.issue(&tdi_cmd(0)), SEV_RET_SUCCESS);
+        let c = tdi_cmd(2);
+        let mut st = r.issue(&c);
+        let mut n = 0;
+        while st == SEV_RET_SPDM_REQUEST && n < 100 {
+            if n == at {
+                let mut out = vec![0u8; 0x4000];
+                let len = encode_spdm_buffer(0x4000, DataObjectId::Response, SpdmDataType::SecuredSpdm, &garbage, &mut out).unwrap();
+                r.host.put(RESP, &out[..len]);
+                r.relays += 1;
+            } else {
+                r.relay();
+            }
+            st = r.issue(&c);
+            n += 1;
+        }
+        prop_assert_eq!(st, SEV_RET_SPDM_ERROR);
+        prop_assert!(!r.psp.relay_pending());
+        prop_assert_eq!(r.issue(&tdi_cmd(3)), SEV_RET_INVALID_TDI_STATE);
+    }
+}
+
+const TDI_CTX: u64 = 0x5000;
+
+/// The TDI commands: 0 CREATE, 1 RECLAIM, 2 BIND, 3 REPORT, 4 UNBIND, 5 STATUS.
+fn tdi_cmd(kind: usize) -> Command {
+    let (dev_ctx, tdi_ctx, spdm) = (sla(DEV_CTX), sla(TDI_CTX), Rig::spdm());
+    match kind {
+        0 => Command::TdiCreate {
+            dev_ctx,
+            tdi_ctx,
+            interface_id: InterfaceId::new(RID, None),
+        },
+        1 => Command::TdiReclaim { dev_ctx, tdi_ctx },
+        2 => Command::TdiBind {
+            spdm,
+            dev_ctx,
+            tdi_ctx,
+            gctx_paddr: 0x7000,
+            guest_device_id: 8,
+            lock_flags: 1,
+            run_flags: 0,
+        },
+        3 => Command::TdiReport {
+            spdm,
+            dev_ctx,
+            tdi_ctx,
+            gctx_paddr: 0x7000,
+        },
+        4 => Command::TdiUnbind {
+            force: false,
+            spdm,
+            dev_ctx,
+            tdi_ctx,
+            gctx_paddr: 0x7000,
+        },
+        _ => Command::TdiStatus {
+            spdm,
+            dev_ctx,
+            tdi_ctx,
+            status_paddr: STATUS,
+        },
+    }
 }

@@ -13,6 +13,11 @@
 #    measurements/ show the PSP's evidence with source "tsm sev-tio": the
 #    same certificates coco.ko read, signed measurement blocks;
 #  - root's rescan is refused while the PSP owns the mailbox;
+#  - tdisp bind through the PSP (TIO_TDI_CREATE, TIO_TDI_BIND, TIO_TDI_REPORT):
+#    locked, the report's MMIO range is BAR0, no driver may bind, start is
+#    refused (the VM starts its TDI through the PSP), the state is checked
+#    through TIO_TDI_STATUS; unbind: unlocked, the NVMe driver back;
+#    disconnect with a TDI bound stops it;
 #  - tsm/disconnect: both ends disabled, the mailbox back to coco.ko, which
 #    authenticates the device again and shows its own evidence;
 #  - rmmod sev_tio with a device connected disconnects it; coco.ko cannot
@@ -95,7 +100,7 @@ cleanup() {
 	coco_ensure_loaded
 }
 
-ktap_set_plan 9
+ktap_set_plan 13
 coco_tmp_init
 coco_wait_ok 60 "$EP" || coco_diag "$EP is not ok"
 cp "$D/certificates/slot0" "$COCO_TMP/slot0.coco" 2>/dev/null
@@ -148,6 +153,54 @@ refused() {
 }
 coco_check "while the PSP owns the device: rescan and the native backend refused" refused
 
+nvme_unbind() {
+	[ -z "$(coco_driver "$EP")" ] || coco_write 30 /sys/bus/pci/drivers/nvme/unbind "$EP"
+}
+
+tdi_locked() {
+	nvme_unbind || return 1
+	coco_write 60 "$D/tdisp" bind || {
+		coco_run_diag "tdisp bind" "$?"
+		coco_diag "tdi/error '$(cat "$D/tdi/error")'"
+		return 1
+	}
+	_tl_r=$(head -n 1 "$D/tdi/mmio_ranges" | awk '{ print $1, $2 }')
+	_tl_b=$(head -n 1 "$D/resource" | awk '{ print $1, $2 }')
+	coco_diag "tdisp '$(cat "$D/tdisp")', range '$_tl_r' (BAR0 $_tl_b), lock_flags $(cat "$D/tdi/lock_flags"), report $(wc -c <"$D/tdi/report") bytes"
+	[ "$(cat "$D/tdisp")" = locked ] && [ "$_tl_r" = "$_tl_b" ] && [ -z "$(cat "$D/tdi/error")" ] &&
+		coco_log_since | grep -F "$EP" | grep -q 'sev-tio: TDI locked by the PSP: report'
+}
+coco_check "tdisp bind through the PSP: locked, the report's MMIO range is BAR0" tdi_locked
+
+tdi_gated() {
+	_tg_rc=0
+	if coco_write 15 /sys/bus/pci/drivers/nvme/bind "$EP"; then
+		coco_diag "nvme bound while the TDI is locked"
+		_tg_rc=1
+	fi
+	if coco_write 15 "$D/tdisp" start; then
+		coco_diag "start accepted"
+		_tg_rc=1
+	fi
+	coco_diag "tdi/error '$(cat "$D/tdi/error")'"
+	case "$(cat "$D/tdi/error")" in *"started by its VM"*) ;; *) _tg_rc=1 ;; esac
+	# The periodic check asks the PSP (TIO_TDI_STATUS) for the state.
+	coco_poll 10 sh -c "dmesg | grep -F '$EP' | grep -q 'sev-tio: TDI state check failed'" &&
+		{ coco_diag "a state check failed"; _tg_rc=1; }
+	[ "$(cat "$D/tdisp")" = locked ] && [ -z "$(coco_driver "$EP")" ] || _tg_rc=1
+	return "$_tg_rc"
+}
+coco_check "while locked no driver binds; start is refused (the VM starts it through the PSP)" tdi_gated
+
+tdi_unbound() {
+	coco_write 60 "$D/tdisp" unbind || { coco_run_diag "tdisp unbind" "$?"; return 1; }
+	coco_poll 10 sh -c "[ -e '$D/driver' ]"
+	coco_diag "tdisp '$(cat "$D/tdisp")', driver '$(coco_driver "$EP")'"
+	[ "$(cat "$D/tdisp")" = unlocked ] && [ "$(coco_driver "$EP")" = nvme ] &&
+		coco_log_since | grep -F "$EP" | grep -q 'sev-tio: TDI stopped by the PSP'
+}
+coco_check "tdisp unbind through the PSP: unlocked, the NVMe driver binds again" tdi_unbound
+
 disconnected() {
 	coco_write 60 "$D/tsm/disconnect" "$T" || { coco_run_diag "tsm/disconnect" "$?"; return 1; }
 	_e=$(enabled_id "$EP")
@@ -171,6 +224,18 @@ again() {
 	[ -z "$(enabled_id "$EP")" ]
 }
 coco_check "connect and disconnect again (the firmware's context reclaimed)" again
+
+tdi_disconnect() {
+	coco_write 60 "$D/tsm/connect" "$T" || { coco_run_diag "tsm/connect" "$?"; return 1; }
+	nvme_unbind || return 1
+	coco_write 60 "$D/tdisp" bind || { coco_run_diag "tdisp bind" "$?"; return 1; }
+	coco_write 60 "$D/tsm/disconnect" "$T" || { coco_run_diag "tsm/disconnect" "$?"; return 1; }
+	coco_poll 10 sh -c "[ -e '$D/driver' ]"
+	coco_diag "after disconnect: tdisp '$(cat "$D/tdisp")', driver '$(coco_driver "$EP")', owner '$(coco_attr "$EP" mailbox_owner)'"
+	[ "$(cat "$D/tdisp")" = unlocked ] && [ "$(coco_driver "$EP")" = nvme ] &&
+		[ "$(coco_attr "$EP" mailbox_owner)" = coco ] && coco_wait_ok 60 "$EP"
+}
+coco_check "disconnect with a TDI bound: the PSP stops it, host drivers bind again" tdi_disconnect
 
 rmmod_connected() {
 	coco_write 60 "$D/tsm/connect" "$T" || { coco_run_diag "tsm/connect" "$?"; return 1; }
@@ -200,7 +265,8 @@ module_order() {
 coco_check "coco.ko stays while sev_tio.ko uses it; both unload and load again" module_order
 
 no_warnings() {
-	_w=$(coco_log_since_raw | coco_log_errors | grep -v 'coco: IDE connect refused: the DOE mailbox is owned by')
+	_w=$(coco_log_since_raw | coco_log_errors | grep -v -e 'coco: IDE connect refused: the DOE mailbox is owned by' \
+		-e 'probe with driver nvme failed with error -16' -e 'coco: TDISP start refused: ')
 	[ -z "$_w" ] || { echo "$_w" | coco_diag_stream 10; return 1; }
 }
 coco_check "no warning, oops, lockdep or KASAN report" no_warnings
