@@ -219,7 +219,7 @@ fn connect_rejects_bad_parameters() {
 
 #[test]
 fn connect_with_p384_and_slot_1() {
-    let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P384, EpFault::None));
+    let mut r = Rig::new(Vec::<Fault>::new(), endpoint(KeyKind::P384, EpFault::None));
     r.init();
     r.create();
     let mut c = Rig::connect_cmd(2);
@@ -604,7 +604,7 @@ fn endpoint_faults_are_spdm_errors() {
         (EpFault::UnsupportedAlgorithm, "ALGORITHMS"),
         (EpFault::Garbage, "GET_VERSION"),
     ] {
-        let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P256, fault));
+        let mut r = Rig::new(Vec::<Fault>::new(), endpoint(KeyKind::P256, fault));
         assert_eq!(
             r.connected(1),
             SEV_RET_SPDM_ERROR,
@@ -616,7 +616,10 @@ fn endpoint_faults_are_spdm_errors() {
         assert!(!r.psp.relay_pending());
     }
     // The CHALLENGE fault (bad-signature) does not touch KEY_EXCHANGE: the connect works.
-    let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P256, EpFault::BadSignature));
+    let mut r = Rig::new(
+        Vec::<Fault>::new(),
+        endpoint(KeyKind::P256, EpFault::BadSignature),
+    );
     assert_eq!(r.connected(1), SEV_RET_SUCCESS);
     // Measurement faults.
     for (fault, what) in [
@@ -631,7 +634,7 @@ fn endpoint_faults_are_spdm_errors() {
         ),
         (EpFault::MalformedBlock, "MEASUREMENTS"),
     ] {
-        let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P256, fault));
+        let mut r = Rig::new(Vec::<Fault>::new(), endpoint(KeyKind::P256, fault));
         assert_eq!(r.connected(1), SEV_RET_SUCCESS, "{fault:?}");
         let mc = Command::DevMeasurements {
             raw_bitstream: false,
@@ -667,7 +670,10 @@ fn garbage_response_buffer_is_an_spdm_error() {
 
 #[test]
 fn rsa_leaf_connects() {
-    let mut r = Rig::new(Vec::new(), endpoint(KeyKind::Rsa2048, EpFault::None));
+    let mut r = Rig::new(
+        Vec::<Fault>::new(),
+        endpoint(KeyKind::Rsa2048, EpFault::None),
+    );
     assert_eq!(r.connected(1), SEV_RET_SUCCESS, "{}", r.log_text());
     check_keys(&mut r, 1, true);
     let mc = Command::DevMeasurements {
@@ -692,6 +698,30 @@ fn fault_on_one_device() {
     assert!("bad-rp-key@100:00.0".parse::<FaultSpec>().is_err());
     let plain: FaultSpec = "expand-forever".parse().unwrap();
     assert_eq!(plain.device, None);
+
+    // On another device the fault does nothing; on this one it does.
+    let other = FaultSpec {
+        fault: Fault::Status {
+            cmd: SEV_CMD_TIO_DEV_CONNECT,
+            status: 0x35,
+        },
+        device: Some(RID + 8),
+    };
+    let mut r = Rig::new(vec![other], endpoint(KeyKind::P256, EpFault::None));
+    assert_eq!(r.connected(1), SEV_RET_SUCCESS);
+    let mine = FaultSpec {
+        device: Some(RID),
+        ..other
+    };
+    let mut r = Rig::new(vec![mine], endpoint(KeyKind::P256, EpFault::None));
+    assert_eq!(r.connected(1), 0x35);
+    assert!(r.logged("fault status:0xd4=0x35 on this device"));
+    let relay = FaultSpec {
+        fault: Fault::RelayForever,
+        device: Some(RID + 8),
+    };
+    let mut r = Rig::new(vec![relay], endpoint(KeyKind::P256, EpFault::None));
+    assert_eq!(r.connected(1), SEV_RET_SUCCESS);
 }
 
 // --- TDI commands --------------------------------------------------------------------------
@@ -986,7 +1016,7 @@ fn tdi_report_expands_a_small_output_buffer() {
 fn tdisp_error_fails_the_bind() {
     let code = coco_tdisp::TDISP_ERROR_INVALID_DEVICE_CONFIGURATION;
     let mut r = Rig::new(
-        Vec::new(),
+        Vec::<Fault>::new(),
         endpoint(KeyKind::P256, EpFault::TdispError(code)),
     );
     with_tdi(&mut r, 1);
@@ -1018,7 +1048,10 @@ fn tdisp_error_fails_the_bind() {
 /// the TDI is left unbound and the device unlocked.
 #[test]
 fn failed_check_after_lock_sends_stop() {
-    let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P256, EpFault::StuckLocked));
+    let mut r = Rig::new(
+        Vec::<Fault>::new(),
+        endpoint(KeyKind::P256, EpFault::StuckLocked),
+    );
     with_tdi(&mut r, 1);
     assert_eq!(r.run(&bind_cmd(0, 1)), SEV_RET_SPDM_ERROR);
     assert!(
@@ -1028,7 +1061,7 @@ fn failed_check_after_lock_sends_stop() {
     );
     assert!(r.logged("STOP_INTERFACE sent"));
     assert_eq!(r.run(&report_cmd()), SEV_RET_INVALID_TDI_STATE);
-    let mut r = Rig::new(Vec::new(), endpoint(KeyKind::P256, EpFault::None));
+    let mut r = Rig::new(Vec::<Fault>::new(), endpoint(KeyKind::P256, EpFault::None));
     with_tdi(&mut r, 1);
     // Lock flags the device refuses (BIND_P2P): UNSUPPORTED_REQUEST, nothing locked; then a
     // bind with flags it takes works.

@@ -224,7 +224,7 @@ pub fn sla(addr: u64) -> Sla {
 }
 
 impl Rig {
-    pub fn new(faults: Vec<Fault>, ep: Responder) -> Rig {
+    pub fn new<F: Into<coco_psp::FaultSpec>>(faults: Vec<F>, ep: Responder) -> Rig {
         let (logger, log) = Logger::capture();
         let mut r = Rig {
             psp: Psp::new(faults, logger),
@@ -243,7 +243,7 @@ impl Rig {
     }
 
     pub fn default() -> Rig {
-        Rig::new(Vec::new(), endpoint(KeyKind::P256, EpFault::None))
+        Rig::new(Vec::<Fault>::new(), endpoint(KeyKind::P256, EpFault::None))
     }
 
     pub fn logged(&self, text: &str) -> bool {
