@@ -185,16 +185,20 @@ fi
 
 if want sevtio; then
 # The AMD SEV-TIO backend on the emulated PSP against the native backend, on the same device,
-# through tsm/connect, the mean of 5 each. The PSP's connect is the whole of it: the PSP's SPDM
+# through tsm/connect and tdisp bind, the mean of 5 each. The PSP's connect is the whole of it: the PSP's SPDM
 # (VCA, certificates, KEY_EXCHANGE, FINISH), IDE_KM, its root-port keys, and the evidence it
 # returns (TIO_DEV_CERTIFICATES, TIO_DEV_MEASUREMENTS), every SPDM message relayed by the host.
 # The native connect runs IDE_KM over the session coco.ko opened when it authenticated the
 # device (before the timed part): its authentication is the "auth" part above.
-tio1='insmod /lib/modules/sev_tio.ko || exit 1; d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); p=${d%/coco}; t= n=; for x in /sys/class/tsm/tsm*; do case "$(basename "$(readlink -f "$x/device")")" in coco) n=$(basename "$x") ;; *) t=$(basename "$x") ;; esac; done; settle() { k=0; while [ "$(cat "$d/session")" != established ] && [ $k -lt 100 ]; do sleep 0.1; k=$((k + 1)); done; }; i=0; while [ $i -lt 5 ]; do settle; echo "$t" >"$p/tsm/connect" && echo "$t" >"$p/tsm/disconnect" || exit 1; settle; echo "$n" >"$p/tsm/connect" && echo "$n" >"$p/tsm/disconnect" || exit 1; i=$((i + 1)); done; dmesg | grep -E "sev-tio: connected by the PSP|coco: IDE stream .* secure"'
+tio1='insmod /lib/modules/sev_tio.ko || exit 1; d=$(ls -d /sys/bus/pci/devices/*/coco | head -n 1); p=${d%/coco}; t= n=; for x in /sys/class/tsm/tsm*; do case "$(basename "$(readlink -f "$x/device")")" in coco) n=$(basename "$x") ;; *) t=$(basename "$x") ;; esac; done; settle() { k=0; while [ "$(cat "$d/session")" != established ] && [ $k -lt 100 ]; do sleep 0.1; k=$((k + 1)); done; }; unb() { [ ! -e "$p/driver" ] || echo "${p##*/}" >/sys/bus/pci/drivers/nvme/unbind; }; walk() { settle; echo "$1" >"$p/tsm/connect" && unb && echo bind >"$p/tdisp" && echo unbind >"$p/tdisp" && echo "$1" >"$p/tsm/disconnect"; }; i=0; while [ $i -lt 5 ]; do walk "$t" && walk "$n" || exit 1; i=$((i + 1)); done; dmesg | grep -E "sev-tio: (connected by the PSP|TDI locked by the PSP)|coco: IDE stream .* secure|coco: TDI locked on"'
 scripts/qemu-run.sh --no-setup --psp --endpoints 1 -- sh -c "$tio1" >"$logdir/sevtio-1.out" 2>&1
 printf '%-28s %s\n' "SEV-TIO connect (mean of 5)" "$(sed -nE 's/.*connected by the PSP: .* ([0-9]+) SPDM messages relayed, ([0-9]+) PSP commands, ([0-9]+) us.*/\1 \2 \3/p' "$logdir/sevtio-1.out" |
 	awk '{ m += $1; c += $2; t += $3; n++ } END { if (n) printf "%.0f relayed SPDM messages, %.0f PSP commands, %.1f ms", m / n, c / n, t / n / 1000; else print "n/a" }')"
 printf '%-28s %s\n' "native connect (mean of 5)" "$(sed -nE '/ secure \(stream/ s/.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p' "$logdir/sevtio-1.out" |
+	awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
+printf '%-28s %s\n' "SEV-TIO TDI bind (mean of 5)" "$(sed -nE 's/.*TDI locked by the PSP: .* ([0-9]+) SPDM messages relayed, ([0-9]+) PSP commands, ([0-9]+) us.*/\1 \2 \3/p' "$logdir/sevtio-1.out" |
+	awk '{ m += $1; c += $2; t += $3; n++ } END { if (n) printf "%.0f relayed SPDM messages, %.0f PSP commands, %.1f ms", m / n, c / n, t / n / 1000; else print "n/a" }')"
+printf '%-28s %s\n' "native TDI bind (mean of 5)" "$(sed -nE '/coco: TDI locked on/ s/.* ([0-9]+) secured messages, ([0-9]+) us.*/\1 \2/p' "$logdir/sevtio-1.out" |
 	awk '{ m += $1; t += $2; n++ } END { if (n) printf "%.0f secured messages, %.1f ms", m / n, t / n / 1000; else print "n/a" }')"
 fi
 

@@ -10,17 +10,20 @@
 //! measurements (TIO_DEV_CERTIFICATES, TIO_DEV_MEASUREMENTS) go to coco.ko, which shows them
 //! in the device's `certificates/` and `measurements/` with `source` "tsm sev-tio".
 //!
-//! Disconnect undoes it in reverse: streams disabled, TIO_DEV_DISCONNECT (forced if the device
-//! does not answer), the stream released, TIO_DEV_RECLAIM, the mailbox back to coco.ko, which
-//! authenticates the device again.
+//! Disconnect undoes it in reverse: a bound TDI unbound, streams disabled, TIO_DEV_DISCONNECT
+//! (forced if the device does not answer), the stream released, TIO_DEV_RECLAIM, the mailbox
+//! back to coco.ko, which authenticates the device again. The device's TDI (coco.ko's `tdisp`
+//! through the PSP) is in `backend/tdi.rs`.
 
-use crate::firmware::{Failure, Firmware, Relay, SpdmBufs, Stats};
+mod tdi;
+
+use crate::claim::Claim;
+use crate::firmware::{Failure, Firmware, SpdmBufs, Stats};
 use crate::mailbox::{DmaBuf, Mailbox, PAGE};
-use crate::sevtio::{self, Command, TioStatusPage};
-use core::ptr::NonNull;
+use crate::sevtio::{Command, TioStatusPage};
 use kernel::{
     bindings, device,
-    ffi::{c_char, c_int, c_void},
+    ffi::c_int,
     pci::{
         self,
         ide::{Partner, Stream},
@@ -29,45 +32,11 @@ use kernel::{
     prelude::*,
     sync::{aref::ARef, Arc, ArcBorrow, Mutex},
 };
+use tdi::TioTdi;
 
-/// The name coco.ko shows for this TSM (`mailbox_owner`, `source`).
-const TSM_NAME: &CStr = c"sev-tio";
-
-// `struct pci_dev` and `struct device` are only passed by pointer.
+// `struct device` is only passed by pointer.
 #[allow(improper_ctypes)]
 extern "C" {
-    fn coco_backend_claim(
-        pdev: *mut bindings::pci_dev,
-        tsm: *const c_char,
-        out: *mut *mut c_void,
-    ) -> c_int;
-    fn coco_backend_release(b: *mut c_void);
-    fn coco_backend_set_tdi_ops(b: *mut c_void, ops: *const CocoBackendTdiOps);
-    fn coco_backend_relay(
-        b: *mut c_void,
-        object_type: u8,
-        req: *const c_void,
-        req_len: usize,
-        rsp: *mut c_void,
-        rsp_len: usize,
-    ) -> isize;
-    fn coco_backend_certificates(
-        b: *mut c_void,
-        slot: u8,
-        base_hash: u32,
-        chain: *const c_void,
-        len: usize,
-    ) -> c_int;
-    fn coco_backend_measurements(
-        b: *mut c_void,
-        slot: u8,
-        version: u8,
-        base_asym: u32,
-        base_hash: u32,
-        nonce: *const u8,
-        evidence: *const c_void,
-        len: usize,
-    ) -> c_int;
     fn tio_pci_rid(dev: *mut bindings::device) -> u16;
     fn tio_pci_segment(dev: *mut bindings::device) -> u16;
     fn tio_root_port_number(dev: *mut bindings::device) -> c_int;
@@ -81,107 +50,6 @@ fn raw_dev(pdev: &pci::Device) -> *mut bindings::device {
         .cast::<bindings::device>()
 }
 
-fn raw_pci(pdev: &pci::Device) -> *mut bindings::pci_dev {
-    // `pci::Device` wraps `struct pci_dev` transparently.
-    core::ptr::from_ref(pdev)
-        .cast_mut()
-        .cast::<bindings::pci_dev>()
-}
-
-/// coco.ko's hand-over of a device's DOE mailbox; dropping it hands the mailbox back.
-struct Claim(NonNull<c_void>);
-
-// SAFETY: The claim is only passed to coco.ko's backend API, which may be called from any
-// thread; it is used under the PSP lock.
-unsafe impl Send for Claim {}
-
-impl Claim {
-    fn new(pdev: &pci::Device) -> Result<Self, Failure> {
-        let mut out = core::ptr::null_mut();
-        // SAFETY: `pdev` is live (the PCI/TSM core's caller holds it); the name is static.
-        let rc = unsafe { coco_backend_claim(raw_pci(pdev), TSM_NAME.as_char_ptr(), &mut out) };
-        match (rc, NonNull::new(out)) {
-            (0, Some(p)) => Ok(Self(p)),
-            (rc, _) if rc == ENODEV.to_errno() => Err(Failure::new(
-                "coco.ko does not manage the function (no CMA/SPDM mailbox)",
-                ENODEV,
-            )),
-            (rc, _) if rc == EBUSY.to_errno() => Err(Failure::new(
-                "coco.ko cannot hand the mailbox over: another TSM owns it, or its session is in use",
-                EBUSY,
-            )),
-            _ => Err(Failure::new("coco.ko refused the mailbox", EIO)),
-        }
-    }
-
-    fn certificates(&self, slot: u8, base_hash: u32, chain: &[u8]) -> Result {
-        // SAFETY: The claim is live; `chain` is readable for its length.
-        kernel::error::to_result(unsafe {
-            coco_backend_certificates(
-                self.0.as_ptr(),
-                slot,
-                base_hash,
-                chain.as_ptr().cast(),
-                chain.len(),
-            )
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn measurements(
-        &self,
-        slot: u8,
-        version: u8,
-        base_asym: u32,
-        base_hash: u32,
-        nonce: &[u8; 32],
-        evidence: &[u8],
-    ) -> Result {
-        // SAFETY: The claim is live; `nonce` holds 32 bytes, `evidence` its length.
-        kernel::error::to_result(unsafe {
-            coco_backend_measurements(
-                self.0.as_ptr(),
-                slot,
-                version,
-                base_asym,
-                base_hash,
-                nonce.as_ptr(),
-                evidence.as_ptr().cast(),
-                evidence.len(),
-            )
-        })
-    }
-}
-
-impl Relay for Claim {
-    fn exchange(&self, object_type: u8, req: &[u8], rsp: &mut [u8]) -> Result<usize> {
-        // SAFETY: The claim is live; the buffers are valid for their lengths.
-        let n = unsafe {
-            coco_backend_relay(
-                self.0.as_ptr(),
-                object_type,
-                req.as_ptr().cast(),
-                req.len(),
-                rsp.as_mut_ptr().cast(),
-                rsp.len(),
-            )
-        };
-        if n < 0 {
-            return Err(Error::from_errno(
-                c_int::try_from(n).unwrap_or(-EIO.to_errno()),
-            ));
-        }
-        usize::try_from(n).map_err(|_| EIO)
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        // SAFETY: The claim came from `coco_backend_claim()` and is released once.
-        unsafe { coco_backend_release(self.0.as_ptr()) };
-    }
-}
-
 /// A device the PSP connected.
 struct TioDev {
     pdev: ARef<pci::Device>,
@@ -191,88 +59,6 @@ struct TioDev {
     /// The device's TDI, once coco.ko's `tdisp` asked for it.
     tdi: Option<TioTdi>,
     claim: Claim,
-}
-
-/// A TDI context the firmware keeps.
-struct TioTdi {
-    ctx: DmaBuf,
-    /// The guest context page (no guest on the host's own binds: recorded only).
-    gctx: DmaBuf,
-    /// TIO_TDI_BIND succeeded and no TIO_TDI_UNBIND followed.
-    bound: bool,
-}
-
-/// `struct coco_backend_tdi_ops` (drivers/pci/coco/coco_backend.h).
-#[repr(C)]
-struct CocoBackendTdiOps {
-    bind: Option<unsafe extern "C" fn(*mut bindings::pci_dev, u16, *mut c_void, usize) -> isize>,
-    unbind: Option<unsafe extern "C" fn(*mut bindings::pci_dev) -> c_int>,
-    state: Option<unsafe extern "C" fn(*mut bindings::pci_dev) -> c_int>,
-}
-
-/// The TDI operations coco.ko's `tdisp` uses on a device this TSM connected.
-static TDI_OPS: CocoBackendTdiOps = CocoBackendTdiOps {
-    bind: Some(tdi_bind_callback),
-    unbind: Some(tdi_unbind_callback),
-    state: Some(tdi_state_callback),
-};
-
-/// Logs a TDI operation's failure on the function `pdev`.
-fn tdi_failed(pdev: *mut bindings::pci_dev, what: &str, f: Failure) -> Error {
-    // SAFETY: coco.ko passes the live function whose claim it holds.
-    let dev = unsafe { device::Device::from_raw(core::ptr::addr_of_mut!((*pdev).dev)) };
-    let dev: &device::Device = dev;
-    dev_err!(dev, "sev-tio: TDI {} failed: {}\n", what, f);
-    f.err
-}
-
-/// # Safety
-///
-/// `pdev` is a live function; `report` is writable for `len` bytes.
-unsafe extern "C" fn tdi_bind_callback(
-    pdev: *mut bindings::pci_dev,
-    lock_flags: u16,
-    report: *mut c_void,
-    len: usize,
-) -> isize {
-    let Some(psp) = psp() else {
-        return ENODEV.to_errno() as isize;
-    };
-    if report.is_null() {
-        return EINVAL.to_errno() as isize;
-    }
-    // SAFETY: Writable for `len` bytes (the caller's guarantee).
-    let out = unsafe { core::slice::from_raw_parts_mut(report.cast::<u8>(), len) };
-    match psp.tdi_bind(pdev, lock_flags, out) {
-        Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
-        Err(f) => tdi_failed(pdev, "bind", f).to_errno() as isize,
-    }
-}
-
-/// # Safety
-///
-/// `pdev` is a live function.
-unsafe extern "C" fn tdi_unbind_callback(pdev: *mut bindings::pci_dev) -> c_int {
-    let Some(psp) = psp() else {
-        return ENODEV.to_errno();
-    };
-    match psp.tdi_unbind(pdev) {
-        Ok(()) => 0,
-        Err(f) => tdi_failed(pdev, "unbind", f).to_errno(),
-    }
-}
-
-/// # Safety
-///
-/// `pdev` is a live function.
-unsafe extern "C" fn tdi_state_callback(pdev: *mut bindings::pci_dev) -> c_int {
-    let Some(psp) = psp() else {
-        return ENODEV.to_errno();
-    };
-    match psp.tdi_state(pdev) {
-        Ok(s) => c_int::from(s),
-        Err(f) => tdi_failed(pdev, "state check", f).to_errno(),
-    }
 }
 
 /// Any of the mailboxes (see `mailbox.rs`).
@@ -513,8 +299,7 @@ impl Psp {
             stats.issues,
             us
         );
-        // SAFETY: The claim is live; the table is a static.
-        unsafe { coco_backend_set_tdi_ops(claim.0.as_ptr(), &TDI_OPS) };
+        claim.set_tdi_ops(&tdi::TDI_OPS);
         devs.push(
             TioDev {
                 pdev: pdev.into(),
@@ -713,197 +498,5 @@ impl Psp {
         let TioDev { stream, claim, .. } = d;
         drop(stream);
         Some((claim, result))
-    }
-
-    /// Unbinds (forced if the device does not answer) and reclaims a TDI.
-    fn tdi_release(&self, fw: &mut Firmware<'_>, pdev: &pci::Device, d: &TioDev, t: TioTdi) {
-        let (Some(dev_ctx), Some(tdi_ctx)) = (
-            crate::sevtio::Sla::data_4k(d.ctx.addr() >> 12),
-            crate::sevtio::Sla::data_4k(t.ctx.addr() >> 12),
-        ) else {
-            return;
-        };
-        let gctx_paddr = t.gctx.addr();
-        if t.bound {
-            if let Ok(mut bufs) = SpdmBufs::new(self.mb.get(), PAGE) {
-                let r = fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiUnbind {
-                    force: false,
-                    spdm,
-                    dev_ctx,
-                    tdi_ctx,
-                    gctx_paddr,
-                });
-                if let Err(f) = r {
-                    dev_warn!(
-                        pdev.as_ref(),
-                        "sev-tio: TIO_TDI_UNBIND failed ({}); forcing it\n",
-                        f
-                    );
-                    let _ = fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiUnbind {
-                        force: true,
-                        spdm,
-                        dev_ctx,
-                        tdi_ctx,
-                        gctx_paddr,
-                    });
-                }
-            }
-        }
-        if let Err(f) = fw.tdi_reclaim(&d.ctx, &t.ctx) {
-            dev_err!(
-                pdev.as_ref(),
-                "sev-tio: TIO_TDI_RECLAIM failed ({}): the TDI context page is left to the firmware\n",
-                f
-            );
-            core::mem::forget(t.ctx);
-        }
-    }
-
-    /// Finds the connected device `pdev` (the C side's pointer).
-    fn find(devs: &mut KVec<TioDev>, pdev: *mut bindings::pci_dev) -> Option<&mut TioDev> {
-        devs.iter_mut().find(|d| raw_pci(&d.pdev) == pdev)
-    }
-
-    /// coco.ko's `tdisp` bind: TIO_TDI_CREATE (once), TIO_TDI_BIND (the PSP locks the TDI over
-    /// its session), TIO_TDI_REPORT (the report, into `out`); returns the report's length.
-    fn tdi_bind(
-        &self,
-        pdev: *mut bindings::pci_dev,
-        lock_flags: u16,
-        out: &mut [u8],
-    ) -> Result<usize, Failure> {
-        let mut inner = self.inner.lock();
-        let Inner { cmdbuf, devs } = &mut *inner;
-        let d = Self::find(devs, pdev).ok_or(Failure::new(
-            "the PSP has not connected the function",
-            ENOTCONN,
-        ))?;
-        if d.tdi.as_ref().is_some_and(|t| t.bound) {
-            return Err(Failure::new("the TDI is bound already", EBUSY));
-        }
-        let start = kernel::time::Instant::<kernel::time::Monotonic>::now();
-        let mut fw = Firmware::new(self.mb.get(), cmdbuf);
-        let mb = self.mb.get();
-        let nomem = |e| Failure::new("no memory for the TDI's buffers", e);
-        if d.tdi.is_none() {
-            let t = TioTdi {
-                ctx: mb.alloc(PAGE).map_err(nomem)?,
-                gctx: mb.alloc(PAGE).map_err(nomem)?,
-                bound: false,
-            };
-            // SAFETY: `d.pdev` is the live function.
-            let rid = unsafe { tio_pci_rid(raw_dev(&d.pdev)) };
-            fw.tdi_create(&d.ctx, &t.ctx, sevtio::InterfaceId::new(rid, None))?;
-            d.tdi = Some(t);
-        }
-        let t = d
-            .tdi
-            .as_mut()
-            .ok_or(Failure::new("no TDI context", EINVAL))?;
-        let bad = |e| Failure::new("bad context address", e);
-        let dev_ctx = crate::sevtio::Sla::data_4k(d.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
-        let tdi_ctx = crate::sevtio::Sla::data_4k(t.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
-        let gctx_paddr = t.gctx.addr();
-        // SAFETY: `d.pdev` is the live function.
-        let guest_device_id = unsafe { tio_pci_rid(raw_dev(&d.pdev)) };
-        let out_min = (self.limits.spdm_out_size_min as usize).max(PAGE);
-        let mut bufs = SpdmBufs::new(mb, out_min).map_err(nomem)?;
-        let mut stats = fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiBind {
-            spdm,
-            dev_ctx,
-            tdi_ctx,
-            gctx_paddr,
-            guest_device_id,
-            lock_flags,
-            run_flags: 0,
-        })?;
-        t.bound = true;
-        let mut bufs = SpdmBufs::new(mb, out_min).map_err(nomem)?;
-        let report = fw
-            .spdm(&mut bufs, &d.claim, |spdm| Command::TdiReport {
-                spdm,
-                dev_ctx,
-                tdi_ctx,
-                gctx_paddr,
-            })
-            .and_then(|s| {
-                stats.relays += s.relays;
-                stats.issues += s.issues;
-                bufs.output()
-            });
-        let report = match report {
-            Ok(r) if r.len() <= out.len() => r,
-            Ok(_) => {
-                return Err(Failure::new(
-                    "the interface report is larger than coco.ko takes",
-                    EMSGSIZE,
-                ))
-            }
-            Err(f) => return Err(f),
-        };
-        let n = report.len();
-        out.get_mut(..n)
-            .ok_or(Failure::new("no room for the report", EMSGSIZE))?
-            .copy_from_slice(&report);
-        dev_info!(
-            d.pdev.as_ref(),
-            "sev-tio: TDI locked by the PSP: report {} bytes, {} SPDM messages relayed, {} PSP commands, {} us\n",
-            n,
-            stats.relays,
-            stats.issues,
-            start.elapsed().as_micros_ceil()
-        );
-        Ok(n)
-    }
-
-    /// coco.ko's `tdisp` unbind: TIO_TDI_UNBIND (STOP_INTERFACE through the PSP).
-    fn tdi_unbind(&self, pdev: *mut bindings::pci_dev) -> Result<(), Failure> {
-        let mut inner = self.inner.lock();
-        let Inner { cmdbuf, devs } = &mut *inner;
-        let d = Self::find(devs, pdev).ok_or(Failure::new(
-            "the PSP has not connected the function",
-            ENOTCONN,
-        ))?;
-        let t = d
-            .tdi
-            .as_mut()
-            .filter(|t| t.bound)
-            .ok_or(Failure::new("no TDI is bound", ENOTCONN))?;
-        let bad = |e| Failure::new("bad context address", e);
-        let dev_ctx = crate::sevtio::Sla::data_4k(d.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
-        let tdi_ctx = crate::sevtio::Sla::data_4k(t.ctx.addr() >> 12).ok_or(bad(EINVAL))?;
-        let gctx_paddr = t.gctx.addr();
-        let mut fw = Firmware::new(self.mb.get(), cmdbuf);
-        let mut bufs =
-            SpdmBufs::new(self.mb.get(), PAGE).map_err(|e| Failure::new("no memory", e))?;
-        fw.spdm(&mut bufs, &d.claim, |spdm| Command::TdiUnbind {
-            force: false,
-            spdm,
-            dev_ctx,
-            tdi_ctx,
-            gctx_paddr,
-        })?;
-        t.bound = false;
-        dev_info!(d.pdev.as_ref(), "sev-tio: TDI stopped by the PSP\n");
-        Ok(())
-    }
-
-    /// coco.ko's state check: TIO_TDI_STATUS (the PSP asks the device).
-    fn tdi_state(&self, pdev: *mut bindings::pci_dev) -> Result<u8, Failure> {
-        let mut inner = self.inner.lock();
-        let Inner { cmdbuf, devs } = &mut *inner;
-        let d = Self::find(devs, pdev).ok_or(Failure::new(
-            "the PSP has not connected the function",
-            ENOTCONN,
-        ))?;
-        let t = d
-            .tdi
-            .as_ref()
-            .ok_or(Failure::new("no TDI context", ENOTCONN))?;
-        let mut fw = Firmware::new(self.mb.get(), cmdbuf);
-        let mut bufs =
-            SpdmBufs::new(self.mb.get(), PAGE).map_err(|e| Failure::new("no memory", e))?;
-        let (st, _) = fw.tdi_status(&mut bufs, &d.claim, &d.ctx, &t.ctx)?;
-        Ok(st.as_u8())
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! Layers, each using only those below it: the `sevtio` codec (rust/sevtio) → the mailbox
 //! (`mailbox.rs`: the PSP's registers, or the ccp driver's `sev_do_cmd()`) → the firmware's
-//! commands and the SPDM proxy loop (`firmware.rs`) → the TSM (`backend.rs`) → this module.
+//! commands and the SPDM proxy loop (`firmware.rs`) → coco.ko's backend API (`claim.rs`) → the
+//! TSM (`backend.rs`, the TDI in `backend/tdi.rs`) → this module.
 //! The PSP is the rig's emulated one (`tio_psp.c`'s PCI driver) or, on hardware, the ccp
 //! driver's.
 
@@ -18,6 +19,7 @@ use core::ptr::NonNull;
 use kernel::{bindings, device, faux, ffi::c_int, prelude::*};
 
 mod backend;
+mod claim;
 mod firmware;
 mod mailbox;
 
