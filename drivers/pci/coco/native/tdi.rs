@@ -54,7 +54,7 @@ pub(crate) fn interface_of(ep: &pci::Device) -> InterfaceId {
 }
 
 /// The function's assigned memory BARs (I/O BARs and unassigned ones left out).
-fn memory_bars(ep: &pci::Device) -> KVec<Bar> {
+fn memory_bars(ep: &pci::Device) -> Result<KVec<Bar>, Failure> {
     let mut bars = KVec::new();
     for i in 0u8..6 {
         let (Ok(base), Ok(size)) = (ep.resource_start(i.into()), ep.resource_len(i.into())) else {
@@ -68,16 +68,17 @@ fn memory_bars(ep: &pci::Device) -> KVec<Bar> {
         if reg & 1 != 0 {
             continue;
         }
-        let _ = bars.push(
+        bars.push(
             Bar {
                 index: i,
                 base,
                 size,
             },
             GFP_KERNEL,
-        );
+        )
+        .map_err(|_| Failure::new("no memory for the function's BARs", ENOMEM))?;
     }
-    bars
+    Ok(bars)
 }
 
 /// Locks the TDI of `ep`, whose link `link` secures, and reads and checks its report.
@@ -118,7 +119,7 @@ pub(crate) fn bind(
     let checked = tdisp::report(s, t, iface, &mut tdi.report).and_then(|()| {
         let report =
             parse_interface_report(&tdi.report).map_err(|e| Failure::new(e.as_str(), EPROTO))?;
-        let bars = memory_bars(ep);
+        let bars = memory_bars(ep)?;
         report
             .check(&bars, 0)
             .map_err(|e| Failure::new(e.as_str(), EPROTO))
@@ -168,7 +169,7 @@ pub(crate) fn from_firmware(
     }
     let parsed = parse_interface_report(report).map_err(|e| Failure::new(e.as_str(), EPROTO))?;
     parsed
-        .check(&memory_bars(ep), 0)
+        .check(&memory_bars(ep)?, 0)
         .map_err(|e| Failure::new(e.as_str(), EPROTO))?;
     let mut copy = KVec::new();
     copy.extend_from_slice(report, GFP_KERNEL)
