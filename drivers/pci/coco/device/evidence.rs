@@ -239,3 +239,32 @@ fn spdm_auth_hash_size(base_hash: u32) -> Option<usize> {
 fn spdm_auth_signature_size(base_asym: u32) -> Option<usize> {
     crate::auth::signature_size(base_asym)
 }
+
+#[kunit_tests(coco_evidence)]
+mod tests {
+    use super::*;
+
+    /// A firmware buffer's padding: up to 31 zero bytes after the data, nothing else.
+    #[test]
+    fn unpad_takes_only_zero_padding() {
+        let mut buf = [0u8; 64];
+        buf[..3].copy_from_slice(&[1, 2, 3]);
+        assert_eq!(unpad(&buf[..32], 3), Some(&[1u8, 2, 3][..]));
+        assert_eq!(unpad(&buf[..3], 3), Some(&[1u8, 2, 3][..]));
+        // 32 bytes of padding or more: not a 32-byte alignment's.
+        assert_eq!(unpad(&buf[..35], 3), None);
+        // A non-zero byte after the data.
+        buf[10] = 1;
+        assert_eq!(unpad(&buf[..32], 3), None);
+        // Data longer than the buffer.
+        assert_eq!(unpad(&buf[..2], 3), None);
+    }
+
+    #[test]
+    fn le32_reads_in_bounds_only() {
+        let b = [1u8, 0, 0, 0, 0xff];
+        assert_eq!(le32(&b, 0), Some(1));
+        assert_eq!(le32(&b, 2), None);
+        assert_eq!(le32(&b, usize::MAX), None);
+    }
+}

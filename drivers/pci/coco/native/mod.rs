@@ -474,6 +474,25 @@ impl IdeLink {
 mod tests {
     use super::*;
 
+    /// A firmware TSM's interface report: its length from its own fields (range count at
+    /// 12, 16-byte ranges from 16, then the device-specific length), never past the buffer.
+    #[test]
+    fn report_length_from_its_fields() {
+        let mut r = [0u8; 64];
+        // One range, 2 bytes of device-specific information: 16 + 16 + 4 + 2.
+        r[12] = 1;
+        r[32] = 2;
+        assert_eq!(tdi::report_len(&r), Some(38));
+        assert_eq!(tdi::report_len(&r[..38]), Some(38));
+        assert_eq!(tdi::report_len(&r[..37]), None);
+        // A range count that runs past the buffer, or overflows.
+        r[12] = 0xff;
+        assert_eq!(tdi::report_len(&r), None);
+        r[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(tdi::report_len(&r), None);
+        assert_eq!(tdi::report_len(&[]), None);
+    }
+
     fn position(step: KeyStep) -> usize {
         KEY_STEPS
             .iter()

@@ -135,7 +135,7 @@ pub(crate) fn bind(
 /// The length of the interface report at the start of `r`, from its MMIO range count (offset
 /// 12, 16-byte ranges from offset 16) and the device-specific information's length after the
 /// ranges; `None` if `r` is too short to hold it.
-fn report_len(r: &[u8]) -> Option<usize> {
+pub(super) fn report_len(r: &[u8]) -> Option<usize> {
     let le32 = |at: usize| {
         r.get(at..at.checked_add(4)?)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
