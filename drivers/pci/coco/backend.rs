@@ -3,7 +3,7 @@
 //! What coco.ko offers firmware TSM backends in other modules (`coco_backend.h`): a TSM that
 //! runs SPDM itself (AMD's PSP, for one) claims a device's DOE mailbox, has coco.ko relay its
 //! data objects, and hands back the evidence it read, which coco.ko shows in the device's
-//! `certificates/` and `measurements/` with `source` naming the TSM. Releasing the claim gives
+//! `certificates/` and `measurements/` with `coco/evidence_source` naming the TSM. Releasing the claim gives
 //! the mailbox back: coco.ko authenticates the device again.
 //!
 //! The functions are called from C (`coco_tsm.c` exports them); a claim is an opaque

@@ -49,6 +49,7 @@ enum coco_attr {
 	COCO_ATTR_TDI_LOCK_FLAGS = 29,
 	COCO_ATTR_TDI_MMIO_RANGES = 30,
 	COCO_ATTR_TDI_ERROR = 31,
+	COCO_ATTR_EVIDENCE_SOURCE = 32,
 };
 
 /* Requests written to coco/session; the Rust side matches these values. */
@@ -71,8 +72,6 @@ enum coco_meas_attr {
 	COCO_MEAS_NONCE = 8,
 	COCO_MEAS_TRANSCRIPT = 9,
 	COCO_MEAS_SIGNATURE = 10,
-	/* Also certificates/source: who read the evidence shown. */
-	COCO_MEAS_SOURCE = 11,
 };
 
 /* Attributes of a block directory measurements/<index>/. */

@@ -32,8 +32,8 @@ ssize_t coco_backend_relay(struct coco_backend *b, u8 type, const void *req,
 			   size_t req_len, void *rsp, size_t rsp_len);
 
 /*
- * Evidence the TSM read, shown with certificates/source and
- * measurements/source reading "tsm <name>". The chain is SPDM's (as
+ * Evidence the TSM read, shown in certificates/ and measurements/ with
+ * coco/evidence_source reading "tsm <name>". The chain is SPDM's (as
  * GET_CERTIFICATE returns it); the measurement evidence is
  * { u32 transcript_len, u32 signature_len, u32 response_offset, u32 rsvd }
  * followed by the transcript and the signature. -EINVAL (logged) for malformed

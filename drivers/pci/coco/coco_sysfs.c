@@ -67,6 +67,7 @@ COCO_ATTR_RO(session_messages, COCO_ATTR_SESSION_MESSAGES);
 COCO_ATTR_RO(session_key_updates, COCO_ATTR_SESSION_KEY_UPDATES);
 COCO_ATTR_RO(session_heartbeats, COCO_ATTR_SESSION_HEARTBEATS);
 COCO_ATTR_RO(mailbox_owner, COCO_ATTR_MAILBOX_OWNER);
+COCO_ATTR_RO(evidence_source, COCO_ATTR_EVIDENCE_SOURCE);
 COCO_ATTR_RO(ide_stream_id, COCO_ATTR_IDE_STREAM_ID);
 COCO_ATTR_RO(ide_state, COCO_ATTR_IDE_STATE);
 COCO_ATTR_RO(ide_key_set, COCO_ATTR_IDE_KEY_SET);
@@ -193,6 +194,7 @@ static struct attribute *coco_attrs[] = {
 	&dev_attr_session.attr,
 	&dev_attr_session_algorithms.attr,
 	&dev_attr_mailbox_owner.attr,
+	&dev_attr_evidence_source.attr,
 	&dev_attr_session_version.attr,
 	&dev_attr_session_handshake.attr,
 	&dev_attr_session_heartbeat_period.attr,
@@ -261,23 +263,8 @@ static umode_t coco_cert_visible(struct kobject *kobj,
 	return coco_rs_slot_populated(kobj_to_dev(kobj), n) ? attr->attr.mode : 0;
 }
 
-/* certificates/source: who read them (coco, or a TSM that owns the mailbox). */
-static ssize_t cert_source_show(struct device *dev,
-				struct device_attribute *attr, char *buf)
-{
-	return coco_rs_meas_show(dev, COCO_MEAS_SOURCE, buf, PAGE_SIZE);
-}
-static struct device_attribute cert_attr_source =
-	__ATTR(source, 0444, cert_source_show, NULL);
-
-static struct attribute *coco_cert_plain_attrs[] = {
-	&cert_attr_source.attr,
-	NULL,
-};
-
 static const struct attribute_group coco_cert_group = {
 	.name = "certificates",
-	.attrs = coco_cert_plain_attrs,
 	.bin_attrs = coco_cert_attrs,
 	.is_bin_visible = coco_cert_visible,
 };
@@ -445,7 +432,6 @@ COCO_MEAS_RO(spdm_version, COCO_MEAS_SPDM_VERSION);
 COCO_MEAS_RO(hash_algorithm, COCO_MEAS_HASH_ALGORITHM);
 COCO_MEAS_RO(signature_algorithm, COCO_MEAS_SIGNATURE_ALGORITHM);
 COCO_MEAS_RO(slot, COCO_MEAS_SLOT);
-COCO_MEAS_RO(source, COCO_MEAS_SOURCE);
 
 static ssize_t meas_nonce_show(struct device *dev,
 			       struct device_attribute *attr, char *buf)
@@ -504,7 +490,6 @@ static struct attribute *coco_meas_attrs[] = {
 	&meas_attr_slot.attr,
 	&meas_attr_nonce.attr,
 	&meas_attr_refresh.attr,
-	&meas_attr_source.attr,
 	NULL,
 };
 

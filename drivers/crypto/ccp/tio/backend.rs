@@ -8,7 +8,7 @@
 //! and program the root port's keys itself, the host relaying its SPDM; the host enables the
 //! endpoint, then the root port, each of which must read Secure. The PSP's certificates and
 //! measurements (TIO_DEV_CERTIFICATES, TIO_DEV_MEASUREMENTS) go to coco.ko, which shows them
-//! in the device's `certificates/` and `measurements/` with `source` "tsm sev-tio".
+//! in the device's `certificates/` and `measurements/` (`coco/evidence_source`: "tsm sev-tio").
 //!
 //! Disconnect undoes it in reverse: a bound TDI unbound, streams disabled, TIO_DEV_DISCONNECT
 //! (forced if the device does not answer), the stream released, TIO_DEV_RECLAIM, the mailbox

@@ -13,7 +13,7 @@ use kernel::{
     prelude::*,
 };
 
-/// The name coco.ko shows for this TSM (`mailbox_owner`, `source`).
+/// The name coco.ko shows for this TSM (`mailbox_owner`, `evidence_source`).
 const TSM_NAME: &CStr = c"sev-tio";
 
 // `struct pci_dev` and `struct device` are only passed by pointer.

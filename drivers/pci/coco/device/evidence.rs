@@ -2,7 +2,7 @@
 
 //! Evidence a firmware TSM returned for a device it owns (see `backend.rs`): its certificate
 //! chain and its signed measurements, shown in the same `certificates/` and `measurements/`
-//! files as coco.ko's own, with `source` naming the TSM.
+//! files as coco.ko's own, with `coco/evidence_source` naming the TSM.
 //!
 //! The TSM (its firmware) verified the signatures; coco.ko checks the structure of what it is
 //! given (lengths, the SPDM chain and MEASUREMENTS formats) before it shows any of it, and

@@ -51,6 +51,7 @@ const ATTR_TDI_INTERFACE_INFO: c_uint = 28;
 const ATTR_TDI_LOCK_FLAGS: c_uint = 29;
 const ATTR_TDI_MMIO_RANGES: c_uint = 30;
 const ATTR_TDI_ERROR: c_uint = 31;
+const ATTR_EVIDENCE_SOURCE: c_uint = 32;
 
 /// Attributes of `measurements/` (`enum coco_meas_attr` in coco.h).
 const MEAS_STATUS: c_uint = 0;
@@ -64,7 +65,6 @@ const MEAS_SLOT: c_uint = 7;
 const MEAS_NONCE: c_uint = 8;
 const MEAS_TRANSCRIPT: c_uint = 9;
 const MEAS_SIGNATURE: c_uint = 10;
-const MEAS_SOURCE: c_uint = 11;
 
 /// Attributes of `measurements/<index>/` (`enum coco_block_attr` in coco.h).
 const BLOCK_TYPE: c_uint = 0;
@@ -79,10 +79,6 @@ impl CocoDev {
         let r = m.reading.as_ref();
         let mut w = SliceWriter { buf: out, len: 0 };
         let res = match attr {
-            MEAS_SOURCE => match state.evidence {
-                None => writeln!(w, "coco"),
-                Some(tsm) => writeln!(w, "tsm {}", tsm.as_str()),
-            },
             MEAS_STATUS => match m.status {
                 MeasStatus::Pending => writeln!(w, "pending"),
                 MeasStatus::Ok => writeln!(w, "ok"),
@@ -319,6 +315,10 @@ impl CocoDev {
         let mut w = SliceWriter { buf: out, len: 0 };
         let r = match attr {
             ATTR_SPDM_VERSIONS => writeln!(w, "{}", VersionList(&state.versions)),
+            ATTR_EVIDENCE_SOURCE => match state.evidence {
+                None => writeln!(w, "coco"),
+                Some(tsm) => writeln!(w, "tsm {}", tsm.as_str()),
+            },
             ATTR_MAILBOX_OWNER => match state.owner {
                 Owner::Coco => writeln!(w, "coco"),
                 Owner::Tsm(tsm) => writeln!(w, "tsm {}", tsm.as_str()),

@@ -10,7 +10,7 @@
 #  - tsm/connect with it: both ends' Selective IDE Stream blocks enabled with
 #    the same Stream ID and Secure with the keys the PSP programmed; coco.ko's
 #    session ended and the mailbox owned by "sev-tio"; certificates/ and
-#    measurements/ show the PSP's evidence with source "tsm sev-tio": the
+#    measurements/ show the PSP's evidence (coco/evidence_source "tsm sev-tio"): the
 #    same certificates coco.ko read, signed measurement blocks;
 #  - root's rescan is refused while the PSP owns the mailbox;
 #  - tdisp bind through the PSP (TIO_TDI_CREATE, TIO_TDI_BIND, TIO_TDI_REPORT):
@@ -132,18 +132,18 @@ connected() {
 coco_check "tsm/connect with the PSP: both ends Secure, coco.ko's session ended" connected
 
 evidence() {
-	_cs=$(cat "$D/certificates/source")
-	_ms=$(cat "$D/measurements/source")
+	_cs=$(coco_attr "$EP" evidence_source)
+	_ms=$(coco_attr "$EP" mailbox_owner)
 	_st=$(cat "$D/measurements/status")
 	_nb=$(ls -d "$D"/measurements/[0-9]* 2>/dev/null | wc -l)
-	coco_diag "certificates/source '$_cs', measurements/source '$_ms', status '$_st', $_nb blocks, signature $(wc -c <"$D/measurements/signature") bytes"
+	coco_diag "evidence_source '$_cs', mailbox_owner '$_ms', status '$_st', $_nb blocks, signature $(wc -c <"$D/measurements/signature") bytes"
 	coco_diag "slot0 $(wc -c <"$D/certificates/slot0") bytes (coco.ko's: $(wc -c <"$COCO_TMP/slot0.coco")), transcript $(wc -c <"$D/measurements/transcript") bytes, nonce $(cat "$D/measurements/nonce")"
 	[ "$_cs" = "tsm sev-tio" ] && [ "$_ms" = "tsm sev-tio" ] && [ "$_st" = ok ] && [ "$_nb" -gt 0 ] &&
 		[ "$(wc -c <"$D/measurements/transcript")" -gt 0 ] &&
 		[ "$(wc -c <"$D/measurements/signature")" -gt 0 ] &&
 		cmp -s "$D/certificates/slot0" "$COCO_TMP/slot0.coco"
 }
-coco_check "the PSP's certificates and measurements in sysfs, source 'tsm sev-tio'" evidence
+coco_check "the PSP's certificates and measurements in sysfs, evidence_source 'tsm sev-tio'" evidence
 
 refused() {
 	! coco_write 15 "$D/coco/rescan" 1 || { coco_diag "rescan accepted"; return 1; }
@@ -208,9 +208,9 @@ disconnected() {
 	coco_diag "blocks: endpoint '$_e', root port '$_r'; mailbox_owner '$(coco_attr "$EP" mailbox_owner)'"
 	[ -z "$_e" ] && [ -z "$_r" ] && [ "$(coco_attr "$EP" mailbox_owner)" = coco ] || return 1
 	coco_wait_ok 60 "$EP" || return 1
-	_cs=$(cat "$D/certificates/source")
-	coco_diag "after: certificates/source '$_cs', authenticated $(cat "$D/authenticated")"
-	[ "$_cs" = coco ] && [ "$(cat "$D/measurements/source")" = coco ] &&
+	_cs=$(coco_attr "$EP" evidence_source)
+	coco_diag "after: evidence_source '$_cs', authenticated $(cat "$D/authenticated")"
+	[ "$_cs" = coco ] &&
 		cmp -s "$D/certificates/slot0" "$COCO_TMP/slot0.coco"
 }
 coco_check "tsm/disconnect: both ends disabled, coco.ko authenticates the device again" disconnected

@@ -70,7 +70,7 @@ released() {
 		done
 	done
 	[ "$(coco_attr "$1" mailbox_owner)" = coco ] || { coco_diag "$1: owner $(coco_attr "$1" mailbox_owner)"; return 1; }
-	coco_wait_ok 60 "$1" && [ "$(cat "$COCO_PCI/$1/certificates/source")" = coco ]
+	coco_wait_ok 60 "$1" && [ "$(coco_attr "$1" evidence_source)" = coco ]
 }
 
 # fails BDF PATTERN: tsm/connect fails, the log names the reason, released.
@@ -107,8 +107,8 @@ expand() {
 	coco_wait_ok 60 0000:03:00.0 || return 1
 	coco_write 90 "$_ex_d/tsm/connect" "$T" || { coco_run_diag "tsm/connect" "$?"; return 1; }
 	_ex_l=$(coco_log_since | grep -F 0000:03:00.0 | grep 'sev-tio: connected, but' | tail -n 1)
-	_ex_s=$(cat "$_ex_d/certificates/source")
-	coco_diag "${_ex_l#*sev-tio: }; certificates/source '$_ex_s'"
+	_ex_s=$(coco_attr 0000:03:00.0 evidence_source)
+	coco_diag "${_ex_l#*sev-tio: }; evidence_source '$_ex_s'"
 	coco_write 60 "$_ex_d/tsm/disconnect" "$T" || return 1
 	case "$_ex_l" in *"expand the output buffer too many times"*) ;; *) return 1 ;; esac
 	[ "$_ex_s" = coco ] && released 0000:03:00.0
