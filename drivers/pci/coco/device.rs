@@ -968,8 +968,9 @@ impl CocoDev {
         }
         let mask = self.state.lock().auth.shown_slots();
         if self.shown_slots.swap(mask, Ordering::AcqRel) != mask {
-            // SAFETY: The device is live and its groups exist (`removed` is clear, and
-            // teardown takes `op`, held here, before the device goes away).
+            // SAFETY: The device is live (`pdev` holds a reference). Teardown removes the
+            // groups before it takes `op`: an update racing with it finds no group and fails
+            // without touching anything.
             unsafe { crate::coco_sysfs_update_certificates(self.raw.0.as_ptr()) };
         }
         let mut want = IndexSet::new();
