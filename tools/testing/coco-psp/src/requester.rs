@@ -447,7 +447,25 @@ pub fn connect(link: &mut dyn Link, p: &ConnectParams) -> Result<Session, Fail> 
         }
     }
     let mut s = establish(link, p.cert_slot)?;
-    program_ide(link, &mut s, p)?;
+    if let Err(f) = program_ide(link, &mut s, p) {
+        // Firmware leaves no key behind a failed connect: the endpoint's pairs stopped while
+        // the session still carries requests, the root port's always (a STOP of a key set
+        // never programmed is refused, and ignored).
+        if !matches!(f, Fail::Abandoned) {
+            for pair in 0..6 {
+                if let Some((dir, ss)) = pair_from_index(pair) {
+                    let r = s.key_set(link, false, p.stream_id, KeySubStream::new(0, dir, ss));
+                    if matches!(r, Err(Fail::Abandoned)) {
+                        return Err(Fail::Abandoned);
+                    }
+                }
+            }
+            if let Err(Fail::Abandoned) = stop_root_port(link, p) {
+                return Err(Fail::Abandoned);
+            }
+        }
+        return Err(f);
+    }
     Ok(s)
 }
 

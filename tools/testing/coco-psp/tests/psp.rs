@@ -1074,3 +1074,27 @@ fn failed_check_after_lock_sends_stop() {
     assert_eq!(ep_tdi_state(&mut r), coco_tdisp::TdiState::ConfigUnlocked);
     assert_eq!(r.run(&bind_cmd(0, 0)), SEV_RET_SUCCESS, "{}", r.log_text());
 }
+
+/// A connect that fails once keys are programmed leaves none behind on the root port, and
+/// none in go on the endpoint while its session still answers.
+#[test]
+fn failed_connect_leaves_no_keys() {
+    for fault in [EpFault::GoRefused, EpFault::KpAckFail] {
+        let mut r = Rig::new(Vec::<Fault>::new(), endpoint(KeyKind::P256, fault));
+        assert_eq!(r.connected(1), SEV_RET_SPDM_ERROR, "{fault:?}");
+        for dir in [RP_DIR_RX, RP_DIR_TX] {
+            for ss in 0..3 {
+                assert_eq!(
+                    r.host.rp_digest(1, dir, ss, 0),
+                    None,
+                    "{fault:?}: root port key {dir}/{ss} left"
+                );
+            }
+        }
+        let k = r.host.ep_keys(1);
+        for pair in 0..6 {
+            assert_eq!(k[2 + pair * 66], 0, "{fault:?}: endpoint pair {pair} in go");
+        }
+        assert!(!r.psp.relay_pending());
+    }
+}
