@@ -90,6 +90,23 @@ sel_status() {
 	cfg_rdn "$1" $(($2 + 8))
 }
 
+# enabled_id BDF: "<stream id> <status>" of the enabled selective block, or "".
+enabled_id() {
+	_ei_cap=$(ext_cap "$1" $PCI_EXT_CAP_ID_IDE)
+	_ei_n=$(nr_sel "$1" "$_ei_cap")
+	_ei_i=0
+	while [ "$_ei_i" -lt "$_ei_n" ]; do
+		_ei_b=$(sel_block "$1" "$_ei_cap" "$_ei_i")
+		_ei_c=$(cfg_rdn "$1" $((_ei_b + 4)))
+		if [ $((_ei_c & IDE_SEL_EN)) -ne 0 ]; then
+			echo "$(((_ei_c >> 24) & 0xff)) $(sel_status "$1" "$_ei_b")"
+			return 0
+		fi
+		_ei_i=$((_ei_i + 1))
+	done
+	echo ""
+}
+
 # variant_of I: endpoint I's variant ("" for the plain ones).
 variant_of() {
 	for _vo in $COCO_VARIANTS; do

@@ -77,23 +77,6 @@ tio_insmod() {
 	tio_loaded || coco_run 60 insmod "$TIO_KO"
 }
 
-# enabled_id BDF: "<stream id> <status>" of the enabled selective block, or "".
-enabled_id() {
-	_ei_cap=$(ext_cap "$1" $PCI_EXT_CAP_ID_IDE)
-	_ei_n=$(nr_sel "$1" "$_ei_cap")
-	_ei_i=0
-	while [ "$_ei_i" -lt "$_ei_n" ]; do
-		_ei_b=$(sel_block "$1" "$_ei_cap" "$_ei_i")
-		_ei_c=$(cfg_rdn "$1" $((_ei_b + 4)))
-		if [ $((_ei_c & IDE_SEL_EN)) -ne 0 ]; then
-			echo "$(((_ei_c >> 24) & 0xff)) $(sel_status "$1" "$_ei_b")"
-			return 0
-		fi
-		_ei_i=$((_ei_i + 1))
-	done
-	echo ""
-}
-
 cleanup() {
 	_t=$(tio_tsm 2>/dev/null) && coco_write 30 "$D/tsm/disconnect" "$_t" 2>/dev/null
 	tio_loaded && coco_run 60 rmmod sev_tio

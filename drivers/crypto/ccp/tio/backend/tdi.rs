@@ -143,8 +143,13 @@ impl Psp {
     }
 
     /// Finds the connected device `pdev` (the C side's pointer).
-    fn find(devs: &mut KVec<TioDev>, pdev: *mut bindings::pci_dev) -> Option<&mut TioDev> {
-        devs.iter_mut().find(|d| raw_pci(&d.pdev) == pdev)
+    fn find(devs: &mut KVec<TioDev>, pdev: *mut bindings::pci_dev) -> Result<&mut TioDev, Failure> {
+        devs.iter_mut()
+            .find(|d| raw_pci(&d.pdev) == pdev)
+            .ok_or(Failure::new(
+                "the PSP has not connected the function",
+                ENOTCONN,
+            ))
     }
 
     /// coco.ko's `tdisp` bind: TIO_TDI_CREATE (once), TIO_TDI_BIND (the PSP locks the TDI over
@@ -157,10 +162,7 @@ impl Psp {
     ) -> Result<usize, Failure> {
         let mut inner = self.inner.lock();
         let Inner { cmdbuf, devs } = &mut *inner;
-        let d = Self::find(devs, pdev).ok_or(Failure::new(
-            "the PSP has not connected the function",
-            ENOTCONN,
-        ))?;
+        let d = Self::find(devs, pdev)?;
         if d.tdi.as_ref().is_some_and(|t| t.bound) {
             return Err(Failure::new("the TDI is bound already", EBUSY));
         }
@@ -243,10 +245,7 @@ impl Psp {
     fn tdi_unbind(&self, pdev: *mut bindings::pci_dev) -> Result<(), Failure> {
         let mut inner = self.inner.lock();
         let Inner { cmdbuf, devs } = &mut *inner;
-        let d = Self::find(devs, pdev).ok_or(Failure::new(
-            "the PSP has not connected the function",
-            ENOTCONN,
-        ))?;
+        let d = Self::find(devs, pdev)?;
         let t = d
             .tdi
             .as_mut()
@@ -275,10 +274,7 @@ impl Psp {
     fn tdi_state(&self, pdev: *mut bindings::pci_dev) -> Result<u8, Failure> {
         let mut inner = self.inner.lock();
         let Inner { cmdbuf, devs } = &mut *inner;
-        let d = Self::find(devs, pdev).ok_or(Failure::new(
-            "the PSP has not connected the function",
-            ENOTCONN,
-        ))?;
+        let d = Self::find(devs, pdev)?;
         let t = d
             .tdi
             .as_ref()
