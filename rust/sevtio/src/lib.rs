@@ -6,6 +6,10 @@
 //! also compiles directly (`#[path = ".../rust/sevtio/src/sevtio.rs"] mod sevtio;`) with only
 //! `core` available. The userspace firmware model (an emulated PSP) uses the same code.
 //!
+//! The `guest` module (`guest.rs`, the SEV-TIO guest messages of
+//! Documentation/coco/sev-tio-guest.rst) is self-contained the same way and compiled into the
+//! kernel on its own.
+//!
 //! The lints below enforce, in the cargo build, the rules the kernel build relies on:
 //! no `unsafe`, no allocation, and no code path that can panic (no indexing, no
 //! `unwrap`/`expect`, no unchecked arithmetic, no lossy `as` casts).
@@ -30,5 +34,6 @@
     )
 )]
 
+pub mod guest;
 mod sevtio;
 pub use sevtio::*;
