@@ -10,6 +10,10 @@ Then the emulated PSP (coco-psp) with a fake firmware model in this script that 
 firmware socket of Documentation/coco/sev-tio-platform.rst, and TIO_STATUS against the real
 firmware model when it is built (skipped with a message otherwise).
 
+Then the guest channel (coco-tio-guest) with the same fake model speaking the guest requests
+of Documentation/coco/sev-tio-guest.rst (GUEST, DEVICE_SPDM to the fake endpoint,
+GUEST_DONE), and nvme x-doe-hidden.
+
   tools/testing/qemu/test-platform.py [--qemu BIN] [--endpoint BIN] [--psp BIN]
       (defaults: scripts/build-qemu.sh's binary; target/release/coco-endpoint, built;
       target/release/coco-psp if it exists)
@@ -298,6 +302,7 @@ RESP, RECOVERY = 1 << 31, 1 << 30
 OP_COMMAND, OP_DMA_READ, OP_DATA, OP_DMA_WRITE, OP_RESULT, OP_ROOT_PORT_KEY, OP_DONE = \
     0x01, 0x10, 0x11, 0x12, 0x13, 0x14, 0x1F
 KEY_PROGRAM, KEY_GO, KEY_STOP = 1, 2, 3
+OP_GUEST, OP_DEVICE_SPDM, OP_GUEST_DONE = 0x02, 0x15, 0x1E
 RP1 = (0, 5, 0)      # a root port without x-ide, bus 2 below it
 RID_EP, RID_EP2 = 0x0100, 0x0200
 CMD_BUF, PAGE = 0x100000, 0x101000      # guest RAM for the tests' buffers
@@ -316,6 +321,10 @@ class FakePsp:
         self.srv.listen(1)
         self.port = self.srv.getsockname()[1]
         self.handler = lambda fw, cmd, addr: 0
+        # GUEST (coco-tio-guest): guest_handler(fw, fields) returns GUEST_DONE's
+        # (result, data_npages, param, fw_err), or None to close the socket instead.
+        self.guest_handler = lambda fw, g: (0, 0, 0, 0)
+        self.guests = []
         self.commands = []
         self.errors = []
         self.conn = None
@@ -344,6 +353,16 @@ class FakePsp:
             self.conn, _ = self.srv.accept()
             while True:
                 op, payload = self.recv()
+                if op == OP_GUEST and len(payload) == 48:
+                    g = dict(zip(("exit_code", "sbdf", "req", "rsp", "data", "npages", "reserved", "param"),
+                                 struct.unpack("<IIQQQIIQ", payload)))
+                    self.guests.append(g)
+                    done = self.guest_handler(self, g)
+                    if done is None:
+                        self.conn.close()
+                        return
+                    self.send(OP_GUEST_DONE, struct.pack("<IIQQ", *done))
+                    continue
                 if op != OP_COMMAND or len(payload) != 16:
                     raise RuntimeError(f"QEMU sent op {op:#x} with {len(payload)} bytes")
                 cmd, _, _, addr = struct.unpack("<HHIQ", payload)
@@ -373,6 +392,13 @@ class FakePsp:
     def rp_key(self, rid, stream, d, s, kset, op, key=bytes(32), ifv=bytes(8), segment=0):
         self.send(OP_ROOT_PORT_KEY, struct.pack("<HBBBBBB", rid, segment, stream, d, s, kset, op) + key + ifv)
         return self.result()
+
+    def device_spdm(self, rid, obj, segment=0):
+        """DEVICE_SPDM; returns (result, the DOE object that came back)."""
+        self.send(OP_DEVICE_SPDM, struct.pack("<HBB", rid, segment, 0) + obj)
+        op, payload = self.recv()
+        assert op == OP_DATA, f"DEVICE_SPDM answered with op {op:#x}"
+        return struct.unpack_from("<I", payload)[0], payload[4:]
 
     def result(self):
         op, payload = self.recv()
@@ -622,6 +648,243 @@ def psp_real(t, qemu, binary):
         proc.wait(timeout=10)
 
 
+# ---- The guest channel (coco-tio-guest, Documentation/coco/sev-tio-guest.rst) -------------
+
+TG = (0, 7, 0)
+TG_BAR = 0xC0000000
+TG_EXIT_CODE, TG_REQ, TG_RSP, TG_DATA, TG_NPAGES, TG_SBDF, TG_PARAM = 0x00, 0x08, 0x10, 0x18, 0x20, 0x24, 0x28
+TG_DOORBELL, TG_RESULT, TG_FW_ERR = 0x30, 0x34, 0x38
+TIO_GUEST_REQUEST, TIO_OP = 0x80000020, 0x80000021
+REQ_PAGE, RSP_PAGE, DATA_PAGES = 0x100000, 0x101000, 0x102000
+DOE_CAP_ID = 0x2E
+# A DOE object (vendor PCI-SIG, type 1 CMA/SPDM, 3 dwords) holding SPDM GET_VERSION, and the
+# fake endpoint's answer to it (SPDM ERROR UnsupportedRequest naming the request code 0x84).
+GET_VERSION = struct.pack("<HBBI", 1, 1, 0, 3) + bytes([0x10, 0x84, 0, 0])
+GET_VERSION_ANSWER = struct.pack("<HBBI", 1, 1, 0, 3) + bytes([0x10, 0x7F, 0x07, 0x84])
+
+
+def tg_qtest(qemu, fw_port, ep_port, nvme_props=",x-ide=on,x-tee-io=on"):
+    """q35 with the guest channel at 00:07.0 (BAR 0 at TG_BAR, memory and bus mastering on), a
+    root port with x-ide at 00:04.0 above an NVMe function whose firmware is the fake endpoint
+    (bus 1, `nvme_props` added) and a root port at 00:05.0 above an NVMe function without
+    spdm_port (bus 2)."""
+    q = Qtest(qemu, 0, "", "", devices=[
+        "pcie-root-port,id=rp0,bus=pcie.0,addr=4.0,chassis=1,slot=1,x-ide=on",
+        f"nvme,id=nvme0,bus=rp0,serial=coco0,spdm_port={ep_port}{nvme_props}",
+        "pcie-root-port,id=rp1,bus=pcie.0,addr=5.0,chassis=2,slot=2",
+        "nvme,id=nvme1,bus=rp1,serial=coco1",
+        f"coco-tio-guest,id=tg,bus=pcie.0,addr=7.0,fw_port={fw_port}"], traces=["coco_tio_guest_*"])
+    q.wr(RP1, 0x18, 0x00020200)
+    q.wr(TG, 0x10, TG_BAR)
+    q.wrw(TG, 0x04, 0x0006)
+    return q
+
+
+def tg_set64(q, off, val):
+    q.mmio_wr(TG_BAR + off, val & 0xFFFFFFFF)
+    q.mmio_wr(TG_BAR + off + 4, val >> 32)
+
+
+def tg_get64(q, off):
+    return q.mmio_rd(TG_BAR + off) | q.mmio_rd(TG_BAR + off + 4) << 32
+
+
+def tg_request(q, exit_code=TIO_GUEST_REQUEST, sbdf=0x0100, npages=1, param=0):
+    """Fills the registers and rings DOORBELL; returns RESULT."""
+    q.mmio_wr(TG_BAR + TG_EXIT_CODE, exit_code)
+    tg_set64(q, TG_REQ, REQ_PAGE)
+    tg_set64(q, TG_RSP, RSP_PAGE)
+    tg_set64(q, TG_DATA, DATA_PAGES)
+    q.mmio_wr(TG_BAR + TG_NPAGES, npages)
+    q.mmio_wr(TG_BAR + TG_SBDF, sbdf)
+    tg_set64(q, TG_PARAM, param)
+    q.mmio_wr(TG_BAR + TG_DOORBELL, 1)
+    return q.mmio_rd(TG_BAR + TG_RESULT)
+
+
+def tio_guest_tests(t, qemu):
+    ep = fake.FakeEndpoint().start()
+    fw = FakePsp()
+    q = tg_qtest(qemu, fw.port, ep.port)
+    try:
+        t.ok(q.rd(TG, 0) == 0xC0C11022 and q.rd(TG, 8) >> 8 == 0x088000,
+             "guest channel: vendor 0x1022, device 0xC0C1, class 0x088000", f"{q.rd(TG, 0):#x} {q.rd(TG, 8):#x}")
+        q.wr(TG, 0x10, 0xFFFFFFFF)
+        bar0 = q.rd(TG, 0x10)
+        q.wr(TG, 0x10, TG_BAR)
+        others = [q.rd(TG, 0x14 + 4 * i) for i in range(5)]
+        t.ok(bar0 == 0xFFFFF000 and not any(others), "guest channel: BAR 0 is 4 KiB of 32-bit memory, no other BAR",
+             f"{bar0:#x} {others}")
+
+        # Registers: the inputs read back; RESULT and FW_ERR are read-only; DOORBELL other
+        # than 1 does nothing.
+        vals = {TG_EXIT_CODE: TIO_OP, TG_REQ: 0x11223000, TG_REQ + 4: 0x1, TG_RSP: 0x44556000,
+                TG_RSP + 4: 0x2, TG_DATA: 0x77889000, TG_DATA + 4: 0x3, TG_NPAGES: 7, TG_SBDF: 0x10100,
+                TG_PARAM: 0xDEADBEEF, TG_PARAM + 4: 0xCAFE}
+        for off, v in vals.items():
+            q.mmio_wr(TG_BAR + off, v)
+        for off in (TG_RESULT, TG_FW_ERR, TG_FW_ERR + 4, 0x04, 0x40, 0xFFC):
+            q.mmio_wr(TG_BAR + off, 0x5A5A5A5A)
+        q.mmio_wr(TG_BAR + TG_DOORBELL, 2)
+        back = {off: q.mmio_rd(TG_BAR + off) for off in vals}
+        ro = [q.mmio_rd(TG_BAR + off) for off in (TG_DOORBELL, TG_RESULT, TG_FW_ERR, TG_FW_ERR + 4, 0x04, 0x40, 0xFFC)]
+        t.ok(back == vals and ro == [0] * 7 and not fw.guests,
+             "guest channel: registers read back; RESULT, FW_ERR, DOORBELL and other offsets read 0; "
+             "DOORBELL 2 sends nothing", f"{ {hex(k): hex(v) for k, v in back.items()} } {ro} {fw.guests}")
+
+        # A request end to end: GUEST with the registers, DMA_READ of the request page,
+        # DMA_WRITE of the response page, DEVICE_SPDM to the endpoint, GUEST_DONE latched.
+        req = bytes((i * 5 + 1) & 0xFF for i in range(4096))
+        rsp = bytes((i * 3 + 2) & 0xFF for i in range(4096))
+        q.mem_write(REQ_PAGE, req)
+        q.mem_write(RSP_PAGE, bytes(4096))
+        seen = {}
+
+        def round_trip(fw, g):
+            seen["read"] = fw.dma_read(g["req"], 4096)
+            seen["write"] = fw.dma_write(g["rsp"], rsp)
+            seen["spdm"] = fw.device_spdm(RID_EP, GET_VERSION)
+            seen["spdm_bad"] = [
+                fw.device_spdm(0x0900, GET_VERSION)[0],                          # no such function
+                fw.device_spdm(RID_EP, GET_VERSION, segment=1)[0],               # segment 1
+                fw.device_spdm(RID_EP2, GET_VERSION)[0],                         # no spdm_port
+                fw.device_spdm(0x0038, GET_VERSION)[0],                          # the channel itself
+                fw.device_spdm(RID_EP, struct.pack("<HBBI", 2, 1, 0, 3) + bytes(4))[0],   # vendor 2
+                fw.device_spdm(RID_EP, struct.pack("<HBBI", 1, 0, 0, 3) + bytes(4))[0],   # discovery
+                fw.device_spdm(RID_EP, struct.pack("<HBBI", 1, 1, 0, 4) + bytes(4))[0],   # length
+            ]
+            seen["spdm2"] = fw.device_spdm(RID_EP, GET_VERSION)
+            return (2, 5, 0x0000123400000002, 0x3A)
+        fw.guest_handler = round_trip
+        r = tg_request(q, TIO_GUEST_REQUEST, 0x0100, 1, 0x0000000900000001)
+        g = fw.guests[-1] if fw.guests else {}
+        t.ok(g.get("exit_code") == TIO_GUEST_REQUEST and g.get("sbdf") == 0x0100 and g.get("req") == REQ_PAGE
+             and g.get("rsp") == RSP_PAGE and g.get("data") == DATA_PAGES and g.get("npages") == 1
+             and g.get("param") == 0x0000000900000001 and g.get("reserved") == 0,
+             "guest channel: GUEST carries the registers (48 bytes)", str(g))
+        t.ok(seen.get("read") == (0, req) and seen.get("write") == 0 and q.mem_read(RSP_PAGE, 4096) == rsp,
+             "guest channel: DMA_READ reads the request page, DMA_WRITE writes the response page",
+             f"{seen.get('read', (None,))[0]} {seen.get('write')}")
+        t.ok(seen.get("spdm") == (0, GET_VERSION_ANSWER) and seen.get("spdm2") == (0, GET_VERSION_ANSWER),
+             "guest channel: DEVICE_SPDM reaches the endpoint's SPDM responder: result 0 and its DOE object",
+             str(seen.get("spdm")))
+        t.ok(seen.get("spdm_bad", [None] * 4)[:2] == [1, 1],
+             "guest channel: DEVICE_SPDM to an unknown Requester ID or segment 1: result 1", str(seen.get("spdm_bad")))
+        t.ok(seen.get("spdm_bad", [None] * 4)[2:4] == [2, 2],
+             "guest channel: DEVICE_SPDM to a function without an SPDM responder: result 2", str(seen.get("spdm_bad")))
+        t.ok(seen.get("spdm_bad", [None] * 7)[4:] == [3, 3, 3],
+             "guest channel: DEVICE_SPDM with a DOE object that is not CMA/SPDM of its length: result 3",
+             str(seen.get("spdm_bad")))
+        out = (r, q.mmio_rd(TG_BAR + TG_NPAGES), tg_get64(q, TG_PARAM), tg_get64(q, TG_FW_ERR))
+        t.ok(out == (2, 5, 0x0000123400000002, 0x3A),
+             "guest channel: GUEST_DONE latched into RESULT, DATA_NPAGES, PARAM and FW_ERR", str(out))
+        fw.guest_handler = lambda fw, g: (0, 0, 7, 0)
+        r = tg_request(q, TIO_OP, 0x0100, 0, 0)
+        t.ok(r == 0 and tg_get64(q, TG_FW_ERR) == 0 and tg_get64(q, TG_PARAM) == 7
+             and fw.guests[-1]["exit_code"] == TIO_OP, "guest channel: a second request (TIO_OP) latches its own")
+        t.ok(q.logged("coco_tio_guest_request") and q.logged("coco_tio_guest_done")
+             and q.logged("coco_tio_guest_device_spdm"), "guest channel: requests, results and DEVICE_SPDM are traced")
+
+        # Bus mastering off: RESULT 3 and the model never hears of it.
+        q.wrw(TG, 0x04, 0x0002)
+        n = len(fw.guests)
+        r = tg_request(q)
+        q.wrw(TG, 0x04, 0x0006)
+        t.ok(r == 3 and len(fw.guests) == n and tg_get64(q, TG_FW_ERR) == 0,
+             "guest channel: with bus mastering off RESULT 3, nothing sent to the model", f"{r:#x}")
+
+        # The model goes away: 0xFFFF now and for every later request, logged once.
+        fw.guest_handler = lambda fw, g: None
+        r1 = tg_request(q)
+        r2 = tg_request(q)
+        with open(q.log) as f:
+            n = f.read().count("complete with RESULT 0xffff")
+        t.ok(r1 == 0xFFFF and r2 == 0xFFFF and n == 1,
+             "guest channel: a model that closes the socket: RESULT 0xFFFF, for later requests too; logged once",
+             f"{r1:#x} {r2:#x} logged {n}")
+        t.ok(not fw.errors, "guest channel: QEMU spoke the protocol to the fake", str(fw.errors))
+    except (OSError, ValueError, RuntimeError, AssertionError, KeyError) as e:
+        t.ok(False, "guest channel with the fake firmware", repr(e))
+    finally:
+        q.close()
+
+    # Broken models: GUEST_DONE of the wrong size, an op the channel does not serve, a
+    # DEVICE_SPDM without a DOE header; none listening.
+    for name, reply in (("a GUEST_DONE of 20 bytes", struct.pack("<II", OP_GUEST_DONE, 20) + bytes(20)),
+                        ("DONE (coco-psp's) during a guest request", struct.pack("<III", OP_DONE, 4, 0)),
+                        ("a DEVICE_SPDM of 8 bytes", struct.pack("<IIHBB", OP_DEVICE_SPDM, 8, RID_EP, 0, 0) + bytes(4))):
+        fw = FakePsp()
+
+        def raw(fw, g, reply=reply):
+            fw.conn.sendall(reply)
+            time.sleep(0.2)
+            return None
+        fw.guest_handler = raw
+        q = tg_qtest(qemu, fw.port, ep.port)
+        try:
+            r = tg_request(q)
+            t.ok(r == 0xFFFF and q.logged("complete with RESULT 0xffff"),
+                 f"guest channel: a model that sends {name}: RESULT 0xFFFF, logged", hex(r))
+        except (OSError, ValueError, RuntimeError) as e:
+            t.ok(False, f"guest channel: {name}", repr(e))
+        finally:
+            q.close()
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    q = tg_qtest(qemu, port, ep.port)
+    try:
+        r = tg_request(q)
+        t.ok(r == 0xFFFF and q.logged("coco-tio-guest: cannot connect to the firmware model"),
+             "guest channel: no model listening: QEMU starts, warns, requests get RESULT 0xFFFF", hex(r))
+    finally:
+        q.close()
+
+    # x-doe-hidden: no DOE capability for the guest, the responder still reached (DEVICE_SPDM)
+    # and the platform side channel still used; the chain of extended capabilities valid.
+    for props, name in ((",x-ide=on,x-tee-io=on", "x-doe-hidden off"),
+                        (",x-ide=on,x-tee-io=on,x-doe-hidden=on", "x-doe-hidden with x-ide"),
+                        (",x-tee-io=on,x-doe-hidden=on", "x-doe-hidden without x-ide")):
+        ep2 = fake.FakeEndpoint().start()
+        fw = FakePsp()
+        seen = {}
+
+        def spdm(fw, g):
+            seen["spdm"] = fw.device_spdm(RID_EP, GET_VERSION)
+            return (0, 0, 0, 0)
+        fw.guest_handler = spdm
+        q = tg_qtest(qemu, fw.port, ep2.port, props)
+        try:
+            caps = ext_caps(q, EP)
+            hdr100 = q.rd(EP, 0x100)
+            tee = q.rd(EP, pcie_cap(q, EP) + 4) & 0x40000000
+            r = tg_request(q)
+            q.wrw(EP, 0x04, 0x0002)
+            events = wait_event(ep2, "CONFIG_WRITE", 0) is not None
+            hidden = "hidden=on" in props
+            ide = "x-ide" in props
+            reached = r == 0 and seen.get("spdm") == (0, GET_VERSION_ANSWER) and tee and events
+            if not hidden:
+                t.ok(caps.get(DOE_CAP_ID) == 0x100 and caps.get(0x30) == IDE and reached,
+                     f"{name}: the DOE capability at 0x100, IDE at 0x200; DEVICE_SPDM reaches the endpoint",
+                     f"{ {hex(k): hex(v) for k, v in caps.items()} } {seen}")
+            elif ide:
+                t.ok(DOE_CAP_ID not in caps and hdr100 == IDE << 20 and caps.get(0x30) == IDE and reached,
+                     f"{name}: no DOE capability (a null capability at 0x100 leads to IDE at 0x200); TEE-IO "
+                     "bit set; DEVICE_SPDM and the side channel still reach the endpoint",
+                     f"0x100 {hdr100:#x} { {hex(k): hex(v) for k, v in caps.items()} } tee {tee} events {events} "
+                     f"{seen}")
+            else:
+                t.ok(hdr100 == 0 and not caps and reached,
+                     f"{name}: no extended capability at all; TEE-IO bit set; DEVICE_SPDM and the side channel "
+                     "still reach the endpoint", f"0x100 {hdr100:#x} tee {tee} events {events} {seen}")
+        except (OSError, ValueError, RuntimeError, AssertionError) as e:
+            t.ok(False, name, repr(e))
+        finally:
+            q.close()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--qemu")
@@ -810,6 +1073,7 @@ def main():
     tdisp_end_to_end(t, qemu, a.endpoint)
     psp_tests(t, qemu)
     psp_real(t, qemu, a.psp)
+    tio_guest_tests(t, qemu)
 
     # Properties off: no capabilities.
     q = Qtest(qemu, ep.port, "", "")
