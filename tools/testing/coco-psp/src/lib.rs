@@ -15,6 +15,9 @@
 //! * [`requester`]: the SPDM requester (VCA, certificates, KEY_EXCHANGE/FINISH, secured
 //!   messages, IDE_KM, TDISP, measurements) over a [`requester::Link`].
 //! * [`psp`]: the firmware state and the SEV-TIO commands ([`psp::Psp`]).
+//! * [`guest`]: the guest side (sev-tio-guest.rst): TIO_OP and TIO_GUEST_REQUEST for the
+//!   functions assigned to the guest, the requester talking to the device through QEMU
+//!   (DEVICE_SPDM).
 //!
 //! Every buffer goes through `coco-sevtio`; every SPDM, IDE_KM and TDISP message through
 //! `coco-spdm`, `coco-idekm` and `coco-tdisp`.
@@ -24,12 +27,19 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+pub mod guest;
 pub mod memory;
 pub mod psp;
 pub mod requester;
 pub mod wire;
 
 pub use psp::Psp;
+
+/// Parses `BB:DD.F` (hex, with or without the `0000:` segment) into a Requester ID
+/// (`--guest-tdi`).
+pub fn parse_rid(s: &str) -> Result<u16, String> {
+    parse_bdf(s)
+}
 
 /// A fault the model injects (`--fault`, repeatable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +57,10 @@ pub enum Fault {
     ExpandForever,
     /// The root port's RX-PR key gets one byte flipped.
     BadRpKey,
+    /// After the N-th TDI_INFO that follows RUN, K_SET_STOP of every pair of the endpoint.
+    TdiErrorAfter(u32),
+    /// A byte of that blob flipped in the data pages after its digest was computed.
+    Tamper(coco_sevtio::guest::BlobKind),
 }
 
 /// The `--fault` kinds, for `--help`.
@@ -55,6 +69,10 @@ status:CMD=CODE   command CMD (hex, e.g. 0xd4) completes with status CODE (hex) 
 relay-forever     TIO_DEV_CONNECT asks the host to relay GET_VERSION without end
 expand-forever    every output command asks for 4 KiB more output buffer each time
 bad-rp-key        the root port's key for RX-PR gets one byte flipped (the link check fails)
+tdi-error-after:N guest side: after the N-th TDI_INFO that follows RUN, K_SET_STOP of every
+                  pair on the endpoint (the TDI goes to ERROR)
+tamper:certs|meas|report
+                  guest side: a byte of that blob flipped in the data pages after its digest
 Each may be limited to one device: F@BB:DD.F (its Requester ID, segment 0).";
 
 fn parse_hex_u16(s: &str) -> Result<u16, String> {
@@ -73,6 +91,15 @@ impl FromStr for Fault {
             "relay-forever" => Ok(Fault::RelayForever),
             "expand-forever" => Ok(Fault::ExpandForever),
             "bad-rp-key" => Ok(Fault::BadRpKey),
+            "tamper:certs" => Ok(Fault::Tamper(coco_sevtio::guest::BlobKind::Certificates)),
+            "tamper:meas" => Ok(Fault::Tamper(coco_sevtio::guest::BlobKind::Measurements)),
+            "tamper:report" => Ok(Fault::Tamper(coco_sevtio::guest::BlobKind::Report)),
+            _ if s.starts_with("tdi-error-after:") => s
+                .strip_prefix("tdi-error-after:")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|n| *n > 0)
+                .map(Fault::TdiErrorAfter)
+                .ok_or_else(|| format!("fault '{s}': expected tdi-error-after:N (N >= 1)")),
             _ => {
                 let spec = s
                     .strip_prefix("status:")
@@ -96,6 +123,16 @@ impl fmt::Display for Fault {
             Fault::RelayForever => f.write_str("relay-forever"),
             Fault::ExpandForever => f.write_str("expand-forever"),
             Fault::BadRpKey => f.write_str("bad-rp-key"),
+            Fault::TdiErrorAfter(n) => write!(f, "tdi-error-after:{n}"),
+            Fault::Tamper(k) => write!(
+                f,
+                "tamper:{}",
+                match k {
+                    coco_sevtio::guest::BlobKind::Certificates => "certs",
+                    coco_sevtio::guest::BlobKind::Measurements => "meas",
+                    coco_sevtio::guest::BlobKind::Report => "report",
+                }
+            ),
         }
     }
 }
@@ -253,6 +290,9 @@ mod tests {
             "status:xyz=1",
             "status:1=10000",
             "nope",
+            "tdi-error-after:",
+            "tdi-error-after:0",
+            "tamper:x",
         ] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");
         }
@@ -264,6 +304,10 @@ mod tests {
             Fault::RelayForever,
             Fault::ExpandForever,
             Fault::BadRpKey,
+            Fault::TdiErrorAfter(3),
+            Fault::Tamper(coco_sevtio::guest::BlobKind::Certificates),
+            Fault::Tamper(coco_sevtio::guest::BlobKind::Measurements),
+            Fault::Tamper(coco_sevtio::guest::BlobKind::Report),
         ] {
             assert_eq!(f.to_string().parse::<Fault>(), Ok(f));
         }

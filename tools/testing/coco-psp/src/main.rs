@@ -13,8 +13,8 @@ use coco_psp::{wire, FaultSpec, Logger, Psp, FAULT_HELP};
 #[derive(Parser, Debug)]
 #[command(
     name = "coco-psp",
-    about = "Emulated AMD PSP firmware (SEV-TIO) for QEMU's coco-psp device",
-    after_help = format!("Faults (--fault, repeatable):\n{FAULT_HELP}\n\nThe contract: Documentation/coco/sev-tio-platform.rst")
+    about = "Emulated AMD PSP firmware (SEV-TIO) for QEMU's coco-psp and coco-tio-guest devices",
+    after_help = format!("Faults (--fault, repeatable):\n{FAULT_HELP}\n\nThe contracts: Documentation/coco/sev-tio-platform.rst, Documentation/coco/sev-tio-guest.rst")
 )]
 struct Args {
     /// Write the listening port here (to a temporary file, then renamed)
@@ -26,6 +26,9 @@ struct Args {
     /// Inject a fault (see below); repeatable
     #[arg(long, value_name = "F")]
     fault: Vec<FaultSpec>,
+    /// A function assigned to the guest (its TDI served over the guest channel); repeatable
+    #[arg(long, value_name = "BB:DD.F", value_parser = coco_psp::parse_rid)]
+    guest_tdi: Vec<u16>,
 }
 
 /// Writes `port` to `path` atomically: a temporary file in the same directory, then rename.
@@ -98,6 +101,15 @@ fn main() -> ExitCode {
         }
     };
     let mut psp = Psp::new(args.fault, log.clone());
+    psp.set_guest_tdis(&args.guest_tdi);
+    if !args.guest_tdi.is_empty() {
+        let tdis: Vec<String> = args
+            .guest_tdi
+            .iter()
+            .map(|r| coco_psp::psp::bdf(0, *r))
+            .collect();
+        log.line(&format!("guest TDIs: {}", tdis.join(" ")));
+    }
     match wire::serve(stream, &mut psp, &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,9 +15,10 @@ use std::thread::JoinHandle;
 
 use coco_sevtio::*;
 
+use crate::guest::Guest;
 use crate::memory::{buf_err, read, write, MemError, Region};
 use crate::requester::{self, BindParams, Bound, ConnectParams, Evidence, Fail, Link, Session};
-use crate::wire::{Fatal, Platform, RootPortKey};
+use crate::wire::{Fatal, GuestDone, GuestReq, Platform, RootPortKey};
 use crate::{Fault, FaultSpec, Logger};
 
 /// Request, response and scratch buffers: smallest and largest, bytes.
@@ -296,6 +297,7 @@ pub struct Psp {
     initialized: bool,
     devices: Vec<Device>,
     pending: Option<Pending>,
+    guest: Guest,
 }
 
 impl Psp {
@@ -307,7 +309,25 @@ impl Psp {
             initialized: false,
             devices: Vec::new(),
             pending: None,
+            guest: Guest::default(),
         }
+    }
+
+    /// Assigns the functions with Requester IDs `rids` (segment 0) to the guest
+    /// (`--guest-tdi`); forgets every earlier guest state.
+    pub fn set_guest_tdis(&mut self, rids: &[u16]) {
+        self.guest = Guest::new(rids);
+    }
+
+    /// The guest side's state (tests).
+    pub fn guest_state(&self) -> &Guest {
+        &self.guest
+    }
+
+    /// Runs one guest channel request (GUEST); returns GUEST_DONE. An `Err` means the socket
+    /// protocol broke.
+    pub fn guest(&mut self, plat: &mut dyn Platform, req: &GuestReq) -> Result<GuestDone, Fatal> {
+        self.guest.handle(plat, req, &self.faults, &self.log)
     }
 
     /// Whether a command waits for a relay (tests).
@@ -554,6 +574,8 @@ impl Psp {
                     cert_slot,
                     bad_rp_key: self.has(Fault::BadRpKey, d.rid),
                     relay_forever: self.has(Fault::RelayForever, d.rid),
+                    root_port: true,
+                    base_hash: requester::HASHES_ALL,
                 };
                 self.start(plat, cmd, addr, bytes, spdm, dev_ctx, Job::Connect(params))
             }

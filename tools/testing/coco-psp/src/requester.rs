@@ -181,6 +181,10 @@ pub struct Session {
     pub hash: u32,
     /// BaseAsymAlgo.
     pub asym: u32,
+    /// The DHE group ALGORITHMS selected.
+    pub dhe: u16,
+    /// The AEAD ALGORITHMS selected.
+    pub aead: u16,
     /// The measurement hash size (`None`: no measurements).
     pub meas_hash_size: Option<usize>,
     /// MEAS_CAP of the device.
@@ -220,7 +224,15 @@ pub struct ConnectParams {
     pub bad_rp_key: bool,
     /// Fault relay-forever: relay GET_VERSION without end.
     pub relay_forever: bool,
+    /// Whether there is a root port to key (ROOT_PORT_KEY); without one only the endpoint's
+    /// keys are programmed (the guest side: no root port in its emulation).
+    pub root_port: bool,
+    /// The BaseHashAlgo the requester offers ([`HASHES_ALL`] on the host side).
+    pub base_hash: u32,
 }
+
+/// Every BaseHashAlgo the requester supports.
+pub const HASHES_ALL: u32 = SPDM_HASH_SHA256 | SPDM_HASH_SHA384 | SPDM_HASH_SHA512;
 
 /// Parses `body` (a message followed by up to 31 zero bytes of padding) with `parse`, which
 /// accepts at most 3 bytes of padding: tries the body with its trailing zeros cut, longest
@@ -446,7 +458,7 @@ pub fn connect(link: &mut dyn Link, p: &ConnectParams) -> Result<Session, Fail> 
             )?;
         }
     }
-    let mut s = establish(link, p.cert_slot)?;
+    let mut s = establish(link, p.cert_slot, p.base_hash)?;
     if let Err(f) = program_ide(link, &mut s, p) {
         // Firmware leaves no key behind a failed connect: the endpoint's pairs stopped while
         // the session still carries requests, the root port's always (a STOP of a key set
@@ -460,8 +472,10 @@ pub fn connect(link: &mut dyn Link, p: &ConnectParams) -> Result<Session, Fail> 
                     }
                 }
             }
-            if let Err(Fail::Abandoned) = stop_root_port(link, p) {
-                return Err(Fail::Abandoned);
+            if p.root_port {
+                if let Err(Fail::Abandoned) = stop_root_port(link, p) {
+                    return Err(Fail::Abandoned);
+                }
             }
         }
         return Err(f);
@@ -469,8 +483,8 @@ pub fn connect(link: &mut dyn Link, p: &ConnectParams) -> Result<Session, Fail> 
     Ok(s)
 }
 
-/// VCA, certificates, KEY_EXCHANGE and FINISH.
-pub fn establish(link: &mut dyn Link, slot: u8) -> Result<Session, Fail> {
+/// VCA, certificates, KEY_EXCHANGE and FINISH, offering the hashes `base_hash`.
+pub fn establish(link: &mut dyn Link, slot: u8, base_hash: u32) -> Result<Session, Fail> {
     // GET_VERSION / VERSION.
     let gv = [0x10, SPDM_GET_VERSION, 0, 0];
     let rsp = clear(link, "GET_VERSION", &gv)?;
@@ -518,7 +532,7 @@ pub fn establish(link: &mut dyn Link, slot: u8) -> Result<Session, Fail> {
         | SPDM_ASYM_RSAPSS_3072
         | SPDM_ASYM_RSASSA_4096
         | SPDM_ASYM_RSAPSS_4096;
-    na.base_hash = SPDM_HASH_SHA256 | SPDM_HASH_SHA384 | SPDM_HASH_SHA512;
+    na.base_hash = base_hash;
     na.structs = AlgStructs {
         dhe: Some(SPDM_DHE_SECP256R1 | SPDM_DHE_SECP384R1 | SPDM_DHE_SECP521R1),
         aead: Some(SPDM_AEAD_AES_256_GCM | SPDM_AEAD_AES_128_GCM | SPDM_AEAD_CHACHA20_POLY1305),
@@ -698,6 +712,8 @@ pub fn establish(link: &mut dyn Link, slot: u8) -> Result<Session, Fail> {
         chain,
         hash,
         asym,
+        dhe,
+        aead,
         meas_hash_size,
         meas_cap,
         vca,
@@ -806,7 +822,12 @@ pub fn program_ide(link: &mut dyn Link, s: &mut Session, p: &ConnectParams) -> R
         }
     }
     // The root port: its RX keys are `up`, its TX keys `down`.
-    for (dir, set) in [(RP_DIR_RX, &up), (RP_DIR_TX, &down)] {
+    let rp_sets: &[(u8, &Vec<KeyIfv>)] = if p.root_port {
+        &[(RP_DIR_RX, &up), (RP_DIR_TX, &down)]
+    } else {
+        &[]
+    };
+    for &(dir, set) in rp_sets {
         for ss in [SubStream::Pr, SubStream::Npr, SubStream::Cpl] {
             let (mut key, ifv) = pick(set, ss);
             if p.bad_rp_key && dir == RP_DIR_RX && ss == SubStream::Pr {
@@ -830,6 +851,9 @@ pub fn program_ide(link: &mut dyn Link, s: &mut Session, p: &ConnectParams) -> R
             Direction::Rx => RP_DIR_RX,
             Direction::Tx => RP_DIR_TX,
         };
+        if !p.root_port {
+            continue;
+        }
         for ss in [SubStream::Pr, SubStream::Npr, SubStream::Cpl] {
             rp_key(link, p, RP_OP_GO, rp_dir, rp_sub(ss), &[0; 32], &[0; 8])?;
         }
@@ -857,17 +881,24 @@ pub fn stop_root_port(link: &mut dyn Link, p: &ConnectParams) -> Result<(), Fail
 /// TIO_DEV_DISCONNECT without FORCE: K_SET_STOP of every pair on the endpoint and END_SESSION
 /// inside the session, then STOP of the root port's keys.
 pub fn disconnect(link: &mut dyn Link, s: &mut Session, p: &ConnectParams) -> Result<(), Fail> {
-    for pair in 0..6 {
-        if let Some((dir, ss)) = pair_from_index(pair) {
-            s.key_set(link, false, p.stream_id, KeySubStream::new(0, dir, ss))?;
-        }
-    }
+    stop_endpoint_keys(link, s, p.stream_id)?;
     let mut buf = [0u8; 4];
     let n = encode_end_session(s.version, 0, &mut buf).map_err(|e| dev("END_SESSION", e))?;
     let rsp = s.secured(link, "END_SESSION", buf.get(..n).unwrap_or(&[]))?;
     unpadded(&rsp, |b| parse_end_session_ack(b, s.version))
         .map_err(|e| dev("END_SESSION_ACK", e))?;
     stop_root_port(link, p)
+}
+
+/// K_SET_STOP of key set 0 of the endpoint's six pairs of stream `stream_id`, inside the
+/// session.
+pub fn stop_endpoint_keys(link: &mut dyn Link, s: &mut Session, stream_id: u8) -> Result<(), Fail> {
+    for pair in 0..6 {
+        if let Some((dir, ss)) = pair_from_index(pair) {
+            s.key_set(link, false, stream_id, KeySubStream::new(0, dir, ss))?;
+        }
+    }
+    Ok(())
 }
 
 /// Measurement evidence: what the device signed, its signature, and where MEASUREMENTS
@@ -1048,6 +1079,17 @@ impl Session {
         }
     }
 
+    /// START_INTERFACE_REQUEST with the lock's nonce.
+    pub fn tdi_start(
+        &mut self,
+        link: &mut dyn Link,
+        iface: InterfaceId,
+        nonce: &[u8; TDISP_NONCE_SIZE],
+    ) -> Result<(), Fail> {
+        self.tdisp(link, iface, &TdispRequest::Start { nonce: *nonce })
+            .map(|_| ())
+    }
+
     /// STOP_INTERFACE_REQUEST.
     pub fn tdi_stop(&mut self, link: &mut dyn Link, iface: InterfaceId) -> Result<(), Fail> {
         self.tdisp(link, iface, &TdispRequest::Stop).map(|_| ())
@@ -1074,6 +1116,8 @@ pub struct Bound {
     pub report: Vec<u8>,
     /// CONFIG_LOCKED, or RUN.
     pub state: TdiState,
+    /// The lock's START_INTERFACE nonce (for a later START_INTERFACE).
+    pub nonce: [u8; TDISP_NONCE_SIZE],
 }
 
 /// TIO_TDI_BIND: GET_VERSION, GET_CAPABILITIES, LOCK_INTERFACE, the report, the state
@@ -1211,9 +1255,13 @@ fn locked(
         ));
     }
     if !run {
-        return Ok(Bound { report, state });
+        return Ok(Bound {
+            report,
+            state,
+            nonce: *nonce,
+        });
     }
-    s.tdisp(link, iface, &TdispRequest::Start { nonce: *nonce })?;
+    s.tdi_start(link, iface, nonce)?;
     let state = s.tdi_state(link, iface)?;
     if state != TdiState::Run {
         return Err(dev(
@@ -1221,5 +1269,9 @@ fn locked(
             format!("TDI is {} after START_INTERFACE, not RUN", state.name()),
         ));
     }
-    Ok(Bound { report, state })
+    Ok(Bound {
+        report,
+        state,
+        nonce: *nonce,
+    })
 }

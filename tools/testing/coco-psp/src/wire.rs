@@ -1,7 +1,9 @@
 //! The firmware socket (sev-tio-platform.rst, "The firmware socket"): QEMU connects, sends
 //! COMMAND; the model answers with service requests (DMA_READ, DMA_WRITE, ROOT_PORT_KEY), each
-//! answered by QEMU before the next, and ends the command with DONE. Every message is
-//! `u32 op | u32 length | payload`, little-endian.
+//! answered by QEMU before the next, and ends the command with DONE. The guest channel
+//! (sev-tio-guest.rst, "The firmware socket, guest requests") sends GUEST on the same
+//! connection; the model answers with DMA_READ, DMA_WRITE and DEVICE_SPDM and ends it with
+//! GUEST_DONE. Every message is `u32 op | u32 length | payload`, little-endian.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -13,6 +15,12 @@ use crate::{Logger, Psp};
 
 /// COMMAND, QEMU → model: `u16 cmd, u16 reserved, u32 reserved, u64 cmdbuff_addr`.
 pub const OP_COMMAND: u32 = 0x01;
+/// GUEST, QEMU → model: a guest channel request (48 bytes, [`GuestReq`]).
+pub const OP_GUEST: u32 = 0x02;
+/// DEVICE_SPDM, model → QEMU: `u16 requester_id, u8 segment, u8 reserved`, a DOE object.
+pub const OP_DEVICE_SPDM: u32 = 0x15;
+/// GUEST_DONE, model → QEMU: `u32 result, u32 data_npages, u64 param, u64 fw_err`.
+pub const OP_GUEST_DONE: u32 = 0x1E;
 /// DMA_READ, model → QEMU: `u64 addr, u32 len`.
 pub const OP_DMA_READ: u32 = 0x10;
 /// DATA, QEMU → model: `u32 result` and, when 0, the bytes.
@@ -28,6 +36,136 @@ pub const OP_DONE: u32 = 0x1F;
 
 /// Size of COMMAND's payload.
 pub const COMMAND_SIZE: usize = 16;
+/// Size of GUEST's payload.
+pub const GUEST_SIZE: usize = 48;
+/// Size of GUEST_DONE's payload.
+pub const GUEST_DONE_SIZE: usize = 24;
+/// Largest DOE object DEVICE_SPDM carries or QEMU answers with (the DOE maximum, 1 MiB).
+pub const DOE_OBJECT_MAX: usize = 1 << 20;
+
+/// DEVICE_SPDM result: done.
+pub const SPDM_RESULT_DONE: u32 = 0;
+/// DEVICE_SPDM result: no such function.
+pub const SPDM_RESULT_NO_FUNCTION: u32 = 1;
+/// DEVICE_SPDM result: the function has no SPDM responder.
+pub const SPDM_RESULT_NO_RESPONDER: u32 = 2;
+/// DEVICE_SPDM result: the exchange failed.
+pub const SPDM_RESULT_FAILED: u32 = 3;
+
+/// A name for a DEVICE_SPDM result.
+pub fn spdm_result_name(result: u32) -> &'static str {
+    match result {
+        SPDM_RESULT_DONE => "done",
+        SPDM_RESULT_NO_FUNCTION => "no such function",
+        SPDM_RESULT_NO_RESPONDER => "the function has no SPDM responder",
+        SPDM_RESULT_FAILED => "the exchange failed",
+        _ => "unknown result",
+    }
+}
+
+/// GUEST's payload: the guest channel's registers when the guest rang the doorbell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuestReq {
+    /// `EXIT_CODE`: TIO_GUEST_REQUEST or TIO_OP.
+    pub exit_code: u32,
+    /// `segment << 16 | bus << 8 | devfn`.
+    pub sbdf: u32,
+    /// The request page's guest address.
+    pub req_gpa: u64,
+    /// The response page's guest address.
+    pub rsp_gpa: u64,
+    /// The data pages' guest address.
+    pub data_gpa: u64,
+    /// How many 4 KiB data pages there are.
+    pub data_npages: u32,
+    /// TIO_GUEST_REQUEST's info flags or TIO_OP's action.
+    pub param: u64,
+}
+
+impl GuestReq {
+    /// The 48-byte payload.
+    pub fn encode(&self) -> [u8; GUEST_SIZE] {
+        let mut o = [0u8; GUEST_SIZE];
+        let parts: [&[u8]; 7] = [
+            &self.exit_code.to_le_bytes(),
+            &self.sbdf.to_le_bytes(),
+            &self.req_gpa.to_le_bytes(),
+            &self.rsp_gpa.to_le_bytes(),
+            &self.data_gpa.to_le_bytes(),
+            &self.data_npages.to_le_bytes(),
+            &[0; 4],
+        ];
+        let tail = self.param.to_le_bytes();
+        for (d, s) in o
+            .iter_mut()
+            .zip(parts.iter().flat_map(|p| p.iter()).chain(tail.iter()))
+        {
+            *d = *s;
+        }
+        o
+    }
+
+    /// Parses the 48-byte payload.
+    pub fn parse(p: &[u8]) -> Option<GuestReq> {
+        if p.len() != GUEST_SIZE {
+            return None;
+        }
+        let u32_at = |o: usize| le_u32(p.get(o..)?);
+        let u64_at = |o: usize| Some(u64::from_le_bytes(p.get(o..o + 8)?.try_into().ok()?));
+        Some(GuestReq {
+            exit_code: u32_at(0)?,
+            sbdf: u32_at(4)?,
+            req_gpa: u64_at(8)?,
+            rsp_gpa: u64_at(16)?,
+            data_gpa: u64_at(24)?,
+            data_npages: u32_at(32)?,
+            param: u64_at(40)?,
+        })
+    }
+}
+
+/// GUEST_DONE's payload: the guest channel's `RESULT`, `DATA_NPAGES`, `PARAM` and `FW_ERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuestDone {
+    /// `RESULT`.
+    pub result: u32,
+    /// `DATA_NPAGES` (after RESULT 1: how many are needed).
+    pub data_npages: u32,
+    /// `PARAM` out.
+    pub param: u64,
+    /// `FW_ERR` (with RESULT 2).
+    pub fw_err: u64,
+}
+
+impl GuestDone {
+    /// The 24-byte payload.
+    pub fn encode(&self) -> [u8; GUEST_DONE_SIZE] {
+        let mut o = [0u8; GUEST_DONE_SIZE];
+        let (a, b) = o.split_at_mut(8);
+        a.copy_from_slice(
+            &(u64::from(self.result) | u64::from(self.data_npages) << 32).to_le_bytes(),
+        );
+        let (c, d) = b.split_at_mut(8);
+        c.copy_from_slice(&self.param.to_le_bytes());
+        d.copy_from_slice(&self.fw_err.to_le_bytes());
+        o
+    }
+
+    /// Parses the 24-byte payload (QEMU's side, and tests).
+    pub fn parse(p: &[u8]) -> Option<GuestDone> {
+        if p.len() != GUEST_DONE_SIZE {
+            return None;
+        }
+        let u64_at = |o: usize| Some(u64::from_le_bytes(p.get(o..o + 8)?.try_into().ok()?));
+        Some(GuestDone {
+            result: le_u32(p)?,
+            data_npages: le_u32(p.get(4..)?)?,
+            param: u64_at(8)?,
+            fw_err: u64_at(16)?,
+        })
+    }
+}
+
 /// Size of ROOT_PORT_KEY's payload.
 pub const ROOT_PORT_KEY_SIZE: usize = 48;
 /// Largest DMA transfer.
@@ -194,7 +332,8 @@ impl RootPortKey {
     }
 }
 
-/// What QEMU offers the firmware: host memory by DMA and the root ports' IDE keys.
+/// What QEMU offers the firmware: host memory by DMA, the root ports' IDE keys and (for the
+/// guest side) the devices' SPDM responders.
 pub trait Platform {
     /// Reads `len` bytes at `addr`; `Ok(None)` when QEMU refuses (a DMA error).
     fn dma_read(&mut self, addr: u64, len: usize) -> Result<Option<Vec<u8>>, Fatal>;
@@ -202,6 +341,15 @@ pub trait Platform {
     fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<bool, Fatal>;
     /// Runs a root port key operation; returns QEMU's RESULT.
     fn root_port_key(&mut self, req: &RootPortKey) -> Result<u32, Fatal>;
+    /// Sends one whole DOE data object to the SPDM responder of the function `rid` on
+    /// `segment` (DEVICE_SPDM); returns the DOE object that came back, or QEMU's result
+    /// code when it is not 0.
+    fn device_spdm(
+        &mut self,
+        rid: u16,
+        segment: u8,
+        doe_object: &[u8],
+    ) -> Result<Result<Vec<u8>, u32>, Fatal>;
 }
 
 /// Writes one message.
@@ -318,6 +466,28 @@ impl<S: Read + Write> Platform for SocketPlatform<S> {
         r?;
         self.result()
     }
+
+    fn device_spdm(
+        &mut self,
+        rid: u16,
+        segment: u8,
+        doe_object: &[u8],
+    ) -> Result<Result<Vec<u8>, u32>, Fatal> {
+        let mut p = Vec::with_capacity(doe_object.len().saturating_add(4));
+        p.extend_from_slice(&rid.to_le_bytes());
+        p.extend_from_slice(&[segment, 0]);
+        p.extend_from_slice(doe_object);
+        write_msg(&mut self.stream, OP_DEVICE_SPDM, &p)?;
+        let d = self.reply(OP_DATA, DOE_OBJECT_MAX.saturating_add(4))?;
+        match le_u32(&d) {
+            Some(SPDM_RESULT_DONE) if d.len() > 4 => Ok(Ok(d.get(4..).unwrap_or(&[]).to_vec())),
+            Some(r) if r != SPDM_RESULT_DONE && d.len() == 4 => Ok(Err(r)),
+            _ => Err(Fatal(format!(
+                "DATA of {} bytes answering DEVICE_SPDM",
+                d.len()
+            ))),
+        }
+    }
 }
 
 /// Parses COMMAND's payload: the command ID and the command buffer's address.
@@ -330,24 +500,35 @@ pub fn parse_command(p: &[u8]) -> Option<(u16, u64)> {
     Some((cmd, addr))
 }
 
-/// Serves one QEMU connection until it closes: each COMMAND runs on `psp` and ends with DONE.
-/// Returns `Ok` on a clean close, the reason otherwise.
+/// Serves one QEMU connection until it closes: each COMMAND runs on `psp` and ends with DONE,
+/// each GUEST runs on `psp`'s guest side and ends with GUEST_DONE. Returns `Ok` on a clean
+/// close, the reason otherwise.
 pub fn serve(stream: TcpStream, psp: &mut Psp, log: &Logger) -> Result<(), Fatal> {
     let _ = stream.set_nodelay(true);
     let mut plat = SocketPlatform::new(stream);
     loop {
-        let Some((op, payload)) = read_msg(&mut plat.stream, COMMAND_SIZE)? else {
+        let Some((op, payload)) = read_msg(&mut plat.stream, COMMAND_SIZE.max(GUEST_SIZE))? else {
             log.line("QEMU closed the connection");
             return Ok(());
         };
-        if op != OP_COMMAND {
-            return Err(Fatal(format!(
-                "QEMU sent op {op:#x} where COMMAND was expected"
-            )));
+        match op {
+            OP_COMMAND => {
+                let (cmd, addr) = parse_command(&payload)
+                    .ok_or_else(|| Fatal(format!("COMMAND of {} bytes", payload.len())))?;
+                let status = psp.command(&mut plat, cmd, addr)?;
+                write_msg(&mut plat.stream, OP_DONE, &u32::from(status).to_le_bytes())?;
+            }
+            OP_GUEST => {
+                let req = GuestReq::parse(&payload)
+                    .ok_or_else(|| Fatal(format!("GUEST of {} bytes", payload.len())))?;
+                let done = psp.guest(&mut plat, &req)?;
+                write_msg(&mut plat.stream, OP_GUEST_DONE, &done.encode())?;
+            }
+            _ => {
+                return Err(Fatal(format!(
+                    "QEMU sent op {op:#x} where COMMAND or GUEST was expected"
+                )))
+            }
         }
-        let (cmd, addr) = parse_command(&payload)
-            .ok_or_else(|| Fatal(format!("COMMAND of {} bytes", payload.len())))?;
-        let status = psp.command(&mut plat, cmd, addr)?;
-        write_msg(&mut plat.stream, OP_DONE, &u32::from(status).to_le_bytes())?;
     }
 }

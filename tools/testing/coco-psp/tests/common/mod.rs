@@ -93,6 +93,10 @@ pub struct Host {
     pub dma_reads: usize,
     /// Addresses at or above this are refused.
     pub dma_limit: u64,
+    /// DEVICE_SPDM answers this result instead of reaching the endpoint.
+    pub spdm_result: Option<u32>,
+    /// DEVICE_SPDM exchanges seen.
+    pub device_spdm: usize,
 }
 
 impl Host {
@@ -105,6 +109,8 @@ impl Host {
             rid: RID,
             dma_reads: 0,
             dma_limit: MEM as u64,
+            spdm_result: None,
+            device_spdm: 0,
         }
     }
 
@@ -203,6 +209,26 @@ impl Platform for Host {
             _ => return Ok(3),
         }
         Ok(0)
+    }
+
+    fn device_spdm(
+        &mut self,
+        rid: u16,
+        segment: u8,
+        doe_object: &[u8],
+    ) -> Result<Result<Vec<u8>, u32>, Fatal> {
+        self.device_spdm += 1;
+        if let Some(r) = self.spdm_result {
+            return Ok(Err(r));
+        }
+        if rid != self.rid || segment != 0 {
+            return Ok(Err(1));
+        }
+        // The model sends whole DOE objects of the SPDM types.
+        let o = decode_object(doe_object).expect("a DOE object");
+        assert!(o.header.is(PCI_SIG_VENDOR_ID, o.header.object_type));
+        assert!(matches!(o.header.object_type, 1 | 2));
+        Ok(self.ep.respond(doe_object).object.ok_or(3))
     }
 }
 
