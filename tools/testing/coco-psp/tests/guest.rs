@@ -544,3 +544,80 @@ proptest! {
         prop_assert!(matches!(d.result, 0..=3));
     }
 }
+
+/// GUEST over the socket: serve() takes it next to COMMAND; DEVICE_SPDM carries a whole DOE
+/// object after `u16 requester_id, u8 segment, u8 reserved`; GUEST_DONE ends it.
+#[test]
+fn guest_over_the_socket() {
+    use coco_psp::wire::{
+        read_msg, serve, write_msg, OP_DATA, OP_DEVICE_SPDM, OP_GUEST, OP_GUEST_DONE,
+    };
+    use coco_psp::{Logger, Psp};
+    use std::net::{TcpListener, TcpStream};
+
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let (log, _) = Logger::capture();
+        let mut psp = Psp::new(Vec::<Fault>::new(), log.clone());
+        psp.set_guest_tdis(&[RID]);
+        serve(s, &mut psp, &log)
+    });
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let bind = |sbdf: u32| {
+        GuestReq {
+            exit_code: EXIT_TIO_OP,
+            sbdf,
+            param: TIO_OP_BIND,
+            ..GuestReq::default()
+        }
+        .encode()
+    };
+    // Not assigned: no service request, FW_ERR 0x16.
+    write_msg(&mut s, OP_GUEST, &bind(0x0200)).unwrap();
+    let (op, p) = read_msg(&mut s, 1 << 21).unwrap().unwrap();
+    assert_eq!(op, OP_GUEST_DONE);
+    let d = GuestDone::parse(&p).unwrap();
+    assert_eq!((d.result, d.fw_err), (RESULT_FW_ERR, 0x16));
+    // Assigned, but QEMU has no responder for it: FW_ERR 0x16.
+    write_msg(&mut s, OP_GUEST, &bind(u32::from(RID))).unwrap();
+    let (op, p) = read_msg(&mut s, 1 << 21).unwrap().unwrap();
+    assert_eq!(op, OP_DEVICE_SPDM);
+    assert_eq!(&p[..4], &[0x00, 0x01, 0, 0]);
+    let o = coco_doe::decode_object(&p[4..]).unwrap();
+    assert!(o.header.is(coco_doe::PCI_SIG_VENDOR_ID, 1));
+    assert_eq!(o.payload[1], 0x84, "GET_VERSION");
+    write_msg(&mut s, OP_DATA, &2u32.to_le_bytes()).unwrap();
+    let (op, p) = read_msg(&mut s, 1 << 21).unwrap().unwrap();
+    assert_eq!(op, OP_GUEST_DONE);
+    let d = GuestDone::parse(&p).unwrap();
+    assert_eq!((d.result, d.fw_err), (RESULT_FW_ERR, 0x16));
+    // A GUEST of the wrong size breaks the protocol.
+    write_msg(&mut s, OP_GUEST, &[0; 47]).unwrap();
+    assert!(t.join().unwrap().is_err());
+}
+
+#[test]
+fn guest_done_roundtrip() {
+    let d = GuestDone {
+        result: 1,
+        data_npages: 3,
+        param: 0x1100,
+        fw_err: 0x33,
+    };
+    assert_eq!(GuestDone::parse(&d.encode()), Some(d));
+    let q = GuestReq {
+        exit_code: EXIT_GUEST_REQUEST,
+        sbdf: 0x100,
+        req_gpa: 1,
+        rsp_gpa: 2,
+        data_gpa: 3,
+        data_npages: 4,
+        param: 5,
+    };
+    assert_eq!(GuestReq::parse(&q.encode()), Some(q));
+    let b = q.encode();
+    assert_eq!(&b[32..36], &4u32.to_le_bytes());
+    assert_eq!(&b[40..48], &5u64.to_le_bytes());
+}
