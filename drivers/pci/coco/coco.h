@@ -113,6 +113,7 @@ enum coco_tdisp_op {
 	COCO_TDISP_BIND = 0,
 	COCO_TDISP_START = 1,
 	COCO_TDISP_UNBIND = 2,
+	COCO_TDISP_ACCEPT = 3,
 };
 int coco_rs_tdisp_op(struct device *dev, unsigned int op);
 ssize_t coco_rs_tdi_report_read(struct device *dev, char *buf, loff_t off,
@@ -141,8 +142,34 @@ enum coco_tdi_gate {
 	COCO_TDI_GATE_HOLD_BOUND = 1,
 	COCO_TDI_GATE_LIFT = 2,
 	COCO_TDI_GATE_LIFT_ATTACH = 3,
+	/* confidential guest: back to "not accepted" (pci=tee_accept) */
+	COCO_TDI_GATE_UNACCEPTED = 4,
+	/* confidential guest: accepted, and the driver core attaches a driver */
+	COCO_TDI_GATE_ACCEPT = 5,
 };
 int coco_tdi_gate(struct device *dev, unsigned int op);
+bool coco_tee_accept_required(void);
+
+/* coco_guest_chan.c: the emulated guest-to-TSM channel; guest/channel.rs matches it. */
+struct coco_guest_call {
+	u32 exit_code;		/* 0x80000020 TIO_GUEST_REQUEST, 0x80000021 TIO_OP */
+	u32 sbdf;		/* segment << 16 | requester ID */
+	u64 param;		/* in: info flags or action; out: state or tdi_id */
+	const void *req;	/* the guest message (header and payload) */
+	size_t req_len;
+	void *rsp;		/* the response message */
+	size_t rsp_len;
+	void *data;		/* data_npages pages: in data_in_len bytes, out the pages */
+	size_t data_in_len;
+	u32 data_npages;
+	u32 data_npages_out;	/* pages needed when result is 1 */
+	u32 result;		/* 0 done, 1 data too small, 2 fw error, 3 malformed */
+	u64 fw_err;
+};
+bool coco_guest_chan_present(void);
+int coco_guest_chan_call(struct coco_guest_call *call);
+int coco_guest_chan_register(void);
+void coco_guest_chan_unregister(void);
 
 /* coco_debugfs.c */
 struct dentry;

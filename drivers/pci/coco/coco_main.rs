@@ -35,6 +35,7 @@ mod backend;
 mod channel;
 mod connect;
 mod device;
+mod guest;
 mod native;
 mod requester;
 // Kernel crypto glue for SPDM authentication; some accessors are only used by the KUnit tests.
@@ -80,6 +81,10 @@ mod tdisp;
 #[path = "../../../rust/spdm/src/vendor.rs"]
 mod vendor;
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../rust/sevtio/src/guest.rs"]
+mod sevtio_guest;
+
 module! {
     type: Coco,
     name: "coco",
@@ -98,6 +103,10 @@ module! {
         ide_policy: u32 {
             default: 0,
             description: "What a failed native IDE connect or reconnect after a reset does: 0 warn (log it), 1 block (no driver may bind to the function until it is connected), 2 panic (default: 0)",
+        },
+        guest_accept: u32 {
+            default: 0,
+            description: "In a confidential guest (pci=tee_accept): 0 auto (accept a TDI whose evidence verifies), 1 user (hold it until userspace writes accept to tdisp) (default: 0)",
         },
         ide_refresh_secs: u32 {
             default: 0,
@@ -141,6 +150,18 @@ pub(crate) fn ide_refresh_secs() -> u32 {
     module_parameters::ide_refresh_secs.value()
 }
 
+/// The `guest_accept` module parameter: accept a verified TDI without asking userspace.
+pub(crate) fn guest_accept_auto() -> bool {
+    module_parameters::guest_accept.value() == 0
+}
+
+/// Whether this kernel is a confidential guest whose TEE-I/O functions wait for acceptance
+/// (`pci=tee_accept`).
+pub(crate) fn guest_mode() -> bool {
+    // SAFETY: No requirement; reads a boot parameter.
+    unsafe { coco_tee_accept_required() }
+}
+
 /// The trust anchors, while the module is loaded.
 pub(crate) fn keyring() -> Option<&'static trust::Keyring> {
     registry().and_then(|r| r.keyring.as_ref())
@@ -164,6 +185,9 @@ extern "C" {
     pub(crate) fn coco_ide_panic(dev: *mut bindings::device);
     pub(crate) fn coco_tdi_gate(dev: *mut bindings::device, op: c_uint) -> c_int;
     fn coco_debugfs_exit();
+    fn coco_tee_accept_required() -> bool;
+    fn coco_guest_chan_register() -> c_int;
+    fn coco_guest_chan_unregister();
     fn coco_debugfs_add(dev: *mut bindings::device) -> *mut bindings::dentry;
     fn coco_debugfs_remove(dir: *mut bindings::dentry);
 }
@@ -187,6 +211,8 @@ pub(crate) struct Coco {
     #[pin]
     devices: Mutex<KVec<Arc<CocoDev>>>,
     notifier_registered: AtomicBool,
+    /// The guest channel's PCI driver is registered (confidential guest only).
+    guest_chan_registered: AtomicBool,
     /// The module's work queue: probes and heartbeat checks run only here, so once it is
     /// destroyed (drained) at unload none of them can outlive the module. Freezable: no
     /// exchange reaches a device while the system suspends.
@@ -318,6 +344,7 @@ impl kernel::InPlaceModule for Coco {
             },
             devices <- new_mutex!(KVec::new()),
             notifier_registered: AtomicBool::new(false),
+            guest_chan_registered: AtomicBool::new(false),
             wq: OwnedQueue::new(
                 c"coco",
                 bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags_WQ_FREEZABLE,
@@ -354,6 +381,17 @@ impl kernel::InPlaceModule for Coco {
                 pr_warn!("cannot register the PCI restore notifier: {}; resets and resumes will not re-authenticate\n", ret);
             } else {
                 this.restore_registered.store(true, Ordering::Release);
+            }
+            if guest_mode() {
+                // The channel first: the held functions found by the scan below use it.
+                // SAFETY: No requirement; unregistered in `PinnedDrop`.
+                let ret = unsafe { coco_guest_chan_register() };
+                if ret != 0 {
+                    pr_err!("confidential guest: cannot register the guest channel's driver: {}\n", ret);
+                } else {
+                    this.guest_chan_registered.store(true, Ordering::Release);
+                }
+                pr_info!("confidential guest: TEE-I/O functions are held until verified and accepted\n");
             }
             this.scan();
             // SAFETY: No requirement; the callbacks find the devices through `REGISTRY` (set
@@ -401,7 +439,7 @@ impl Coco {
             return;
         }
         // SAFETY: `raw` is a valid `struct device` embedded in a live `struct pci_dev`.
-        let cd = match unsafe { CocoDev::new(raw) } {
+        let cd = match unsafe { CocoDev::new(raw, guest_mode()) } {
             Ok(Some(cd)) => cd,
             Ok(None) => return,
             Err(e) => {
@@ -472,6 +510,10 @@ impl PinnedDrop for Coco {
         let devices = core::mem::take(&mut *self.devices.lock());
         for cd in devices.into_iter() {
             cd.teardown();
+        }
+        if self.guest_chan_registered.load(Ordering::Acquire) {
+            // SAFETY: Registered in `init`; no device uses the channel any more.
+            unsafe { coco_guest_chan_unregister() };
         }
         // SAFETY: Every device's directory was removed by its teardown.
         unsafe { coco_debugfs_exit() };

@@ -291,6 +291,8 @@ static ssize_t tdisp_store(struct device *dev, struct device_attribute *attr,
 		rc = coco_rs_tdisp_op(dev, COCO_TDISP_START);
 	else if (sysfs_streq(buf, "unbind"))
 		rc = coco_rs_tdisp_op(dev, COCO_TDISP_UNBIND);
+	else if (sysfs_streq(buf, "accept"))
+		rc = coco_rs_tdisp_op(dev, COCO_TDISP_ACCEPT);
 	else
 		return -EINVAL;
 	return rc ? rc : count;

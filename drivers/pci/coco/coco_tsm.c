@@ -127,6 +127,17 @@ int coco_tdi_gate(struct device *dev, unsigned int op)
 		return pci_set_probe_refusal(pdev, coco_tdi_locked, false);
 	case COCO_TDI_GATE_HOLD_BOUND:
 		return pci_set_probe_refusal(pdev, coco_tdi_locked, true);
+	case COCO_TDI_GATE_UNACCEPTED:
+		return pci_set_probe_refusal(pdev, pci_tee_not_accepted, false);
+	case COCO_TDI_GATE_ACCEPT:
+		if (READ_ONCE(pdev->probe_refusal) != coco_tdi_locked &&
+		    READ_ONCE(pdev->probe_refusal) != pci_tee_not_accepted)
+			return -EPERM;
+		rc = pci_set_probe_refusal(pdev, NULL, false);
+		if (rc)
+			return rc;
+		rc = device_attach(dev);
+		return rc < 0 ? rc : 0;
 	case COCO_TDI_GATE_LIFT:
 	case COCO_TDI_GATE_LIFT_ATTACH:
 		if (READ_ONCE(pdev->probe_refusal) != coco_tdi_locked)
@@ -139,6 +150,12 @@ int coco_tdi_gate(struct device *dev, unsigned int op)
 	default:
 		return -EINVAL;
 	}
+}
+
+/* pci=tee_accept: TEE-I/O functions wait for a confidential guest's acceptance */
+bool coco_tee_accept_required(void)
+{
+	return pci_tee_accept_required();
 }
 
 /* ide_policy=panic: the administrator asked for it (the reason is logged) */

@@ -3,6 +3,7 @@
 //! Per-device state of coco.ko and the probe exchanges over the CMA/SPDM DOE mailbox.
 
 mod evidence;
+mod guest;
 mod ide;
 mod sysfs;
 mod tdi;
@@ -288,6 +289,16 @@ unsafe impl Sync for RawDev {}
 pub(crate) struct CocoDev {
     pdev: ARef<pci::Device>,
     raw: RawDev,
+    /// A TDI assigned to this confidential guest (see `device/guest.rs`), not a function
+    /// coco.ko authenticates over its own mailbox.
+    guest_mode: bool,
+    /// The guest side of the TDI (only with `guest_mode`).
+    #[pin]
+    guest: Mutex<guest::GuestTdi>,
+    /// Serialises the guest's bind, verification, acceptance and loss handling (held across
+    /// the channel's requests and the driver's attach and release).
+    #[pin]
+    guest_serial: Mutex<()>,
     /// The mailbox also supports secured CMA/SPDM (type 2).
     secured_cma: bool,
     /// Set before teardown; no exchange starts afterwards.
@@ -504,6 +515,10 @@ impl WorkItem for CocoDev {
     type Pointer = Arc<CocoDev>;
 
     fn run(this: Arc<CocoDev>) {
+        if this.guest_mode {
+            this.guest_start();
+            return;
+        }
         // The outcome is logged and stored by `probe()`.
         let _ = this.probe();
         if !this.removed.load(Ordering::Acquire) {
@@ -521,14 +536,29 @@ impl CocoDev {
     ///
     /// `raw` must be the `struct device` of a live PCI function whose `BUS_NOTIFY_DEL_DEVICE`
     /// notification has not been delivered.
-    pub(crate) unsafe fn new(raw: *mut bindings::device) -> Result<Option<Arc<Self>>> {
+    ///
+    /// In a confidential guest (`guest_mode`) the functions are instead those the PCI core
+    /// holds from drivers until they are accepted (TEE-IO, `pci=tee_accept`); they have no
+    /// mailbox the guest may use.
+    pub(crate) unsafe fn new(
+        raw: *mut bindings::device,
+        guest_mode: bool,
+    ) -> Result<Option<Arc<Self>>> {
         let nn = NonNull::new(raw).ok_or(EINVAL)?;
         // SAFETY: `raw` is a valid device by the safety requirements.
         let dev: &device::Device = unsafe { device::Device::from_raw(raw) };
         let pdev = <&pci::Device>::try_from(dev)?;
+        if guest_mode {
+            let praw = core::ptr::from_ref(pdev).cast_mut().cast::<bindings::pci_dev>();
+            // SAFETY: `praw` is the live function; `devcap` is set at enumeration.
+            let devcap = unsafe { (*praw).devcap };
+            if devcap & bindings::PCI_EXP_DEVCAP_TEE == 0 {
+                return Ok(None);
+            }
+        }
         // SAFETY: The mailbox is only used within this function, and the function is live.
         let cma = unsafe { pdev.doe_mailbox_unbound(pcidoe::VENDOR_PCI_SIG, pcidoe::FEATURE_CMA) };
-        if cma.is_none() {
+        if cma.is_none() && !guest_mode {
             return Ok(None);
         }
         // SAFETY: As above.
@@ -540,6 +570,9 @@ impl CocoDev {
             pin_init!(CocoDev {
                 pdev: pdev.into(),
                 raw: RawDev(nn),
+                guest_mode,
+                guest <- new_mutex!(guest::GuestTdi::default()),
+                guest_serial <- new_mutex!(()),
                 secured_cma,
                 removed: AtomicBool::new(false),
                 sysfs_added: AtomicBool::new(false),
@@ -684,6 +717,9 @@ impl CocoDev {
     /// Re-runs the probe and the authentication synchronously (root wrote `authenticated`);
     /// returns the authentication's errno if it failed.
     pub(crate) fn reauthenticate(self: &Arc<Self>) -> Result {
+        if self.guest_mode {
+            return self.guest_retry();
+        }
         self.probe_with(false, Trigger::Root)?;
         match self.state.lock().auth_status {
             AuthStatus::Ok => Ok(()),
@@ -912,6 +948,9 @@ impl CocoDev {
 
     /// A probe root asked for (`coco/rescan`).
     pub(crate) fn rescan(self: &Arc<Self>) -> Result {
+        if self.guest_mode {
+            return self.guest_retry();
+        }
         self.probe_with(true, Trigger::Root)
     }
 

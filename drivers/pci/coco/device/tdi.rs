@@ -35,14 +35,20 @@ pub(crate) struct CocoBackendTdiOps {
     state: Option<unsafe extern "C" fn(*mut bindings::pci_dev) -> c_int>,
 }
 
-/// The TDI operations of the firmware TSM that owns a device's mailbox.
+/// The TDI operations of the firmware TSM that owns a device's mailbox, or of a confidential
+/// guest's TSM (through the guest-to-TSM channel, `device/guest.rs`).
 ///
 /// # Invariants
 ///
-/// The table is valid while the TSM's claim lives; coco.ko forgets it before the claim is
-/// released, and calls it only under the device's IDE lock, which the release takes.
+/// A `Backend` table is valid while the TSM's claim lives; coco.ko forgets it before the
+/// claim is released, and calls it only under the device's IDE lock, which the release takes.
 #[derive(Clone, Copy)]
-pub(crate) struct FwTdiOps(NonNull<CocoBackendTdiOps>);
+pub(crate) enum FwTdiOps {
+    /// A firmware TSM in another module (`coco_backend_set_tdi_ops()`).
+    Backend(NonNull<CocoBackendTdiOps>),
+    /// The confidential guest's TSM.
+    Guest,
+}
 
 // SAFETY: The table is immutable and its functions may be called from any thread.
 unsafe impl Send for FwTdiOps {}
@@ -63,19 +69,28 @@ impl FwTdiOps {
         let p = NonNull::new(ops.cast_mut())?;
         // SAFETY: Valid (the caller's guarantee).
         let t = unsafe { p.as_ref() };
-        (t.bind.is_some() && t.unbind.is_some() && t.state.is_some()).then_some(Self(p))
+        (t.bind.is_some() && t.unbind.is_some() && t.state.is_some()).then_some(Self::Backend(p))
     }
 
-    fn table(&self) -> &CocoBackendTdiOps {
+    /// The confidential guest's TSM.
+    pub(crate) fn guest() -> Self {
+        Self::Guest
+    }
+
+    fn table(p: &NonNull<CocoBackendTdiOps>) -> &CocoBackendTdiOps {
         // SAFETY: Valid while the claim lives (the type invariant).
-        unsafe { self.0.as_ref() }
+        unsafe { p.as_ref() }
     }
 
     /// Locks the TDI with `lock_flags`; its interface report into `buf`; the report's length.
-    fn bind(&self, pdev: *mut bindings::pci_dev, lock_flags: u16, buf: &mut [u8]) -> Result<usize> {
-        let f = self.table().bind.ok_or(EOPNOTSUPP)?;
+    fn bind(&self, dev: &CocoDev, lock_flags: u16, buf: &mut [u8]) -> Result<usize> {
+        let p = match self {
+            Self::Guest => return dev.guest_bind(buf),
+            Self::Backend(p) => p,
+        };
+        let f = Self::table(p).bind.ok_or(EOPNOTSUPP)?;
         // SAFETY: `pdev` is the live function; `buf` is writable for its length.
-        let n = unsafe { f(pdev, lock_flags, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { f(dev.raw_pci(), lock_flags, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
             return Err(errno(n));
         }
@@ -86,17 +101,25 @@ impl FwTdiOps {
     }
 
     /// Stops the TDI (CONFIG_UNLOCKED).
-    fn unbind(&self, pdev: *mut bindings::pci_dev) -> Result {
-        let f = self.table().unbind.ok_or(EOPNOTSUPP)?;
+    fn unbind(&self, dev: &CocoDev) -> Result {
+        let p = match self {
+            Self::Guest => return dev.guest_unbind(),
+            Self::Backend(p) => p,
+        };
+        let f = Self::table(p).unbind.ok_or(EOPNOTSUPP)?;
         // SAFETY: `pdev` is the live function.
-        kernel::error::to_result(unsafe { f(pdev) })
+        kernel::error::to_result(unsafe { f(dev.raw_pci()) })
     }
 
     /// The TDI's state, asked from the device now.
-    fn state(&self, pdev: *mut bindings::pci_dev) -> Result<TdiState> {
-        let f = self.table().state.ok_or(EOPNOTSUPP)?;
+    fn state(&self, dev: &CocoDev) -> Result<TdiState> {
+        let p = match self {
+            Self::Guest => return dev.guest_state(),
+            Self::Backend(p) => p,
+        };
+        let f = Self::table(p).state.ok_or(EOPNOTSUPP)?;
         // SAFETY: `pdev` is the live function.
-        let rc = unsafe { f(pdev) };
+        let rc = unsafe { f(dev.raw_pci()) };
         if rc < 0 {
             return Err(Error::from_errno(rc));
         }
@@ -119,6 +142,8 @@ pub(crate) enum TdispOp {
     Start,
     /// STOP_INTERFACE.
     Unbind,
+    /// A confidential guest accepts its verified TDI.
+    Accept,
 }
 
 impl TdispOp {
@@ -128,6 +153,7 @@ impl TdispOp {
             0 => Some(TdispOp::Bind),
             1 => Some(TdispOp::Start),
             2 => Some(TdispOp::Unbind),
+            3 => Some(TdispOp::Accept),
             _ => None,
         }
     }
@@ -150,7 +176,7 @@ pub(crate) struct TdiSlot {
     /// (`pci_tsm_bind()`, the VMM's path).
     owner: Option<IdeOwner>,
     /// The firmware TSM that locked it, when not coco.ko itself.
-    fw: Option<FwTdiOps>,
+    pub(super) fw: Option<FwTdiOps>,
 }
 
 impl TdiSlot {
@@ -168,7 +194,7 @@ impl TdiSlot {
 /// What `coco_tdi_gate()` does (`enum coco_tdi_gate`).
 #[derive(Clone, Copy)]
 #[repr(u32)]
-enum Gate {
+pub(super) enum Gate {
     /// No driver may bind from now on; fails with `EBUSY` when one is bound.
     Hold = 0,
     /// No other driver may bind from now on; the bound one (the VMM's, which asked through
@@ -178,6 +204,10 @@ enum Gate {
     Lift = 2,
     /// Drivers may bind again, and the driver core attaches one.
     LiftAttach = 3,
+    /// Confidential guest: back to "not accepted yet" (`pci=tee_accept`).
+    Unaccepted = 4,
+    /// Confidential guest: accepted; the driver core attaches a driver.
+    Accept = 5,
 }
 
 impl CocoDev {
@@ -185,6 +215,9 @@ impl CocoDev {
     pub(crate) fn tdisp_op(self: &Arc<Self>, op: TdispOp) -> Result {
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
+        }
+        if op == TdispOp::Accept {
+            return self.guest_accept();
         }
         if op != TdispOp::Bind && self.ide.lock().tdi.owner == Some(IdeOwner::Tsm) {
             let verb = if op == TdispOp::Start {
@@ -202,7 +235,9 @@ impl CocoDev {
         match op {
             TdispOp::Bind => self.tdi_bind(IdeOwner::Sysfs),
             TdispOp::Start => self.tdi_start(),
+            TdispOp::Unbind if self.guest_mode => self.guest_release(),
             TdispOp::Unbind => self.tdi_unbind(Gate::LiftAttach),
+            TdispOp::Accept => self.guest_accept(),
         }
     }
 
@@ -230,7 +265,15 @@ impl CocoDev {
 
     /// Sets or lifts the driver gate of the function (see [`Gate`]). Must be called with no
     /// lock of this device held (attaching probes a driver).
-    fn tdi_gate(&self, op: Gate) -> Result {
+    pub(super) fn tdi_gate(&self, op: Gate) -> Result {
+        // A confidential guest's TDI that is not accepted never gets a driver: lifting the
+        // TDISP lock puts it back to "not accepted".
+        let op = match op {
+            Gate::Lift | Gate::LiftAttach if self.guest_mode && !self.guest.lock().accepted => {
+                Gate::Unaccepted
+            }
+            op => op,
+        };
         let raw = self.raw.0.as_ptr();
         // SAFETY: The device is live: called from a sysfs writer, a TSM operation, the probe
         // work or teardown, which all run before the device goes.
@@ -248,7 +291,7 @@ impl CocoDev {
         f.err
     }
 
-    fn tdi_bind(self: &Arc<Self>, owner: IdeOwner) -> Result {
+    pub(super) fn tdi_bind(self: &Arc<Self>, owner: IdeOwner) -> Result {
         // The gate first, so that no driver binds between the check and the lock.
         let gate = match owner {
             IdeOwner::Sysfs => Gate::Hold,
@@ -322,11 +365,10 @@ impl CocoDev {
     /// Binds through the firmware TSM that owns the mailbox: it locks the TDI over its own
     /// session and returns the report, which is checked here as coco.ko's own is.
     fn tdi_bind_firmware(&self, ide: &mut IdeState, owner: IdeOwner, fw: FwTdiOps) -> Result {
-        let pdev = self.raw_pci();
         let flags = tdi::WANTED_LOCK_FLAGS;
         let mut report = KVec::from_elem(0u8, FW_REPORT_MAX, GFP_KERNEL)?;
         let start = Instant::<Monotonic>::now();
-        let n = match fw.bind(pdev, flags, &mut report) {
+        let n = match fw.bind(self, flags, &mut report) {
             Ok(n) => n,
             Err(e) => {
                 let why = "the firmware TSM did not lock the TDI (its reason is in the log)";
@@ -356,14 +398,14 @@ impl CocoDev {
             }
             Err(f) => {
                 // A report that does not fit the function: the interface is stopped again.
-                let _ = fw.unbind(pdev);
+                let _ = fw.unbind(self);
                 Err(self.tdi_failed(&mut ide.tdi, "bind", f))
             }
         }
     }
 
     /// The function as the C side knows it.
-    fn raw_pci(&self) -> *mut bindings::pci_dev {
+    pub(super) fn raw_pci(&self) -> *mut bindings::pci_dev {
         // `pci::Device` wraps `struct pci_dev` transparently.
         core::ptr::from_ref::<kernel::pci::Device>(&self.pdev)
             .cast_mut()
@@ -439,14 +481,14 @@ impl CocoDev {
     }
 
     /// STOP_INTERFACE; `lift` is how the driver gate is lifted after.
-    fn tdi_unbind(self: &Arc<Self>, lift: Gate) -> Result {
+    pub(super) fn tdi_unbind(self: &Arc<Self>, lift: Gate) -> Result {
         let mut ide = self.ide.lock();
         let slot = &mut ide.tdi;
         let Some(d) = slot.bound.as_mut() else {
             return Err(ENOTCONN);
         };
         let stopped = match slot.fw {
-            Some(fw) => fw.unbind(self.raw_pci()).map_err(|e| {
+            Some(fw) => fw.unbind(self).map_err(|e| {
                 crate::channel::Failure::new(
                     "the firmware TSM did not stop the TDI (its reason is in the log)",
                     e,
@@ -474,7 +516,7 @@ impl CocoDev {
             }
             Err(f) => {
                 let st = match slot.fw {
-                    Some(fw) => fw.state(self.raw_pci()).ok(),
+                    Some(fw) => fw.state(self).ok(),
                     None => self.with_session(|s, t| d.state(s, t)).ok(),
                 };
                 slot.state = st.or(slot.state);
@@ -492,7 +534,7 @@ impl CocoDev {
             return false;
         };
         let st = match slot.fw {
-            Some(fw) => fw.state(self.raw_pci()),
+            Some(fw) => fw.state(self),
             None => self.with_session(|s, t| d.state(s, t)).map_err(|f| f.err),
         };
         let Ok(st) = st else {
@@ -505,6 +547,10 @@ impl CocoDev {
         }
         slot.error_reported = true;
         drop(ide);
+        if self.guest_mode {
+            self.guest_lost();
+            return false;
+        }
         dev_warn!(
             self.dev(),
             "coco: the device moved the TDI to ERROR (a forbidden change while it was locked?): write unbind to tdisp to stop it\n"

@@ -752,6 +752,44 @@ fn trust(first: &X509Cert, at: CertRef, policy: &Policy<'_>) -> Result<(), Failu
     })
 }
 
+/// Verifies the certificate chain of `slot` that a TSM read from a device it authenticated
+/// (a confidential guest's TSM, which also proved the leaf key's possession): the checks
+/// [`authenticate`] makes of a chain under the algorithms `asym` and `hash`, then its trust
+/// anchor in `.coco`. Records the leaf's CMA identity in `info`.
+pub(crate) fn verify_tsm_chain(
+    chain: &[u8],
+    asym: u32,
+    hash: u32,
+    slot: u8,
+    policy: &Policy<'_>,
+    info: &mut AuthInfo,
+) -> Result<(), Failure> {
+    let halg = hash_alg(hash).ok_or(proto("unknown hash algorithm"))?;
+    let (salg, key_bits) = sig_alg(asym, halg).ok_or(proto("unknown asymmetric algorithm"))?;
+    let neg = Negotiated {
+        version: SpdmVersion::V1_2,
+        asym,
+        hash,
+        halg,
+        salg,
+        key_bits,
+        hsize: halg.digest_size(),
+        ssize: 0,
+        data_transfer_size: 0,
+        meas_cap: 0,
+        meas_fresh: false,
+        meas_hash_size: None,
+        vca: KVec::new(),
+        key_ex: false,
+        dhe: 0,
+        aead: 0,
+        key_schedule_spdm: false,
+        handshake_in_clear: false,
+    };
+    let (_leaf, first, at) = validate_chain(chain, &neg, policy, slot, info)?;
+    trust(&first, at, policy)
+}
+
 /// The slots to try, in order: the preferred one, then the others populated, lowest first.
 fn slot_order(mask: u8, preferred: Option<u8>) -> impl Iterator<Item = u8> {
     let first = preferred.filter(|&p| p < 8 && mask & (1 << p) != 0);
