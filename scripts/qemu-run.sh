@@ -34,7 +34,12 @@
 #                        firmware model tools/testing/coco-psp started by the rig
 #                        (tee-io platform only; the guest sees COCO_PSP=1)
 #   --psp-fault F        start the firmware model with --fault F (repeatable;
-#                        implies --psp)
+#                        implies --psp unless --guest)
+#   --guest              boot as a confidential guest (Documentation/coco/sev-tio-guest.rst):
+#                        pci=tee_accept, each NVMe function an assigned TDI without
+#                        DOE and with a namespace, the guest channel (-device
+#                        coco-tio-guest) served by coco-psp as host and TSM; the
+#                        guest sees COCO_GUEST=1 and /lib/firmware/coco/measurements.ref
 #   --shell              interactive shell on the serial console
 #   --test               run KUnit + the kselftests; last line "rig: N passed, N failed"
 #   --timeout S          watchdog: end a run that takes longer (default 900 s)
@@ -54,7 +59,7 @@ set -euo pipefail
 
 endpoints=1 mode=summary timeout=900 setup=1 verbose=() logdir=() ext=() cmd=() variants=() tests=""
 platform=${COCO_PLATFORM:-tee-io}
-anchors=() copies=() psp=0 psp_faults=()
+anchors=() copies=() psp=0 psp_faults=() guest=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--endpoints) endpoints=$2; shift 2 ;;
@@ -66,6 +71,7 @@ while [ $# -gt 0 ]; do
 	--copy) copies+=("$2"); shift 2 ;;
 	--psp) psp=1; shift ;;
 	--psp-fault) psp=1; psp_faults+=(--psp-fault "$2"); shift 2 ;;
+	--guest) guest=1; shift ;;
 	--shell) mode=shell; shift ;;
 	--test) mode=test; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
@@ -73,7 +79,7 @@ while [ $# -gt 0 ]; do
 	--no-setup) setup=0; shift ;;
 	--verbose) verbose=(--verbose); shift ;;
 	--) shift; cmd=("$@"); mode=cmd; break ;;
-	-h | --help) sed -n '3,51p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,56p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 done
@@ -102,13 +108,18 @@ if [ -z "${COCO_ENDPOINT_BIN:-}" ]; then
 	COCO_ENDPOINT_BIN=$COCO_ROOT/target/release/coco-endpoint
 fi
 psp_args=()
-if [ "$psp" = 1 ]; then
-	[ "$platform" = tee-io ] || die "--psp needs --platform tee-io (the project's QEMU)"
+if [ "$psp" = 1 ] || [ "$guest" = 1 ]; then
+	[ "$platform" = tee-io ] || die "--psp and --guest need --platform tee-io (the project's QEMU)"
 	if [ -z "${COCO_PSP_BIN:-}" ]; then
 		(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-psp) || die "cannot build coco-psp"
 		COCO_PSP_BIN=$COCO_ROOT/target/release/coco-psp
 	fi
-	psp_args=(--psp --psp-bin "$COCO_PSP_BIN" "${psp_faults[@]}")
+	if [ "$guest" = 1 ]; then
+		psp=0
+		psp_args=(--guest --psp-bin "$COCO_PSP_BIN" "${psp_faults[@]}")
+	else
+		psp_args=(--psp --psp-bin "$COCO_PSP_BIN" "${psp_faults[@]}")
+	fi
 fi
 if [ -z "${COCO_VERIFY_BIN:-}" ]; then
 	(cd "$COCO_ROOT" && cargo build --release --quiet -p coco-verify) || die "cannot build coco-verify"
@@ -139,6 +150,7 @@ mkdir -p "$work/cfg/coco"
 	echo "COCO_TESTS='$tests'"
 	echo "COCO_PLATFORM=$platform"
 	echo "COCO_PSP=$psp"
+	echo "COCO_GUEST=$guest"
 	pf=""
 	for f in "${psp_faults[@]}"; do [ "$f" = --psp-fault ] || pf="$pf $f"; done
 	echo "COCO_PSP_FAULTS='${pf# }'"
@@ -177,6 +189,14 @@ if [ ${#ext[@]} -eq 0 ]; then
 		"$COCO_ENDPOINT_BIN" --count 1 --fw-update-file "$work/fw" --measurements-reference sha512 \
 			>"$work/cfg/coco/measurements-updated.ref" ||
 		die "cannot write the measurement references"
+fi
+# The confidential guest's measurement reference: the endpoints' default blocks with the
+# hash the TSM negotiates (SHA-384), where the firmware loader finds it.
+if [ "$guest" = 1 ] && [ ${#ext[@]} -eq 0 ]; then
+	mkdir -p "$work/cfg/lib/firmware/coco"
+	"$COCO_ENDPOINT_BIN" --count 1 --measurements-reference sha384 \
+		>"$work/cfg/lib/firmware/coco/measurements.ref" ||
+		die "cannot write the guest's measurement reference"
 fi
 if [ "$mode" = cmd ]; then
 	printf '%q ' "${cmd[@]}" >"$work/cfg/coco/cmd"

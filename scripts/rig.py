@@ -195,13 +195,15 @@ class Psp:
     """The PSP's firmware model (coco-psp, Documentation/coco/sev-tio-platform.rst): one process
     whose port the machine's coco-psp device connects to."""
 
-    def __init__(self, binary, workdir, faults=()):
+    def __init__(self, binary, workdir, faults=(), guest_tdis=()):
         self.port_file = os.path.join(workdir, "coco-psp.port")
         self.log_path = os.path.join(workdir, "coco-psp.log")
         self.killed = False
         cmd = [binary, "--port-file", self.port_file, "--log", self.log_path]
         for f in faults:
             cmd += ["--fault", f]
+        for t in guest_tdis:
+            cmd += ["--guest-tdi", t]
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -279,17 +281,22 @@ class Rig:
         log(f"started {len(self.endpoints)} endpoint(s) on port(s) {', '.join(map(str, self.ports))}")
 
     def start_psp(self):
-        """The PSP's firmware model, when --psp asks for the coco-psp device."""
-        if not self.args.psp:
+        """The PSP's firmware model, when --psp asks for the coco-psp device, or --guest for
+        the guest channel (the model then plays the host and the TSM for the functions
+        assigned to the guest, Documentation/coco/sev-tio-guest.rst)."""
+        if not self.args.psp and not self.args.guest:
             return
         if self.args.platform != "tee-io":
-            raise RuntimeError("--psp needs the project's QEMU (--platform tee-io)")
+            raise RuntimeError("--psp and --guest need the project's QEMU (--platform tee-io)")
         binary = self.args.psp_bin
         if not binary or not os.path.exists(binary):
-            raise RuntimeError(f"--psp: no firmware model binary {binary!r} (cargo build --release -p coco-psp)")
-        self.psp = Psp(binary, self.workdir, self.args.psp_fault or [])
+            raise RuntimeError(f"no firmware model binary {binary!r} (cargo build --release -p coco-psp)")
+        # Endpoint i is the function on bus i + 1 (see qemu_cmd).
+        tdis = [f"{i + 1:02x}:00.0" for i in range(len(self.ports))] if self.args.guest else []
+        self.psp = Psp(binary, self.workdir, self.args.psp_fault or [], tdis)
         faults = "".join(f" --fault {f}" for f in self.args.psp_fault or [])
-        log(f"started coco-psp on port {self.psp.port}{faults}")
+        role = f" for the guest's {len(tdis)} TDI(s)" if tdis else ""
+        log(f"started coco-psp on port {self.psp.port}{role}{faults}")
 
     # ---- qemu ------------------------------------------------------------
     def platform_props(self, i):
@@ -298,6 +305,10 @@ class Rig:
         if self.args.platform != "tee-io":
             return {}, {}
         parts = variant_parts(self.variant_of(i))
+        if self.args.guest:
+            # An assigned TDI as a confidential guest sees it: TEE-IO, no DOE mailbox (the
+            # host's, reached by the firmware model through QEMU), no IDE (the host's link).
+            return {"x-ide": False, "x-tee-io": True, "x-doe-hidden": True}, {"x-ide": False}
         ep = {"x-ide": "platform:no-ide" not in parts, "x-tee-io": "platform:no-tee-io" not in parts}
         rp = {"x-ide": "platform:rp-no-ide" not in parts}
         return ep, rp
@@ -310,13 +321,28 @@ class Rig:
         variants = [None] * self.args.endpoints + list(self.args.variant or [])
         return variants[i] if i < len(variants) else None
 
+    def disk_path(self, i):
+        return os.path.join(self.workdir, f"disk{i}.img")
+
     def device_args(self, i):
         ep, _ = self.platform_props(i)
-        return f"nvme,id=coco-nvme{i},bus=coco-rp{i},serial=coco{i},spdm_port={self.ports[i]}{self.props_arg(ep)}"
+        drive = f",drive=coco-disk{i}" if self.args.guest else ""
+        return (f"nvme,id=coco-nvme{i},bus=coco-rp{i},serial=coco{i},spdm_port={self.ports[i]}"
+                f"{drive}{self.props_arg(ep)}")
+
+    def make_disk(self, i):
+        """A 1 MiB namespace for endpoint i whose first sector names it: the guest's test
+        reads it once the driver is bound."""
+        with open(self.disk_path(i), "wb") as f:
+            f.write(f"coco-guest-disk-{i}\n".encode().ljust(512, b"\0"))
+            f.truncate(1 << 20)
 
     def qemu_cmd(self, interactive):
         a = self.args
         cmdline = "console=ttyS0 panic=-1 oops=panic loglevel=4 log_buf_len=4M " + a.append
+        if a.guest:
+            # A confidential guest: TEE-I/O functions wait for acceptance.
+            cmdline += " pci=tee_accept"
         cmd = [
             a.qemu or "qemu-system-x86_64",
             "-machine", "q35",
@@ -347,8 +373,14 @@ class Rig:
             rprops = self.props_arg(rp)
             cmd += ["-device", f"pcie-root-port,id=coco-rp{i},bus=pcie.0,addr={4 + i // 8:x}.{i % 8}{fn0},"
                     f"chassis={i + 1},slot={i + 1}{rprops}"]
+            if a.guest:
+                self.make_disk(i)
+                cmd += ["-drive", f"file={self.disk_path(i)},if=none,id=coco-disk{i},format=raw"]
             cmd += ["-device", self.device_args(i)]
-        if self.psp:
+        if self.psp and a.guest:
+            # The guest-to-TSM channel on pcie.0, after the root ports' slots.
+            cmd += ["-device", f"coco-tio-guest,id=coco-guest,bus=pcie.0,fw_port={self.psp.port}"]
+        elif self.psp:
             # The emulated PSP on pcie.0, after the root ports' slots.
             cmd += ["-device", f"coco-psp,id=coco-psp,bus=pcie.0,fw_port={self.psp.port}"]
         return cmd
@@ -700,10 +732,15 @@ def main():
                    help="the emulated PSP (-device coco-psp) and its firmware model coco-psp")
     p.add_argument("--psp-bin", help="the firmware model (default: target/release/coco-psp)")
     p.add_argument("--psp-fault", action="append", metavar="F", help="coco-psp --fault F (repeatable)")
+    p.add_argument("--guest", action="store_true",
+                   help="boot as a confidential guest (pci=tee_accept): the functions are assigned TDIs "
+                        "without DOE, the guest channel (-device coco-tio-guest) and coco-psp as host and TSM")
     args = p.parse_args()
-    if args.psp_fault and not args.psp:
-        p.error("--psp-fault needs --psp")
-    if args.psp and not args.psp_bin:
+    if args.psp_fault and not (args.psp or args.guest):
+        p.error("--psp-fault needs --psp or --guest")
+    if args.psp and args.guest:
+        p.error("--psp and --guest exclude each other (the host's PSP, or the guest's channel)")
+    if (args.psp or args.guest) and not args.psp_bin:
         args.psp_bin = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                     "target/release/coco-psp")
 

@@ -86,6 +86,13 @@ impl CocoDev {
         Ok(Channel::new(transport()?, channel::sbdf(&self.pdev)))
     }
 
+    /// Whether a driver is bound to the function now.
+    fn has_driver(&self) -> bool {
+        // SAFETY: The device is live; `driver` is read once (it may change right after, which
+        // the gate's own check under the device lock covers).
+        !unsafe { core::ptr::read_volatile(&raw const (*self.raw.0.as_ptr()).driver) }.is_null()
+    }
+
     fn guest_tsm() -> TsmName {
         TsmName::new(GUEST_TSM)
     }
@@ -100,6 +107,12 @@ impl CocoDev {
         );
         self.guest.lock().reason = Some(f.reason);
         self.ide.lock().tdi.failure = Some(f.reason);
+        {
+            let mut state = self.state.lock();
+            if matches!(state.auth_status, super::AuthStatus::Pending) {
+                state.auth_status = super::AuthStatus::Failed(Failure::new(f.reason, f.err));
+            }
+        }
         self.notify_change(c"COCO_TDISP=rejected");
     }
 
@@ -107,7 +120,12 @@ impl CocoDev {
     /// userspace, or reject).
     pub(super) fn guest_start(self: &Arc<Self>) {
         let _serial = self.guest_serial.lock();
-        self.state.lock().owner = Owner::Tsm(Self::guest_tsm());
+        {
+            let mut state = self.state.lock();
+            state.owner = Owner::Tsm(Self::guest_tsm());
+            // No mailbox to discover: the TSM is the only way to the device.
+            state.status = super::Status::Ready;
+        }
         self.set_fw_tdi(Some(super::FwTdiOps::guest()));
         if !self.guest.lock().accepted {
             self.guest_run();
@@ -138,13 +156,18 @@ impl CocoDev {
             gt.reason = None;
         }
         let bound = self.ide.lock().tdi.bound.is_some();
-        if !bound && self.tdi_bind(IdeOwner::Sysfs).is_err() {
-            let reason = self
-                .guest
-                .lock()
-                .reason
-                .or(self.ide.lock().tdi.failure)
-                .unwrap_or("the TDI could not be bound");
+        // A driver bound already: the TDI was accepted by an earlier instance of coco.ko (a
+        // module reload); the gate keeps it until the TDI is verified again.
+        let owner = if self.has_driver() {
+            IdeOwner::Tsm
+        } else {
+            IdeOwner::Sysfs
+        };
+        if !bound && self.tdi_bind(owner).is_err() {
+            // The guest lock is innermost: never held while another is taken.
+            let ours = self.guest.lock().reason;
+            let theirs = self.ide.lock().tdi.failure;
+            let reason = ours.or(theirs).unwrap_or("the TDI could not be bound");
             let f = Failure::new(reason, EIO);
             self.guest_reject(&f);
             return;
@@ -372,8 +395,9 @@ impl CocoDev {
                 }
                 v
             };
-            for r in ranges.iter() {
-                let st = ch.mmio_validate(tdi_id, r.range_id, r.first_page, r.number_of_pages)?;
+            for (index, r) in ranges.iter().enumerate() {
+                let index = u16::try_from(index).map_err(|_| Failure::new("too many ranges", EINVAL))?;
+                let st = ch.mmio_validate(tdi_id, index, r.first_page, r.number_of_pages)?;
                 if st != g::MMIO_STATUS_SUCCESS {
                     dev_err!(
                         self.dev(),

@@ -216,8 +216,24 @@ impl CocoDev {
         if self.removed.load(Ordering::Acquire) {
             return Err(ENODEV);
         }
+        if self.guest_mode {
+            // A confidential guest's TDI is bound and started by the TSM: root accepts or
+            // releases it.
+            return match op {
+                TdispOp::Accept => self.guest_accept(),
+                TdispOp::Unbind => self.guest_release(),
+                TdispOp::Bind | TdispOp::Start => {
+                    dev_err!(
+                        self.dev(),
+                        "coco: TDISP bind and start are the TSM's in a confidential guest: write accept or unbind\n"
+                    );
+                    Err(EOPNOTSUPP)
+                }
+            };
+        }
         if op == TdispOp::Accept {
-            return self.guest_accept();
+            dev_err!(self.dev(), "coco: accept is for a confidential guest's TDI\n");
+            return Err(EOPNOTSUPP);
         }
         if op != TdispOp::Bind && self.ide.lock().tdi.owner == Some(IdeOwner::Tsm) {
             let verb = if op == TdispOp::Start {
@@ -235,9 +251,8 @@ impl CocoDev {
         match op {
             TdispOp::Bind => self.tdi_bind(IdeOwner::Sysfs),
             TdispOp::Start => self.tdi_start(),
-            TdispOp::Unbind if self.guest_mode => self.guest_release(),
             TdispOp::Unbind => self.tdi_unbind(Gate::LiftAttach),
-            TdispOp::Accept => self.guest_accept(),
+            TdispOp::Accept => Err(EOPNOTSUPP),
         }
     }
 
