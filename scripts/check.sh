@@ -156,6 +156,18 @@ if scripts/build-kernel.sh >/dev/null 2>"$logdir/kernel.log"; then
 		--tests "coco_sevtio_faults.sh" --log-dir "$logdir/sevtio" \
 		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-sevtio.log"
 	rig_verdict "$logdir/rig-sevtio.log"
+	# A confidential guest (coco_guest.sh): three TDIs that verify but one the host blobs
+	# tampers with and one it moves to ERROR, two more blobs tampered with, and devices whose
+	# measurements differ, whose chain is untrusted, whose report lies.
+	echo "# guest: a confidential guest verifies its assigned TDIs before their drivers probe"
+	mkdir -p "$logdir/guest"
+	scripts/qemu-run.sh --no-setup --test --guest --endpoints 5 --variant measurements:sparse \
+		--variant fault:untrusted-root --variant fault:report-outside-bars \
+		--psp-fault tamper:report@02:00.0 --psp-fault tdi-error-after:3@03:00.0 \
+		--psp-fault tamper:certs@04:00.0 --psp-fault tamper:meas@05:00.0 \
+		--tests "coco_guest.sh" --log-dir "$logdir/guest" \
+		--timeout "${COCO_TIMEOUT:-1500}" | tee "$logdir/rig-guest.log"
+	rig_verdict "$logdir/rig-guest.log"
 else
 	notok "kernel build (see $logdir/kernel.log)"
 	tail -n 30 "$logdir/kernel.log"

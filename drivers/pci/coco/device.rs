@@ -30,7 +30,7 @@ use crate::{
 };
 use core::{
     ptr::NonNull,
-    sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
 };
 use kernel::{
     bindings, device,
@@ -299,6 +299,8 @@ pub(crate) struct CocoDev {
     /// the channel's requests and the driver's attach and release).
     #[pin]
     guest_serial: Mutex<()>,
+    /// Guest requests sent for this function (TIO_OP and TIO_GUEST_REQUEST).
+    guest_requests: AtomicU32,
     /// The mailbox also supports secured CMA/SPDM (type 2).
     secured_cma: bool,
     /// Set before teardown; no exchange starts afterwards.
@@ -573,6 +575,7 @@ impl CocoDev {
                 guest_mode,
                 guest <- new_mutex!(guest::GuestTdi::default()),
                 guest_serial <- new_mutex!(()),
+                guest_requests: AtomicU32::new(0),
                 secured_cma,
                 removed: AtomicBool::new(false),
                 sysfs_added: AtomicBool::new(false),

@@ -24,7 +24,13 @@ use crate::{
     sevtio_guest as g,
     tdisp::TdiState,
 };
-use kernel::{bindings, prelude::*, sync::Arc};
+use core::sync::atomic::Ordering;
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::Arc,
+    time::{Instant, Monotonic},
+};
 
 /// The TSM name the guest's evidence is shown with.
 pub(crate) const GUEST_TSM: &[u8] = b"sev-tio-guest";
@@ -82,8 +88,12 @@ fn check_digest(blob: Option<&[u8]>, digest: &[u8; g::DIGEST_SIZE], what: &'stat
 }
 
 impl CocoDev {
-    fn guest_channel(&self) -> Result<Channel<'static>, Failure> {
-        Ok(Channel::new(transport()?, channel::sbdf(&self.pdev)))
+    fn guest_channel(&self) -> Result<Channel<'_>, Failure> {
+        Ok(Channel::new(
+            transport()?,
+            channel::sbdf(&self.pdev),
+            &self.guest_requests,
+        ))
     }
 
     /// Whether a driver is bound to the function now.
@@ -150,6 +160,8 @@ impl CocoDev {
     /// Binds the TDI unless it is bound, verifies it, accepts it with `guest_accept=auto`.
     /// Called with `guest_serial` held.
     fn guest_run(self: &Arc<Self>) {
+        let start = Instant::<Monotonic>::now();
+        let sent_before = self.guest_requests.load(Ordering::Relaxed);
         {
             let mut gt = self.guest.lock();
             gt.verified = false;
@@ -196,7 +208,16 @@ impl CocoDev {
             return;
         }
         if crate::guest_accept_auto() {
-            let _ = self.guest_accept_locked();
+            if self.guest_accept_locked().is_ok() {
+                let sent = self.guest_requests.load(Ordering::Relaxed);
+                dev_info!(
+                    self.dev(),
+                    "coco: TDI bound, verified and accepted in {} us, {} guest requests ({} since the function was found)\n",
+                    u64::try_from(start.elapsed().as_micros_ceil()).unwrap_or(0),
+                    sent.wrapping_sub(sent_before),
+                    sent
+                );
+            }
         } else {
             dev_info!(
                 self.dev(),

@@ -322,7 +322,10 @@ impl CocoDev {
         match r {
             Ok(()) => {
                 self.notify_change(c"COCO_TDISP=locked");
-                self.arm_tdi_check();
+                // A confidential guest's TDI is watched once accepted.
+                if !self.guest_mode {
+                    self.arm_tdi_check();
+                }
             }
             Err(_) => {
                 let _ = self.tdi_gate(match owner {

@@ -12,7 +12,7 @@
 //! through the digests of the response.
 
 use crate::{channel::Failure, sevtio_guest as g};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::{ffi::{c_int, c_void}, prelude::*};
 
 /// A page: the request and the response messages each fit one.
@@ -182,16 +182,19 @@ pub(crate) struct TdiInfo {
 pub(crate) struct Channel<'t> {
     t: &'t dyn Transport,
     sbdf: u32,
+    /// Counts the requests sent (TIO_OP and TIO_GUEST_REQUEST alike).
+    sent: &'t AtomicU32,
 }
 
 impl<'t> Channel<'t> {
-    /// Requests for the function `sbdf` (segment << 16 | requester ID).
-    pub(crate) fn new(t: &'t dyn Transport, sbdf: u32) -> Self {
-        Self { t, sbdf }
+    /// Requests for the function `sbdf` (segment << 16 | requester ID), counted in `sent`.
+    pub(crate) fn new(t: &'t dyn Transport, sbdf: u32, sent: &'t AtomicU32) -> Self {
+        Self { t, sbdf, sent }
     }
 
     /// Runs TIO_OP `action`; the reply's `param`.
     fn op(&self, action: u64, what: &'static str) -> Result<u64, Failure> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let r = self
             .t
             .tio_op(self.sbdf, action)
@@ -237,6 +240,7 @@ impl<'t> Channel<'t> {
         param: u64,
     ) -> Result<Reply, Failure> {
         let bad = |why| Failure::new(why, EPROTO);
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let seqno = SEQNO.fetch_add(2, Ordering::Relaxed);
         let mut req = KVec::from_elem(0u8, PAGE, GFP_KERNEL)
             .map_err(|_| Failure::new("out of memory", ENOMEM))?;

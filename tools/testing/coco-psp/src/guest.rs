@@ -29,10 +29,10 @@ use crate::{Fault, FaultSpec, Logger};
 pub const FW_INVALID_PARAM: u64 = 0x16;
 /// FW_ERR SPDM_ERROR: an SPDM or TDISP failure.
 pub const FW_SPDM_ERROR: u64 = 0x33;
-/// FW_ERR INVALID_TDI_STATE as sev-tio-guest.rst gives it (0x3A).
-pub const FW_INVALID_TDI_STATE: u64 = 0x3A;
-/// FW_ERR INVALID_ADDRESS as sev-tio-guest.rst gives it (0x0B): a DMA QEMU refused.
-pub const FW_INVALID_ADDRESS: u64 = 0x0B;
+/// FW_ERR INVALID_TDI_STATE (SEV status 0x3C).
+pub const FW_INVALID_TDI_STATE: u64 = 0x3C;
+/// FW_ERR INVALID_ADDRESS (SEV status 0x09): a DMA QEMU refused.
+pub const FW_INVALID_ADDRESS: u64 = 0x09;
 
 /// The IDE stream the guest side keys on the endpoint.
 const STREAM_ID: u8 = 0;

@@ -6,6 +6,7 @@ mod common;
 
 use coco_endpoint::pki::KeyKind;
 use coco_endpoint::Fault as EpFault;
+use coco_psp::guest::FW_INVALID_TDI_STATE;
 use coco_psp::wire::{GuestDone, GuestReq};
 use coco_psp::{Fault, FaultSpec};
 use coco_sevtio::guest::*;
@@ -134,7 +135,7 @@ fn bind_info_run_validate_sdte_stop_unbind() {
     let (d, r) = g.info(INFO_STATE, 0);
     assert_eq!(d.result, RESULT_DONE);
     assert_eq!(r.unwrap().status, TDI_STATUS_UNBOUND);
-    assert_eq!(g.op(TIO_OP_RUN).fw_err, 0x3A);
+    assert_eq!(g.op(TIO_OP_RUN).fw_err, FW_INVALID_TDI_STATE);
     g.bind();
     assert!(
         g.rig.host.rp_ops.is_empty(),
@@ -196,7 +197,11 @@ fn bind_info_run_validate_sdte_stop_unbind() {
     let d = g.op(TIO_OP_RUN);
     assert_eq!(d.result, RESULT_DONE, "{}", g.rig.log_text());
     assert_eq!(g.info(INFO_STATE, 0).0.param, TDI_STATE_RUN);
-    assert_eq!(g.op(TIO_OP_RUN).fw_err, 0x3A, "RUN needs CONFIG_LOCKED");
+    assert_eq!(
+        g.op(TIO_OP_RUN).fw_err,
+        FW_INVALID_TDI_STATE,
+        "RUN needs CONFIG_LOCKED"
+    );
     // MMIO_VALIDATE.
     let pages = range.number_of_pages;
     assert_eq!(
