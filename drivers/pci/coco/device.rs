@@ -551,7 +551,9 @@ impl CocoDev {
         let dev: &device::Device = unsafe { device::Device::from_raw(raw) };
         let pdev = <&pci::Device>::try_from(dev)?;
         if guest_mode {
-            let praw = core::ptr::from_ref(pdev).cast_mut().cast::<bindings::pci_dev>();
+            let praw = core::ptr::from_ref(pdev)
+                .cast_mut()
+                .cast::<bindings::pci_dev>();
             // SAFETY: `praw` is the live function; `devcap` is set at enumeration.
             let devcap = unsafe { (*praw).devcap };
             if devcap & bindings::PCI_EXP_DEVCAP_TEE == 0 {

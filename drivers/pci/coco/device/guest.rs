@@ -77,7 +77,11 @@ fn spdm_algos(algos: u64) -> Option<(u32, u32)> {
 }
 
 /// Checks that `blob` hashes (SHA-384) to `digest`, the TSM's.
-fn check_digest(blob: Option<&[u8]>, digest: &[u8; g::DIGEST_SIZE], what: &'static str) -> Result<(), Failure> {
+fn check_digest(
+    blob: Option<&[u8]>,
+    digest: &[u8; g::DIGEST_SIZE],
+    what: &'static str,
+) -> Result<(), Failure> {
     let blob = blob.ok_or(Failure::new(what, EPROTO))?;
     let mut d = [0u8; g::DIGEST_SIZE];
     crypto::digest(HashAlg::Sha384, blob, &mut d).map_err(|e| Failure::new("cannot hash", e))?;
@@ -203,7 +207,10 @@ impl CocoDev {
             if let Err(e) = self.tdi_gate(Gate::Accept) {
                 dev_warn!(self.dev(), "coco: cannot open the driver gate: {:?}\n", e);
             }
-            dev_info!(self.dev(), "coco: TDI in RUN verified again: it stays accepted\n");
+            dev_info!(
+                self.dev(),
+                "coco: TDI in RUN verified again: it stays accepted\n"
+            );
             self.arm_tdi_check();
             return;
         }
@@ -283,7 +290,11 @@ impl CocoDev {
             Ok(report.len())
         })();
         r.map_err(|f| {
-            dev_err!(self.dev(), "coco: TDI bind through the TSM failed: {}\n", f.reason);
+            dev_err!(
+                self.dev(),
+                "coco: TDI bind through the TSM failed: {}\n",
+                f.reason
+            );
             self.guest.lock().reason = Some(f.reason);
             f.err
         })
@@ -308,7 +319,9 @@ impl CocoDev {
     pub(super) fn guest_state(&self) -> Result<TdiState> {
         let tdi_id = self.guest.lock().tdi_id.ok_or(ENOTCONN)?;
         let ch = self.guest_channel().map_err(|f| f.err)?;
-        let info = ch.tdi_info(tdi_id, g::INFO_STATE, None).map_err(|f| f.err)?;
+        let info = ch
+            .tdi_info(tdi_id, g::INFO_STATE, None)
+            .map_err(|f| f.err)?;
         if info.rsp.status != g::TDI_STATUS_BOUND {
             return Ok(TdiState::Error);
         }
@@ -322,8 +335,10 @@ impl CocoDev {
             let gt = self.guest.lock();
             (gt.tdi_id.ok_or(Failure::new("no TDI", ENOTCONN))?, gt.algos)
         };
-        let (asym, hash) =
-            spdm_algos(algos).ok_or(Failure::new("the TSM names unknown SPDM algorithms", EPROTO))?;
+        let (asym, hash) = spdm_algos(algos).ok_or(Failure::new(
+            "the TSM names unknown SPDM algorithms",
+            EPROTO,
+        ))?;
         let mut nonce = [0u8; g::NONCE_SIZE];
         // SAFETY: `nonce` is writable for its length.
         unsafe { bindings::get_random_bytes(nonce.as_mut_ptr().cast(), nonce.len()) };
@@ -334,7 +349,10 @@ impl CocoDev {
         if info.rsp.meas_flags & (g::MEAS_FLAG_DIGEST_VALID | g::MEAS_FLAG_DIGEST_FRESH)
             != (g::MEAS_FLAG_DIGEST_VALID | g::MEAS_FLAG_DIGEST_FRESH)
         {
-            return Err(Failure::new("the TSM did not read the measurements fresh", EPROTO));
+            return Err(Failure::new(
+                "the TSM did not read the measurements fresh",
+                EPROTO,
+            ));
         }
         check_digest(
             blobs.measurements,
@@ -366,7 +384,8 @@ impl CocoDev {
         self.tsm_measurements(tsm, 0, version, asym, hash, &nonce, meas)
             .map_err(|e| Failure::new("the measurements are malformed", e))?;
         if let Err(f) = trusted {
-            self.state.lock().auth_status = super::AuthStatus::Failed(Failure::new(f.reason, f.err));
+            self.state.lock().auth_status =
+                super::AuthStatus::Failed(Failure::new(f.reason, f.err));
             return Err(f);
         }
         self.state.lock().auth_status = super::AuthStatus::Ok;
@@ -400,7 +419,10 @@ impl CocoDev {
             return Ok(());
         }
         let Some(tdi_id) = tdi_id.filter(|_| verified) else {
-            dev_err!(self.dev(), "coco: accept refused: the TDI is not verified\n");
+            dev_err!(
+                self.dev(),
+                "coco: accept refused: the TDI is not verified\n"
+            );
             return Err(EPERM);
         };
         let r = (|| -> Result<(), Failure> {
@@ -408,16 +430,22 @@ impl CocoDev {
             ch.run()?;
             let ranges = {
                 let ide = self.ide.lock();
-                let d = ide.tdi.bound.as_ref().ok_or(Failure::new("no TDI", ENOTCONN))?;
+                let d = ide
+                    .tdi
+                    .bound
+                    .as_ref()
+                    .ok_or(Failure::new("no TDI", ENOTCONN))?;
                 let report = d.report().ok_or(Failure::new("no report", ENOTCONN))?;
                 let mut v = KVec::new();
                 for r in report.ranges() {
-                    v.push(r, GFP_KERNEL).map_err(|_| Failure::new("out of memory", ENOMEM))?;
+                    v.push(r, GFP_KERNEL)
+                        .map_err(|_| Failure::new("out of memory", ENOMEM))?;
                 }
                 v
             };
             for (index, r) in ranges.iter().enumerate() {
-                let index = u16::try_from(index).map_err(|_| Failure::new("too many ranges", EINVAL))?;
+                let index =
+                    u16::try_from(index).map_err(|_| Failure::new("too many ranges", EINVAL))?;
                 let st = ch.mmio_validate(tdi_id, index, r.first_page, r.number_of_pages)?;
                 if st != g::MMIO_STATUS_SUCCESS {
                     dev_err!(
@@ -426,7 +454,10 @@ impl CocoDev {
                         r.range_id,
                         g::mmio_status_name(st)
                     );
-                    return Err(Failure::new("the TSM did not validate an MMIO range", EACCES));
+                    return Err(Failure::new(
+                        "the TSM did not validate an MMIO range",
+                        EACCES,
+                    ));
                 }
             }
             let st = ch.sdte_write(tdi_id)?;
@@ -483,7 +514,10 @@ impl CocoDev {
             return Err(ENOTCONN);
         }
         self.guest_drop("released through tdisp", TdiState::ConfigUnlocked);
-        dev_info!(self.dev(), "coco: TDI released: its driver was unbound, the TDI unbound\n");
+        dev_info!(
+            self.dev(),
+            "coco: TDI released: its driver was unbound, the TDI unbound\n"
+        );
         self.notify_change(c"COCO_TDISP=unbound");
         Ok(())
     }

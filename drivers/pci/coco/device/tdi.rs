@@ -90,7 +90,14 @@ impl FwTdiOps {
         };
         let f = Self::table(p).bind.ok_or(EOPNOTSUPP)?;
         // SAFETY: `pdev` is the live function; `buf` is writable for its length.
-        let n = unsafe { f(dev.raw_pci(), lock_flags, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            f(
+                dev.raw_pci(),
+                lock_flags,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
         if n < 0 {
             return Err(errno(n));
         }
@@ -232,7 +239,10 @@ impl CocoDev {
             };
         }
         if op == TdispOp::Accept {
-            dev_err!(self.dev(), "coco: accept is for a confidential guest's TDI\n");
+            dev_err!(
+                self.dev(),
+                "coco: accept is for a confidential guest's TDI\n"
+            );
             return Err(EOPNOTSUPP);
         }
         if op != TdispOp::Bind && self.ide.lock().tdi.owner == Some(IdeOwner::Tsm) {

@@ -13,7 +13,10 @@
 
 use crate::{channel::Failure, sevtio_guest as g};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use kernel::{ffi::{c_int, c_void}, prelude::*};
+use kernel::{
+    ffi::{c_int, c_void},
+    prelude::*,
+};
 
 /// A page: the request and the response messages each fit one.
 const PAGE: usize = 4096;
@@ -224,8 +227,11 @@ impl<'t> Channel<'t> {
 
     /// TIO_OP UNBIND.
     pub(crate) fn unbind(&self) -> Result<(), Failure> {
-        self.op(g::TIO_OP_UNBIND, "the TSM did not unbind the TDI (TIO_OP UNBIND)")
-            .map(|_| ())
+        self.op(
+            g::TIO_OP_UNBIND,
+            "the TSM did not unbind the TDI (TIO_OP UNBIND)",
+        )
+        .map(|_| ())
     }
 
     /// One TIO_GUEST_REQUEST: `payload` of type `msg_type`; the response's payload into
@@ -249,10 +255,10 @@ impl<'t> Channel<'t> {
             msg_type,
             msg_sz: u16::try_from(payload.len()).map_err(|_| bad("message too large"))?,
         };
-        let n = hdr
-            .encode(&mut req)
-            .map_err(|_| bad("message too large"))?;
-        let end = n.checked_add(payload.len()).ok_or(bad("message too large"))?;
+        let n = hdr.encode(&mut req).map_err(|_| bad("message too large"))?;
+        let end = n
+            .checked_add(payload.len())
+            .ok_or(bad("message too large"))?;
         req.get_mut(n..end)
             .ok_or(bad("message too large"))?
             .copy_from_slice(payload);
@@ -260,7 +266,14 @@ impl<'t> Channel<'t> {
             .map_err(|_| Failure::new("out of memory", ENOMEM))?;
         let r = self
             .t
-            .guest_request(self.sbdf, req.get(..end).unwrap_or(&[]), &mut rsp, data, data_in, param)
+            .guest_request(
+                self.sbdf,
+                req.get(..end).unwrap_or(&[]),
+                &mut rsp,
+                data,
+                data_in,
+                param,
+            )
             .map_err(|e| Failure::new("the guest channel failed", e))?;
         if r.result != 0 {
             return Ok(r);
@@ -298,7 +311,14 @@ impl<'t> Channel<'t> {
                 d.copy_from_slice(n);
                 data_in = g::NONCE_SIZE;
             }
-            let r = self.message(g::MSG_TDI_INFO_REQ, &req, &mut out, &mut data, data_in, flags)?;
+            let r = self.message(
+                g::MSG_TDI_INFO_REQ,
+                &req,
+                &mut out,
+                &mut data,
+                data_in,
+                flags,
+            )?;
             match r.result {
                 g::RESULT_DONE => {
                     let rsp = g::TdiInfoRsp::parse(&out)
@@ -310,7 +330,9 @@ impl<'t> Channel<'t> {
                         .then(|| u8::try_from(r.param).unwrap_or(u8::MAX));
                     return Ok(TdiInfo { rsp, state, data });
                 }
-                g::RESULT_MORE_PAGES if r.pages_needed > pages && r.pages_needed <= DATA_MAX_PAGES => {
+                g::RESULT_MORE_PAGES
+                    if r.pages_needed > pages && r.pages_needed <= DATA_MAX_PAGES =>
+                {
                     pages = r.pages_needed;
                 }
                 _ => return Err(refused(&r, "the TSM refused TDI_INFO")),
@@ -344,7 +366,10 @@ impl<'t> Channel<'t> {
         let rsp = g::MmioValidateRsp::parse(&out)
             .map_err(|_| Failure::new("MMIO_VALIDATE response is malformed", EPROTO))?;
         if rsp.tdi_id != tdi_id || rsp.range_id != range_id {
-            return Err(Failure::new("MMIO_VALIDATE answers for another range", EPROTO));
+            return Err(Failure::new(
+                "MMIO_VALIDATE answers for another range",
+                EPROTO,
+            ));
         }
         Ok(rsp.status)
     }

@@ -97,7 +97,9 @@ fn parse(text: &[u8]) -> Result<KVec<RefBlock>, usize> {
 fn load(dev: &Device) -> Result<KVec<RefBlock>, Failure> {
     let mut fw: *const bindings::firmware = core::ptr::null();
     // `Device` wraps `struct device` transparently.
-    let raw = core::ptr::from_ref(dev).cast_mut().cast::<bindings::device>();
+    let raw = core::ptr::from_ref(dev)
+        .cast_mut()
+        .cast::<bindings::device>();
     // SAFETY: `fw` is a valid out pointer, `NAME` a NUL-terminated string, `raw` the live
     // device.
     let rc = unsafe { bindings::request_firmware_direct(&mut fw, NAME.as_char_ptr(), raw) };
@@ -135,7 +137,11 @@ pub(crate) fn check(dev: &Device, blocks: &[Block]) -> Result<(), Failure> {
             ));
         };
         if b.value_type != r.value_type || b.value[..] != r.value[..] {
-            dev_err!(dev, "coco: measurement block {} differs from the reference\n", r.index);
+            dev_err!(
+                dev,
+                "coco: measurement block {} differs from the reference\n",
+                r.index
+            );
             return Err(Failure::new(
                 "the measurements differ from the reference",
                 EKEYREJECTED,
@@ -146,12 +152,20 @@ pub(crate) fn check(dev: &Device, blocks: &[Block]) -> Result<(), Failure> {
         .iter()
         .find(|b| !reference.iter().any(|r| r.index == b.index))
     {
-        dev_err!(dev, "coco: measurement block {} is not in the reference\n", b.index);
+        dev_err!(
+            dev,
+            "coco: measurement block {} is not in the reference\n",
+            b.index
+        );
         return Err(Failure::new(
             "the measurements differ from the reference (an unexpected block)",
             EKEYREJECTED,
         ));
     }
-    dev_info!(dev, "coco: measurements match the reference ({} blocks)\n", reference.len());
+    dev_info!(
+        dev,
+        "coco: measurements match the reference ({} blocks)\n",
+        reference.len()
+    );
     Ok(())
 }

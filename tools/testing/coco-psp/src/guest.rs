@@ -90,11 +90,7 @@ pub struct Guest {
 
 impl std::fmt::Debug for Guest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rids: Vec<String> = self
-            .tdis
-            .iter()
-            .map(|t| crate::psp::bdf(0, t.rid))
-            .collect();
+        let rids: Vec<String> = self.tdis.iter().map(|t| crate::bdf(0, t.rid)).collect();
         write!(f, "Guest {{ tdis: {rids:?} }}")
     }
 }
@@ -778,7 +774,7 @@ fn connect(
         Ok(s) => {
             log.line(&format!(
                 "guest: device {} connected: SPDM {:#x}, slot {}, stream {STREAM_ID}",
-                crate::psp::bdf(0, tdi.rid),
+                crate::bdf(0, tdi.rid),
                 s.version.as_byte(),
                 s.slot
             ));

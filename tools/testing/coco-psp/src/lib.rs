@@ -10,11 +10,12 @@
 //! messages inside that session.
 //!
 //! * [`wire`]: the socket protocol, the [`wire::Platform`] trait (what QEMU offers the
-//!   firmware) and its socket implementation, and [`wire::serve`].
+//!   firmware) and its socket implementation.
 //! * [`memory`]: host buffers named by SLAs, read and written through the platform.
 //! * [`requester`]: the SPDM requester (VCA, certificates, KEY_EXCHANGE/FINISH, secured
 //!   messages, IDE_KM, TDISP, measurements) over a [`requester::Link`].
-//! * [`psp`]: the firmware state and the SEV-TIO commands ([`psp::Psp`]).
+//! * [`psp`]: the firmware state and the SEV-TIO commands ([`psp::Psp`]), and
+//!   [`psp::serve`], the loop over one QEMU connection.
 //! * [`guest`]: the guest side (sev-tio-guest.rst): TIO_OP and TIO_GUEST_REQUEST for the
 //!   functions assigned to the guest, the requester talking to the device through QEMU
 //!   (DEVICE_SPDM).
@@ -33,7 +34,11 @@ pub mod psp;
 pub mod requester;
 pub mod wire;
 
-pub use psp::Psp;
+/// `seg:bb:dd.f` of a Requester ID.
+pub fn bdf(segment: u8, rid: u16) -> String {
+    let [devfn, bus] = rid.to_le_bytes();
+    format!("{segment:04x}:{bus:02x}:{:02x}.{}", devfn >> 3, devfn & 7)
+}
 
 /// Parses `BB:DD.F` (hex, with or without the `0000:` segment) into a Requester ID
 /// (`--guest-tdi`).

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use coco_psp::{wire, FaultSpec, Logger, Psp, FAULT_HELP};
+use coco_psp::psp::{serve, Psp};
+use coco_psp::{FaultSpec, Logger, FAULT_HELP};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,11 +107,11 @@ fn main() -> ExitCode {
         let tdis: Vec<String> = args
             .guest_tdi
             .iter()
-            .map(|r| coco_psp::psp::bdf(0, *r))
+            .map(|r| coco_psp::bdf(0, *r))
             .collect();
         log.line(&format!("guest TDIs: {}", tdis.join(" ")));
     }
-    match wire::serve(stream, &mut psp, &log) {
+    match serve(stream, &mut psp, &log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log.line(&format!("protocol broken, stopping: {e}"));

@@ -15,11 +15,16 @@ use std::thread::JoinHandle;
 
 use coco_sevtio::*;
 
+use crate::bdf;
 use crate::guest::Guest;
 use crate::memory::{buf_err, read, write, MemError, Region};
 use crate::requester::{self, BindParams, Bound, ConnectParams, Evidence, Fail, Link, Session};
-use crate::wire::{Fatal, GuestDone, GuestReq, Platform, RootPortKey};
+use crate::wire::{
+    parse_command, read_msg, write_msg, Fatal, GuestDone, GuestReq, Platform, RootPortKey,
+    SocketPlatform, COMMAND_SIZE, GUEST_SIZE, OP_COMMAND, OP_DONE, OP_GUEST, OP_GUEST_DONE,
+};
 use crate::{Fault, FaultSpec, Logger};
+use std::net::TcpStream;
 
 /// Request, response and scratch buffers: smallest and largest, bytes.
 pub const SPDM_BUF_MIN: u32 = 0x1000;
@@ -1212,12 +1217,6 @@ fn no_ctx() -> MemError {
     buf_err(SEV_RET_INVALID_DEV_CTX, "no device context at dev_ctx")
 }
 
-/// `seg:bb:dd.f` of a Requester ID.
-pub fn bdf(segment: u8, rid: u16) -> String {
-    let [devfn, bus] = rid.to_le_bytes();
-    format!("{segment:04x}:{bus:02x}:{:02x}.{}", devfn >> 3, devfn & 7)
-}
-
 fn check_relay_buffers(spdm: &SpdmCtrl) -> Result<(), MemError> {
     if spdm.req.is_null() || spdm.resp.is_null() {
         return Err(buf_err(
@@ -1284,4 +1283,37 @@ fn read_response(plat: &mut dyn Platform, resp: Sla) -> Result<(SpdmDataType, Ve
         return Err(buf_err(SEV_RET_INVALID_PARAM, "object is not RESP"));
     }
     Ok((b.object.data_type, b.body.to_vec()))
+}
+
+/// Serves one QEMU connection until it closes: each COMMAND runs on `psp` and ends with DONE,
+/// each GUEST runs on `psp`'s guest side and ends with GUEST_DONE. Returns `Ok` on a clean
+/// close, the reason otherwise.
+pub fn serve(stream: TcpStream, psp: &mut Psp, log: &Logger) -> Result<(), Fatal> {
+    let _ = stream.set_nodelay(true);
+    let mut plat = SocketPlatform::new(stream);
+    loop {
+        let Some((op, payload)) = read_msg(plat.stream(), COMMAND_SIZE.max(GUEST_SIZE))? else {
+            log.line("QEMU closed the connection");
+            return Ok(());
+        };
+        match op {
+            OP_COMMAND => {
+                let (cmd, addr) = parse_command(&payload)
+                    .ok_or_else(|| Fatal(format!("COMMAND of {} bytes", payload.len())))?;
+                let status = psp.command(&mut plat, cmd, addr)?;
+                write_msg(plat.stream(), OP_DONE, &u32::from(status).to_le_bytes())?;
+            }
+            OP_GUEST => {
+                let req = GuestReq::parse(&payload)
+                    .ok_or_else(|| Fatal(format!("GUEST of {} bytes", payload.len())))?;
+                let done = psp.guest(&mut plat, &req)?;
+                write_msg(plat.stream(), OP_GUEST_DONE, &done.encode())?;
+            }
+            _ => {
+                return Err(Fatal(format!(
+                    "QEMU sent op {op:#x} where COMMAND or GUEST was expected"
+                )))
+            }
+        }
+    }
 }

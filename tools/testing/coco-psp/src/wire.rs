@@ -7,11 +7,8 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 
 use zeroize::Zeroize;
-
-use crate::{Logger, Psp};
 
 /// COMMAND, QEMU → model: `u16 cmd, u16 reserved, u32 reserved, u64 cmdbuff_addr`.
 pub const OP_COMMAND: u32 = 0x01;
@@ -408,6 +405,11 @@ impl<S: Read + Write> SocketPlatform<S> {
         SocketPlatform { stream }
     }
 
+    /// The connection, for the messages outside a command's service requests.
+    pub fn stream(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
     fn reply(&mut self, want: u32, max: usize) -> Result<Vec<u8>, Fatal> {
         match read_msg(&mut self.stream, max)? {
             None => Err(Fatal("QEMU closed the connection inside a command".into())),
@@ -498,37 +500,4 @@ pub fn parse_command(p: &[u8]) -> Option<(u16, u64)> {
     let cmd = u16::from_le_bytes(p.get(..2)?.try_into().ok()?);
     let addr = u64::from_le_bytes(p.get(8..16)?.try_into().ok()?);
     Some((cmd, addr))
-}
-
-/// Serves one QEMU connection until it closes: each COMMAND runs on `psp` and ends with DONE,
-/// each GUEST runs on `psp`'s guest side and ends with GUEST_DONE. Returns `Ok` on a clean
-/// close, the reason otherwise.
-pub fn serve(stream: TcpStream, psp: &mut Psp, log: &Logger) -> Result<(), Fatal> {
-    let _ = stream.set_nodelay(true);
-    let mut plat = SocketPlatform::new(stream);
-    loop {
-        let Some((op, payload)) = read_msg(&mut plat.stream, COMMAND_SIZE.max(GUEST_SIZE))? else {
-            log.line("QEMU closed the connection");
-            return Ok(());
-        };
-        match op {
-            OP_COMMAND => {
-                let (cmd, addr) = parse_command(&payload)
-                    .ok_or_else(|| Fatal(format!("COMMAND of {} bytes", payload.len())))?;
-                let status = psp.command(&mut plat, cmd, addr)?;
-                write_msg(&mut plat.stream, OP_DONE, &u32::from(status).to_le_bytes())?;
-            }
-            OP_GUEST => {
-                let req = GuestReq::parse(&payload)
-                    .ok_or_else(|| Fatal(format!("GUEST of {} bytes", payload.len())))?;
-                let done = psp.guest(&mut plat, &req)?;
-                write_msg(&mut plat.stream, OP_GUEST_DONE, &done.encode())?;
-            }
-            _ => {
-                return Err(Fatal(format!(
-                    "QEMU sent op {op:#x} where COMMAND or GUEST was expected"
-                )))
-            }
-        }
-    }
 }

@@ -554,10 +554,9 @@ proptest! {
 /// object after `u16 requester_id, u8 segment, u8 reserved`; GUEST_DONE ends it.
 #[test]
 fn guest_over_the_socket() {
-    use coco_psp::wire::{
-        read_msg, serve, write_msg, OP_DATA, OP_DEVICE_SPDM, OP_GUEST, OP_GUEST_DONE,
-    };
-    use coco_psp::{Logger, Psp};
+    use coco_psp::psp::{serve, Psp};
+    use coco_psp::wire::{read_msg, write_msg, OP_DATA, OP_DEVICE_SPDM, OP_GUEST, OP_GUEST_DONE};
+    use coco_psp::Logger;
     use std::net::{TcpListener, TcpStream};
 
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

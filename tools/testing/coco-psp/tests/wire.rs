@@ -5,11 +5,12 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
+use coco_psp::psp::{serve, Psp};
 use coco_psp::wire::{
-    read_msg, serve, write_msg, RootPortKey, OP_COMMAND, OP_DATA, OP_DMA_READ, OP_DMA_WRITE,
-    OP_DONE, OP_RESULT, OP_ROOT_PORT_KEY, ROOT_PORT_KEY_SIZE,
+    read_msg, write_msg, RootPortKey, OP_COMMAND, OP_DATA, OP_DMA_READ, OP_DMA_WRITE, OP_DONE,
+    OP_RESULT, OP_ROOT_PORT_KEY, ROOT_PORT_KEY_SIZE,
 };
-use coco_psp::{Logger, Psp};
+use coco_psp::Logger;
 use coco_sevtio::*;
 use common::*;
 use proptest::prelude::*;

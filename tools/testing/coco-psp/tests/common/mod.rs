@@ -12,8 +12,9 @@ use coco_endpoint::pki::{
 };
 use coco_endpoint::platform::PLATFORM_IDE_KEYS;
 use coco_endpoint::{Fault as EpFault, Responder};
+use coco_psp::psp::Psp;
 use coco_psp::wire::{Fatal, Platform, RootPortKey, RP_OP_GO, RP_OP_PROGRAM, RP_OP_STOP};
-use coco_psp::{Fault, Logger, Psp};
+use coco_psp::{Fault, Logger};
 use coco_sevtio::*;
 use coco_spdm::SpdmVersion;
 use sha2::{Digest, Sha256};
