@@ -555,3 +555,48 @@ fn measurements_version(evidence: &[u8]) -> Option<u8> {
     let roff = usize::try_from(u32::from_le_bytes(roff.try_into().ok()?)).ok()?;
     evidence.get(16usize.checked_add(roff)?).copied()
 }
+
+#[kunit_tests(coco_guest_tdi)]
+mod tests {
+    use super::*;
+
+    /// TDI_INFO's algorithm codes: only those SEV-TIO defines.
+    #[test]
+    fn spdm_algos_codes() {
+        let p384 = (2u64 << 16) | (1u64 << 24);
+        assert_eq!(
+            spdm_algos(p384),
+            Some((auth::SPDM_ASYM_ECDSA_P384, auth::SPDM_HASH_SHA384))
+        );
+        assert_eq!(
+            spdm_algos(0),
+            Some((auth::SPDM_ASYM_RSASSA_3072, auth::SPDM_HASH_SHA256))
+        );
+        assert_eq!(spdm_algos(3u64 << 16), None);
+        assert_eq!(spdm_algos(2u64 << 24), None);
+    }
+
+    /// The version byte is read inside the evidence only.
+    #[test]
+    fn measurements_version_in_bounds() {
+        let mut e = [0u8; 20];
+        e[8] = 2;
+        e[18] = 0x13;
+        assert_eq!(measurements_version(&e), Some(0x13));
+        e[8] = 4;
+        assert_eq!(measurements_version(&e), None);
+        e[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(measurements_version(&e), None);
+        assert_eq!(measurements_version(&e[..10]), None);
+    }
+
+    /// A blob matches only the exact digest.
+    #[test]
+    fn digests_must_match() {
+        let mut d = [0u8; g::DIGEST_SIZE];
+        assert!(crypto::digest(HashAlg::Sha384, b"report", &mut d).is_ok());
+        assert!(check_digest(Some(b"report"), &d, "x").is_ok());
+        assert!(check_digest(Some(b"reporT"), &d, "x").is_err());
+        assert!(check_digest(None, &d, "x").is_err());
+    }
+}

@@ -43,6 +43,27 @@ struct CocoGuestCall {
     fw_err: u64,
 }
 
+impl CocoGuestCall {
+    /// A request without message or data pages.
+    fn new(exit_code: u32, sbdf: u32, param: u64) -> Self {
+        Self {
+            exit_code,
+            sbdf,
+            param,
+            req: core::ptr::null(),
+            req_len: 0,
+            rsp: core::ptr::null_mut(),
+            rsp_len: 0,
+            data: core::ptr::null_mut(),
+            data_in_len: 0,
+            data_npages: 0,
+            data_npages_out: 0,
+            result: 0,
+            fw_err: 0,
+        }
+    }
+}
+
 extern "C" {
     fn coco_guest_chan_present() -> bool;
     fn coco_guest_chan_call(call: *mut CocoGuestCall) -> c_int;
@@ -116,9 +137,6 @@ impl Transport for Emulated {
     ) -> Result<Reply> {
         let npages = u32::try_from(data.len() / PAGE).map_err(|_| EINVAL)?;
         let mut call = CocoGuestCall {
-            exit_code: g::EXIT_GUEST_REQUEST,
-            sbdf,
-            param,
             req: req.as_ptr().cast(),
             req_len: req.len(),
             rsp: rsp.as_mut_ptr().cast(),
@@ -126,30 +144,13 @@ impl Transport for Emulated {
             data: data.as_mut_ptr().cast(),
             data_in_len: data_in.min(data.len()),
             data_npages: npages,
-            data_npages_out: 0,
-            result: 0,
-            fw_err: 0,
+            ..CocoGuestCall::new(g::EXIT_GUEST_REQUEST, sbdf, param)
         };
         self.call(&mut call)
     }
 
     fn tio_op(&self, sbdf: u32, action: u64) -> Result<Reply> {
-        let mut call = CocoGuestCall {
-            exit_code: g::EXIT_TIO_OP,
-            sbdf,
-            param: action,
-            req: core::ptr::null(),
-            req_len: 0,
-            rsp: core::ptr::null_mut(),
-            rsp_len: 0,
-            data: core::ptr::null_mut(),
-            data_in_len: 0,
-            data_npages: 0,
-            data_npages_out: 0,
-            result: 0,
-            fw_err: 0,
-        };
-        self.call(&mut call)
+        self.call(&mut CocoGuestCall::new(g::EXIT_TIO_OP, sbdf, action))
     }
 }
 

@@ -169,3 +169,44 @@ pub(crate) fn check(dev: &Device, blocks: &[Block]) -> Result<(), Failure> {
     );
     Ok(())
 }
+
+#[kunit_tests(coco_guest)]
+mod tests {
+    use super::*;
+
+    fn one(text: &[u8]) -> Option<(u8, u8, usize)> {
+        let r = parse(text).ok()?;
+        let b = r.first()?;
+        Some((b.index, b.value_type, b.value.len()))
+    }
+
+    /// coco-verify's format: names or numbers, digest or raw, comments and blank lines.
+    #[test]
+    fn reference_lines() {
+        assert_eq!(one(b"1 immutable_rom digest 00ff\n"), Some((1, 0, 2)));
+        assert_eq!(
+            one(b"# c\n\n5 version raw 312e30 # trailing\n"),
+            Some((5, 0x86, 3))
+        );
+        assert_eq!(one(b"254 type_4 digest AB"), Some((254, 4, 1)));
+        assert_eq!(parse(b"").map(|r| r.len()), Ok(0));
+    }
+
+    /// Every malformed line is refused with its number.
+    #[test]
+    fn reference_refuses_bad_lines() {
+        assert_eq!(parse(b"0 immutable_rom digest 00").err(), Some(1));
+        assert_eq!(parse(b"255 immutable_rom digest 00").err(), Some(1));
+        assert_eq!(parse(b"1 no_such_type digest 00").err(), Some(1));
+        assert_eq!(parse(b"1 type_128 digest 00").err(), Some(1));
+        assert_eq!(parse(b"1 immutable_rom hashed 00").err(), Some(1));
+        assert_eq!(parse(b"1 immutable_rom digest 0").err(), Some(1));
+        assert_eq!(parse(b"1 immutable_rom digest 0g").err(), Some(1));
+        assert_eq!(parse(b"1 immutable_rom digest").err(), Some(1));
+        assert_eq!(parse(b"1 immutable_rom digest 00 extra").err(), Some(1));
+        assert_eq!(
+            parse(b"1 immutable_rom digest 00\n1 version raw 01").err(),
+            Some(2)
+        );
+    }
+}
