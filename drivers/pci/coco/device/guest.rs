@@ -46,7 +46,7 @@ pub(crate) struct GuestTdi {
     algos: u64,
     /// Accepted: RUN, its MMIO validated, its driver allowed.
     pub(super) accepted: bool,
-    /// Verified and waiting for userspace to accept it (`guest_accept=user`).
+    /// Verified and waiting for userspace to accept it (`guest_accept=1`).
     verified: bool,
     /// Why the last step failed.
     reason: Option<&'static str>,
