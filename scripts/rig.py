@@ -77,7 +77,8 @@ def drop_known_upstream(lines):
 
 # KUnit suites of the project; each must report its results in a test run.
 KUNIT_SUITES = ("coco", "coco_channel", "coco_crypto", "coco_auth", "coco_meas", "coco_session_crypto", "coco_session", "coco_native",
-               "coco_evidence", "coco_guest", "coco_guest_tdi")
+               "coco_evidence", "coco_guest", "coco_guest_tdi",
+               "coco_guest_channel")
 
 # Written to the kernel log by the guest's /init before coco.ko is loaded.
 INIT_MARK = "coco-rig: /init started"

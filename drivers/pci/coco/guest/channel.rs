@@ -251,18 +251,8 @@ impl<'t> Channel<'t> {
         let seqno = SEQNO.fetch_add(2, Ordering::Relaxed);
         let mut req = KVec::from_elem(0u8, PAGE, GFP_KERNEL)
             .map_err(|_| Failure::new("out of memory", ENOMEM))?;
-        let hdr = g::MsgHeader {
-            seqno,
-            msg_type,
-            msg_sz: u16::try_from(payload.len()).map_err(|_| bad("message too large"))?,
-        };
-        let n = hdr.encode(&mut req).map_err(|_| bad("message too large"))?;
-        let end = n
-            .checked_add(payload.len())
-            .ok_or(bad("message too large"))?;
-        req.get_mut(n..end)
-            .ok_or(bad("message too large"))?
-            .copy_from_slice(payload);
+        let end = g::encode_msg(&mut req, seqno, msg_type, payload)
+            .map_err(|_| bad("message too large"))?;
         let mut rsp = KVec::from_elem(0u8, PAGE, GFP_KERNEL)
             .map_err(|_| Failure::new("out of memory", ENOMEM))?;
         let r = self
@@ -403,4 +393,156 @@ impl<'t> Channel<'t> {
 /// sit in one segment).
 pub(crate) fn sbdf(pdev: &kernel::pci::Device) -> u32 {
     u32::from(pdev.dev_id())
+}
+
+#[kunit_tests(coco_guest_channel)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicU32;
+
+    /// How the fake TSM answers TDI_INFO.
+    #[derive(Clone, Copy)]
+    enum Mode {
+        /// A response with the request's seqno + `seq`, its type - 0x80 + `ty`, for `tdi_id`.
+        Answer { seq: u64, ty: u8, tdi_id: u64 },
+        /// Always one more data page than offered.
+        MorePagesForever,
+        /// The firmware refuses.
+        FwErr,
+    }
+
+    struct Fake {
+        mode: Mode,
+        calls: AtomicU32,
+    }
+
+    impl Fake {
+        fn new(mode: Mode) -> Self {
+            Self {
+                mode,
+                calls: AtomicU32::new(0),
+            }
+        }
+    }
+
+    impl Transport for Fake {
+        fn guest_request(
+            &self,
+            _sbdf: u32,
+            req: &[u8],
+            rsp: &mut [u8],
+            data: &mut [u8],
+            _data_in: usize,
+            param: u64,
+        ) -> Result<Reply> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let (h, _) = g::MsgHeader::parse(req).map_err(|_| EINVAL)?;
+            match self.mode {
+                Mode::MorePagesForever => Ok(Reply {
+                    result: g::RESULT_MORE_PAGES,
+                    pages_needed: u32::try_from(data.len() / PAGE + 1).unwrap_or(u32::MAX),
+                    ..Reply::default()
+                }),
+                Mode::FwErr => Ok(Reply {
+                    result: g::RESULT_FW_ERR,
+                    fw_err: 0x3c,
+                    ..Reply::default()
+                }),
+                Mode::Answer { seq, ty, tdi_id } => {
+                    let body = g::TdiInfoRsp {
+                        tdi_id,
+                        ..g::TdiInfoRsp::default()
+                    }
+                    .encode();
+                    let t = h.msg_type.wrapping_sub(0x80).wrapping_add(ty);
+                    g::encode_msg(rsp, h.seqno.wrapping_add(seq), t, &body).map_err(|_| EINVAL)?;
+                    Ok(Reply {
+                        param: param & g::INFO_STATE,
+                        ..Reply::default()
+                    })
+                }
+            }
+        }
+
+        fn tio_op(&self, sbdf: u32, _action: u64) -> Result<Reply> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            Ok(Reply {
+                param: 0x1000 | u64::from(sbdf),
+                ..Reply::default()
+            })
+        }
+    }
+
+    fn info(mode: Mode) -> (Result<TdiInfo, Failure>, u32) {
+        let fake = Fake::new(mode);
+        let sent = AtomicU32::new(0);
+        let r = Channel::new(&fake, 0x100, &sent).tdi_info(0x1100, g::INFO_STATE, None);
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            fake.calls.load(Ordering::Relaxed)
+        );
+        (r, fake.calls.load(Ordering::Relaxed))
+    }
+
+    /// A well-formed answer is taken, with the state from PARAM.
+    #[test]
+    fn answer_taken() {
+        let (r, calls) = info(Mode::Answer {
+            seq: 1,
+            ty: 0,
+            tdi_id: 0x1100,
+        });
+        assert_eq!(calls, 1);
+        assert_eq!(
+            r.map(|i| (i.rsp.tdi_id, i.state)).ok(),
+            Some((0x1100, Some(1)))
+        );
+    }
+
+    /// An answer to another request (seqno, type) or for another TDI is refused.
+    #[test]
+    fn foreign_answers_refused() {
+        for mode in [
+            Mode::Answer {
+                seq: 3,
+                ty: 0,
+                tdi_id: 0x1100,
+            },
+            Mode::Answer {
+                seq: 1,
+                ty: 1,
+                tdi_id: 0x1100,
+            },
+            Mode::Answer {
+                seq: 1,
+                ty: 0,
+                tdi_id: 0x1101,
+            },
+        ] {
+            let (r, _) = info(mode);
+            assert_eq!(r.err().map(|f| f.err), Some(EPROTO));
+        }
+    }
+
+    /// A TSM that always wants more data pages is given up on, after a bounded number of tries.
+    #[test]
+    fn more_pages_bounded() {
+        let fake = Fake::new(Mode::MorePagesForever);
+        let sent = AtomicU32::new(0);
+        let r = Channel::new(&fake, 0x100, &sent).tdi_info(0x1100, g::INFO_CERTS, None);
+        assert_eq!(r.err().map(|f| f.err), Some(ENOSPC));
+        let calls = fake.calls.load(Ordering::Relaxed);
+        assert!(calls > 1 && calls <= DATA_MAX_PAGES);
+    }
+
+    /// A firmware refusal is an error, and TIO_OP BIND returns the TDI ID.
+    #[test]
+    fn refusals_and_ops() {
+        let (r, _) = info(Mode::FwErr);
+        assert_eq!(r.err().map(|f| f.err), Some(EACCES));
+        let fake = Fake::new(Mode::FwErr);
+        let sent = AtomicU32::new(0);
+        assert_eq!(Channel::new(&fake, 0x100, &sent).bind().ok(), Some(0x1100));
+        assert_eq!(sent.load(Ordering::Relaxed), 1);
+    }
 }
