@@ -142,6 +142,15 @@ class T:
             self.failed += 1
 
 
+def unused_port():
+    """A localhost port nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def ext_caps(q, bdf):
     caps, off = {}, 0x100
     while off:
@@ -600,10 +609,7 @@ def psp_tests(t, qemu):
             t.ok(False, f"PSP: {name}", repr(e))
         finally:
             q.close()
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = unused_port()
     q = psp_qtest(qemu, port, ep.port)
     try:
         r = psp_command(q, 0xD0)
@@ -829,10 +835,7 @@ def tio_guest_tests(t, qemu):
             t.ok(False, f"guest channel: {name}", repr(e))
         finally:
             q.close()
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = unused_port()
     q = tg_qtest(qemu, port, ep.port)
     try:
         r = tg_request(q)
