@@ -138,22 +138,17 @@ def variant_args(variant):
     return [VARIANT_OPTIONS[kind], value]
 
 
-class Endpoint:
-    """One emulated endpoint process (one per device, so that one can be killed alone)."""
+class Helper:
+    """A process the rig starts beside QEMU (an endpoint, the firmware model) that writes the
+    port it listens on to a file; `what` names it in errors."""
 
-    def __init__(self, binary, index, workdir, variant=None, pki_dir=None):
-        self.index = index
-        self.variant = variant
-        self.port_file = os.path.join(workdir, f"endpoint{index}.port")
-        # While this file exists the endpoint reports updated firmware (measurements).
-        self.fw_update_file = os.path.join(workdir, f"endpoint{index}.fwupdate")
-        self.log_path = os.path.join(workdir, f"endpoint{index}.log")
+    def __init__(self, what, cmd, port_file, log_path):
+        self.what = what
+        self.port_file = port_file
+        self.log_path = log_path
         self.killed = False
         self.proc = subprocess.Popen(
-            [binary, "--count", "1", "--persist", "--port-file", self.port_file, "--log", self.log_path]
-            + (["--pki-dir", pki_dir] if pki_dir else [])
-            + ["--fw-update-file", self.fw_update_file]
-            + variant_args(variant),
+            cmd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path + ".stderr", "w"),
@@ -165,7 +160,7 @@ class Endpoint:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"endpoint {self.index} exited at start (status {self.proc.returncode}); see {self.log_path}")
+                raise RuntimeError(f"{self.what} exited at start (status {self.proc.returncode}); see {self.log_path}")
             try:
                 with open(self.port_file) as f:
                     text = f.read().split()
@@ -174,7 +169,7 @@ class Endpoint:
             except FileNotFoundError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"endpoint {self.index} did not report its port within 10 s")
+        raise RuntimeError(f"{self.what} did not report its port within 10 s")
 
     def kill(self):
         self.killed = True
@@ -192,51 +187,36 @@ class Endpoint:
                 self.proc.wait()
 
 
-class Psp:
+class Endpoint(Helper):
+    """One emulated endpoint process (one per device, so that one can be killed alone)."""
+
+    def __init__(self, binary, index, workdir, variant=None, pki_dir=None):
+        self.index = index
+        self.variant = variant
+        port_file = os.path.join(workdir, f"endpoint{index}.port")
+        # While this file exists the endpoint reports updated firmware (measurements).
+        self.fw_update_file = os.path.join(workdir, f"endpoint{index}.fwupdate")
+        log_path = os.path.join(workdir, f"endpoint{index}.log")
+        cmd = ([binary, "--count", "1", "--persist", "--port-file", port_file, "--log", log_path]
+               + (["--pki-dir", pki_dir] if pki_dir else [])
+               + ["--fw-update-file", self.fw_update_file]
+               + variant_args(variant))
+        super().__init__(f"endpoint {index}", cmd, port_file, log_path)
+
+
+class Psp(Helper):
     """The PSP's firmware model (coco-psp, Documentation/coco/sev-tio-platform.rst): one process
-    whose port the machine's coco-psp device connects to."""
+    whose port the machine's coco-psp device (or the guest's coco-tio-guest) connects to."""
 
     def __init__(self, binary, workdir, faults=(), guest_tdis=()):
-        self.port_file = os.path.join(workdir, "coco-psp.port")
-        self.log_path = os.path.join(workdir, "coco-psp.log")
-        self.killed = False
-        cmd = [binary, "--port-file", self.port_file, "--log", self.log_path]
+        port_file = os.path.join(workdir, "coco-psp.port")
+        log_path = os.path.join(workdir, "coco-psp.log")
+        cmd = [binary, "--port-file", port_file, "--log", log_path]
         for f in faults:
             cmd += ["--fault", f]
         for t in guest_tdis:
             cmd += ["--guest-tdi", t]
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log_path + ".stderr", "w"),
-            start_new_session=True,
-        )
-        self.port = self._wait_port()
-
-    def _wait_port(self):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"coco-psp exited at start (status {self.proc.returncode}); see {self.log_path}")
-            try:
-                with open(self.port_file) as f:
-                    text = f.read().split()
-                if text:
-                    return int(text[0])
-            except FileNotFoundError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("coco-psp did not report its port within 10 s")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__("coco-psp", cmd, port_file, log_path)
 
 
 class Rig:

@@ -278,6 +278,15 @@ struct Outcome {
     note: String,
 }
 
+/// A relayed command as it was issued: what [`Psp::start`] keeps to recognise it reissued.
+struct Run {
+    cmd: u16,
+    addr: u64,
+    bytes: Vec<u8>,
+    spdm: SpdmCtrl,
+    dev_ctx: Sla,
+}
+
 fn done(status: u16, note: impl Into<String>) -> Result<Outcome, MemError> {
     Ok(Outcome {
         status,
@@ -626,21 +635,17 @@ impl Psp {
                 }
                 check_relay_buffers(&spdm)?;
                 let params = conn.params;
-                let Some(session) = conn.session.take() else {
-                    return done(
-                        SEV_RET_SPDM_ERROR,
-                        "no SPDM session (lost with an abandoned command): disconnect with FORCE",
-                    );
-                };
-                self.start(
-                    plat,
+                let i = self.device_index(dev_ctx)?;
+                let run = Run {
                     cmd,
                     addr,
                     bytes,
                     spdm,
                     dev_ctx,
-                    Job::Disconnect(params, session),
-                )
+                };
+                self.start_in_session(plat, run, i, ": disconnect with FORCE", |s| {
+                    Job::Disconnect(params, s)
+                })
             }
             Command::DevCertificates { spdm, dev_ctx } => {
                 let d = self.device(dev_ctx)?;
@@ -669,22 +674,16 @@ impl Psp {
                 if self.has(Fault::ExpandForever, d.rid) {
                     return self.expand_forever(plat, spdm.output);
                 }
-                let d = self.devices.get_mut(i).ok_or_else(no_ctx)?;
-                let Some(session) = d.conn.as_mut().and_then(|c| c.session.take()) else {
-                    return done(
-                        SEV_RET_SPDM_ERROR,
-                        "no SPDM session (lost with an abandoned command)",
-                    );
-                };
-                self.start(
-                    plat,
+                let run = Run {
                     cmd,
                     addr,
                     bytes,
                     spdm,
                     dev_ctx,
-                    Job::Measurements(session, nonce, raw_bitstream),
-                )
+                };
+                self.start_in_session(plat, run, i, "", |s| {
+                    Job::Measurements(s, nonce, raw_bitstream)
+                })
             }
             Command::TdiCreate {
                 dev_ctx,
@@ -770,21 +769,16 @@ impl Psp {
                     stream_id: conn.params.stream_id,
                     run: run_flags & TIO_TDI_BIND_RUN_FORCE != 0,
                 };
-                let Some(session) = conn.session.take() else {
-                    return done(
-                        SEV_RET_SPDM_ERROR,
-                        "no SPDM session (lost with an abandoned command)",
-                    );
-                };
-                self.start(
-                    plat,
+                let run = Run {
                     cmd,
                     addr,
                     bytes,
                     spdm,
                     dev_ctx,
-                    Job::TdiBind(session, params, guest_device_id, gctx_paddr),
-                )
+                };
+                self.start_in_session(plat, run, i, "", |s| {
+                    Job::TdiBind(s, params, guest_device_id, gctx_paddr)
+                })
             }
             Command::TdiReport {
                 spdm,
@@ -815,21 +809,14 @@ impl Psp {
                 };
                 let iface = tdi.iface;
                 check_relay_buffers(&spdm)?;
-                let Some(session) = d.conn.as_mut().and_then(|c| c.session.take()) else {
-                    return done(
-                        SEV_RET_SPDM_ERROR,
-                        "no SPDM session (lost with an abandoned command)",
-                    );
-                };
-                self.start(
-                    plat,
+                let run = Run {
                     cmd,
                     addr,
                     bytes,
                     spdm,
                     dev_ctx,
-                    Job::TdiStatus(session, iface, status_paddr),
-                )
+                };
+                self.start_in_session(plat, run, i, "", |s| Job::TdiStatus(s, iface, status_paddr))
             }
             Command::TdiUnbind {
                 force,
@@ -849,24 +836,46 @@ impl Psp {
                 }
                 let iface = tdi.iface;
                 check_relay_buffers(&spdm)?;
-                let Some(session) = d.conn.as_mut().and_then(|c| c.session.take()) else {
-                    return done(
-                        SEV_RET_SPDM_ERROR,
-                        "no SPDM session (lost with an abandoned command): unbind with FORCE",
-                    );
-                };
-                self.start(
-                    plat,
+                let run = Run {
                     cmd,
                     addr,
                     bytes,
                     spdm,
                     dev_ctx,
-                    Job::TdiUnbind(session, iface),
-                )
+                };
+                self.start_in_session(plat, run, i, ": unbind with FORCE", |s| {
+                    Job::TdiUnbind(s, iface)
+                })
             }
             _ => done(SEV_RET_INVALID_COMMAND, "command not implemented"),
         }
+    }
+
+    /// Starts `job` with device `i`'s SPDM session (the job has it until it gives it back);
+    /// SPDM_ERROR, `hint` added to the reason, when an abandoned command lost it.
+    fn start_in_session(
+        &mut self,
+        plat: &mut dyn Platform,
+        run: Run,
+        i: usize,
+        hint: &str,
+        job: impl FnOnce(Session) -> Job,
+    ) -> Result<Outcome, MemError> {
+        let d = self.devices.get_mut(i).ok_or_else(no_ctx)?;
+        let Some(session) = d.conn.as_mut().and_then(|c| c.session.take()) else {
+            return done(
+                SEV_RET_SPDM_ERROR,
+                format!("no SPDM session (lost with an abandoned command){hint}"),
+            );
+        };
+        let Run {
+            cmd,
+            addr,
+            bytes,
+            spdm,
+            dev_ctx,
+        } = run;
+        self.start(plat, cmd, addr, bytes, spdm, dev_ctx, job(session))
     }
 
     /// Whether the page at `addr` holds a device or TDI context.
