@@ -930,6 +930,11 @@ impl CocoDev {
             (Some(i), _) => SessionStatus::Established(i),
             // Ended on request (END_SESSION).
             (None, Ok(_)) => SessionStatus::None,
+            // Teardown (removal, rmmod) stopped a user's exchange (e.g. a heartbeat): the
+            // session goes with the device's state, the device did not fail it.
+            (None, Err(e)) if e.err == ENODEV && self.removed.load(Ordering::Acquire) => {
+                SessionStatus::None
+            }
             (None, Err(e)) => {
                 dev_err!(
                     self.dev(),
